@@ -1,0 +1,371 @@
+"""The library entry points: files in, files out. The CLI is a thin layer over these.
+
+Nothing here prints; progress bars appear only when `progress=True` (on stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import InputError, UsageError
+
+DEFAULT_CHUNK_FRAMES = 17
+DEFAULT_KEY_INTERVAL = 8
+
+
+@dataclass
+class EncodeResult:
+    path: str
+    frames: int
+    width: int
+    height: int
+    bytes: int
+    bpp: float
+    planes: list[int]
+    seconds: float
+    fps: float
+    model: str
+    device: str
+    timings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DecodeResult:
+    path: str | None
+    frames: int
+    width: int
+    height: int
+    bytes: int
+    bpp: float
+    planes: int
+    seconds: float
+    fps: float
+    device: str
+    concealed_frames: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str | None = "auto"):
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise UsageError(f"device must be auto, cpu or cuda, got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("device cuda was asked for but CUDA is not available; use --device cpu")
+    return torch.device(device)
+
+
+def _progress(enabled: bool, total: int | None, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, file=None, leave=False)
+
+
+def encode(
+    src,
+    dst,
+    *,
+    model=None,
+    planes: int | None = None,
+    quality: int | None = None,
+    bpp: float | None = None,
+    device: str = "auto",
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    key_interval: int = DEFAULT_KEY_INTERVAL,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> EncodeResult:
+    """Encode a video or image file `src` into the .mvt file `dst`.
+
+    Rate: `planes` (1..K bit-planes kept), `quality` (1..8, spread over the planes) or `bpp`
+    (a target in bits per pixel for the whole file); all planes when none is given. `model` is
+    a loaded Tokenizer, a model name / path, or None for the default model."""
+    from .bitstream import MvtWriter, StreamHeader
+    from .codec.pipeline import Timings, encode_chunks
+    from .codec.rate import RateController, planes_for_quality
+    from .fsutil import atomic_path
+    from .media import VideoReader, extract_audio
+    from .models import load_model
+
+    if sum(x is not None for x in (planes, quality, bpp)) > 1:
+        raise UsageError("give only one of planes/bits, quality or bpp")
+    if chunk_frames < 1 or (chunk_frames - 1) % 4:
+        raise UsageError(f"chunk frames must be 1 + 4n (1, 5, 9, 13, 17, ...), got {chunk_frames}")
+    if key_interval < 1:
+        raise UsageError(f"key interval must be at least 1 chunk, got {key_interval}")
+    dev = resolve_device(device)
+    net = model if hasattr(model, "encode_bits") else load_model(model, device=dev)
+    bits = net.config.bits
+    if quality is not None:
+        planes = planes_for_quality(quality, bits)
+    rate = RateController(bits, planes=None if bpp is not None else (planes or bits), bpp=bpp)
+
+    started = time.perf_counter()
+    timings = Timings()
+    with VideoReader(src) as reader:
+        info = reader.info
+        audio = extract_audio(src)
+        header = StreamHeader(
+            model_name=net.identity.name,
+            model_sha256=net.identity.sha256,
+            width=info.width,
+            height=info.height,
+            fps_num=info.fps.numerator,
+            fps_den=info.fps.denominator,
+            frame_count=info.frame_count or 0,
+            bits=bits,
+            spatial_factor=net.config.spatial_factor,
+            temporal_factor=net.config.temporal_factor,
+            chunk_frames=chunk_frames,
+            key_interval=key_interval,
+            color_primaries=info.color_primaries or "",
+            color_transfer=info.color_transfer or "",
+            color_matrix=info.color_matrix or "",
+            color_range=info.color_range or "",
+            extra={"source": Path(src).name, "rate": {"planes": rate.planes, "bpp": bpp}},
+        )
+        with atomic_path(dst, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+            writer = MvtWriter(f, header)
+            with _progress(progress, info.frame_count, "encode") as bar:
+                totals = encode_chunks(
+                    reader.chunks(chunk_frames), writer, net, rate,
+                    key_interval=key_interval, device=dev, timings=timings, on_chunk=bar.update,
+                )
+            if totals["frames"] == 0:
+                raise InputError(f"{src}: no frames could be decoded")
+            if audio is not None:
+                writer.write_audio(*audio)
+            writer.close()
+    seconds = time.perf_counter() - started
+    size = os.path.getsize(dst)
+    frames = totals["frames"]
+    return EncodeResult(
+        path=str(dst),
+        frames=frames,
+        width=info.width,
+        height=info.height,
+        bytes=size,
+        bpp=size * 8 / (frames * info.width * info.height),
+        planes=totals["planes"],
+        seconds=seconds,
+        fps=frames / seconds,
+        model=f"{net.identity.name} sha256:{net.identity.sha256}",
+        device=str(dev),
+        timings=timings.as_dict(),
+    )
+
+
+def _open_stream(src, tolerant: bool):
+    from .bitstream import open_mvt
+
+    return open_mvt(src, tolerant=tolerant)
+
+
+def _model_for(header, model, device):
+    from .models import load_model, load_model_by_identity
+
+    if hasattr(model, "decode_bits"):
+        net = model
+    elif model is not None:
+        net = load_model(model, device=device)
+    else:
+        return load_model_by_identity(header.model_name, header.model_sha256, device=device)
+    if net.identity is not None and net.identity.sha256 != header.model_sha256:
+        from .errors import ModelError
+
+        raise ModelError(
+            f"this file needs model {header.model_name} (sha256 {header.model_sha256[:16]}...), "
+            f"not {net.identity.name} (sha256 {net.identity.sha256[:16]}...)"
+        )
+    return net
+
+
+def _check_window(start: int, frames: int | None, planes: int | None) -> None:
+    if start < 0:
+        raise UsageError(f"start must be >= 0, got {start}")
+    if frames is not None and frames < 1:
+        raise UsageError(f"frames must be >= 1, got {frames}")
+    if planes is not None and planes < 1:
+        raise UsageError(f"planes must be >= 1, got {planes}")
+
+
+def decode_frames(
+    src,
+    *,
+    model=None,
+    device: str = "auto",
+    start: int = 0,
+    frames: int | None = None,
+    planes: int | None = None,
+    tolerant: bool = False,
+    warnings: list[str] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield decoded frames of a .mvt file, uint8 [t, H, W, 3] per chunk."""
+    from .codec.pipeline import Timings, decode_chunks
+
+    _check_window(start, frames, planes)
+    dev = resolve_device(device)
+    sink = warnings if warnings is not None else []
+    with _open_stream(src, tolerant) as reader:
+        net = _model_for(reader.header, model, dev)
+        for decoded in decode_chunks(
+            reader, net, device=dev, start=start, count=frames, planes=planes,
+            tolerant=tolerant, timings=Timings(), warnings=sink,
+        ):
+            yield decoded.frames
+        sink.extend(reader.warnings)
+
+
+def decode(
+    src,
+    dst,
+    *,
+    model=None,
+    device: str = "auto",
+    start: int = 0,
+    frames: int | None = None,
+    planes: int | None = None,
+    tolerant: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> DecodeResult:
+    """Decode the .mvt file `src` to `dst`: a video (.mp4/.mkv/.mov), a .y4m file, or a folder
+    of PNG frames (a path ending in '/' or an existing folder). Audio is muxed back."""
+    from .codec.pipeline import Timings, decode_chunks
+    from .media import VideoWriter
+
+    _check_window(start, frames, planes)
+    dev = resolve_device(device)
+    started = time.perf_counter()
+    timings = Timings()
+    warnings: list[str] = []
+    concealed: list[int] = []
+    count = 0
+    with _open_stream(src, tolerant) as reader:
+        h = reader.header
+        net = _model_for(h, model, dev)
+        audio = reader.audio() if start == 0 else None
+        color = {
+            "color_primaries": h.color_primaries, "color_transfer": h.color_transfer,
+            "color_matrix": h.color_matrix, "color_range": h.color_range,
+        }
+        with VideoWriter(dst, h.width, h.height, Fraction(h.fps_num, h.fps_den), overwrite=overwrite,
+                         audio=audio, color=color) as out, _progress(progress, frames or h.frame_count or None, "decode") as bar:
+            for decoded in decode_chunks(
+                reader, net, device=dev, start=start, count=frames, planes=planes,
+                tolerant=tolerant, timings=timings, warnings=warnings,
+            ):
+                clock = time.perf_counter()
+                out.write(decoded.frames)
+                timings.add("write", clock)
+                n = len(decoded.frames)
+                if decoded.concealed:
+                    concealed.extend(range(decoded.first_frame, decoded.first_frame + n))
+                count += n
+                bar.update(n)
+            if count == 0:
+                raise InputError(f"{src}: no frame to decode in the requested range")
+        warnings.extend(reader.warnings)
+        size = reader.file_size
+        stored_frames = sum(e.frame_count for e in reader.entries)
+        if h.frame_count and stored_frames < h.frame_count and frames is None:
+            warnings.append(f"stream ends at frame {stored_frames} of {h.frame_count}")
+    seconds = time.perf_counter() - started
+    return DecodeResult(
+        path=str(dst),
+        frames=count,
+        width=h.width,
+        height=h.height,
+        bytes=size,
+        bpp=size * 8 / max(1, stored_frames * h.width * h.height),
+        planes=min(planes or h.bits, h.bits),
+        seconds=seconds,
+        fps=count / seconds,
+        device=str(dev),
+        concealed_frames=concealed,
+        warnings=warnings,
+        timings=timings.as_dict(),
+    )
+
+
+def info(src) -> dict:
+    """JSON-ready description of a .mvt file (needs neither torch nor the model)."""
+    from .bitstream import read_info
+
+    return read_info(src)
+
+
+def _frames_array(frames) -> np.ndarray:
+    arr = np.asarray(frames)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise UsageError("frames must be uint8 RGB of shape [T, H, W, 3] or [H, W, 3]")
+    return arr
+
+
+def tokenize(frames, *, model=None, planes: int | None = None, device: str = "auto") -> np.ndarray:
+    """Token grid of a clip or an image: int64 [T', H', W'] with T' = 1 + ceil((T-1)/4).
+
+    Token = sum_k bit_k * 2**k over the first `planes` bit-planes (all by default), so an
+    image and a video share one vocabulary of 2**K tokens. Frames are padded to the model's
+    multiples (replicating edges), so H' = ceil(H/8) for the default model."""
+    import torch
+
+    from .codec.frames import pad_frames, to_tensor
+    from .models import load_model
+    from .models.lfq import bits_to_indices
+
+    arr = _frames_array(frames)
+    dev = resolve_device(device)
+    net = model if hasattr(model, "encode_bits") else load_model(model, device=dev)
+    cfg = net.config
+    keep = cfg.bits if planes is None else planes
+    if not 1 <= keep <= cfg.bits:
+        raise UsageError(f"planes must be from 1 to {cfg.bits}, got {planes}")
+    padded = pad_frames(arr, cfg.temporal_factor, cfg.spatial_factor)
+    with torch.inference_mode():
+        bits = net.encode_bits(to_tensor(padded, dev))[0, :keep]
+    return bits_to_indices(bits.long(), dim=0).cpu().numpy().astype(np.int64)
+
+
+def detokenize(tokens, *, model=None, planes: int | None = None, device: str = "auto") -> np.ndarray:
+    """Frames (uint8 [T, H, W, 3], T = 1 + 4(T'-1)) from a token grid [T', H', W']."""
+    import torch
+
+    from .codec.frames import to_frames
+    from .models import load_model
+    from .models.lfq import indices_to_bits
+
+    grid = np.asarray(tokens)
+    if grid.ndim == 2:
+        grid = grid[None]
+    if grid.ndim != 3 or not np.issubdtype(grid.dtype, np.integer):
+        raise UsageError("tokens must be an integer array of shape [T', H', W'] or [H', W']")
+    dev = resolve_device(device)
+    net = model if hasattr(model, "decode_bits") else load_model(model, device=dev)
+    cfg = net.config
+    keep = cfg.bits if planes is None else planes
+    if grid.min() < 0 or grid.max() >= 2**keep:
+        raise UsageError(f"tokens must lie in [0, 2**{keep})")
+    bits = indices_to_bits(torch.from_numpy(grid.astype(np.int64)), keep, dim=0).to(torch.uint8)
+    with torch.inference_mode():
+        video = net.decode_bits(bits.unsqueeze(0).to(dev), planes=keep)
+    t, h, w = video.shape[2:]
+    return to_frames(video, t, h, w)

@@ -1,0 +1,46 @@
+"""Frames <-> model tensors: padding to the model's multiples and cropping back.
+
+Frames are uint8 [T, H, W, 3] RGB. The model wants float [1, 3, T', H', W'] in [-1, 1] with
+T' = 1 + 4n and H', W' multiples of the spatial factor. Padding replicates the last frame and
+the edge pixels (no new content for the codec to spend bits on); cropping drops it again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def padded_length(frames: int, temporal_factor: int) -> int:
+    """Smallest 1 + f*n >= frames."""
+    return 1 + temporal_factor * -(-(frames - 1) // temporal_factor)
+
+
+def padded_size(size: int, spatial_factor: int) -> int:
+    return -(-size // spatial_factor) * spatial_factor
+
+
+def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int) -> np.ndarray:
+    t, h, w, _ = frames.shape
+    tp = padded_length(t, temporal_factor)
+    hp, wp = padded_size(h, spatial_factor), padded_size(w, spatial_factor)
+    if (tp, hp, wp) == (t, h, w):
+        return frames
+    return np.pad(frames, ((0, tp - t), (0, hp - h), (0, wp - w), (0, 0)), mode="edge")
+
+
+def to_tensor(frames: np.ndarray, device, dtype=None):
+    """uint8 [T, H, W, 3] -> float [1, 3, T, H, W] in [-1, 1] on `device`."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
+    x = x.permute(3, 0, 1, 2).unsqueeze(0).float().div_(127.5).sub_(1.0)
+    return x if dtype is None else x.to(dtype)
+
+
+def to_frames(video, frames: int, height: int, width: int) -> np.ndarray:
+    """float [1, 3, T, H, W] in [-1, 1] -> uint8 [frames, height, width, 3], cropped."""
+    import torch
+
+    x = video[0, :, :frames, :height, :width].float()
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+    return x.permute(1, 2, 3, 0).contiguous().cpu().numpy()

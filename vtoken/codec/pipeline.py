@@ -1,0 +1,202 @@
+"""The codec proper: frames -> model bits -> entropy-coded plane segments -> container
+chunks, and back.
+
+A chunk is `chunk_frames` (= 1 + 4m) frames coded by one pass of the causal tokenizer. Every
+`key_interval`-th chunk is a key chunk: the entropy coder forgets everything before it, so
+decoding (and seeking) can start there. Between key chunks the entropy coder carries its
+adaptive statistics and the previous chunk's last latent frame, which is what makes still
+content cheap. Memory is bounded by one chunk whatever the video's length.
+
+Decoding always entropy-decodes every stored plane (the coder's context depends on them) and
+hands the model only the planes the caller asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..bitstream import Chunk, MvtReader, MvtWriter
+from ..entropy import BitplaneCoder
+from ..errors import CorruptChunkError
+from .frames import pad_frames, to_frames, to_tensor
+from .rate import RateController
+
+log = logging.getLogger("vtoken")
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage; `read`/`write` are filled by the caller's I/O."""
+
+    seconds: dict = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+    def as_dict(self) -> dict:
+        return {k: round(v, 4) for k, v in self.seconds.items()}
+
+
+def _sync(device) -> None:
+    # Stage timings are only honest if queued GPU work is finished before the clock stops.
+    if getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def encode_chunks(
+    chunks: Iterable[np.ndarray],
+    writer: MvtWriter,
+    model,
+    rate: RateController,
+    *,
+    key_interval: int,
+    device,
+    timings: Timings,
+    on_chunk=None,
+) -> dict:
+    """Code every chunk of frames into `writer`. Returns totals for the report."""
+    import torch
+
+    cfg = model.config
+    coder = BitplaneCoder(cfg.bits, model.entropy_prior)
+    first_frame, index, kept_planes = 0, 0, []
+    clock = time.perf_counter()
+    for frames in chunks:
+        clock = timings.add("read", clock)
+        n, h, w, _ = frames.shape
+        padded = pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor)
+        with torch.inference_mode():
+            bits = model.encode_bits(to_tensor(padded, device))[0]
+        bits = bits.cpu().numpy()
+        _sync(device)
+        clock = timings.add("model", clock)
+
+        key = index % key_interval == 0
+        if key:
+            coder.reset()
+        segments = coder.encode(bits)
+        kept = rate.choose([len(s) for s in segments], pixels=n * h * w)
+        coder.commit(bits, kept)
+        clock = timings.add("entropy", clock)
+
+        writer.write_chunk(
+            Chunk(
+                index=index,
+                first_frame=first_frame,
+                frame_count=n,
+                key=key,
+                latent_shape=tuple(bits.shape[1:]),
+                planes_coded=len(segments),
+                segments=list(segments[:kept]),
+                symbol_counts=[int(np.prod(bits.shape[1:]))] * kept,
+            )
+        )
+        clock = timings.add("write", clock)
+        kept_planes.append(kept)
+        first_frame += n
+        index += 1
+        if on_chunk is not None:
+            on_chunk(n)
+    return {"frames": first_frame, "chunks": index, "planes": kept_planes}
+
+
+@dataclass
+class DecodedChunk:
+    first_frame: int
+    frames: np.ndarray  # uint8 [t, H, W, 3]
+    concealed: bool = False
+
+
+def decode_chunks(
+    reader: MvtReader,
+    model,
+    *,
+    device,
+    start: int = 0,
+    count: int | None = None,
+    planes: int | None = None,
+    tolerant: bool = False,
+    timings: Timings,
+    warnings: list[str],
+) -> Iterator[DecodedChunk]:
+    """Yield decoded chunks covering frames [start, start + count).
+
+    Entropy decoding starts at the key chunk at or before the first wanted chunk. With
+    `tolerant`, a damaged chunk is concealed (its frames repeat the last good frame) and the
+    chunks that depend on it decode only the planes that are still trustworthy."""
+    import torch
+
+    header = reader.header
+    cfg = model.config
+    entries = reader.entries
+    if not entries:
+        return
+    last_frame = entries[-1].first_frame + entries[-1].frame_count
+    stop = last_frame if count is None else min(last_frame, start + count)
+    if start >= stop:
+        return
+    first = reader.chunk_for_frame(start)
+    begin = reader.key_chunk_before(first)
+    coder = BitplaneCoder(cfg.bits, model.entropy_prior)
+    trusted = cfg.bits  # planes whose entropy context is intact since the last key chunk
+    previous: np.ndarray | None = None  # last frame shown, for concealment
+    clock = time.perf_counter()
+    for i in range(begin, len(entries)):
+        entry = entries[i]
+        if entry.first_frame >= stop:
+            break
+        if entry.key:
+            coder.reset()
+            trusted = cfg.bits
+        try:
+            chunk = reader.read_chunk(i)
+        except CorruptChunkError as exc:
+            if not tolerant:
+                raise
+            # The whole chunk is lost: nothing after it decodes until the next key chunk.
+            warnings.append(f"{exc}; frames {entry.first_frame}-{entry.first_frame + entry.frame_count - 1} concealed")
+            coder.reset()
+            trusted = 0
+            chunk = None
+        if chunk is not None:
+            shape = tuple(chunk.latent_shape)
+            bits = coder.decode(list(chunk.segments), shape)
+            if len(chunk.segments) < chunk.planes_coded:
+                trusted = min(trusted, len(chunk.segments))
+            clock = timings.add("entropy", clock)
+        if i < first:
+            continue
+
+        use = min(trusted, len(chunk.segments) if chunk is not None else 0)
+        if planes is not None:
+            use = min(use, planes)
+        n = entry.frame_count
+        if chunk is None or use == 0:
+            if not tolerant and chunk is not None:
+                # A stored chunk with no usable plane only happens in a damaged stream.
+                raise CorruptChunkError(f"chunk {i} has no decodable plane", chunk=i)
+            fill = previous if previous is not None else np.full((header.height, header.width, 3), 128, np.uint8)
+            frames = np.broadcast_to(fill, (n, *fill.shape)).copy()
+            concealed = True
+        else:
+            with torch.inference_mode():
+                video = model.decode_bits(torch.from_numpy(bits[:use]).unsqueeze(0).to(device), planes=use)
+                frames = to_frames(video, n, header.height, header.width)
+            _sync(device)
+            clock = timings.add("model", clock)
+            concealed = False
+        previous = frames[-1]
+        lo = max(start - entry.first_frame, 0)
+        hi = min(stop - entry.first_frame, n)
+        yield DecodedChunk(entry.first_frame + lo, frames[lo:hi], concealed)
+        clock = time.perf_counter()

@@ -1,0 +1,159 @@
+"""TokenizerConfig: the architecture of a tokenizer, stored as JSON beside its weights so a
+saved model rebuilds itself without code or pickle.
+
+Levels are resolutions: level 0 is full resolution, level i is 1/2**i. Between consecutive
+levels there is one strided downsampling (encoder) / depth-to-space upsampling (decoder),
+spatial 2x always, temporal 2x where `temporal_down[i]` says so."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_VERSION = 1
+
+
+def _ints(value: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in value)
+
+
+def _bools(value: Any) -> tuple[bool, ...]:
+    return tuple(bool(v) for v in value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerConfig:
+    """Keyword-only fields; `validate()` runs on construction."""
+
+    bits: int = 18  # K: LFQ bits per latent position = bit-planes = log2(vocabulary)
+    channels: tuple[int, ...] = (32, 64, 192, 256)  # width per level (full, 1/2, 1/4, 1/8)
+    res_blocks: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per level (encoder and decoder)
+    # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
+    # half resolution are 2D so 1080p decoding stays affordable (DESIGN.md, speed table).
+    conv3d: tuple[bool, ...] = (False, False, True, True)
+    # One entry per downsampling (len(channels) - 1): is it also 2x in time? The deepest
+    # ones, so temporal mixing happens where it is cheap.
+    temporal_down: tuple[bool, ...] = (False, True, True)
+    mid_blocks: int = 0  # extra residual blocks at the latent resolution
+    norm_groups: int = 8
+    in_channels: int = 3
+    entropy_group_size: int = 9  # LFQ entropy penalty computed over sub-groups of this many bits
+    version: int = CONFIG_VERSION
+    # Documented, derived values; stored so a reader sees them without recomputing.
+    spatial_factor: int = field(default=0)
+    temporal_factor: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", _ints(self.channels))
+        object.__setattr__(self, "res_blocks", _ints(self.res_blocks))
+        object.__setattr__(self, "conv3d", _bools(self.conv3d))
+        object.__setattr__(self, "temporal_down", _bools(self.temporal_down))
+        levels = len(self.channels)
+        spatial = 2 ** (levels - 1)
+        temporal = 2 ** sum(self.temporal_down)
+        # 0 means "derive"; an explicit value must agree with the level structure.
+        if self.spatial_factor == 0:
+            object.__setattr__(self, "spatial_factor", spatial)
+        if self.temporal_factor == 0:
+            object.__setattr__(self, "temporal_factor", temporal)
+        self.validate()
+
+    @property
+    def levels(self) -> int:
+        return len(self.channels)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the allowed values."""
+        if self.version != CONFIG_VERSION:
+            raise ValueError(f"config version {self.version} is not supported; allowed: {CONFIG_VERSION}")
+        if not 1 <= self.bits <= 32:
+            raise ValueError(f"bits={self.bits} is out of range; allowed: 1..32")
+        levels = len(self.channels)
+        if levels < 1:
+            raise ValueError("channels must list at least one level width, e.g. (32, 64, 192, 256)")
+        if any(c < 1 for c in self.channels):
+            raise ValueError(f"channels={self.channels}: every width must be a positive integer")
+        if any(c % self.norm_groups for c in self.channels):
+            raise ValueError(
+                f"channels={self.channels} must all be multiples of norm_groups={self.norm_groups}"
+            )
+        if len(self.res_blocks) != levels or any(r < 0 for r in self.res_blocks):
+            raise ValueError(
+                f"res_blocks={self.res_blocks}: allowed is one non-negative count per level ({levels} levels)"
+            )
+        if len(self.conv3d) != levels:
+            raise ValueError(f"conv3d={self.conv3d}: allowed is one True/False per level ({levels} levels)")
+        if len(self.temporal_down) != levels - 1:
+            raise ValueError(
+                f"temporal_down={self.temporal_down}: allowed is one True/False per downsampling "
+                f"({levels - 1} for {levels} levels)"
+            )
+        if self.mid_blocks < 0:
+            raise ValueError(f"mid_blocks={self.mid_blocks}: allowed is 0 or more")
+        if self.norm_groups < 1:
+            raise ValueError(f"norm_groups={self.norm_groups}: allowed is 1 or more")
+        if self.in_channels < 1:
+            raise ValueError(f"in_channels={self.in_channels}: allowed is 1 or more")
+        if not 1 <= self.entropy_group_size <= 16:
+            raise ValueError(f"entropy_group_size={self.entropy_group_size}: allowed: 1..16")
+        spatial = 2 ** (levels - 1)
+        temporal = 2 ** sum(self.temporal_down)
+        if self.spatial_factor != spatial:
+            raise ValueError(
+                f"spatial_factor={self.spatial_factor} does not match {levels} levels; allowed: {spatial}"
+            )
+        if self.temporal_factor != temporal:
+            raise ValueError(
+                f"temporal_factor={self.temporal_factor} does not match temporal_down="
+                f"{self.temporal_down}; allowed: {temporal}"
+            )
+
+    # -- JSON ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TokenizerConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown tokenizer config fields {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TokenizerConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> "TokenizerConfig":
+        """A copy with `changes`; derived factors are recomputed unless given explicitly."""
+        data = self.to_dict()
+        data["spatial_factor"] = data["temporal_factor"] = 0
+        data.update(changes)
+        return type(self)(**data)
+
+    # -- presets ---------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "TokenizerConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown tokenizer preset {name!r}; allowed: {sorted(PRESETS)}")
+        return PRESETS[name].replace(**overrides)
+
+
+PRESETS: dict[str, TokenizerConfig] = {
+    # The GPU model (17.6M parameters, 35 MB in fp16: the zoo allows 40 MB): 2D convs at full
+    # and 1/2 resolution, 3D below (see DESIGN.md speed table).
+    "vtoken-base": TokenizerConfig(),
+    # Trainable on a CPU in half an hour (1.26M parameters); same structure, narrower.
+    "vtoken-tiny": TokenizerConfig(
+        channels=(16, 32, 48, 64), res_blocks=(1, 1, 1, 1), mid_blocks=0, norm_groups=8
+    ),
+}

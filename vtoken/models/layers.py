@@ -1,0 +1,177 @@
+"""Building blocks of the causal tokenizer.
+
+Every layer is causal in time: output frame t depends on input frames <= t only. That holds
+for the norms too: GroupNorm statistics are taken per frame (over channels-in-group, H, W),
+never across time, so a frame never sees the future through its normalisation and a clip
+can later be processed in chunks.
+
+Tensors are [B, C, T, H, W]; everything works in channels_last_3d and under bf16 autocast."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Size3 = tuple[int, int, int]
+
+
+def _triple(v: int | Size3) -> Size3:
+    return (v, v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+class CausalConv3d(nn.Module):
+    """Conv3d that pads time on the past side only, replicating the first frame, and pads
+    space symmetrically with zeros. With temporal stride s and kernel k, T frames become
+    1 + (T - 1) // s: frame 0 stays alone, so a single image is a valid input."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int | Size3 = 3,
+        stride: int | Size3 = 1,
+        bias: bool = True,
+    ):
+        super().__init__()
+        kt, kh, kw = _triple(kernel)
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"spatial kernel must be odd for symmetric padding, got {(kh, kw)}")
+        self.time_pad = kt - 1
+        self.conv = nn.Conv3d(
+            in_channels, out_channels, (kt, kh, kw), stride=_triple(stride), padding=(0, kh // 2, kw // 2), bias=bias
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_pad:
+            # Replicate frame 0 into the past: a still image then looks like a still video.
+            first = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)
+            x = torch.cat([first, x], dim=2)
+        return self.conv(x)
+
+
+def frame_group_norm(x: torch.Tensor, groups: int, weight, bias, eps: float = 1e-6) -> torch.Tensor:
+    """GroupNorm with statistics per frame. [B,C,T,H,W] -> [B*T,C,H,W] is a view for
+    channels_last_3d tensors (and a copy otherwise)."""
+    b, c, t, h, w = x.shape
+    y = x.transpose(1, 2).reshape(b * t, c, h, w)
+    y = F.group_norm(y, groups, weight, bias, eps)
+    return y.reshape(b, t, c, h, w).transpose(1, 2)
+
+
+class FrameGroupNorm(nn.GroupNorm):
+    """nn.GroupNorm (same parameters) normalising each frame on its own: see module doc."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return frame_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+def expand_condition(cond: torch.Tensor, size: Size3) -> torch.Tensor:
+    """Bring a latent-resolution condition [B,C,T',h,w] to `size` = (T, H, W) by nearest
+    repetition, respecting the causal frame layout T = 1 + f (T' - 1): latent frame 0 covers
+    frame 0 and latent frame j covers frames f(j-1)+1 .. fj (for f = 4: 4j-3 .. 4j)."""
+    t, h, w = size
+    tl, hl, wl = cond.shape[2:]
+    if tl > 1 and (t - 1) % (tl - 1) == 0:
+        f = (t - 1) // (tl - 1)
+    elif tl == 1 and t == 1:
+        f = 1
+    else:
+        raise ValueError(f"cannot expand {tl} latent frames to {t} frames (need t = 1 + f (t' - 1))")
+    if f > 1:
+        cond = cond.repeat_interleave(f, dim=2)[:, :, f - 1 :]
+    if (h, w) != (hl, wl):
+        if h % hl or w % wl:
+            raise ValueError(f"cannot expand a {hl}x{wl} condition to {h}x{w}")
+        cond = cond.repeat_interleave(h // hl, dim=3).repeat_interleave(w // wl, dim=4)
+    return cond
+
+
+class AdaptiveGroupNorm(nn.Module):
+    """Decoder norm: per-frame GroupNorm (no affine), then a per-channel scale and shift
+    predicted from the quantized latent. The prediction is a 1x1x1 conv computed at latent
+    resolution and then repeated (identical to repeating first, 64x cheaper at full res)."""
+
+    def __init__(self, channels: int, cond_channels: int, groups: int, eps: float = 1e-6):
+        super().__init__()
+        self.groups, self.eps = groups, eps
+        self.to_scale_shift = nn.Conv3d(cond_channels, 2 * channels, 1)
+        # Start as a plain GroupNorm with unit scale: the condition learns to modulate.
+        nn.init.zeros_(self.to_scale_shift.weight)
+        nn.init.zeros_(self.to_scale_shift.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = frame_group_norm(x, self.groups, None, None, self.eps)
+        scale, shift = self.to_scale_shift(cond).chunk(2, dim=1)
+        scale = expand_condition(scale, x.shape[2:])
+        shift = expand_condition(shift, x.shape[2:])
+        return x * (1 + scale) + shift
+
+
+class ResBlock(nn.Module):
+    """norm-SiLU-conv twice plus a skip (1x1x1 conv when the width changes). With
+    `cond_channels` the norms are AdaptiveGroupNorm and forward takes the condition."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, temporal: bool, groups: int, cond_channels: int = 0
+    ):
+        super().__init__()
+        kernel = (3, 3, 3) if temporal else (1, 3, 3)
+        self.conditioned = cond_channels > 0
+        if self.conditioned:
+            self.norm1 = AdaptiveGroupNorm(in_channels, cond_channels, groups)
+            self.norm2 = AdaptiveGroupNorm(out_channels, cond_channels, groups)
+        else:
+            self.norm1 = FrameGroupNorm(groups, in_channels, eps=1e-6)
+            self.norm2 = FrameGroupNorm(groups, out_channels, eps=1e-6)
+        self.conv1 = CausalConv3d(in_channels, out_channels, kernel)
+        self.conv2 = CausalConv3d(out_channels, out_channels, kernel)
+        self.skip = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def _norm(self, norm: nn.Module, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return norm(x, cond) if self.conditioned else norm(x)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv1(F.silu(self._norm(self.norm1, x, cond)))
+        h = self.conv2(F.silu(self._norm(self.norm2, h, cond)))
+        return self.skip(x) + h
+
+
+class Downsample(nn.Module):
+    """Strided conv: 2x in space, and 2x in time when `temporal` (kernel 3, causal, so
+    T -> 1 + (T - 1) // 2: 17 -> 9 -> 5, 1 -> 1)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
+        super().__init__()
+        kernel = (3, 3, 3) if temporal else (1, 3, 3)
+        stride = (2, 2, 2) if temporal else (1, 2, 2)
+        self.conv = CausalConv3d(in_channels, out_channels, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def depth_to_space(x: torch.Tensor, rt: int, rs: int) -> torch.Tensor:
+    """[B, C*rt*rs*rs, T, H, W] -> [B, C, T*rt - (rt-1), H*rs, W*rs]. In time, each frame
+    becomes rt frames and the first rt-1 are dropped: frame 0 stays a single frame (causal
+    layout T' -> 1 + rt (T' - 1))."""
+    b, c, t, h, w = x.shape
+    out = c // (rt * rs * rs)
+    x = x.reshape(b, out, rt, rs, rs, t, h, w)
+    x = x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, out, t * rt, h * rs, w * rs)
+    return x[:, :, rt - 1 :] if rt > 1 else x
+
+
+class Upsample(nn.Module):
+    """Depth-to-space: a conv to out*r channels, then a pixel (and time) shuffle."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
+        super().__init__()
+        self.rt = 2 if temporal else 1
+        # Per-frame (1,3,3) kernel: the conv has out*rt*4 output channels, so a 3x3x3 kernel
+        # here would triple the largest weights of the decoder; the residual blocks around it
+        # do the temporal mixing.
+        self.conv = CausalConv3d(in_channels, out_channels * self.rt * 4, (1, 3, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return depth_to_space(self.conv(x), self.rt, 2)

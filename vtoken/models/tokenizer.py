@@ -1,0 +1,210 @@
+"""Tokenizer: causal 3D CNN encoder, LFQ, and a decoder with adaptive group norm.
+
+video [B,3,T,H,W] in [-1,1], T = 1 + tf (T'-1), H, W multiples of sf
+  -> encode -> z [B,K,T',H/sf,W/sf] -> LFQ -> q in {-1,+1} -> decode -> video
+Bits: channel k of q is bit-plane k (plane 0 most important, see lfq.py)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TokenizerConfig
+from .identity import ModelIdentity
+from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Upsample
+from .lfq import LFQ, LFQLosses, LFQOutput, plane_mask
+
+
+def _kernel(conv3d: bool) -> tuple[int, int, int]:
+    return (3, 3, 3) if conv3d else (1, 3, 3)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__()
+        ch, g = cfg.channels, cfg.norm_groups
+        self.conv_in = CausalConv3d(cfg.in_channels, ch[0], _kernel(cfg.conv3d[0]))
+        self.blocks = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        for i in range(cfg.levels):
+            self.blocks.append(
+                nn.ModuleList(
+                    ResBlock(ch[i], ch[i], temporal=cfg.conv3d[i], groups=g) for _ in range(cfg.res_blocks[i])
+                )
+            )
+            if i < cfg.levels - 1:
+                self.downs.append(Downsample(ch[i], ch[i + 1], temporal=cfg.temporal_down[i]))
+        self.mid = nn.ModuleList(
+            ResBlock(ch[-1], ch[-1], temporal=cfg.conv3d[-1], groups=g) for _ in range(cfg.mid_blocks)
+        )
+        self.norm_out = FrameGroupNorm(g, ch[-1], eps=1e-6)
+        self.conv_out = CausalConv3d(ch[-1], cfg.bits, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_in(x)
+        for i, blocks in enumerate(self.blocks):
+            for block in blocks:
+                x = block(x)
+            if i < len(self.downs):
+                x = self.downs[i](x)
+        for block in self.mid:
+            x = block(x)
+        return self.conv_out(F.silu(self.norm_out(x)))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__()
+        ch, g, k = cfg.channels, cfg.norm_groups, cfg.bits
+        self.conv_in = CausalConv3d(k, ch[-1], _kernel(cfg.conv3d[-1]))
+        self.mid = nn.ModuleList(
+            ResBlock(ch[-1], ch[-1], temporal=cfg.conv3d[-1], groups=g, cond_channels=k)
+            for _ in range(cfg.mid_blocks)
+        )
+        # Deepest level first; ups[j] follows blocks[j].
+        self.blocks = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        for i in reversed(range(cfg.levels)):
+            self.blocks.append(
+                nn.ModuleList(
+                    ResBlock(ch[i], ch[i], temporal=cfg.conv3d[i], groups=g, cond_channels=k)
+                    for _ in range(cfg.res_blocks[i])
+                )
+            )
+            if i > 0:
+                self.ups.append(Upsample(ch[i], ch[i - 1], temporal=cfg.temporal_down[i - 1]))
+        self.norm_out = AdaptiveGroupNorm(ch[0], k, g)
+        self.conv_out = CausalConv3d(ch[0], cfg.in_channels, _kernel(cfg.conv3d[0]))
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        x = self.conv_in(q)
+        for block in self.mid:
+            x = block(x, q)
+        for j, blocks in enumerate(self.blocks):
+            for block in blocks:
+                x = block(x, q)
+            if j < len(self.ups):
+                x = self.ups[j](x)
+        return self.conv_out(F.silu(self.norm_out(x, q)))
+
+
+class TokenizerOutput(NamedTuple):
+    reconstruction: torch.Tensor  # [B,3,T,H,W], not clamped (losses want the raw output)
+    z: torch.Tensor  # pre-quantization latent [B,K,T',H',W']
+    quantized: torch.Tensor  # straight-through q, dropped planes zeroed
+    indices: torch.Tensor  # [B,T',H',W'] int64 tokens of the full K bits
+    losses: LFQLosses
+
+
+class Tokenizer(nn.Module):
+    """Build from a TokenizerConfig (or a preset name). `identity` and `entropy_prior` are
+    set by the store when the model is loaded from disk."""
+
+    def __init__(self, config: TokenizerConfig | str = "vtoken-base"):
+        super().__init__()
+        if isinstance(config, str):
+            config = TokenizerConfig.preset(config)
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.quantizer = LFQ(bits=config.bits, entropy_group_size=config.entropy_group_size)
+        self._identity: ModelIdentity | None = None
+        self.entropy_prior: np.ndarray | None = None  # int64, owned by vtoken.entropy
+
+    # -- facts the codec needs ---------------------------------------------------------------
+    @property
+    def identity(self) -> ModelIdentity | None:
+        """ModelIdentity(name, sha256) of the weights this model was loaded from; None for a
+        model that was built in memory and never saved/loaded."""
+        return self._identity
+
+    @property
+    def bits(self) -> int:
+        return self.config.bits
+
+    @property
+    def spatial_factor(self) -> int:
+        return self.config.spatial_factor
+
+    @property
+    def temporal_factor(self) -> int:
+        return self.config.temporal_factor
+
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(K, T', H', W') for a valid input size."""
+        self._check_size(frames, height, width)
+        tf, sf = self.temporal_factor, self.spatial_factor
+        return (self.bits, 1 + (frames - 1) // tf, height // sf, width // sf)
+
+    def _check_size(self, frames: int, height: int, width: int) -> None:
+        tf, sf = self.temporal_factor, self.spatial_factor
+        if frames < 1 or (frames - 1) % tf or height < sf or width < sf or height % sf or width % sf:
+            raise ValueError(
+                f"video of {frames} frames at {width}x{height} is not a valid model input: frames must be "
+                f"1 + {tf}n (1, {1 + tf}, {1 + 2 * tf}, ...) and width, height positive multiples of {sf}; "
+                "pad the clip first"
+            )
+
+    def _check_video(self, video: torch.Tensor) -> None:
+        c = self.config.in_channels
+        if video.ndim != 5 or video.shape[1] != c:
+            raise ValueError(f"video must be a float tensor [B, {c}, T, H, W] in [-1, 1], got shape {tuple(video.shape)}")
+        self._check_size(*video.shape[2:])
+
+    def _check_latent(self, q: torch.Tensor) -> None:
+        if q.ndim != 5 or q.shape[1] != self.bits:
+            raise ValueError(f"latent must be [B, {self.bits}, T', H', W'], got shape {tuple(q.shape)}")
+
+    # -- the model ---------------------------------------------------------------------------
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Pre-quantization latent z [B,K,T',H',W']."""
+        self._check_video(video)
+        return self.encoder(video)
+
+    def quantize(self, z: torch.Tensor, planes=None, return_losses: bool | None = None) -> LFQOutput:
+        return self.quantizer(z, planes=planes, return_losses=return_losses)
+
+    def decode(self, q: torch.Tensor, planes=None) -> torch.Tensor:
+        """Video from quantized latents; with `planes`, planes >= planes are zeroed first."""
+        self._check_latent(q)
+        if planes is not None:
+            q = q * plane_mask(planes, self.bits, q.shape[0], q.device).to(q.dtype)
+        return self.decoder(q)
+
+    @torch.no_grad()
+    def encode_bits(self, video: torch.Tensor) -> torch.Tensor:
+        """uint8 bits [B,K,T',H',W'] in {0,1}; 1 where z >= 0 (LFQ's +1)."""
+        return (self.encode(video) >= 0).to(torch.uint8)
+
+    @torch.no_grad()
+    def decode_bits(self, bits: torch.Tensor, planes: int | None = None) -> torch.Tensor:
+        """Video in [-1,1] from bits [B,k,T',H',W'] with k <= K: planes >= `planes` (default:
+        all given) and the K - k missing planes are fed to the decoder as 0."""
+        if bits.ndim != 5 or not 1 <= bits.shape[1] <= self.bits:
+            raise ValueError(f"bits must be [B, k, T', H', W'] with 1 <= k <= {self.bits}, got shape {tuple(bits.shape)}")
+        given = bits.shape[1]
+        planes = given if planes is None else int(planes)
+        if not 0 <= planes <= self.bits:
+            raise ValueError(f"planes={planes} is out of range; allowed: 0..{self.bits}")
+        param = next(self.parameters())
+        kept = min(planes, given)
+        b, _, t, h, w = bits.shape
+        q = torch.zeros((b, self.bits, t, h, w), device=param.device, dtype=param.dtype)
+        q[:, :kept] = bits[:, :kept].to(device=param.device, dtype=param.dtype) * 2 - 1
+        return self.decoder(q).clamp(-1, 1)
+
+    def forward(self, video: torch.Tensor, planes=None) -> TokenizerOutput:
+        """Training pass: LFQ losses are always computed; `planes` (int or per-sample
+        LongTensor [B]) implements nested plane dropout."""
+        z = self.encode(video)
+        quant = self.quantizer(z, planes=planes, return_losses=True)
+        recon = self.decoder(quant.quantized)
+        return TokenizerOutput(recon, z, quant.quantized, quant.indices, quant.losses)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -105,13 +105,13 @@ def encode(
 
     if sum(x is not None for x in (planes, quality, bpp)) > 1:
         raise UsageError("give only one of planes/bits, quality or bpp")
-    if chunk_frames < 1 or (chunk_frames - 1) % 4:
-        raise UsageError(f"chunk frames must be 1 + 4n (1, 5, 9, 13, 17, ...), got {chunk_frames}")
     if key_interval < 1:
         raise UsageError(f"key interval must be at least 1 chunk, got {key_interval}")
     dev = resolve_device(device)
     net = model if hasattr(model, "encode_bits") else load_model(model, device=dev)
-    bits = net.config.bits
+    bits, tf = net.config.bits, net.config.temporal_factor
+    if chunk_frames < 1 or (chunk_frames - 1) % tf:
+        raise UsageError(f"chunk frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), got {chunk_frames}")
     if quality is not None:
         planes = planes_for_quality(quality, bits)
     rate = RateController(bits, planes=None if bpp is not None else (planes or bits), bpp=bpp)

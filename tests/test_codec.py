@@ -1,0 +1,224 @@
+"""End to end through the library API: media in, .mvt, media out, with a tiny model."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import vtoken
+from vtoken.errors import CorruptChunkError, ModelError, OutputError, UsageError
+from vtoken.media import VideoReader
+
+from .clips import make_clip, make_image, moving_pattern
+
+
+def _read_all(path) -> tuple[np.ndarray, object]:
+    with VideoReader(path) as r:
+        return np.concatenate(list(r.chunks(64))), r.info
+
+
+def _encoded_bits(model, frames: np.ndarray, chunk_frames: int) -> list[np.ndarray]:
+    """What the model produces for each chunk, computed independently of the pipeline."""
+    import torch
+
+    from vtoken.codec.frames import pad_frames, to_tensor
+
+    cfg = model.config
+    out = []
+    for i in range(0, len(frames), chunk_frames):
+        padded = pad_frames(frames[i : i + chunk_frames], cfg.temporal_factor, cfg.spatial_factor)
+        with torch.inference_mode():
+            out.append(model.encode_bits(to_tensor(padded, "cpu"))[0].numpy())
+    return out
+
+
+def test_decoded_bits_equal_encoded_bits(tmp_path, tiny_model_json):
+    from vtoken.bitstream import open_mvt
+    from vtoken.entropy import BitplaneCoder
+    from vtoken.models import load_model
+
+    src = make_clip(tmp_path / "in.y4m", frames=23, size=(48, 40))
+    mvt = tmp_path / "out.mvt"
+    res = vtoken.encode(src, mvt, model=tiny_model_json, chunk_frames=9, key_interval=2, device="cpu")
+    assert res.frames == 23 and len(res.planes) == 3
+    model = load_model(tiny_model_json)
+    frames, _ = _read_all(src)
+    expected = _encoded_bits(model, frames, 9)
+    coder = BitplaneCoder(model.config.bits, model.entropy_prior)
+    with open_mvt(mvt) as reader:
+        assert [e.key for e in reader.entries] == [True, False, True]
+        for i, want in enumerate(expected):
+            chunk = reader.read_chunk(i)
+            if chunk.key:
+                coder.reset()
+            got = coder.decode(list(chunk.segments), tuple(chunk.latent_shape))
+            np.testing.assert_array_equal(got, want)
+
+
+def test_round_trip_keeps_count_size_rate_and_quality_is_sane(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "in.mp4", frames=11, size=(64, 48), fps=Fraction(30000, 1001))
+    mvt, out = tmp_path / "a.mvt", tmp_path / "a.mp4"
+    enc = vtoken.encode(src, mvt, model=tiny_model_json, device="cpu")
+    assert enc.bytes == mvt.stat().st_size and enc.bpp == pytest.approx(enc.bytes * 8 / (11 * 64 * 48))
+    dec = vtoken.decode(mvt, out, device="cpu")
+    frames, info = _read_all(out)
+    assert frames.shape == (11, 48, 64, 3) and info.fps == Fraction(30000, 1001)
+    assert dec.frames == 11
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["one_frame", "image_png", "image_jpeg", "odd_size", "ten_bit", "yuv444"],
+)
+def test_shapes_round_trip(tmp_path, tiny_model_json, kind):
+    if kind == "one_frame":
+        src, size, n = make_clip(tmp_path / "in.mp4", frames=1, size=(64, 48)), (64, 48), 1
+    elif kind == "image_png":
+        src, size, n = make_image(tmp_path / "in.png", size=(70, 50)), (70, 50), 1
+    elif kind == "image_jpeg":
+        src, size, n = make_image(tmp_path / "in.jpg", size=(64, 40)), (64, 40), 1
+    elif kind == "odd_size":
+        src, size, n = make_clip(tmp_path / "in.y4m", frames=6, size=(250, 142), pix_fmt="yuv444p"), (250, 142), 6
+    elif kind == "ten_bit":
+        src, size, n = make_clip(tmp_path / "in.mkv", frames=5, size=(64, 48), pix_fmt="yuv420p10le", codec="libx265"), (64, 48), 5
+    else:
+        src, size, n = make_clip(tmp_path / "in.mkv", frames=5, size=(66, 42), pix_fmt="yuv444p", codec="libx264"), (66, 42), 5
+    mvt = tmp_path / "x.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu")
+    info = vtoken.info(mvt)
+    assert (info["width"], info["height"], info["frames"]) == (*size, n)
+    out = tmp_path / "x.y4m"
+    vtoken.decode(mvt, out, device="cpu")
+    frames, meta = _read_all(out)
+    assert frames.shape == (n, size[1], size[0], 3)
+    with VideoReader(src) as r:
+        assert meta.fps == r.info.fps
+
+
+def test_planes_lower_the_rate_and_trim_matches(tmp_path, tiny_model_json):
+    from vtoken.bitstream import truncate_planes
+
+    src = make_clip(tmp_path / "in.y4m", frames=9, size=(64, 64))
+    sizes = []
+    for k in (1, 3, 6):
+        mvt = tmp_path / f"k{k}.mvt"
+        vtoken.encode(src, mvt, model=tiny_model_json, planes=k, device="cpu")
+        sizes.append(mvt.stat().st_size)
+        assert vtoken.info(mvt)["planes_max"] == k
+    assert sizes[0] < sizes[1] < sizes[2]
+    # Cutting planes from the full file gives the same planes as encoding with fewer.
+    trimmed = tmp_path / "trim.mvt"
+    with open(tmp_path / "k6.mvt", "rb") as fin, open(trimmed, "wb") as fout:
+        truncate_planes(fin, fout, 3)
+    a = np.concatenate(list(vtoken.decode_frames(trimmed, device="cpu")))
+    b = np.concatenate(list(vtoken.decode_frames(tmp_path / "k3.mvt", device="cpu")))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_file_cut_after_plane_k_decodes_and_is_smaller(tmp_path, tiny_model_json):
+    from vtoken.bitstream import open_mvt
+
+    src = make_clip(tmp_path / "in.y4m", frames=5, size=(64, 48))
+    mvt = tmp_path / "full.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu")
+    data = mvt.read_bytes()
+    with open_mvt(mvt) as reader:
+        ends = reader.segment_ends(0)  # absolute byte offset where each plane segment ends
+    full = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
+    for k in (1, 3):
+        cut = tmp_path / f"cut{k}.mvt"
+        cut.write_bytes(data[: ends[k - 1]])
+        assert cut.stat().st_size < mvt.stat().st_size
+        assert vtoken.info(cut)["planes_min"] == k
+        frames = np.concatenate(list(vtoken.decode_frames(cut, device="cpu")))
+        assert frames.shape == full.shape
+        ref = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu", planes=k)))
+        np.testing.assert_array_equal(frames, ref)
+
+
+def test_bpp_target_is_met_and_fixed_rate_options_validate(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "in.y4m", frames=17, size=(64, 64))
+    full = tmp_path / "full.mvt"
+    vtoken.encode(src, full, model=tiny_model_json, device="cpu", chunk_frames=5)
+    target = vtoken.info(full)["bpp"] * 0.5
+    half = tmp_path / "half.mvt"
+    res = vtoken.encode(src, half, model=tiny_model_json, device="cpu", chunk_frames=5, bpp=target)
+    assert res.bpp <= target * 1.15  # container overhead is outside the per-chunk budget
+    assert min(res.planes) >= 1
+    with pytest.raises(UsageError):
+        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, quality=9, device="cpu")
+    with pytest.raises(UsageError):
+        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, planes=2, bpp=0.1, device="cpu")
+    with pytest.raises(UsageError):
+        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, chunk_frames=6, device="cpu")
+    assert not (tmp_path / "b.mvt").exists()
+
+
+def test_seek_decodes_the_same_frames_as_a_full_decode(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "in.y4m", frames=30, size=(48, 32))
+    mvt = tmp_path / "s.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu", chunk_frames=5, key_interval=3)
+    full = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
+    part = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu", start=12, frames=9)))
+    np.testing.assert_array_equal(part, full[12:21])
+
+
+def test_output_is_never_overwritten_or_half_written(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "in.y4m", frames=5, size=(32, 32))
+    mvt = tmp_path / "o.mvt"
+    mvt.write_bytes(b"keep me")
+    with pytest.raises(OutputError):
+        vtoken.encode(src, mvt, model=tiny_model_json, device="cpu")
+    assert mvt.read_bytes() == b"keep me"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu", overwrite=True)
+    assert mvt.read_bytes()[:4] != b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.y4m", "o.mvt"]
+
+
+def test_damaged_chunk_fails_or_is_concealed(tmp_path, tiny_model_json):
+    from vtoken.bitstream import open_mvt
+
+    src = make_clip(tmp_path / "in.y4m", frames=15, size=(32, 32))
+    mvt = tmp_path / "d.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu", chunk_frames=5, key_interval=2)
+    data = bytearray(mvt.read_bytes())
+    with open_mvt(mvt) as reader:
+        ends = reader.segment_ends(1)
+    data[ends[0] - 2] ^= 0xFF  # inside chunk 1's first plane segment
+    bad = tmp_path / "bad.mvt"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CorruptChunkError) as err:
+        list(vtoken.decode_frames(bad, device="cpu"))
+    assert err.value.chunk == 1
+    res = vtoken.decode(bad, tmp_path / "out.y4m", device="cpu", tolerant=True)
+    assert res.frames == 15
+    assert res.concealed_frames == list(range(5, 10))  # chunk 2 is a key chunk: intact again
+    assert res.warnings
+
+
+def test_unknown_model_is_named(tmp_path, tiny_model_json, monkeypatch):
+    src = make_clip(tmp_path / "in.y4m", frames=5, size=(32, 32))
+    mvt = tmp_path / "m.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu")
+    monkeypatch.setenv("VTOKEN_MODEL_PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(ModelError, match="test-tiny"):
+        list(vtoken.decode_frames(mvt, device="cpu"))
+
+
+def test_tokenize_detokenize_share_one_vocabulary(tiny_model_json):
+    from vtoken.models import load_model
+
+    model = load_model(tiny_model_json)
+    clip = moving_pattern(9, 32, 48)
+    tokens = vtoken.tokenize(clip, model=model, device="cpu")
+    assert tokens.shape == (3, 4, 6) and tokens.dtype == np.int64
+    assert tokens.min() >= 0 and tokens.max() < 2**model.config.bits
+    image_tokens = vtoken.tokenize(clip[0], model=model, device="cpu")
+    # Causality: the first latent frame of the clip is the image's token grid.
+    np.testing.assert_array_equal(image_tokens[0], tokens[0])
+    frames = vtoken.detokenize(tokens, model=model, device="cpu")
+    assert frames.shape == (9, 32, 48, 3) and frames.dtype == np.uint8
+    with pytest.raises(UsageError):
+        vtoken.detokenize(np.full((1, 2, 2), 2**model.config.bits), model=model, device="cpu")

@@ -1,0 +1,55 @@
+"""TokenizerConfig: JSON round trip, validation messages, presets and their sizes."""
+
+import json
+
+import pytest
+
+from vtoken.models import PRESETS, Tokenizer, TokenizerConfig, count_parameters
+
+
+def test_json_round_trip():
+    cfg = TokenizerConfig.preset("vtoken-tiny", bits=12)
+    text = json.dumps(cfg.to_dict())
+    again = TokenizerConfig.from_dict(json.loads(text))
+    assert again == cfg and again.bits == 12
+    assert TokenizerConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_defaults_match_the_paper_layout():
+    cfg = TokenizerConfig()
+    assert cfg.bits == 18 and cfg.spatial_factor == 8 and cfg.temporal_factor == 4
+    assert cfg.conv3d == (False, False, True, True) and cfg.temporal_down == (False, True, True)
+
+
+@pytest.mark.parametrize(
+    "changes,allowed",
+    [
+        ({"bits": 0}, "allowed: 1..32"),
+        ({"channels": (32, 64, 100, 256)}, "multiples of norm_groups"),
+        ({"res_blocks": (1, 1)}, "one non-negative count per level"),
+        ({"conv3d": (True,)}, "one True/False per level"),
+        ({"temporal_down": (True,)}, "one True/False per downsampling"),
+        ({"spatial_factor": 16}, "allowed: 8"),
+        ({"entropy_group_size": 20}, "allowed: 1..16"),
+    ],
+)
+def test_validation_names_allowed_values(changes, allowed):
+    with pytest.raises(ValueError, match=allowed):
+        TokenizerConfig(**changes)
+
+
+def test_unknown_fields_and_presets():
+    with pytest.raises(ValueError, match="allowed"):
+        TokenizerConfig.from_dict({"bitz": 3})
+    with pytest.raises(ValueError, match="vtoken-base"):
+        TokenizerConfig.preset("nope")
+    # replace() re-derives the factors when the levels change
+    three = TokenizerConfig().replace(channels=(32, 64, 128), res_blocks=(1, 1, 1), conv3d=(0, 1, 1), temporal_down=(1, 1))
+    assert three.spatial_factor == 4 and three.temporal_factor == 4
+
+
+def test_preset_sizes():
+    base = count_parameters(Tokenizer(PRESETS["vtoken-base"]))
+    tiny = count_parameters(Tokenizer(PRESETS["vtoken-tiny"]))
+    assert 15e6 <= base <= 20e6  # 20M params = 40 MB in fp16, the zoo's size limit
+    assert 0.5e6 <= tiny <= 2e6

@@ -1,0 +1,143 @@
+"""BitplaneCoder: LFQ bit-planes <-> one range-coded segment per plane, chunk after chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import constriction
+
+from vtoken.errors import CorruptChunkError, UsageError
+
+from .model import AdaptiveCounts, as_float, ideal_bits
+from .walk import walk
+
+# Bump when the coded bytes change for the same input (contexts, counts, order, byte layout).
+FORMAT_VERSION = 1
+
+_FAMILY = constriction.stream.model.Bernoulli(perfect=False)
+
+
+def _words_to_bytes(words: np.ndarray) -> bytes:
+    # Trailing zero bytes carry nothing: the decoder pads them back (missing words read as 0).
+    return words.astype("<u4").tobytes().rstrip(b"\0")
+
+
+def _bytes_to_words(data: bytes) -> np.ndarray:
+    pad = (-len(data)) % 4
+    return np.frombuffer(bytes(data) + b"\0" * pad, dtype="<u4").astype(np.uint32)
+
+
+def _check_bits(bits: np.ndarray, max_planes: int) -> np.ndarray:
+    bits = np.asarray(bits)
+    if bits.ndim != 4 or bits.dtype != np.uint8:
+        raise UsageError(f"bits must be uint8 [K, T, H, W], got {bits.dtype} {bits.shape}")
+    if bits.shape[0] > max_planes:
+        raise UsageError(f"bits have {bits.shape[0]} planes but the coder was built for {max_planes}")
+    if min(bits.shape[1:]) < 1:
+        raise UsageError(f"bits must have at least one frame, row and column, got {bits.shape}")
+    if bits.size and bits.max() > 1:
+        raise UsageError("bits must be 0 or 1")
+    return np.array(bits, dtype=np.uint8, order="C", copy=True)
+
+
+class BitplaneCoder:
+    """Context-adaptive binary range coder of LFQ bit-planes.
+
+    The state (adaptive counts, last latent frame of the previous chunk) follows what a decoder
+    holds: call `commit(bits, planes)` after `encode` with the number of planes written, and
+    `reset()` on both sides at key chunks.
+    """
+
+    def __init__(self, bits: int, prior: np.ndarray | None = None):
+        if bits < 1:
+            raise UsageError(f"bits must be >= 1, got {bits}")
+        self.bits = bits
+        self._prior = None if prior is None else np.asarray(prior).copy()
+        self._start = AdaptiveCounts(bits, self._prior)  # validates the prior once
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous chunk and the adaptation (key chunk)."""
+        self._counts = self._start.copy()
+        self._last: np.ndarray | None = None
+        self._cache: tuple[np.ndarray, list[AdaptiveCounts]] | None = None
+
+    def _prev_for(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        # A chunk of another size cannot use the previous one as context.
+        if self._last is None or self._last.shape[1:] != tuple(shape[-2:]):
+            return None
+        return self._last
+
+    def encode(self, bits: np.ndarray) -> list[bytes]:
+        """[K', T, H, W] uint8 -> one segment per plane. The coder's state is not changed."""
+        out = _check_bits(bits, self.bits)
+        counts = self._counts.copy()
+        pending: list[tuple[np.ndarray, np.ndarray]] = []
+        segments: list[bytes] = []
+        snapshots: list[AdaptiveCounts] = []
+
+        def sink(k: int, n: np.ndarray, known: np.ndarray) -> np.ndarray:
+            pending.append((known, n))
+            return known
+
+        def on_plane(k: int) -> None:
+            enc = constriction.stream.queue.RangeEncoder()
+            if pending:
+                sym = np.concatenate([s for s, _ in pending]).astype(np.int32)
+                p = as_float(np.concatenate([n for _, n in pending]))
+                enc.encode(sym, _FAMILY, p)
+            segments.append(_words_to_bytes(enc.get_compressed()))
+            pending.clear()
+            snapshots.append(counts.copy())
+
+        walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane)
+        self._cache = (out, snapshots)
+        return segments
+
+    def commit(self, bits: np.ndarray, planes: int) -> None:
+        """Advance the state as a decoder that received the first `planes` planes of `bits`."""
+        bits = _check_bits(bits, self.bits)
+        if not 0 <= planes <= bits.shape[0]:
+            raise UsageError(f"planes must be in 0..{bits.shape[0]}, got {planes}")
+        cache, self._cache = self._cache, None
+        if planes == 0:
+            self._last = None
+            return
+        if cache is not None and cache[0].shape == bits.shape and np.array_equal(cache[0], bits):
+            self._counts = cache[1][planes - 1]  # the snapshot taken after plane planes-1
+        else:
+            walk(self._counts, self._prev_for(bits.shape), bits, planes, lambda k, n, s: s)
+        self._last = bits[:planes, -1].copy()
+
+    def decode(self, segments: list[bytes], shape: tuple[int, int, int]) -> np.ndarray:
+        """Segments of planes 0..len-1 -> uint8 [len(segments), T, H, W]; commits itself."""
+        if len(segments) > self.bits:
+            raise UsageError(f"{len(segments)} segments but the coder was built for {self.bits} planes")
+        t_len, h, w = (int(v) for v in shape)
+        if min(t_len, h, w) < 1:
+            raise UsageError(f"shape must be positive (T, H, W), got {shape}")
+        self._cache = None
+        out = np.zeros((len(segments), t_len, h, w), dtype=np.uint8)
+        decoders = [constriction.stream.queue.RangeDecoder(_bytes_to_words(s)) for s in segments]
+
+        def sink(k: int, n: np.ndarray, known: np.ndarray) -> np.ndarray:
+            try:
+                return decoders[k].decode(_FAMILY, as_float(n)).astype(np.uint8)
+            except Exception as e:  # constriction reports malformed data as a plain exception
+                raise CorruptChunkError(f"entropy-coded plane {k} does not decode: {e}") from e
+
+        prev = self._prev_for(out.shape)
+        walk(self._counts, prev, out, len(segments), sink)
+        self._last = out[:, -1].copy() if len(segments) else None
+        return out
+
+    def estimate(self, bits: np.ndarray) -> np.ndarray:
+        """Ideal code length in bits of each plane of `bits` (float64 [K']); state untouched."""
+        out = _check_bits(bits, self.bits)
+        cost = np.zeros(out.shape[0])
+
+        def sink(k: int, n: np.ndarray, known: np.ndarray) -> np.ndarray:
+            cost[k] += ideal_bits(n, known)
+            return known
+
+        walk(self._counts.copy(), self._prev_for(out.shape), out, out.shape[0], sink)
+        return cost

@@ -1,0 +1,105 @@
+"""Adaptive probabilities from integer counts: the part that must be bit-identical everywhere.
+
+Each plane k has its own counts per context ("own") and a pooled table ("shared") that sums
+the statistics of planes <= k. The pooled table gives a young context of plane k a sensible
+starting guess learnt from earlier planes (a flat start would pay ~1 bit for the first bits
+of every context); restricting it to planes <= k keeps the truncation rule (a decoder that
+never saw planes > k computes the same table).
+
+The probability of a 1 is p = n / 2**PROB_BITS with n an integer in [1, 2**PROB_BITS - 1],
+computed with int64 arithmetic only and handed to the range coder as the exact float64 n/2**16,
+so encoder and decoder agree on every machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vtoken.errors import ModelError
+
+from .contexts import N_CONTEXTS
+
+PROB_BITS = 16
+ONE = 1 << PROB_BITS
+MAX_TOTAL = 1 << 13  # counts are halved above this: adaptivity vs precision (min cost ~1.4/MAX_TOTAL bit)
+SHARED_WEIGHT = 16  # pseudo-count of the pooled table inside a plane's estimate
+PRIOR_TOTAL = 256  # a fitted prior is scaled down to at most this many counts per context
+
+
+def _halve(counts: np.ndarray) -> None:
+    """Halve (rounding up, so a count never reaches 0) every context whose total is too big."""
+    while True:
+        over = counts[..., 0] + counts[..., 1] > MAX_TOTAL
+        if not over.any():
+            return
+        counts[over] = (counts[over] + 1) >> 1
+
+
+def _scaled(prior: np.ndarray) -> np.ndarray:
+    total = prior.sum(axis=-1, keepdims=True)
+    big = np.maximum(total, PRIOR_TOTAL)
+    return 1 + (prior * PRIOR_TOTAL) // big
+
+
+class AdaptiveCounts:
+    """Integer counts for K planes; see the module docstring."""
+
+    def __init__(self, planes: int, prior: np.ndarray | None = None):
+        self.planes = planes
+        if prior is None:
+            prior = np.zeros((planes, N_CONTEXTS, 2), dtype=np.int64)
+        prior = np.asarray(prior)
+        if prior.ndim != 3 or prior.shape[1:] != (N_CONTEXTS, 2) or prior.dtype.kind not in "iu":
+            raise ModelError(
+                f"entropy prior has shape {prior.shape} ({prior.dtype}), expected integer "
+                f"[planes, {N_CONTEXTS}, 2]; refit it with vtoken.entropy.fit_prior"
+            )
+        if (prior < 0).any():
+            raise ModelError("entropy prior has negative counts; refit it with vtoken.entropy.fit_prior")
+        full = np.zeros((planes, N_CONTEXTS, 2), dtype=np.int64)
+        n = min(planes, prior.shape[0])
+        full[:n] = prior[:n]  # planes the prior does not cover start flat
+        self.own = _scaled(full)
+        self.shared = _scaled(np.cumsum(full, axis=0))
+
+    def copy(self) -> "AdaptiveCounts":
+        new = object.__new__(AdaptiveCounts)
+        new.planes = self.planes
+        new.own = self.own.copy()
+        new.shared = self.shared.copy()
+        return new
+
+    def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
+        """Integer numerators n (P(bit = 1) = n / 2**16) for contexts `ctx` of plane k."""
+        own = self.own[k][ctx]
+        sh = self.shared[k][ctx]
+        st = sh[:, 0] + sh[:, 1]
+        num = own[:, 1] * st + SHARED_WEIGHT * sh[:, 1]
+        den = (own[:, 0] + own[:, 1] + SHARED_WEIGHT) * st
+        n = (num * ONE + (den >> 1)) // den
+        return np.clip(n, 1, ONE - 1)
+
+    def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None:
+        """Add the coded symbols of plane k (one batch) to its counts and the pooled tables."""
+        hist = np.bincount(ctx * 2 + symbols, minlength=2 * N_CONTEXTS).reshape(N_CONTEXTS, 2)
+        # Only the contexts of this batch can have grown past MAX_TOTAL: work on those alone.
+        seen = np.flatnonzero(hist[:, 0] + hist[:, 1])
+        hist = hist[seen]
+        own = self.own[k, seen] + hist
+        _halve(own)
+        self.own[k, seen] = own
+        shared = self.shared[k:, seen] + hist
+        _halve(shared)
+        self.shared[k:, seen] = shared
+
+
+def as_float(n: np.ndarray) -> np.ndarray:
+    """The exact float64 n / 2**16 that the range coder receives."""
+    return n.astype(np.float64) / ONE
+
+
+def ideal_bits(n: np.ndarray, symbols: np.ndarray) -> float:
+    """Ideal code length in bits of `symbols` under numerators `n`."""
+    p1 = n.astype(np.float64) / ONE
+    p = np.where(symbols == 1, p1, 1.0 - p1)
+    return float(-np.log2(p).sum())

@@ -1,0 +1,84 @@
+"""The coding order of one chunk, shared by the encoder, the decoder, fit_prior and estimates.
+
+Order: plane by plane (a segment per plane, so a stream cut after plane k still decodes planes
+< k); inside a plane, latent frame by frame; inside a frame, checkerboard pass A then pass B;
+inside a pass, a few groups in raster order with the adaptive counts updated after each group
+(batched adaptation: the first groups are small so that a young context learns quickly).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+from . import contexts as cx
+
+# Cumulative fractions of a pass after which the counts are updated (format-defining).
+GROUP_SPLITS = (1, 2, 4, 8, 16)  # out of 16
+
+
+class Counts(Protocol):
+    def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray: ...
+    def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None: ...
+
+
+# sink(k, n, known) -> symbols: n are the integer probability numerators of a batch of plane k;
+# `known` holds the batch's bits as `out` has them (the real bits when encoding, zeros when
+# decoding); it returns the batch's bits, which the walk writes back into `out`.
+Sink = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _group_bounds(n: int) -> list[tuple[int, int]]:
+    cuts = [0] + [(n * s) >> 4 for s in GROUP_SPLITS]
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def walk(
+    counts: Counts,
+    prev_last: np.ndarray | None,
+    out: np.ndarray,
+    planes: int,
+    sink: Sink,
+    on_plane: Callable[[int], None] | None = None,
+) -> None:
+    """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order.
+
+    `prev_last` (uint8 [P, H, W] or None) is the last latent frame of the previous chunk as the
+    decoder has it: planes >= P have no temporal context in frame 0. `counts` is updated.
+    """
+    _, t_len, h, w = out.shape
+    pos_a, pos_b = cx.pass_positions(h, w)
+    bounds_a, bounds_b = _group_bounds(len(pos_a)), _group_bounds(len(pos_b))
+    changed = np.zeros((t_len, h, w), dtype=np.int64)  # earlier planes that changed vs prev frame
+
+    def code_pass(k: int, flat: np.ndarray, pos: np.ndarray, ctx: np.ndarray, bounds) -> None:
+        for a, b in bounds:
+            p, c = pos[a:b], ctx[a:b]
+            n = counts.probabilities(k, c)
+            sym = sink(k, n, flat[p])
+            flat[p] = sym
+            counts.update(k, c, sym.astype(np.int64))
+
+    for k in range(planes):
+        plane = out[k]
+        have_last = prev_last is not None and k < prev_last.shape[0]
+        for t in range(t_len):
+            cur = plane[t]
+            flat = cur.reshape(-1)
+            prev = plane[t - 1] if t > 0 else (prev_last[k] if have_last else None)
+            below = out[k - 1, t] if k > 0 else None
+            if prev is not None:
+                base = cx.temporal_base(prev, changed[t])
+                code_pass(k, flat, pos_a, base.reshape(-1)[pos_a], bounds_a)
+                ctx_b = cx.temporal_b(base, cur, prev)
+            else:
+                code_pass(k, flat, pos_a, cx.intra_a(below, (h, w)).reshape(-1)[pos_a], bounds_a)
+                ctx_b = cx.intra_b(below, cur)
+            code_pass(k, flat, pos_b, ctx_b.reshape(-1)[pos_b], bounds_b)
+        if t_len > 1:
+            changed[1:] += plane[1:] != plane[:-1]
+        if have_last:
+            changed[0] += plane[0] != prev_last[k]
+        if on_plane is not None:
+            on_plane(k)

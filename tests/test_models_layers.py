@@ -3,7 +3,7 @@ expansion that respects the 1 + f (T' - 1) layout."""
 
 import torch
 
-from vtoken.models.layers import CausalConv3d, Downsample, Upsample, depth_to_space, expand_condition
+from vtoken.models.layers import CausalConv3d, Downsample, Upsample, depth_to_space, expand_condition, modulate
 
 
 def test_causal_conv_ignores_future_and_replicates_first_frame():
@@ -50,3 +50,13 @@ def test_expand_condition_layout():
     assert expand_condition(cond, (5, 1, 1))[0, 0, :, 0, 0].tolist() == [0, 1, 1, 2, 2]
     single = expand_condition(cond[:, :, :1], (1, 4, 4))
     assert single.shape == (1, 1, 1, 4, 4)
+
+
+def test_modulate_equals_explicit_expansion():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 8, 12)
+    scale, shift = torch.randn(2, 3, 5, 2, 3), torch.randn(2, 3, 5, 2, 3)
+    ref = x * (1 + expand_condition(scale, (5, 8, 12))) + expand_condition(shift, (5, 8, 12))
+    assert torch.allclose(modulate(x, scale, shift), ref, atol=1e-6)
+    xcl = x.to(memory_format=torch.channels_last_3d)
+    assert torch.allclose(modulate(xcl, scale, shift), ref, atol=1e-6)

@@ -66,20 +66,28 @@ class FrameGroupNorm(nn.GroupNorm):
         return frame_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
-def expand_condition(cond: torch.Tensor, size: Size3) -> torch.Tensor:
-    """Bring a latent-resolution condition [B,C,T',h,w] to `size` = (T, H, W) by nearest
-    repetition, respecting the causal frame layout T = 1 + f (T' - 1): latent frame 0 covers
-    frame 0 and latent frame j covers frames f(j-1)+1 .. fj (for f = 4: 4j-3 .. 4j)."""
-    t, h, w = size
-    tl, hl, wl = cond.shape[2:]
-    if tl > 1 and (t - 1) % (tl - 1) == 0:
-        f = (t - 1) // (tl - 1)
-    elif tl == 1 and t == 1:
+def expand_time(cond: torch.Tensor, frames: int) -> torch.Tensor:
+    """Repeat latent frames [B,C,T',...] to `frames` respecting the causal frame layout
+    T = 1 + f (T' - 1): latent frame 0 covers frame 0 and latent frame j covers frames
+    f(j-1)+1 .. fj (for f = 4: 4j-3 .. 4j)."""
+    tl = cond.shape[2]
+    if tl > 1 and (frames - 1) % (tl - 1) == 0:
+        f = (frames - 1) // (tl - 1)
+    elif tl == 1 and frames == 1:
         f = 1
     else:
-        raise ValueError(f"cannot expand {tl} latent frames to {t} frames (need t = 1 + f (t' - 1))")
+        raise ValueError(f"cannot expand {tl} latent frames to {frames} frames (need T = 1 + f (T' - 1))")
     if f > 1:
         cond = cond.repeat_interleave(f, dim=2)[:, :, f - 1 :]
+    return cond
+
+
+def expand_condition(cond: torch.Tensor, size: Size3) -> torch.Tensor:
+    """Bring a latent-resolution condition [B,C,T',h,w] to `size` = (T, H, W): time as in
+    expand_time, space by nearest repetition."""
+    t, h, w = size
+    cond = expand_time(cond, t)
+    hl, wl = cond.shape[3:]
     if (h, w) != (hl, wl):
         if h % hl or w % wl:
             raise ValueError(f"cannot expand a {hl}x{wl} condition to {h}x{w}")
@@ -87,10 +95,26 @@ def expand_condition(cond: torch.Tensor, size: Size3) -> torch.Tensor:
     return cond
 
 
+def modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """x * (1 + scale) + shift where scale/shift [B,C,T,h,w] are at a lower spatial
+    resolution than x [B,C,T,H,W]: broadcast over (h, H/h, w, W/w) views, so the full-size
+    scale and shift are never materialised (they would be at 1080p)."""
+    b, c, t, hh, ww = x.shape
+    h, w = scale.shape[3:]
+    if (h, w) == (hh, ww):
+        return x * (1 + scale) + shift
+    if hh % h or ww % w:
+        raise ValueError(f"cannot expand a {h}x{w} condition to {hh}x{ww}")
+    xv = x.view(b, c, t, h, hh // h, w, ww // w)
+    scale = scale[:, :, :, :, None, :, None]
+    shift = shift[:, :, :, :, None, :, None]
+    return (xv * (1 + scale) + shift).reshape(b, c, t, hh, ww)
+
+
 class AdaptiveGroupNorm(nn.Module):
     """Decoder norm: per-frame GroupNorm (no affine), then a per-channel scale and shift
     predicted from the quantized latent. The prediction is a 1x1x1 conv computed at latent
-    resolution and then repeated (identical to repeating first, 64x cheaper at full res)."""
+    resolution and then repeated (identical to repeating first, far cheaper at full res)."""
 
     def __init__(self, channels: int, cond_channels: int, groups: int, eps: float = 1e-6):
         super().__init__()
@@ -102,10 +126,8 @@ class AdaptiveGroupNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = frame_group_norm(x, self.groups, None, None, self.eps)
-        scale, shift = self.to_scale_shift(cond).chunk(2, dim=1)
-        scale = expand_condition(scale, x.shape[2:])
-        shift = expand_condition(shift, x.shape[2:])
-        return x * (1 + scale) + shift
+        scale, shift = expand_time(self.to_scale_shift(cond), x.shape[2]).chunk(2, dim=1)
+        return modulate(x, scale, shift)
 
 
 class ResBlock(nn.Module):

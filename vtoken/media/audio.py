@@ -1,0 +1,161 @@
+"""Audio pass-through: the input's audio packets are copied, never re-encoded.
+
+`extract_audio(path)` remuxes every usable audio stream into an in-memory Matroska file (it
+holds any codec) and returns (blob, description). `AudioMuxer` puts those packets into an
+output container next to the video, interleaved by time. Matroska stores millisecond
+timestamps, so packet times may move by < 1 ms; packet payloads and counts are unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import av
+
+from ..errors import InputError
+from .reader import _open_container
+
+log = logging.getLogger(__name__)
+
+BLOB_FORMAT = "matroska"
+_CHECK_PACKETS = 8  # packets decoded per stream to tell usable audio from broken audio
+
+
+def _describe(stream, packets: int) -> str:
+    cc = stream.codec_context
+    layout = getattr(getattr(cc, "layout", None), "name", None) or f"{cc.channels} ch"
+    return f"{cc.name} {cc.sample_rate} Hz {layout}, {packets} packets"
+
+
+def _decodes(stream, packets) -> bool:
+    """Whether the first packets decode (a codec the local ffmpeg cannot decode is kept: it
+    is copied, not decoded, so only data that ffmpeg rejects counts as broken)."""
+    try:
+        ctx = av.CodecContext.create(stream.codec_context.name, "r")
+    except Exception:
+        return True
+    try:
+        ctx.extradata = stream.codec_context.extradata
+        for p in packets[:_CHECK_PACKETS]:
+            ctx.decode(p)
+        return True
+    except av.error.FFmpegError:
+        return False
+
+
+def extract_audio(path) -> tuple[bytes, str] | None:
+    """(matroska blob, description) with the input's audio streams copied untouched, or None
+    when the file has no audio or none of it is usable (a warning is logged for broken audio;
+    the video is unaffected). Raises InputError only when the file itself cannot be opened."""
+    path = Path(path)
+    container = _open_container(path)
+    try:
+        streams = list(container.streams.audio)
+        if not streams:
+            return None
+        packets: dict[int, list] = {s.index: [] for s in streams}
+        try:
+            for packet in container.demux(streams):
+                if packet.dts is None or not packet.size:
+                    continue  # demuxer flush packets carry no data
+                packets[packet.stream.index].append(packet)
+        except av.error.FFmpegError as exc:
+            log.warning("%s: audio demuxing stopped early: %s", path, exc)
+        buf = io.BytesIO()
+        descriptions = []
+        with av.open(buf, "w", format=BLOB_FORMAT) as out:
+            for s in streams:
+                plist = packets[s.index]
+                if not plist:
+                    log.warning("%s: audio stream %d has no packets; skipped", path, s.index)
+                    continue
+                if not _decodes(s, plist):
+                    log.warning("%s: audio stream %d (%s) does not decode; skipped", path, s.index, s.codec_context.name)
+                    continue
+                try:
+                    o = out.add_stream_from_template(s)
+                except (av.error.FFmpegError, ValueError) as exc:
+                    log.warning("%s: audio stream %d cannot be copied (%s); skipped", path, s.index, exc)
+                    continue
+                descriptions.append((o, plist, _describe(s, len(plist))))
+            if not descriptions:
+                return None
+            try:
+                for o, plist, _ in descriptions:
+                    for p in plist:
+                        p.stream = o
+                        out.mux(p)
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.warning("%s: audio cannot be copied (%s); output will have no audio", path, exc)
+                return None
+        return buf.getvalue(), "; ".join(d for _, _, d in descriptions)
+    finally:
+        container.close()
+
+
+class AudioMuxer:
+    """Copies the packets of an extract_audio blob into `out` (an open output container).
+    Call `add_streams()` before the first video packet is muxed, `mux_until(seconds)` after
+    each video packet, and `finish()` before closing. Streams the output format cannot hold are
+    skipped with a warning."""
+
+    def __init__(self, out, audio: tuple[bytes, str]):
+        self.out = out
+        self.blob = av.open(io.BytesIO(audio[0]), "r")
+        self.map = {}
+        for s in self.blob.streams.audio:
+            if not self._compatible(s):
+                log.warning("audio (%s) cannot go into a %s file; writing video only", s.codec_context.name, out.format.name)
+                continue
+            self.map[s.index] = out.add_stream_from_template(s)
+        self.packets = self.blob.demux(list(self.blob.streams.audio)) if self.map else iter(())
+        self.pending = None
+
+    def _compatible(self, s) -> bool:
+        """Try the stream in an empty in-memory container of the same format first: a muxer
+        that rejects the codec fails at the header, which would otherwise lose the video."""
+        try:
+            with av.open(io.BytesIO(), "w", format=self.out.format.name) as probe:
+                probe.add_stream_from_template(s)
+                probe.start_encoding()
+            return True
+        except (av.error.FFmpegError, ValueError):
+            return False
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Mux audio packets that start before `seconds` (all of them for None)."""
+        while True:
+            if self.pending is None:
+                p = next(self.packets, None)
+                if p is None:
+                    return
+                if p.dts is None or not p.size or p.stream.index not in self.map:
+                    continue
+                self.pending = p
+            p = self.pending
+            if seconds is not None and p.pts is not None and float(p.pts * p.time_base) > seconds:
+                return
+            p.stream = self.map[p.stream.index]
+            self.out.mux(p)
+            self.pending = None
+
+    def finish(self) -> None:
+        self.mux_until(None)
+        self.blob.close()
+
+    def close(self) -> None:
+        self.blob.close()
+
+
+def check_audio_blob(audio) -> None:
+    """Raise InputError when `audio` is not what extract_audio returns."""
+    if audio is None:
+        return
+    if not (isinstance(audio, tuple) and len(audio) == 2 and isinstance(audio[0], (bytes, bytearray))):
+        raise InputError("audio must be (bytes, description) as returned by extract_audio")
+    try:
+        av.open(io.BytesIO(audio[0]), "r").close()
+    except av.error.FFmpegError:
+        raise InputError("the audio blob is not a readable container") from None

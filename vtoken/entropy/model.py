@@ -61,26 +61,30 @@ class AdaptiveCounts:
         full[:n] = prior[:n]  # planes the prior does not cover start flat
         self.own = _scaled(full)
         self.shared = _scaled(np.cumsum(full, axis=0))
+        # Planes not coded since the start: their first chunk adapts in small steps (walk.py).
+        self.fresh = np.ones(planes, dtype=bool)
 
     def copy(self) -> "AdaptiveCounts":
         new = object.__new__(AdaptiveCounts)
         new.planes = self.planes
         new.own = self.own.copy()
         new.shared = self.shared.copy()
+        new.fresh = self.fresh.copy()
         return new
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
         """Integer numerators n (P(bit = 1) = n / 2**16) for contexts `ctx` of plane k."""
-        own = self.own[k][ctx]
-        sh = self.shared[k][ctx]
+        # One value per context, then a gather: cheaper than working per symbol.
+        own, sh = self.own[k], self.shared[k]
         st = sh[:, 0] + sh[:, 1]
         num = own[:, 1] * st + SHARED_WEIGHT * sh[:, 1]
         den = (own[:, 0] + own[:, 1] + SHARED_WEIGHT) * st
         n = (num * ONE + (den >> 1)) // den
-        return np.clip(n, 1, ONE - 1)
+        return np.clip(n, 1, ONE - 1)[ctx]
 
     def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None:
         """Add the coded symbols of plane k (one batch) to its counts and the pooled tables."""
+        self.fresh[k] = False
         hist = np.bincount(ctx * 2 + symbols, minlength=2 * N_CONTEXTS).reshape(N_CONTEXTS, 2)
         # Only the contexts of this batch can have grown past MAX_TOTAL: work on those alone.
         seen = np.flatnonzero(hist[:, 0] + hist[:, 1])

@@ -16,6 +16,7 @@ class _Tally:
 
     def __init__(self, planes: int):
         self.hist = np.zeros((planes, N_CONTEXTS, 2), dtype=np.int64)
+        self.fresh = np.ones(planes, dtype=bool)
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
         return np.zeros(len(ctx), dtype=np.int64)

@@ -2,8 +2,9 @@
 
 Order: plane by plane (a segment per plane, so a stream cut after plane k still decodes planes
 < k); inside a plane, latent frame by frame; inside a frame, checkerboard pass A then pass B;
-inside a pass, a few groups in raster order with the adaptive counts updated after each group
-(batched adaptation: the first groups are small so that a young context learns quickly).
+inside a pass, the adaptive counts are updated after each batch of bits. In the first chunk that
+codes a plane (since reset) a pass is split into growing groups in raster order (1/16, 1/16,
+1/8, 1/4, 1/2), so that young contexts learn quickly; later a pass is one batch (speed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ GROUP_SPLITS = (1, 2, 4, 8, 16)  # out of 16
 
 
 class Counts(Protocol):
+    fresh: np.ndarray  # bool per plane: not coded yet
+
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray: ...
     def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None: ...
 
@@ -49,7 +52,8 @@ def walk(
     """
     _, t_len, h, w = out.shape
     pos_a, pos_b = cx.pass_positions(h, w)
-    bounds_a, bounds_b = _group_bounds(len(pos_a)), _group_bounds(len(pos_b))
+    split_a, split_b = _group_bounds(len(pos_a)), _group_bounds(len(pos_b))
+    whole_a, whole_b = [(0, len(pos_a))], [(0, len(pos_b))]
     changed = np.zeros((t_len, h, w), dtype=np.int64)  # earlier planes that changed vs prev frame
 
     def code_pass(k: int, flat: np.ndarray, pos: np.ndarray, ctx: np.ndarray, bounds) -> None:
@@ -63,6 +67,8 @@ def walk(
     for k in range(planes):
         plane = out[k]
         have_last = prev_last is not None and k < prev_last.shape[0]
+        split = bool(counts.fresh[k])
+        bounds_a, bounds_b = (split_a, split_b) if split else (whole_a, whole_b)
         for t in range(t_len):
             cur = plane[t]
             flat = cur.reshape(-1)

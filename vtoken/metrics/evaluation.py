@@ -1,0 +1,95 @@
+"""All the metrics of one decoded sequence against its reference, streamed in batches."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .msssim import MIN_SIZE as MS_SSIM_MIN_SIZE
+from .msssim import ms_ssim
+from .psnr import check_pair, psnr_rgb, psnr_y
+
+METRICS = ("psnr_rgb", "psnr_y", "ms_ssim", "lpips")
+
+
+def _chunks(frames) -> Iterator[np.ndarray]:
+    if isinstance(frames, np.ndarray):
+        yield frames
+    else:
+        yield from frames
+
+
+def paired_batches(ref: np.ndarray | Iterable[np.ndarray], dist: np.ndarray | Iterable[np.ndarray],
+                   batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Aligned (ref, dist) batches of at most ``batch`` frames from two arrays or two iterables
+    of uint8 [t, H, W, 3] chunks (chunk sizes may differ between the two)."""
+    it_r, it_d = _chunks(ref), _chunks(dist)
+    buf_r: list[np.ndarray] = []
+    buf_d: list[np.ndarray] = []
+    n_r = n_d = 0
+    done_r = done_d = False
+    while True:
+        while n_r < batch and not done_r:
+            c = next(it_r, None)
+            if c is None:
+                done_r = True
+            else:
+                buf_r.append(c)
+                n_r += len(c)
+        while n_d < batch and not done_d:
+            c = next(it_d, None)
+            if c is None:
+                done_d = True
+            else:
+                buf_d.append(c)
+                n_d += len(c)
+        take = min(batch, n_r, n_d)
+        if take == 0:
+            if n_r or n_d:
+                raise ValueError(f"reference and distorted sequences differ in length "
+                                 f"({n_r} vs {n_d} frames left over)")
+            return
+        r, d = np.concatenate(buf_r), np.concatenate(buf_d)
+        yield r[:take], d[:take]
+        buf_r, buf_d = [r[take:]], [d[take:]]
+        n_r, n_d = n_r - take, n_d - take
+
+
+def evaluate(ref_frames, dist_frames, device="cpu", *, batch: int = 8, lpips: bool = True,
+             lpips_model=None) -> dict:
+    """Per-frame PSNR-RGB, PSNR-Y, MS-SSIM (Y) and LPIPS, and their sequence means.
+
+    ref_frames, dist_frames: uint8 [T, H, W, 3] RGB arrays, or iterables of such chunks (frames
+    are processed ``batch`` at a time, so a whole sequence never has to be in memory).
+    Returns ``{"frames": T, "per_frame": {name: float64 [T] or None}, "mean": {name: float or
+    None}, "notes": {name: why it is None}}`` with names in ``METRICS``. MS-SSIM is None for
+    frames under 176x176; LPIPS is None when ``lpips=False``.
+    """
+    per: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
+    notes: dict[str, str] = {}
+    if not lpips:
+        notes["lpips"] = "not computed (lpips=False)"
+    elif lpips_model is None:
+        from .lpips import get_lpips
+
+        lpips_model = get_lpips(device)
+    total = 0
+    for r, d in paired_batches(ref_frames, dist_frames, max(1, batch)):
+        check_pair(r, d)
+        total += len(r)
+        per["psnr_rgb"].append(psnr_rgb(r, d))
+        per["psnr_y"].append(psnr_y(r, d))
+        if min(r.shape[1:3]) >= MS_SSIM_MIN_SIZE:
+            per["ms_ssim"].append(ms_ssim(r, d, batch=batch))
+        else:
+            notes["ms_ssim"] = f"frames smaller than {MS_SSIM_MIN_SIZE}x{MS_SSIM_MIN_SIZE}"
+        if lpips:
+            from .lpips import lpips_frames
+
+            per["lpips"].append(lpips_frames(r, d, batch=batch, model=lpips_model))
+    if total == 0:
+        raise ValueError("no frames to evaluate")
+    per_frame = {m: (np.concatenate(v) if v and m not in notes else None) for m, v in per.items()}
+    mean = {m: (float(np.mean(v)) if v is not None else None) for m, v in per_frame.items()}
+    return {"frames": total, "per_frame": per_frame, "mean": mean, "notes": notes}

@@ -74,7 +74,9 @@ def save_model(
     if entropy_prior is not None:
         tensors[PRIOR_KEY] = torch.from_numpy(np.ascontiguousarray(np.asarray(entropy_prior, dtype=np.int64)))
     config = model.config.to_dict()
-    metadata = {"format": FORMAT, "name": name, "config": json.dumps(config, sort_keys=True)}
+    # One metadata key only: safetensors writes several keys in a random (hash map) order,
+    # which would make the sha256 of identical weights differ between saves.
+    metadata = {"vtoken": json.dumps({"format": FORMAT, "name": name, "config": config}, sort_keys=True)}
     data = save_safetensors_bytes(tensors, metadata=metadata)
     sha = hashlib.sha256(data).hexdigest()
     stem = f"{name}-{sha[:8]}"
@@ -213,6 +215,8 @@ def load_model(spec: str | os.PathLike | None = None, device: str | torch.device
     except OSError as exc:
         raise ModelError(f"weights {weights} of model {meta['name']} not found: {exc.strerror}") from exc
     device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda was requested but CUDA is not available here; use the cpu device")
     key = (str(json_path), json_path.stat().st_mtime_ns, st.st_mtime_ns, st.st_size, str(device))
     if cache:
         with _cache_lock:

@@ -27,7 +27,7 @@ REC_INDEX = 3
 
 # magic, major, minor, body length
 HEADER_PREFIX = struct.Struct("<8sHHI")
-HEADER_FIXED = struct.Struct("<IIIIQBBBBBBBxHI")  # after name + sha256
+HEADER_FIXED = struct.Struct("<IIIIQBBBBBBBxHIH")  # after name + sha256
 RECORD_HEAD = struct.Struct("<4sB3xQI")  # sync, type, payload length, crc of the 16 before
 CHUNK_FIXED = struct.Struct("<IQIBBBxHHH")
 SEGMENT_DESC = struct.Struct("<III")  # byte length, symbol count, crc32
@@ -67,6 +67,7 @@ class StreamHeader:
     color_transfer: int = 2
     color_matrix: int = 2
     color_range: int = 0
+    entropy_version: int = 1  # vtoken.entropy.FORMAT_VERSION the segments were coded with
     extra: dict = field(default_factory=dict)
     version: tuple[int, int] = (FORMAT_MAJOR, FORMAT_MINOR)
 
@@ -136,6 +137,7 @@ def pack_header(h: StreamHeader) -> bytes:
             h.width, h.height, h.fps_num, h.fps_den, h.frame_count,
             h.color_primaries, h.color_transfer, h.color_matrix, h.color_range,
             h.bits, h.spatial_factor, h.temporal_factor, h.frames_per_chunk, h.key_interval,
+            h.entropy_version,
         ),
         U32.pack(len(extra)), extra,
     ])
@@ -166,6 +168,8 @@ def check_header(h: StreamHeader, limits: Limits) -> str | None:
                 f"{limits.max_frames_per_chunk}")
     if not 1 <= h.key_interval <= 0xFFFFFFFF:
         return f"key-chunk interval {h.key_interval} must be at least 1"
+    if not 0 <= h.entropy_version <= 0xFFFF:
+        return f"entropy coder version {h.entropy_version} is not a 16-bit integer"
     for name in ("color_primaries", "color_transfer", "color_matrix", "color_range"):
         if not 0 <= getattr(h, name) <= 255:
             return f"{name} {getattr(h, name)} is not a byte"
@@ -218,12 +222,12 @@ def parse_header(f, base: int, size: int, limits: Limits) -> tuple[StreamHeader,
         if isinstance(e, StreamError):
             raise
         raise StreamError(f".mvt header does not parse: {e}") from None
-    (w, h, fn, fd, frames, cp, tc, mc, cr, bits, sf, tf, fpc, ki) = fixed
+    (w, h, fn, fd, frames, cp, tc, mc, cr, bits, sf, tf, fpc, ki, ev) = fixed
     header = StreamHeader(
         model_name=name, model_sha256=sha, width=w, height=h, fps_num=fn, fps_den=fd,
         frame_count=frames, bits=bits, spatial_factor=sf, temporal_factor=tf,
         frames_per_chunk=fpc, key_interval=ki, color_primaries=cp, color_transfer=tc,
-        color_matrix=mc, color_range=cr, extra=extra, version=(major, minor))
+        color_matrix=mc, color_range=cr, entropy_version=ev, extra=extra, version=(major, minor))
     problem = check_header(header, limits)
     if problem:
         raise StreamError(f".mvt header out of limits: {problem}")

@@ -105,7 +105,42 @@ def test_layout_is_pinned():
     assert digest == PINNED_DIGEST, digest
 
 
-PINNED_DIGEST = "9ff0e244e7966c944004e46ff706120dfdb2aa67bf575c91a7978cde13bdeb6b"
+def test_spec_tables_by_hand():
+    # Follow SPEC.md's tables with plain struct calls, independently of the reader.
+    data = make_stream()
+    assert data[:8] == b"\x8aMVT\r\n\x1a\n"
+    major, minor, blen = struct.unpack_from("<HHI", data, 8)
+    assert (major, minor) == (1, 0)
+    assert struct.unpack_from("<I", data, 16 + blen)[0] == zlib.crc32(data[:16 + blen])
+    body = data[16:16 + blen]
+    n = struct.unpack_from("<H", body)[0]
+    assert body[2:2 + n].decode() == "tiny-vidéo-模型" and body[2 + n:34 + n] == SHA
+    w, h, fn, fd = struct.unpack_from("<IIII", body, 34 + n)
+    assert (w, h, fn, fd) == (250, 142, 30000, 1001)
+    assert body[58 + n:62 + n] == bytes([1, 1, 1, 1])  # BT.709 code points, limited range
+    assert struct.unpack_from("<BBB", body, 62 + n) == (18, 8, 4)
+    assert struct.unpack_from("<HIHI", body, 66 + n)[0] == 17
+    e = struct.unpack_from("<I", body, 74 + n)[0]
+    assert body[78 + n:78 + n + e] == b'{"encoder":{"quality":7},"source":"clip.mp4"}'
+    # Footer -> index -> first chunk record.
+    index_off, count, crc, magic = struct.unpack_from("<QII8s", data, len(data) - 24)
+    assert magic == b"\x8aMVTIDX\n" and count == 4
+    assert crc == zlib.crc32(data[-24:-12])
+    assert data[index_off:index_off + 5] == b"\x8dMVR\x03"
+    chunk0 = struct.unpack_from("<Q", data, index_off + 20 + 24)[0]
+    sync, rtype, length = struct.unpack_from("<4sB3xQ", data, chunk0)
+    assert (sync, rtype) == (b"\x8dMVR", 1)
+    idx, first, frames, flags, coded, s = struct.unpack_from("<IQIBBB", data, chunk0 + 20)
+    assert (idx, first, frames, flags, coded, s) == (0, 0, 17, 1, 18, 4)
+    assert struct.unpack_from("<HHH", data, chunk0 + 40) == (5, 18, 32)
+    seg_len, symbols, seg_crc = struct.unpack_from("<III", data, chunk0 + 46)
+    start = chunk0 + 20 + 30 + 12 * s
+    assert (seg_len, symbols) == (len(seg(0, 0)), 5 * 18 * 32)
+    assert data[start:start + seg_len] == seg(0, 0) and seg_crc == zlib.crc32(seg(0, 0))
+    assert length == 30 + 12 * s + sum(len(seg(0, k)) for k in range(s))
+
+
+PINNED_DIGEST = "b54b44e36f84fcc0afe120019944cbd756c56732d0b56b14d8ca9a08423c216a"
 
 
 def test_no_audio_and_empty_stream():
@@ -241,8 +276,8 @@ def test_header_crc_damage():
 
 def _body(width=64, height=64, name_len=None, extra_len=None, fpc=17):
     name = b"m"
-    fixed = struct.pack("<IIIIQBBBBBBBxHI", width, height, 25, 1, 10, 2, 2, 2, 0, 18, 8, 4,
-                        fpc, 1)
+    fixed = struct.pack("<IIIIQBBBBBBBxHIH", width, height, 25, 1, 10, 2, 2, 2, 0, 18, 8, 4,
+                        fpc, 1, 1)
     return (struct.pack("<H", len(name) if name_len is None else name_len) + name + SHA +
             fixed + struct.pack("<I", 2 if extra_len is None else extra_len) + b"{}")
 

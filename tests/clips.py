@@ -183,7 +183,7 @@ def _frame_from_array(arr: np.ndarray, fmt: str) -> av.VideoFrame:
 def make_audio_only(path, seconds: float = 0.5) -> Path:
     """An audio-only file (AAC in .m4a / .mp4, or whatever the suffix implies)."""
     path = Path(path)
-    with av.open(str(path), "w", options=container_options or {}) as out:
+    with av.open(str(path), "w") as out:
         st = out.add_stream("aac", rate=44100, layout="mono")
         n = int(seconds * 44100)
         tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)

@@ -201,3 +201,26 @@ def test_iterating_twice_restarts(tmp_path):
 def test_probe_reports_audio(tmp_path):
     assert probe(make_clip(tmp_path / "a.mp4", frames=3, audio=True)).has_audio
     assert not probe(make_clip(tmp_path / "b.mp4", frames=3)).has_audio
+
+
+@pytest.mark.parametrize(
+    "name, args, codec",
+    [
+        ("theora.ogv", ["-c:v", "libtheora", "-q:v", "7"], "theora"),
+        ("av1.mkv", ["-c:v", "libsvtav1", "-preset", "12"], "av1"),
+        ("vp8.webm", ["-c:v", "libvpx", "-b:v", "1M"], "vp8"),
+    ],
+)
+def test_codecs_from_ffmpeg_cli(tmp_path, name, args, codec):
+    """Codecs PyAV's own ffmpeg cannot encode (theora) or that are slow to set up in PyAV:
+    generated with the static ffmpeg from imageio-ffmpeg (lavfi testsrc2)."""
+    path = tmp_path / name
+    subprocess.run(
+        [_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30000/1001",
+         "-frames:v", "6", "-pix_fmt", "yuv420p", *args, str(path)],
+        check=True, capture_output=True,
+    )
+    frames, info = read_all(path)
+    assert frames.shape == (6, 64, 96, 3) and info.codec == codec
+    assert info.fps == Fraction(30000, 1001)
+    assert frames.std() > 20  # testsrc2 is colourful, not a flat or black decode

@@ -26,7 +26,8 @@ _CHECK_PACKETS = 8  # packets decoded per stream to tell usable audio from broke
 def _describe(stream, packets: int) -> str:
     cc = stream.codec_context
     layout = getattr(getattr(cc, "layout", None), "name", None) or f"{cc.channels} ch"
-    return f"{cc.name} {cc.sample_rate} Hz {layout}, {packets} packets"
+    name = getattr(cc.codec, "canonical_name", None) or cc.name  # 'mp3', not 'mp3float'
+    return f"{name} {cc.sample_rate} Hz {layout}, {packets} packets"
 
 
 def _decodes(stream, packets) -> bool:

@@ -136,7 +136,7 @@ class VideoReader:
             height=h,
             fps=_frame_rate(stream),
             frame_count=count,
-            codec=cc.name,
+            codec=getattr(cc.codec, "canonical_name", None) or cc.name,  # 'av1', not 'libdav1d'
             pix_fmt=pix_fmt,
             bit_depth=max(c.bits for c in first.format.components),
             color_primaries=col.name_of(col.PRIMARIES_NAMES, first.color_primaries or cc.color_primaries),

@@ -77,6 +77,7 @@ class MvtReader:
         self.index_used = False
         self._owned = False
         self._audio_offset = 0
+        self._damage: dict[int, str] = {}  # why a damaged entry could not be read
         try:
             self._base = fileobj.tell()
         except (OSError, AttributeError):
@@ -250,6 +251,7 @@ class MvtReader:
         if isinstance(ch, str) or ch.payload_size != length:
             why = ch if isinstance(ch, str) else "record length disagrees with its header"
             self._warn(f"chunk {expected} is damaged ({why})")
+            self._damage[expected] = why
             self.entries.append(ChunkEntry(expected, pos, first, self._placeholder_frames(first),
                                            False, 0, 0, damaged=True))
             return
@@ -284,7 +286,10 @@ class MvtReader:
         for k in range(gap):
             self.entries.append(ChunkEntry(expected + k, pos, first + k * fpc, fpc, False, 0, 0,
                                            damaged=True))
-        self._warn(f"chunks {expected}..{ch.index - 1} lost in a damaged span")
+        lost = f"chunk {expected}" if gap == 1 else f"chunks {expected}..{ch.index - 1}"
+        self._warn(f"{lost} lost in a damaged span")
+        for k in range(gap):
+            self._damage[expected + k] = "lost in a damaged span"
         return True
 
     # ------------------------------------------------------------ public
@@ -303,7 +308,8 @@ class MvtReader:
         last = e.first_frame + e.frame_count - 1
         if e.damaged:
             raise CorruptChunkError(
-                f"chunk {i} (frames {e.first_frame}-{last}) is damaged and cannot be decoded",
+                f"chunk {i} (frames {e.first_frame}-{last}) cannot be decoded: "
+                f"{self._damage.get(i, 'damaged')}",
                 chunk=i)
         head = self._record_head(e.offset)
         if head is None or head[0] != REC_CHUNK:

@@ -280,7 +280,7 @@ class MvtReader:
         expected, first = len(self.entries), self._next_frame()
         gap = ch.index - expected
         fpc = self.header.frames_per_chunk
-        if gap < 1 or ch.first_frame - first != gap * fpc or \
+        if gap < 1 or not self._resync_gap or ch.first_frame - first != gap * fpc or \
                 gap > self._resync_gap // MIN_CHUNK_RECORD + 1:
             return False
         for k in range(gap):

@@ -406,3 +406,33 @@ def test_default_limits_bound_allocation():
     assert lim.max_planes == 64 and lim.max_width == 16384
     # One plane of the largest chunk stays below 128 Mi symbols.
     assert lim.max_symbols <= 1 << 27
+
+
+def test_hostile_file_allocates_little():
+    import tracemalloc
+
+    from vtoken.bitstream.records import U32, crc32, pack_record
+    header = make_stream(audio=False, planes=[], frames=[])
+    header = header[:len(header) - FOOTER.size - RECORD_HEAD.size - 28]
+    # Record heads with valid CRCs claiming 2**64-1 payload bytes, audio and chunk alike.
+    audio = pack_record(2, b"")[:8] + struct.pack("<Q", (1 << 64) - 1)
+    audio += U32.pack(crc32(audio))
+    tracemalloc.start()
+    try:
+        r = reader(header + audio + bytes(60), tolerant=True)
+        r.audio()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert r.truncated and "audio" in r.warnings[0]
+
+
+def test_read_info_on_cut_file(tmp_path):
+    data = make_stream(audio=False)
+    start, _ = segment_offsets(data, 3)[1]
+    path = tmp_path / "cut.mvt"
+    path.write_bytes(data[:start + 1])
+    info = read_info(path)
+    assert info["truncated"] and info["chunks"] == 4 and info["planes_min"] == 0
+    assert info["warnings"] == ["file ends inside chunk 3: 1 of 6 planes kept"]

@@ -1,7 +1,8 @@
 """The coding order of one chunk, shared by the encoder, the decoder, fit_prior and estimates.
 
 Order: plane by plane (a segment per plane, so a stream cut after plane k still decodes planes
-< k); inside a plane, latent frame by frame; inside a frame, checkerboard pass A then pass B;
+< k); inside a plane, latent frame by frame (the temporal context follows the block motion that
+motion.py finds in earlier planes); inside a frame, checkerboard pass A then pass B;
 inside a pass, the adaptive counts are updated after each batch of bits. In the first chunk that
 codes a plane (since reset) a pass is split into growing groups in raster order (1/16, 1/16,
 1/8, 1/4, 1/2), so that young contexts learn quickly; later a pass is one batch (speed).
@@ -14,6 +15,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from . import contexts as cx
+from . import motion as mo
 
 # Cumulative fractions of a pass after which the counts are updated (format-defining).
 GROUP_SPLITS = (1, 2, 4, 8, 16)  # out of 16
@@ -54,7 +56,7 @@ def walk(
     pos_a, pos_b = cx.pass_positions(h, w)
     split_a, split_b = _group_bounds(len(pos_a)), _group_bounds(len(pos_b))
     whole_a, whole_b = [(0, len(pos_a))], [(0, len(pos_b))]
-    changed = np.zeros((t_len, h, w), dtype=np.int64)  # earlier planes that changed vs prev frame
+    motion = [_FrameMotion() for _ in range(t_len)]
 
     def code_pass(k: int, flat: np.ndarray, pos: np.ndarray, ctx: np.ndarray, bounds) -> None:
         for a, b in bounds:
@@ -72,19 +74,54 @@ def walk(
         for t in range(t_len):
             cur = plane[t]
             flat = cur.reshape(-1)
-            prev = plane[t - 1] if t > 0 else (prev_last[k] if have_last else None)
             below = out[k - 1, t] if k > 0 else None
-            if prev is not None:
-                base = cx.temporal_base(prev, changed[t])
+            prev_frame = out[:, t - 1] if t > 0 else (prev_last if have_last else None)
+            if prev_frame is not None:
+                prev, changed = motion[t].context(k, out[:, t], prev_frame)
+                base = cx.temporal_base(prev, changed)
                 code_pass(k, flat, pos_a, base.reshape(-1)[pos_a], bounds_a)
                 ctx_b = cx.temporal_b(base, cur, prev)
             else:
                 code_pass(k, flat, pos_a, cx.intra_a(below, (h, w)).reshape(-1)[pos_a], bounds_a)
                 ctx_b = cx.intra_b(below, cur)
             code_pass(k, flat, pos_b, ctx_b.reshape(-1)[pos_b], bounds_b)
-        if t_len > 1:
-            changed[1:] += plane[1:] != plane[:-1]
-        if have_last:
-            changed[0] += plane[0] != prev_last[k]
         if on_plane is not None:
             on_plane(k)
+
+
+class _FrameMotion:
+    """Motion field and changed-plane counts of one latent frame, grown plane by plane."""
+
+    def __init__(self) -> None:
+        self.cost: np.ndarray | None = None  # [S, H, W] mismatches of planes < MOTION_PLANES
+        self.index: np.ndarray | None = None  # gather index of the field; None: no motion
+        self.shifted: tuple[int, np.ndarray] | None = None  # (plane, its compensated prev)
+        self.changed: np.ndarray | None = None
+        self.k = 0  # planes counted so far
+
+    def _shift(self, prev: np.ndarray) -> np.ndarray:
+        return prev if self.index is None else mo.compensate(prev, self.index)
+
+    def context(self, k: int, cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(prev frame's plane k as seen through the motion field, number of planes < k that
+        differ from their motion-compensated prediction); cur/prev are [K, H, W] stacks whose
+        planes < k are final. Called for k = 0, 1, 2, ... in order."""
+        assert k == self.k, "planes must be visited in order"
+        self.k += 1
+        if k == 0:
+            self.changed = np.zeros(cur.shape[1:], dtype=np.int64)
+            return prev[0], self.changed
+        if k <= mo.MOTION_PLANES:
+            m = mo.mismatch(cur[k - 1], prev[k - 1])
+            self.cost = m.astype(np.int32) if self.cost is None else self.cost + m
+            field = mo.best_field(self.cost)
+            h, w = cur.shape[1:]
+            self.index = mo.gather_index(field, h, w) if field.any() else None
+            self.changed = (cur[:k] != self._shift(prev[:k])).sum(axis=0, dtype=np.int64)
+        else:
+            # plane k-1 was compensated with this same (frozen) field on the previous call
+            assert self.shifted is not None and self.shifted[0] == k - 1
+            self.changed = self.changed + (cur[k - 1] != self.shifted[1])
+        shifted = self._shift(prev[k])
+        self.shifted = (k, shifted)
+        return shifted, self.changed

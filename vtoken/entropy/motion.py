@@ -1,0 +1,70 @@
+"""Block motion for the temporal context, estimated from earlier planes (integer, vectorised).
+
+Plane k may look at planes < k of the current frame and the previous one, so the decoder can
+repeat this search: for every block of BLOCK x BLOCK latent positions pick the shift (within
++-RADIUS) under which the previous frame's earlier planes best match the current frame's,
+and use the previous frame *shifted by it* as plane k's temporal context. A camera pan then
+costs little more than a still scene. The field is refined with planes 0..MOTION_PLANES-1
+and then frozen (cost). Plane 0 has nothing to search with and uses no motion.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+BLOCK = 8
+RADIUS = 2
+MOTION_PLANES = 3
+
+# Zero shift first, then by length: argmin takes the first of equal costs.
+SHIFTS = sorted(
+    [(dy, dx) for dy in range(-RADIUS, RADIUS + 1) for dx in range(-RADIUS, RADIUS + 1)],
+    key=lambda s: (abs(s[0]) + abs(s[1]), s),
+)
+_LENGTH = np.array([abs(dy) + abs(dx) for dy, dx in SHIFTS], dtype=np.int64)
+
+
+def mismatch(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """uint8 [S, H, W]: 1 where cur[h, w] != prev[h + dy, w + dx] (edges replicated)."""
+    h, w = cur.shape
+    p = np.pad(prev, RADIUS, mode="edge")
+    out = np.empty((len(SHIFTS), h, w), dtype=np.uint8)
+    for i, (dy, dx) in enumerate(SHIFTS):
+        np.not_equal(cur, p[RADIUS + dy : RADIUS + dy + h, RADIUS + dx : RADIUS + dx + w], out=out[i])
+    return out
+
+
+def best_field(cost: np.ndarray) -> np.ndarray:
+    """Index into SHIFTS per block ([ceil(H/B), ceil(W/B)]) from per-position costs [S, H, W]."""
+    s, h, w = cost.shape
+    hb, wb = -(-h // BLOCK), -(-w // BLOCK)
+    padded = np.zeros((s, hb * BLOCK, wb * BLOCK), dtype=np.int64)
+    padded[:, :h, :w] = cost
+    blocks = padded.reshape(s, hb, BLOCK, wb, BLOCK).sum(axis=(2, 4))
+    # Mismatches weigh 4, shift length 1: among equal matches the shortest shift wins.
+    return np.argmin(blocks * 4 + _LENGTH[:, None, None], axis=0)
+
+
+@lru_cache(maxsize=16)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    yy, xx = np.indices((h, w))
+    dy = np.array([s[0] for s in SHIFTS])
+    dx = np.array([s[1] for s in SHIFTS])
+    return yy, xx, dy, dx
+
+
+def gather_index(field: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Flat source index [H*W] of every position under the block shifts `field`."""
+    yy, xx, dy, dx = _grid(h, w)
+    per_pos = np.repeat(np.repeat(field, BLOCK, axis=0), BLOCK, axis=1)[:h, :w]
+    ys = np.clip(yy + dy[per_pos], 0, h - 1)
+    xs = np.clip(xx + dx[per_pos], 0, w - 1)
+    return (ys * w + xs).reshape(-1)
+
+
+def compensate(prev: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """prev [..., H, W] moved by a gather_index (edges replicated)."""
+    flat = prev.reshape(prev.shape[:-2] + (-1,))
+    return np.take(flat, index, axis=-1).reshape(prev.shape)

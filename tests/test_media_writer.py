@@ -193,3 +193,25 @@ def test_wrong_frames_are_refused(tmp_path):
 def test_h264_encoder_is_libx264():
     # the report and the docs assume PyAV's bundled ffmpeg has libx264; fail loudly if not
     assert h264_encoder() == "libx264"
+
+
+def test_audio_the_container_cannot_hold_is_dropped_with_warning(tmp_path, caplog):
+    """FLAC audio (fine in .mkv) cannot go into .mov: the video is still written."""
+    import logging
+    import subprocess
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    src = tmp_path / "flac.mkv"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25",
+         "-f", "lavfi", "-i", "sine=duration=0.4", "-t", "0.4", "-c:v", "libx264", "-c:a", "flac", str(src)],
+        check=True, capture_output=True,
+    )
+    audio = extract_audio(src)
+    assert audio is not None and audio[1].startswith("flac")
+    frames, info = read_all(src)
+    assert probe(write(tmp_path / "o.mkv", frames, audio=audio)).has_audio
+    with caplog.at_level(logging.WARNING):
+        out = write(tmp_path / "o.mov", frames, audio=audio)
+    assert not probe(out).has_audio and probe(out).frame_count == len(frames)
+    assert any("flac" in r.message for r in caplog.records)

@@ -31,18 +31,16 @@ def _describe(stream, packets: int) -> str:
 
 
 def _decodes(stream, packets) -> bool:
-    """Whether the first packets decode (a codec the local ffmpeg cannot decode is kept: it
-    is copied, not decoded, so only data that ffmpeg rejects counts as broken)."""
+    """Whether the first packets decode with the stream's own decoder (audio that the local
+    ffmpeg cannot decode at all is kept: it is copied, not decoded; only data that the decoder
+    rejects counts as broken)."""
     try:
-        ctx = av.CodecContext.create(stream.codec_context.name, "r")
-    except Exception:
-        return True
-    try:
-        ctx.extradata = stream.codec_context.extradata
         for p in packets[:_CHECK_PACKETS]:
-            ctx.decode(p)
+            stream.codec_context.decode(p)
         return True
-    except av.error.FFmpegError:
+    except av.error.DecoderNotFoundError:
+        return True
+    except (av.error.FFmpegError, ValueError):
         return False
 
 

@@ -57,11 +57,12 @@ def paired_batches(ref: np.ndarray | Iterable[np.ndarray], dist: np.ndarray | It
 
 
 def evaluate(ref_frames, dist_frames, device="cpu", *, batch: int = 8, lpips: bool = True,
-             lpips_model=None) -> dict:
+             lpips_model=None, matrix: str = "bt601") -> dict:
     """Per-frame PSNR-RGB, PSNR-Y, MS-SSIM (Y) and LPIPS, and their sequence means.
 
     ref_frames, dist_frames: uint8 [T, H, W, 3] RGB arrays, or iterables of such chunks (frames
     are processed ``batch`` at a time, so a whole sequence never has to be in memory).
+    matrix: the YUV->RGB matrix the frames were made with, for the luma of PSNR-Y and MS-SSIM.
     Returns ``{"frames": T, "per_frame": {name: float64 [T] or None}, "mean": {name: float or
     None}, "notes": {name: why it is None}}`` with names in ``METRICS``. MS-SSIM is None for
     frames under 176x176; LPIPS is None when ``lpips=False``.
@@ -79,9 +80,9 @@ def evaluate(ref_frames, dist_frames, device="cpu", *, batch: int = 8, lpips: bo
         check_pair(r, d)
         total += len(r)
         per["psnr_rgb"].append(psnr_rgb(r, d))
-        per["psnr_y"].append(psnr_y(r, d))
+        per["psnr_y"].append(psnr_y(r, d, matrix))
         if min(r.shape[1:3]) >= MS_SSIM_MIN_SIZE:
-            per["ms_ssim"].append(ms_ssim(r, d, batch=batch))
+            per["ms_ssim"].append(ms_ssim(r, d, batch=batch, matrix=matrix))
         else:
             notes["ms_ssim"] = f"frames smaller than {MS_SSIM_MIN_SIZE}x{MS_SSIM_MIN_SIZE}"
         if lpips:

@@ -7,7 +7,7 @@ scales. The score is ``prod_{i<5} cs_i^{w_i} * ssim_5^{w_5}``.
 
 Choices, stated because MS-SSIM numbers are only comparable when they match:
 
-* Channel: by default luma, the same BT.601 studio-swing Y as ``psnr_y`` (what codec papers
+* Channel: by default luma, the same studio-swing Y as ``psnr_y`` (what codec papers
   report); ``channel="rgb"`` gives the mean of the three per-channel scores instead.
 * Odd sizes are pooled with floor (the last row/column is dropped), like scikit-video and
   ``torch.nn.functional.avg_pool2d``; the MATLAB code would keep it as a half-filled row.
@@ -94,10 +94,12 @@ def ms_ssim_planes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.prod(cs ** WEIGHTS[:-1], axis=-1) * last ** WEIGHTS[-1]
 
 
-def ms_ssim(ref: np.ndarray, dist: np.ndarray, channel: str = "y", batch: int = 8) -> np.ndarray:
+def ms_ssim(ref: np.ndarray, dist: np.ndarray, channel: str = "y", batch: int = 8,
+            matrix: str = "bt601") -> np.ndarray:
     """Per-frame MS-SSIM of uint8 [T, H, W, 3] RGB frames, float64 [T] in [0, 1].
 
-    channel: "y" (BT.601 studio-swing luma, the default) or "rgb" (mean over R, G, B).
+    channel: "y" (studio-swing luma with ``matrix``, as ``psnr_y``; the default) or "rgb"
+    (mean over R, G, B).
     Frames are processed ``batch`` at a time to bound the float64 temporaries.
     """
     check_pair(ref, dist)
@@ -107,7 +109,7 @@ def ms_ssim(ref: np.ndarray, dist: np.ndarray, channel: str = "y", batch: int = 
     for i in range(0, ref.shape[0], max(1, batch)):
         r, d = ref[i:i + batch], dist[i:i + batch]
         if channel == "y":
-            out.append(ms_ssim_planes(rgb_to_y(r), rgb_to_y(d)))
+            out.append(ms_ssim_planes(rgb_to_y(r, matrix), rgb_to_y(d, matrix)))
         else:
             t = r.shape[0]
             planes_r = np.moveaxis(r, -1, 1).reshape(t * 3, *r.shape[1:3])

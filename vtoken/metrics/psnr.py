@@ -3,15 +3,16 @@
 * ``psnr_rgb``: MSE over all pixels of all three channels, peak 255.
 * ``psnr_y``: MSE over the luma plane, peak 255. Y is the 8-bit studio-swing luma a codec
   sees, ``Y = 16 + 219 * (Kr R + Kg G + Kb B) / 255`` (the MATLAB ``rgb2ycbcr`` convention),
-  kept in float (not rounded). Default matrix BT.601 (Kr=0.299, Kb=0.114): the benchmark
-  decodes every stream to RGB through swscale without forcing a colorspace, and swscale's
-  default YUV<->RGB matrix is BT.601, so Y computed from RGB with the same matrix is, up to
-  rounding, the Y plane the codecs coded. Pass ``matrix="bt709"`` if the RGB frames were made
-  with BT.709.
+  kept in float (not rounded). ``matrix`` must be the one the RGB frames were made with, so
+  that Y computed from RGB is, up to rounding, the Y plane the codecs coded: pass the matrix
+  name ``vtoken.media.color.decode_matrix`` chose (ffmpeg tag names are accepted:
+  "smpte170m"/"bt470bg"/"bt601" -> BT.601, "bt709", "bt2020nc"). The default "bt601" is what
+  vtoken.media (and swscale) use for untagged standard-definition video such as the 640x360
+  benchmark reference.
 
 PSNR of identical frames is infinite; it is capped at ``PSNR_CAP`` = 100 dB so sequence means
 stay finite. For 8-bit data the largest finite PSNR of a 640x360 frame is about 106.5 dB, so
-the cap only clips frames within one or two code values of lossless. The sequence value is the
+the cap only clips frames where a handful of samples are off by one code value. The sequence value is the
 mean of the per-frame values (not the PSNR of the mean MSE), as in most codec papers.
 """
 
@@ -23,7 +24,10 @@ PSNR_CAP = 100.0
 PEAK = 255.0
 
 # (Kr, Kb) of each supported luma matrix; Kg = 1 - Kr - Kb
-LUMA_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+LUMA_MATRICES = {
+    "bt601": (0.299, 0.114), "smpte170m": (0.299, 0.114), "bt470bg": (0.299, 0.114),
+    "bt709": (0.2126, 0.0722), "bt2020nc": (0.2627, 0.0593),
+}
 
 
 def check_pair(ref: np.ndarray, dist: np.ndarray) -> None:

@@ -339,7 +339,22 @@ class MvtReader:
             pos += seg_len
         n = ch.latent_shape[0] * ch.latent_shape[1] * ch.latent_shape[2]
         return Chunk(i, ch.first_frame, ch.frame_count, ch.key, ch.latent_shape,
-                     ch.planes_coded, segments, [n] * len(segments))
+                     ch.planes_coded, segments, [n] * len(segments), planes_listed=len(ch.segments))
+
+    @_guarded
+    def segment_ends(self, i: int) -> list[int]:
+        """File offsets where each plane segment that chunk `i` lists ends: cutting the file
+        at one of them keeps a decodable prefix of planes (tools and tests use this)."""
+        e = self.entries[i]
+        head = self._record_head(e.offset)
+        ch = self._chunk_head(e.offset, head[1]) if head is not None else "record header damaged"
+        if isinstance(ch, str):
+            raise CorruptChunkError(f"chunk {i}: {ch}", chunk=i)
+        ends, pos = [], e.offset + RECORD_HEAD.size + ch.size
+        for seg_len, _, _ in ch.segments:
+            pos += seg_len
+            ends.append(pos)
+        return ends
 
     @_guarded
     def audio(self) -> tuple[bytes, str] | None:

@@ -98,6 +98,9 @@ class Chunk:
     planes_coded: int
     segments: list[bytes]
     symbol_counts: list[int] | None = None  # default: T'*H'*W' for every segment
+    # Segments the chunk header lists (what the encoder kept). A reader sets it; fewer
+    # `segments` than this means a cut or damaged chunk, not rate control.
+    planes_listed: int | None = None
 
     def __post_init__(self):
         self.latent_shape = tuple(int(v) for v in self.latent_shape)

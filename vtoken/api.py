@@ -97,8 +97,10 @@ def encode(
     (a target in bits per pixel for the whole file); all planes when none is given. `model` is
     a loaded Tokenizer, a model name / path, or None for the default model."""
     from .bitstream import MvtWriter, StreamHeader
+    from .codec.metadata import color_code_points
     from .codec.pipeline import Timings, encode_chunks
     from .codec.rate import RateController, planes_for_quality
+    from .entropy import FORMAT_VERSION as ENTROPY_FORMAT_VERSION
     from .fsutil import atomic_path
     from .media import VideoReader, extract_audio
     from .models import load_model
@@ -123,7 +125,7 @@ def encode(
         audio = extract_audio(src)
         header = StreamHeader(
             model_name=net.identity.name,
-            model_sha256=net.identity.sha256,
+            model_sha256=bytes.fromhex(net.identity.sha256),
             width=info.width,
             height=info.height,
             fps_num=info.fps.numerator,
@@ -132,12 +134,10 @@ def encode(
             bits=bits,
             spatial_factor=net.config.spatial_factor,
             temporal_factor=net.config.temporal_factor,
-            chunk_frames=chunk_frames,
+            frames_per_chunk=chunk_frames,
             key_interval=key_interval,
-            color_primaries=info.color_primaries or "",
-            color_transfer=info.color_transfer or "",
-            color_matrix=info.color_matrix or "",
-            color_range=info.color_range or "",
+            entropy_version=ENTROPY_FORMAT_VERSION,
+            **color_code_points(info),
             extra={"source": Path(src).name, "rate": {"planes": rate.planes, "bpp": bpp}},
         )
         with atomic_path(dst, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
@@ -173,8 +173,16 @@ def encode(
 
 def _open_stream(src, tolerant: bool):
     from .bitstream import open_mvt
+    from .entropy import FORMAT_VERSION
+    from .errors import UnsupportedVersionError
 
-    return open_mvt(src, tolerant=tolerant)
+    reader = open_mvt(src, tolerant=tolerant)
+    if reader.header.entropy_version != FORMAT_VERSION:
+        reader.close()
+        raise UnsupportedVersionError(
+            f"{src}: entropy coder version {reader.header.entropy_version}; this vtoken decodes version {FORMAT_VERSION}"
+        )
+    return reader
 
 
 def _model_for(header, model, device):
@@ -185,12 +193,12 @@ def _model_for(header, model, device):
     elif model is not None:
         net = load_model(model, device=device)
     else:
-        return load_model_by_identity(header.model_name, header.model_sha256, device=device)
-    if net.identity is not None and net.identity.sha256 != header.model_sha256:
+        return load_model_by_identity(header.model_name, header.sha256_hex, device=device)
+    if net.identity is not None and net.identity.sha256 != header.sha256_hex:
         from .errors import ModelError
 
         raise ModelError(
-            f"this file needs model {header.model_name} (sha256 {header.model_sha256[:16]}...), "
+            f"this file needs model {header.model_name} (sha256 {header.sha256_hex[:16]}...), "
             f"not {net.identity.name} (sha256 {net.identity.sha256[:16]}...)"
         )
     return net
@@ -247,6 +255,7 @@ def decode(
 ) -> DecodeResult:
     """Decode the .mvt file `src` to `dst`: a video (.mp4/.mkv/.mov), a .y4m file, or a folder
     of PNG frames (a path ending in '/' or an existing folder). Audio is muxed back."""
+    from .codec.metadata import color_names
     from .codec.pipeline import Timings, decode_chunks
     from .media import VideoWriter
 
@@ -261,10 +270,7 @@ def decode(
         h = reader.header
         net = _model_for(h, model, dev)
         audio = reader.audio() if start == 0 else None
-        color = {
-            "color_primaries": h.color_primaries, "color_transfer": h.color_transfer,
-            "color_matrix": h.color_matrix, "color_range": h.color_range,
-        }
+        color = color_names(h)
         with VideoWriter(dst, h.width, h.height, Fraction(h.fps_num, h.fps_den), overwrite=overwrite,
                          audio=audio, color=color) as out, _progress(progress, frames or h.frame_count or None, "decode") as bar:
             for decoded in decode_chunks(
@@ -282,7 +288,7 @@ def decode(
             if count == 0:
                 raise InputError(f"{src}: no frame to decode in the requested range")
         warnings.extend(reader.warnings)
-        size = reader.file_size
+        size = reader.file_bytes
         stored_frames = sum(e.frame_count for e in reader.entries)
         if h.frame_count and stored_frames < h.frame_count and frames is None:
             warnings.append(f"stream ends at frame {stored_frames} of {h.frame_count}")

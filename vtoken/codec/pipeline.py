@@ -171,7 +171,7 @@ def decode_chunks(
         if chunk is not None:
             shape = tuple(chunk.latent_shape)
             bits = coder.decode(list(chunk.segments), shape)
-            if len(chunk.segments) < chunk.planes_coded:
+            if len(chunk.segments) < (chunk.planes_listed or 0):
                 trusted = min(trusted, len(chunk.segments))
             clock = timings.add("entropy", clock)
         if i < first:

@@ -36,15 +36,17 @@ def mismatch(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
     return out
 
 
-def best_field(cost: np.ndarray) -> np.ndarray:
-    """Index into SHIFTS per block ([ceil(H/B), ceil(W/B)]) from per-position costs [S, H, W]."""
-    s, h, w = cost.shape
-    hb, wb = -(-h // BLOCK), -(-w // BLOCK)
-    padded = np.zeros((s, hb * BLOCK, wb * BLOCK), dtype=np.int64)
-    padded[:, :h, :w] = cost
-    blocks = padded.reshape(s, hb, BLOCK, wb, BLOCK).sum(axis=(2, 4))
+def block_sums(m: np.ndarray) -> np.ndarray:
+    """[S, H, W] -> int64 [S, ceil(H/B), ceil(W/B)] sums over blocks (edge blocks partial)."""
+    _, h, w = m.shape
+    rows = np.add.reduceat(m, np.arange(0, h, BLOCK), axis=1, dtype=np.int64)
+    return np.add.reduceat(rows, np.arange(0, w, BLOCK), axis=2)
+
+
+def best_field(block_cost: np.ndarray) -> np.ndarray:
+    """Index into SHIFTS per block from block mismatch counts [S, Hb, Wb]."""
     # Mismatches weigh 4, shift length 1: among equal matches the shortest shift wins.
-    return np.argmin(blocks * 4 + _LENGTH[:, None, None], axis=0)
+    return np.argmin(block_cost * 4 + _LENGTH[:, None, None], axis=0)
 
 
 @lru_cache(maxsize=16)

@@ -77,7 +77,8 @@ def walk(
             below = out[k - 1, t] if k > 0 else None
             prev_frame = out[:, t - 1] if t > 0 else (prev_last if have_last else None)
             if prev_frame is not None:
-                prev, changed = motion[t].context(k, out[:, t], prev_frame)
+                before = out[:, t - 2] if t > 1 else (prev_last if t == 1 and have_last else None)
+                prev, changed = motion[t].context(k, out[:, t], prev_frame, before)
                 base = cx.temporal_base(prev, changed)
                 code_pass(k, flat, pos_a, base.reshape(-1)[pos_a], bounds_a)
                 ctx_b = cx.temporal_b(base, cur, prev)
@@ -93,7 +94,7 @@ class _FrameMotion:
     """Motion field and changed-plane counts of one latent frame, grown plane by plane."""
 
     def __init__(self) -> None:
-        self.cost: np.ndarray | None = None  # [S, H, W] mismatches of planes < MOTION_PLANES
+        self.cost: np.ndarray | None = None  # [S, Hb, Wb] block mismatches of planes seen
         self.index: np.ndarray | None = None  # gather index of the field; None: no motion
         self.shifted: tuple[int, np.ndarray] | None = None  # (plane, its compensated prev)
         self.changed: np.ndarray | None = None
@@ -102,18 +103,29 @@ class _FrameMotion:
     def _shift(self, prev: np.ndarray) -> np.ndarray:
         return prev if self.index is None else mo.compensate(prev, self.index)
 
-    def context(self, k: int, cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def context(
+        self, k: int, cur: np.ndarray, prev: np.ndarray, before: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(prev frame's plane k as seen through the motion field, number of planes < k that
-        differ from their motion-compensated prediction); cur/prev are [K, H, W] stacks whose
-        planes < k are final. Called for k = 0, 1, 2, ... in order."""
+        differ from their motion-compensated prediction); cur/prev/before are [K, H, W]
+        stacks of frames t, t-1, t-2 (before: None if absent) whose planes < k are final.
+        Called for k = 0, 1, 2, ... in order."""
         assert k == self.k, "planes must be visited in order"
         self.k += 1
         if k == 0:
-            self.changed = np.zeros(cur.shape[1:], dtype=np.int64)
-            return prev[0], self.changed
+            # Nothing below plane 0 to search with: extrapolate the motion of plane 0 from
+            # frame t-2 to t-1 (planes <= k of earlier frames are allowed context).
+            h, w = cur.shape[1:]
+            self.changed = np.zeros((h, w), dtype=np.int64)
+            if before is None:
+                return prev[0], self.changed
+            field = mo.best_field(mo.block_sums(mo.mismatch(prev[0], before[0])))
+            if not field.any():
+                return prev[0], self.changed
+            return mo.compensate(prev[0], mo.gather_index(field, h, w)), self.changed
         if k <= mo.MOTION_PLANES:
-            m = mo.mismatch(cur[k - 1], prev[k - 1])
-            self.cost = m.astype(np.int32) if self.cost is None else self.cost + m
+            m = mo.block_sums(mo.mismatch(cur[k - 1], prev[k - 1]))
+            self.cost = m if self.cost is None else self.cost + m
             field = mo.best_field(self.cost)
             h, w = cur.shape[1:]
             self.index = mo.gather_index(field, h, w) if field.any() else None

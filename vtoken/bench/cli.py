@@ -1,0 +1,151 @@
+"""`vtoken bench`: the codec comparison as a click command (registered by vtoken/cli.py).
+
+Output files go to --out; their paths are printed on stdout; the progress bar and logs go
+to stderr. Options given on the command line override the suite file's values."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from . import baselines as bl
+
+log = logging.getLogger("vtoken.bench")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SUITE = REPO_ROOT / "benchmarks" / "suites" / "eval.json"
+DEFAULT_CACHE = REPO_ROOT / ".cache" / "bench"
+
+
+def parse_list(values, kind=str, allowed=None, name="value") -> list:
+    """Repeated options and comma lists, in order, without duplicates: ('hevc,vvc', 'av1')."""
+    out = []
+    for v in values or ():
+        for part in str(v).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                item = kind(part)
+            except ValueError:
+                raise UsageError(f"{name} {part!r} is not a valid {kind.__name__}") from None
+            if allowed is not None and item not in allowed:
+                raise UsageError(f"{name} {part!r}: use one of {', '.join(map(str, allowed))}")
+            if item not in out:
+                out.append(item)
+    return out
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r}: write it as WIDTHxHEIGHT, e.g. 640x360") from None
+    return w, h
+
+
+def load_suite(path: str | Path) -> dict:
+    """A suite file (benchmarks/suites/*.json). Relative paths in it are relative to the
+    folder holding `benchmarks/` (the repository root)."""
+    path = Path(path)
+    try:
+        suite = json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"--suite {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"--suite {path}: not valid JSON ({exc})") from None
+    root = next((p.parent for p in path.resolve().parents if p.name == "benchmarks"), path.resolve().parent)
+    suite["_root"] = str(root)
+    return suite
+
+
+def _videos(videos: str | None, suite: dict) -> list[Path]:
+    from .runner import list_videos
+
+    if videos is not None:
+        return list_videos(videos)
+    root = Path(suite.get("_root", "."))
+    folder = suite.get("videos")
+    candidates = [root / folder] if folder else []
+    candidates += [Path("../shared/data/eval/video"), REPO_ROOT.parent / "shared" / "data" / "eval" / "video"]
+    for c in candidates:
+        if c.is_dir():
+            found = list_videos(c)
+            clips = suite.get("clips")
+            if clips:
+                names = {p.name: p for p in found}
+                missing = [c for c in clips if c not in names]
+                if missing:
+                    raise UsageError(f"suite clips not found in {c}: {', '.join(missing)}")
+                return [names[n] for n in clips]
+            return found
+    raise UsageError("no --videos folder given and ../shared/data/eval/video does not exist")
+
+
+@click.command("bench")
+@click.option("--codec", "codecs", multiple=True, help="hevc, vvc, av1 or all (repeat or comma list). Default: the suite's, else all.")
+@click.option("--videos", type=click.Path(file_okay=False), default=None, help="Folder of source videos. Default: the suite's, else ../shared/data/eval/video.")
+@click.option("--frames", type=int, default=None, help="Frames per clip (first N). Default 33.")
+@click.option("--size", default=None, help="Benchmark size WxH (bicubic scaling). Default 640x360.")
+@click.option("--qualities", default=None, help="vtoken bit-plane counts, e.g. 4,6,8,12,18.")
+@click.option("--config", "config", type=click.Choice(["default", "lowdelay", "both"]), default=None,
+              help="Baseline configuration: default (random access), lowdelay, or both.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True,
+              help="Folder for results.json, results.csv, summary.md and the RD plots.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+              help="Device for vtoken and LPIPS.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help=f"Cache of references and baseline results. Default {DEFAULT_CACHE}.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--suite", "suite_path", type=click.Path(dir_okay=False), default=None,
+              help="Suite file (clips, size, frames, sweeps). Default benchmarks/suites/eval.json when present.")
+@click.option("--no-vtoken", is_flag=True, help="Baselines only.")
+@click.option("--model", default=None, help="vtoken model name or path (default: the shipped model).")
+@click.option("--threads", type=int, default=None, help="Threads per baseline encoder/decoder. Default 2.")
+@click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cache_dir, no_cache, suite_path,
+          no_vtoken, model, threads, nice, no_plots):
+    """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
+    rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory."""
+    from tqdm import tqdm
+
+    from .report import write_outputs
+    from .runner import BenchSettings, run_benchmark
+
+    if suite_path is None and DEFAULT_SUITE.is_file():
+        suite_path = DEFAULT_SUITE
+    suite = load_suite(suite_path) if suite_path else {}
+    codec_list = parse_list(codecs or suite.get("codecs") or ["all"], allowed=(*bl.CODECS, "all"), name="--codec")
+    if "all" in codec_list:
+        codec_list = list(bl.CODECS)
+    cfg = config or ("both" if suite.get("configs") == ["default", "lowdelay"] else (suite.get("configs") or ["default"])[0])
+    configs = list(bl.CONFIGS) if cfg == "both" else [cfg]
+    w, h = parse_size(size or suite.get("size") or "640x360")
+    sq = suite.get("qualities", {})
+    quals = {c: [int(q) for q in sq.get(c, bl.DEFAULT_QUALITIES[c])] for c in bl.CODECS}
+    planes = parse_list([qualities] if qualities else [",".join(map(str, sq.get("vtoken", [4, 6, 8, 12, 18])))],
+                        kind=int, name="--qualities")
+    if any(p < 1 for p in planes):
+        raise UsageError("--qualities: plane counts must be >= 1")
+    settings = BenchSettings(
+        videos=_videos(videos, suite), codecs=codec_list, configs=configs,
+        frames=frames or int(suite.get("frames", 33)), width=w, height=h, qualities=quals, vtoken_planes=planes,
+        run_vtoken=not no_vtoken, device=device, model=model,
+        cache_dir=None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE,
+        threads=threads or int(suite.get("threads", 2)), nice=nice)
+    settings.check()
+    with tqdm(total=settings.points(), desc="bench", unit="point", file=sys.stderr, dynamic_ncols=True) as bar:
+        def tick(rec):
+            bar.set_postfix_str(f"{rec['clip'][:16]} {rec['codec']} {rec['quality_param']}={rec['quality']}")
+            bar.update(1)
+        run = run_benchmark(settings, on_point=tick)
+    if suite_path:
+        run["settings"]["suite"] = {k: v for k, v in suite.items() if not k.startswith("_")}
+    for p in write_outputs(run, out_dir, plots=not no_plots):
+        click.echo(str(p))

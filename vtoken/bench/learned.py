@@ -1,0 +1,108 @@
+"""vtoken as a benchmarked codec: a thin adapter over the library API (vtoken.encode /
+vtoken.decode_frames), timed end to end (file in, file out, entropy coding included).
+
+Memory: peak GPU memory from torch.cuda.max_memory_allocated (reset before each step) on
+CUDA; peak RSS of this process per step (VmHWM reset through /proc/self/clear_refs, see
+measure.reset_peak_rss)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .measure import peak_rss_mib, reset_peak_rss
+
+
+@dataclass
+class LearnedOutput:
+    bytes: int
+    frames: np.ndarray            # uint8 [T, H, W, 3]
+    encode_seconds: float
+    decode_seconds: float
+    encode_rss_mib: float | None
+    decode_rss_mib: float | None
+    encode_gpu_mib: float | None
+    decode_gpu_mib: float | None
+    device: str
+    settings: dict = field(default_factory=dict)
+    stage_timings: dict = field(default_factory=dict)
+
+
+def _cuda_reset(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _cuda_peak(device: str) -> float | None:
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    return None
+
+
+def resolve(device: str) -> str:
+    from ..api import resolve_device
+    return str(resolve_device(device))
+
+
+def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto",
+               model: str | None = None) -> LearnedOutput:
+    """Encode the reference y4m keeping `planes` bit-planes, decode it back, time both."""
+    import vtoken
+
+    dev = resolve(device)
+    dst = Path(workdir) / f"{Path(ref_y4m).stem}-p{planes}.mvt"
+    try:
+        reset_peak_rss()
+        _cuda_reset(dev)
+        t0 = time.perf_counter()
+        enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, device=dev, overwrite=True)
+        _cuda_peak(dev)  # synchronises, so the wall clock covers the GPU work
+        t_enc = time.perf_counter() - t0
+        enc_gpu = _cuda_peak(dev)
+        enc_rss = peak_rss_mib()
+        nbytes = dst.stat().st_size
+
+        reset_peak_rss()
+        _cuda_reset(dev)
+        t0 = time.perf_counter()
+        chunks = list(vtoken.decode_frames(dst, model=model, device=dev))
+        _cuda_peak(dev)
+        t_dec = time.perf_counter() - t0
+        dec_gpu = _cuda_peak(dev)
+        dec_rss = peak_rss_mib()
+        try:
+            stream_info = vtoken.info(dst)
+        except Exception:  # info is descriptive only; a failure must not lose the point
+            stream_info = {}
+    finally:
+        dst.unlink(missing_ok=True)
+    frames = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,), np.uint8)
+    settings = {"planes": planes, "model": getattr(enc, "model", None), "vtoken_version": getattr(vtoken, "__version__", None),
+                "chunk_frames": None, "key_interval": None, "stream": stream_info}
+    for k in ("chunk_frames", "key_interval"):
+        if isinstance(stream_info, dict):
+            settings[k] = stream_info.get(k, stream_info.get("header", {}).get(k) if isinstance(stream_info.get("header"), dict) else None)
+    return LearnedOutput(nbytes, frames, t_enc, t_dec, enc_rss, dec_rss, enc_gpu, dec_gpu, dev, settings,
+                         {"encode": getattr(enc, "timings", {})})
+
+
+def warm_up(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto", model: str | None = None,
+            frames: int = 5) -> None:
+    """One untimed encode/decode of a few frames so model loading, CUDA context and kernel
+    selection are not charged to the first measured point."""
+    from .yuv import read_y4m, write_y4m
+
+    header, planes_arr = read_y4m(ref_y4m)
+    small = Path(workdir) / "warmup.y4m"
+    write_y4m(small, planes_arr[:frames], (header.fps_num, header.fps_den))
+    try:
+        run_vtoken(small, planes, workdir, device=device, model=model)
+    finally:
+        small.unlink(missing_ok=True)

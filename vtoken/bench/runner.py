@@ -1,0 +1,197 @@
+"""The sweep: for each clip, one reference; for each codec, config and quality, one record.
+
+Every record has the same shape for learned and classic codecs (see `make_record`). Baseline
+records are cached (cache.py); vtoken records are always recomputed."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UsageError
+from . import baselines as bl
+from .cache import BaselineCache, settings_key
+from .env import environment, machine
+from .ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg
+from .measure import METRICS, bpp, means, quality
+from .reference import make_reference
+from .yuv import RGB_CONVERSION, read_y4m, yuv420_to_rgb
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m4v", ".y4m", ".ogv"}
+DEFAULT_VTOKEN_PLANES = [4, 6, 8, 12, 18]
+
+
+@dataclass
+class BenchSettings:
+    videos: list[Path]
+    codecs: list[str] = field(default_factory=lambda: list(bl.CODECS))
+    configs: list[str] = field(default_factory=lambda: ["default"])
+    frames: int = 33
+    width: int = 640
+    height: int = 360
+    qualities: dict[str, list[int]] = field(default_factory=lambda: {k: list(v) for k, v in bl.DEFAULT_QUALITIES.items()})
+    vtoken_planes: list[int] = field(default_factory=lambda: list(DEFAULT_VTOKEN_PLANES))
+    run_vtoken: bool = True
+    device: str = "auto"
+    model: str | None = None
+    cache_dir: Path | None = None
+    threads: int = 2
+    nice: int = 0
+    metrics: tuple[str, ...] = tuple(METRICS)
+    metrics_device: str | None = None   # default: vtoken's device (cpu for baselines-only runs)
+
+    def check(self) -> None:
+        if not self.videos:
+            raise UsageError("no videos to benchmark; pass --videos DIR (or a suite listing clips)")
+        if self.frames < 1:
+            raise UsageError("--frames must be >= 1")
+        if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
+            raise UsageError(f"--size {self.width}x{self.height}: width and height must be positive and even")
+        for c in self.codecs:
+            if c not in bl.CODECS:
+                raise UsageError(f"unknown codec {c!r}; use hevc, vvc, av1 or all")
+        for c in self.configs:
+            if c not in bl.CONFIGS:
+                raise UsageError(f"unknown config {c!r}; use default, lowdelay or both")
+        if not self.codecs and not self.run_vtoken:
+            raise UsageError("nothing to run: no baseline codec and --no-vtoken")
+
+    def points(self) -> int:
+        """How many (clip, codec, config, quality) points the sweep has: the progress total."""
+        per_clip = sum(len(self.qualities.get(c, [])) for c in self.codecs) * len(self.configs)
+        if self.run_vtoken:
+            per_clip += len(self.vtoken_planes)
+        return per_clip * len(self.videos)
+
+
+def list_videos(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"--videos {folder}: not a folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def make_record(*, codec: str, config: str, clip: str, quality_param: str, quality_value: int, nbytes: int,
+                frames: int, width: int, height: int, per_frame: dict, encode_s: float, decode_s: float,
+                encode_rss_mib: float | None, decode_rss_mib: float | None, gpu_encode_mib: float | None,
+                gpu_decode_mib: float | None, device: str, settings: dict, reference_sha256: str,
+                ffmpeg: str | None, measured_on: dict, commands: dict | None = None) -> dict:
+    """The one record shape of the benchmark (classic and learned codecs alike)."""
+    return {
+        "codec": codec, "config": config, "clip": clip,
+        "quality_param": quality_param, "quality": int(quality_value),
+        "bytes": int(nbytes), "bpp": bpp(nbytes, frames, width, height),
+        "frames": int(frames), "width": int(width), "height": int(height),
+        "metrics": means(per_frame), "per_frame": per_frame,
+        "timings": {"encode_s": encode_s, "decode_s": decode_s,
+                    "encode_fps": frames / encode_s if encode_s > 0 else None,
+                    "decode_fps": frames / decode_s if decode_s > 0 else None},
+        "memory": {"encode_peak_rss_mib": encode_rss_mib, "decode_peak_rss_mib": decode_rss_mib,
+                   "encode_peak_gpu_mib": gpu_encode_mib, "decode_peak_gpu_mib": gpu_decode_mib},
+        "device": device, "settings": settings, "commands": commands or {},
+        "reference_sha256": reference_sha256, "ffmpeg": ffmpeg, "measured_on": measured_on,
+        "cached": False,
+    }
+
+
+def _portable(cmd: list[str], workdir: Path) -> list[str]:
+    """A command line as recorded: 'ffmpeg' for the binary, file names without folders."""
+    out = ["ffmpeg"]
+    for a in cmd[1:]:
+        out.append(Path(a).name if a.startswith(str(workdir)) else a)
+    return out
+
+
+def baseline_settings(spec: bl.BaselineSpec, quality_value: int, metrics: tuple[str, ...]) -> dict:
+    """What a cached baseline result depends on, besides the reference and ffmpeg version."""
+    return {"spec": spec.describe(), "quality": int(quality_value), "metrics": list(metrics),
+            "rgb": RGB_CONVERSION}
+
+
+def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
+                  on_point: Callable[[dict], None] | None = None) -> dict:
+    """Run the whole sweep; returns {"environment", "settings", "references", "results"}.
+    `on_point(record)` is called after each point (the CLI's progress bar)."""
+    s.check()
+    exe = find_ffmpeg()
+    fver = ffmpeg_version(exe) if exe else None
+    cache = BaselineCache(s.cache_dir)
+    here = machine()
+    vdev = None
+    if s.run_vtoken:
+        from .learned import resolve
+        vdev = resolve(s.device)
+    mdev = s.metrics_device or vdev or "cpu"
+    specs = [bl.make_spec(c, cfg, s.threads) for c in s.codecs for cfg in s.configs]
+    results: list[dict] = []
+    references: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="vtoken-bench-", dir=workdir) as tmp:
+        tmp = Path(tmp)
+        warmed = False
+        for video in s.videos:
+            ref_path, ref_info = make_reference(exe, video, tmp, s.frames, s.width, s.height, s.cache_dir)
+            references.append(ref_info)
+            clip = Path(video).stem
+            ref_planes = read_y4m(ref_path)[1]
+            ref_rgb = yuv420_to_rgb(ref_planes)
+            t = ref_rgb.shape[0]
+            for spec in specs:
+                for q in s.qualities.get(spec.codec, []):
+                    key = settings_key(ref_info["y4m_sha256"], baseline_settings(spec, q, s.metrics))
+                    rec = cache.get(key, fver)
+                    if rec is not None:
+                        rec["cached"] = True
+                    elif exe is None:
+                        raise FfmpegError(
+                            f"no static ffmpeg and no cached {spec.codec} {spec.config} {spec.quality_param}={q} "
+                            f"result for {clip}; pip install imageio-ffmpeg or copy the cache of a machine that ran it")
+                    else:
+                        out = bl.run_baseline(exe, spec, q, ref_path, s.width, s.height, tmp, nice=s.nice)
+                        rgb = yuv420_to_rgb(out.planes)
+                        if rgb.shape != ref_rgb.shape:
+                            raise FfmpegError(f"{spec.codec} decoded {rgb.shape[0]} frames of {clip}, expected {t}")
+                        rec = make_record(
+                            codec=spec.codec, config=spec.config, clip=clip, quality_param=spec.quality_param,
+                            quality_value=q, nbytes=out.bytes, frames=t, width=s.width, height=s.height,
+                            per_frame=quality(ref_rgb, rgb, mdev, s.metrics),
+                            encode_s=out.encode.seconds, decode_s=out.decode.seconds,
+                            encode_rss_mib=out.encode.max_rss_kib / 1024, decode_rss_mib=out.decode.max_rss_kib / 1024,
+                            gpu_encode_mib=None, gpu_decode_mib=None, device="cpu",
+                            settings=spec.describe(), reference_sha256=ref_info["y4m_sha256"], ffmpeg=fver,
+                            measured_on=here,
+                            commands={"encode": _portable(out.encode_command, tmp),
+                                      "decode": _portable(out.decode_command, tmp)})
+                        cache.put(key, fver, rec)
+                    results.append(rec)
+                    if on_point:
+                        on_point(rec)
+            if s.run_vtoken:
+                from .learned import run_vtoken, warm_up
+                if not warmed:
+                    warm_up(ref_path, s.vtoken_planes[0], tmp, vdev, s.model)
+                    warmed = True
+                for p in s.vtoken_planes:
+                    out = run_vtoken(ref_path, p, tmp, vdev, s.model)
+                    if out.frames.shape != ref_rgb.shape:
+                        raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
+                    rec = make_record(
+                        codec="vtoken", config="default", clip=clip, quality_param="planes", quality_value=p,
+                        nbytes=out.bytes, frames=t, width=s.width, height=s.height,
+                        per_frame=quality(ref_rgb, out.frames, mdev, s.metrics),
+                        encode_s=out.encode_seconds, decode_s=out.decode_seconds,
+                        encode_rss_mib=out.encode_rss_mib, decode_rss_mib=out.decode_rss_mib,
+                        gpu_encode_mib=out.encode_gpu_mib, gpu_decode_mib=out.decode_gpu_mib, device=out.device,
+                        settings=out.settings, reference_sha256=ref_info["y4m_sha256"], ffmpeg=None,
+                        measured_on=here)
+                    rec["stage_timings"] = out.stage_timings
+                    results.append(rec)
+                    if on_point:
+                        on_point(rec)
+    settings = {"frames": s.frames, "size": [s.width, s.height], "codecs": s.codecs, "configs": s.configs,
+                "qualities": {c: s.qualities.get(c, []) for c in s.codecs}, "vtoken_planes": s.vtoken_planes if s.run_vtoken else [],
+                "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
+                "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
+    return {"environment": environment(fver, torch_info=s.run_vtoken), "settings": settings,
+            "references": references, "results": results}

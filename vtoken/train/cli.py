@@ -1,0 +1,103 @@
+"""`vtoken train`: a click group registered by vtoken/cli.py.
+
+    vtoken train --config FILE --out RUN_DIR [--resume] [--max-minutes M] [--device auto|cpu|cuda]
+    vtoken train export RUN_DIR --name NAME [--zoo DIR] [--prior-clips N] [--default]
+    vtoken train evaluate [--model SPEC] --videos DIR [--planes 4,8,12,18] [--json]
+
+Logs are JSON lines on stderr (and RUN_DIR/train.jsonl); results of export/evaluate go to
+stdout as JSON. Also runnable as `python -m vtoken.train.cli` (e.g. under torchrun)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from vtoken.errors import UsageError, VtokenError
+
+
+def _stderr_json(record: dict) -> None:
+    sys.stderr.write(json.dumps(record, sort_keys=True) + "\n")
+    sys.stderr.flush()
+
+
+def _run_guarded(fn):
+    """Standalone use (python -m): VtokenError -> one line + exit code, as the main CLI does."""
+    try:
+        return fn()
+    except VtokenError as exc:
+        click.echo(f"vtoken train: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="training config JSON (see vtoken/train/configs)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="run folder: logs and checkpoints")
+@click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
+@click.option("--max-minutes", type=float, default=None, help="stop cleanly (with a checkpoint) before this many minutes")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--steps", type=int, default=None, help="override the config's total steps")
+@click.pass_context
+def train(ctx, config_path, out_dir, resume, max_minutes, device, steps):
+    """Train a tokenizer (without a subcommand), or export/evaluate one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not config_path or not out_dir:
+        raise click.UsageError("give --config FILE and --out RUN_DIR (or a subcommand: export, evaluate)")
+    from .loop import TrainConfig, train as run
+
+    cfg = TrainConfig.load(config_path)
+    if resume and steps is None:
+        # A resumed run keeps its own schedule unless told otherwise.
+        import pathlib
+
+        saved = pathlib.Path(out_dir) / "config.json"
+        if saved.is_file():
+            cfg = TrainConfig.from_dict(json.loads(saved.read_text()))
+    if steps is not None:
+        cfg.steps = steps
+    summary = _run_guarded(lambda: run(cfg, out_dir, resume=resume, max_minutes=max_minutes, device=device,
+                                       log_fn=_stderr_json))
+    click.echo(json.dumps(summary))
+
+
+@train.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", required=True, help="model name, e.g. vtoken-tiny-cpu")
+@click.option("--zoo", "zoo_dir", default=None, help="output folder (default: the package zoo)")
+@click.option("--prior-clips", type=int, default=64, show_default=True, help="training clips used to fit the entropy prior (0: no prior)")
+@click.option("--default", "make_default", is_flag=True, help="write DEFAULT in the zoo naming this model")
+@click.option("--device", default="cpu", show_default=True)
+def export_cmd(run_dir, name, zoo_dir, prior_clips, make_default, device):
+    """Export the EMA weights of RUN_DIR's latest checkpoint (+ fitted entropy prior)."""
+    from .export import export_run
+
+    result = _run_guarded(lambda: export_run(run_dir, name, zoo_dir, prior_clips=prior_clips,
+                                             make_default=make_default, device=device))
+    click.echo(json.dumps(result, indent=1))
+
+
+@train.command("evaluate")
+@click.option("--model", "model_spec", default=None, help="model name or path (default: the default model)")
+@click.option("--videos", required=True, type=click.Path(exists=True), help="folder of clips (or one clip)")
+@click.option("--planes", default="4,8,12,18", show_default=True, help="comma-separated plane counts")
+@click.option("--frames", type=int, default=17, show_default=True)
+@click.option("--size", default="640x360", show_default=True, help="WxH the clips are scaled to")
+@click.option("--device", default="cpu", show_default=True)
+def evaluate_cmd(model_spec, videos, planes, frames, size, device):
+    """PSNR (RGB) and LPIPS of reconstructions per plane count, with raw bits per pixel."""
+    from .evaluate import evaluate_model
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+        plane_list = [int(p) for p in planes.split(",") if p.strip()]
+    except ValueError as exc:
+        raise UsageError(f"--size WxH and --planes a,b,c: {exc}") from exc
+    result = _run_guarded(lambda: evaluate_model(model_spec, videos, plane_list, frames=frames, size=(w, h),
+                                                 device=device))
+    click.echo(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    train()

@@ -1,0 +1,107 @@
+"""Export a training run as a shipped model: the EMA weights of the latest checkpoint plus
+an entropy prior fitted on the frozen tokenizer's bits (the "second stage").
+
+The prior is fitted on training clips (never the evaluation set) and judged on a disjoint
+set of training clips drawn with another seed: the report gives the ideal code length in
+bits per coded bit with no prior (adaptive counts from scratch) and with the fitted prior."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vtoken.errors import UsageError
+
+from . import checkpoint as ckpt
+from .data import DataConfig, make_sampler
+from .loop import TrainConfig
+
+
+def ema_model_from_run(run_dir: str | os.PathLike, device: str = "cpu"):
+    """(Tokenizer with the EMA weights, TrainConfig, step) of the run's latest checkpoint."""
+    from vtoken.models import Tokenizer, TokenizerConfig
+
+    step, state, extra = ckpt.load_checkpoint(run_dir)
+    if "model_config" not in extra or "config" not in extra:
+        raise UsageError(f"{run_dir}: checkpoint lacks its config; it was not written by vtoken train")
+    model = Tokenizer(TokenizerConfig.from_dict(extra["model_config"]))
+    model.load_state_dict(state["ema"])
+    return model.to(device).eval(), TrainConfig.from_dict(extra["config"]), step
+
+
+@torch.no_grad()
+def collect_bits(model, data_cfg: DataConfig, clips: int, seed: int, device: str = "cpu", batch: int = 4) -> list[np.ndarray]:
+    """uint8 bit chunks [K, T', H', W'] of `clips` random training clips."""
+    cfg = copy.deepcopy(data_cfg)
+    cfg.seed = seed
+    cfg.device = "cpu"
+    sampler = make_sampler(cfg)
+    out: list[np.ndarray] = []
+    while len(out) < clips:
+        video = sampler.batch(min(batch, clips - len(out))).to(device)
+        bits = model.encode_bits(video).cpu().numpy()
+        out.extend(b for b in bits)
+    return out
+
+
+def fit_and_report_prior(model, data_cfg: DataConfig, clips: int, device: str = "cpu") -> tuple[np.ndarray, dict[str, Any]]:
+    from vtoken.entropy.prior import estimate_bits, fit_prior
+
+    k = model.bits
+    fit_chunks = collect_bits(model, data_cfg, clips, seed=data_cfg.seed + 101, device=device)
+    held_out = collect_bits(model, data_cfg, max(4, clips // 2), seed=data_cfg.seed + 202, device=device)
+    prior = fit_prior(fit_chunks, k)
+    n_bits = sum(c.size for c in held_out)
+    # key_every=1: the clips are unrelated, so every chunk starts from the prior alone.
+    before = estimate_bits(held_out, k, None, key_every=1)
+    after = estimate_bits(held_out, k, prior, key_every=1)
+    report = {
+        "fit_clips": len(fit_chunks),
+        "held_out_clips": len(held_out),
+        "clip_shape": list(held_out[0].shape),
+        "bits_per_bit_no_prior": round(float(before.sum()) / n_bits, 4),
+        "bits_per_bit_prior": round(float(after.sum()) / n_bits, 4),
+        "bits_per_bit_per_plane_prior": [round(float(v) / (n_bits / k), 4) for v in after],
+    }
+    return prior, report
+
+
+def export_run(run_dir: str | os.PathLike, name: str, zoo_dir: str | os.PathLike | None = None, *,
+               prior_clips: int = 64, make_default: bool = False, device: str = "cpu",
+               prior_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write `<name>-<sha8>.{safetensors,json}` into `zoo_dir` (default: the package zoo);
+    return a JSON-ready report (paths, sha256, step, prior statistics)."""
+    from vtoken.models import ZOO_DIR, save_model
+
+    zoo = Path(zoo_dir) if zoo_dir is not None else Path(ZOO_DIR)
+    if not zoo.is_dir():
+        raise UsageError(f"--zoo {zoo} is not a folder; create it first")
+    model, cfg, step = ema_model_from_run(run_dir, device)
+    prior, prior_report = None, None
+    if prior_clips > 0:
+        # Whole-ish frames at the model's native multiple: 17 frames, 128 px, like the codec's chunks.
+        dcfg = copy.deepcopy(cfg.data)
+        dcfg.frames, dcfg.size = 17, 128
+        dcfg.scale_min, dcfg.scale_max = 1.0, 2.0
+        for key, value in (prior_data or {}).items():
+            setattr(dcfg, key, value)
+        prior, prior_report = fit_and_report_prior(model, dcfg, prior_clips, device)
+    json_path = save_model(model.cpu(), zoo, name, entropy_prior=prior)
+    if make_default:
+        (zoo / "DEFAULT").write_text(json_path.stem + "\n")
+    weights = json_path.with_suffix(".safetensors")
+    return {
+        "model": json_path.stem,
+        "json": str(json_path),
+        "weights": str(weights),
+        "bytes": weights.stat().st_size,
+        "step": step,
+        "params": sum(p.numel() for p in model.parameters()),
+        "prior": prior_report,
+        "default": make_default,
+    }

@@ -1,0 +1,382 @@
+"""The training loop: config-driven, resumable bit-exactly, time-boxed, DDP under torchrun.
+
+`train(config, run_dir, ...)` runs until `config.steps` or `max_minutes`, writes JSON-lines
+logs to RUN/train.jsonl (and to `log_fn`, e.g. the CLI's stderr writer) and sharded
+checkpoints to RUN/checkpoints/. Calling it again with `resume=True` continues from the
+latest checkpoint and draws exactly the batches, plane counts and updates an uninterrupted
+run would have (on the same device and thread count)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from vtoken.errors import InputError, UsageError
+
+from . import checkpoint as ckpt
+from .data import ClipSampler, DataConfig, describe, make_sampler
+from .losses import LossConfig, TokenizerLoss, bit_stats, nats_to_bits, sample_planes
+
+LogFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.99)  # the paper's beta1 = 0
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at `steps`
+    grad_clip: float = 1.0  # max global grad norm (0 = off)
+
+    def lr_at(self, step: int, total: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, total - self.warmup_steps)
+        a = min(1.0, (step - self.warmup_steps) / span)
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * a)))
+
+
+@dataclass
+class TrainConfig:
+    model: str | dict[str, Any] = "vtoken-tiny"  # preset name, or {"preset": name, **overrides}, or a full config dict
+    data: DataConfig = field(default_factory=DataConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch_size: int = 8
+    steps: int = 10000
+    ema_decay: float = 0.999
+    precision: str = "bf16"  # "bf16" (autocast on CUDA; fp32 on CPU) or "fp32"
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    max_shard_mib: float = 15.0
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    init_from: str | None = None  # a shipped model (path or name) to start from
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known - {"comment"})
+        if unknown:
+            raise UsageError(f"unknown training config fields {unknown}; allowed: {sorted(known)}")
+        data.pop("comment", None)
+        data["data"] = DataConfig.from_dict(data.get("data", {}))
+        data["losses"] = LossConfig.from_dict(data.get("losses", {}))
+        optim = dict(data.get("optim", {}))
+        if "betas" in optim:
+            optim["betas"] = tuple(float(b) for b in optim["betas"])
+        try:
+            data["optim"] = OptimConfig(**optim)
+        except TypeError as exc:
+            raise UsageError(f"bad optim config: {exc}") from exc
+        cfg = cls(**data)
+        if cfg.precision not in ("bf16", "fp32"):
+            raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        p = Path(path)
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except FileNotFoundError as exc:
+            raise InputError(f"training config {path} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise InputError(f"training config {path} is not valid JSON: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["optim"]["betas"] = list(self.optim.betas)
+        return out
+
+
+def build_model_config(spec: str | dict[str, Any]):
+    from vtoken.models import TokenizerConfig
+
+    if isinstance(spec, str):
+        return TokenizerConfig.preset(spec)
+    spec = dict(spec)
+    if "preset" in spec:
+        name = spec.pop("preset")
+        return TokenizerConfig.preset(name, **spec)
+    return TokenizerConfig.from_dict(spec)
+
+
+# -- distributed -----------------------------------------------------------------------------
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; one process per GPU (nccl) or gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)
+    return Dist(rank, world, local)
+
+
+def resolve_device(device: str, d: Dist) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and d.world > 1:
+        device = f"cuda:{d.local_rank}"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but CUDA is not available; use --device cpu")
+    return torch.device(device)
+
+
+# -- EMA -----------------------------------------------------------------------------------------
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    # Warm-up of the decay: a short run's EMA would otherwise still be mostly the init.
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1 - d)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+# -- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """Holds every piece of state a checkpoint must capture."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, device: str = "auto",
+                 log_fn: LogFn | None = None, data_arrays=None):
+        from vtoken.models import Tokenizer
+
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.dist = setup_distributed(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device, self.dist)
+        self.log_fn = log_fn
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        self.model_config = build_model_config(cfg.model)
+        model = Tokenizer(self.model_config)
+        if cfg.init_from:
+            from vtoken.models import load_model
+
+            src = load_model(cfg.init_from)
+            model.load_state_dict(src.state_dict())
+        self.model = model.to(self.device)
+        self.mem_format = torch.channels_last_3d if cfg.channels_last and self.device.type == "cuda" else None
+        if self.mem_format is not None:
+            self.model = self.model.to(memory_format=self.mem_format)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.loss = TokenizerLoss(cfg.losses, self.device)
+        fused = self.device.type == "cuda"
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                    weight_decay=cfg.optim.weight_decay, **({"fused": True} if fused else {}))
+        self.disc_opt = None
+        if self.loss.disc is not None:
+            self.disc_opt = torch.optim.Adam(self.loss.disc.parameters(), lr=cfg.losses.disc_lr, betas=cfg.optim.betas)
+        # Data: cache + per-rank sampler; a separate generator for plane counts and LPIPS frames.
+        dcfg = copy.deepcopy(cfg.data)
+        if dcfg.device == "cuda":
+            dcfg.device = str(self.device)
+        self.sampler: ClipSampler = make_sampler(dcfg, self.dist.rank, data_arrays)
+        self.gen = torch.Generator().manual_seed(cfg.seed * 7 + 13 + self.dist.rank)
+        self.step = 0
+        self.net: nn.Module = self.model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if cfg.precision == "bf16" and self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+
+    # -- logging ----------------------------------------------------------------------------
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True)
+        with open(self.run_dir / "train.jsonl", "a") as f:
+            f.write(line + "\n")
+        if self.log_fn is not None:
+            self.log_fn(record)
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        st: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "data_rng": json.dumps(self.sampler.rng_state()),  # big ints: keep them as text
+            "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            st["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if self.loss.disc is not None:
+            st["disc"] = self.loss.disc.state_dict()
+            st["lecam"] = self.loss.lecam.state_dict()
+            st["disc_opt"] = self.disc_opt.state_dict()
+        return st
+
+    def load_state(self, st: dict[str, Any]) -> None:
+        self.model.load_state_dict(st["model"])
+        self.ema.load_state_dict(st["ema"])
+        opt = st["opt"]
+        for g in opt["param_groups"]:
+            if isinstance(g.get("betas"), list):
+                g["betas"] = tuple(g["betas"])
+        self.opt.load_state_dict(opt)
+        self.sampler.set_rng_state(json.loads(st["data_rng"]))
+        self.gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
+        if "cuda_rng" in st and torch.cuda.is_available():
+            states = st["cuda_rng"]
+            if len(states) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(states)
+        if self.loss.disc is not None and "disc" in st:
+            self.loss.disc.load_state_dict(st["disc"])
+            self.loss.lecam.load_state_dict(st["lecam"])
+            self.disc_opt.load_state_dict(st["disc_opt"])
+
+    def save(self) -> Path | None:
+        if not self.dist.main:
+            return None
+        return ckpt.save_checkpoint(
+            self.run_dir, self.step, self.state(),
+            max_shard_bytes=int(self.cfg.max_shard_mib * 2**20), keep_last=self.cfg.keep_last,
+            extra={"config": self.cfg.to_dict(), "model_config": self.model_config.to_dict()},
+        )
+
+    def resume(self) -> bool:
+        latest = ckpt.latest_checkpoint(self.run_dir)
+        if latest is None:
+            return False
+        step, st, _ = ckpt.load_checkpoint(latest)
+        self.load_state(st)
+        self.step = step
+        return True
+
+    # -- one update ---------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        lr = cfg.optim.lr_at(self.step, cfg.steps)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        video = self.sampler.batch(cfg.batch_size, self.device)
+        if self.mem_format is not None:
+            video = video.contiguous(memory_format=self.mem_format)
+        planes = sample_planes(video.shape[0], self.model_config.bits, cfg.losses, self.gen, self.device)
+        self.model.train()
+        with self.autocast:
+            out = self.net(video, planes=planes)
+        total, terms = self.loss(video, out, self.step, self.gen)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
+        self.opt.step()
+        ema_update(self.ema, self.model, cfg.ema_decay, self.step)
+        rec = {k: float(v.detach()) for k, v in terms.items()}
+        if self.loss.gan_active(self.step):
+            d_loss, d_terms = self.loss.discriminator_loss(video, out.reconstruction)
+            self.disc_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.disc_opt.step()
+            rec.update({k: float(v) for k, v in d_terms.items()})
+        rec["grad_norm"] = float(gnorm)
+        rec["lr"] = lr
+        rec["entropy_weight"] = cfg.losses.entropy_weight(self.step)
+        rec["psnr"] = float(10 * math.log10(4.0 / max(rec["mse"], 1e-12)))  # signal range 2
+        rec["bits_per_token_codebook"] = nats_to_bits(rec["codebook_entropy"])
+        rec.update(bit_stats(out.z))
+        if planes is not None:
+            rec["planes_mean"] = float(planes.float().mean())
+        self.step += 1
+        return rec
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, max_minutes: float | None = None,
+          device: str = "auto", log_fn: LogFn | None = None, data_arrays=None) -> dict[str, Any]:
+    """Run (or continue) training. Returns a summary dict. Stops at cfg.steps, or early
+    enough before `max_minutes` to write a final checkpoint."""
+    start = time.monotonic()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume and ckpt.latest_checkpoint(run_dir) is not None:
+        raise UsageError(f"{run_dir} already holds checkpoints; pass --resume to continue or choose a new --out")
+    tr = Trainer(cfg, run_dir, device, log_fn, data_arrays)
+    resumed = tr.resume() if resume else False
+    if tr.dist.main:
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+    tr.log({"event": "start", "step": tr.step, "resumed": resumed, "device": str(tr.device),
+            "world": tr.dist.world, "data": describe(tr.sampler.cache),
+            "params": sum(p.numel() for p in tr.model.parameters()), "time": time.time()})
+    deadline = start + max_minutes * 60 if max_minutes else None
+    step_times: list[float] = []
+    save_seconds = 5.0
+    stop_reason = "steps"
+    acc: dict[str, float] = {}
+    n_acc = 0
+    while tr.step < cfg.steps:
+        if deadline is not None:
+            typical = sorted(step_times[-20:])[len(step_times[-20:]) // 2] if step_times else 0.0
+            # Leave room for one more step, the checkpoint, and a margin for slow steps.
+            if time.monotonic() + 2 * typical + save_seconds + 10 > deadline:
+                stop_reason = "time"
+                break
+        t0 = time.monotonic()
+        rec = tr.train_step()
+        step_times.append(time.monotonic() - t0)
+        for k, v in rec.items():
+            acc[k] = acc.get(k, 0.0) + v
+        n_acc += 1
+        if tr.step % cfg.log_every == 0 or tr.step == cfg.steps:
+            avg = {k: round(v / n_acc, 6) for k, v in acc.items()}
+            avg.update({"step": tr.step, "sec_per_step": round(sum(step_times[-n_acc:]) / n_acc, 4),
+                        "elapsed_s": round(time.monotonic() - start, 1)})
+            tr.log(avg)
+            acc, n_acc = {}, 0
+        if cfg.checkpoint_every and tr.step % cfg.checkpoint_every == 0 and tr.step < cfg.steps:
+            t1 = time.monotonic()
+            tr.save()
+            save_seconds = max(save_seconds, time.monotonic() - t1)
+    path = tr.save()
+    summary = {"event": "stop", "reason": stop_reason, "step": tr.step, "checkpoint": str(path) if path else None,
+               "elapsed_s": round(time.monotonic() - start, 1)}
+    tr.log(summary)
+    if tr.dist.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return summary

@@ -1,0 +1,227 @@
+"""Training losses of the tokenizer (MAGVIT-v2 recipe, DESIGN.md weights by default).
+
+total = l1 * |x - x̂| + l2 * (x - x̂)^2 + perceptual * LPIPS(x, x̂)
+      + commitment * LFQ commitment + entropy(step) * LFQ entropy penalty
+      + adversarial * hinge generator loss   (after `gan_start` steps, off by default)
+
+All terms are computed in fp32 (autocast off): the reconstruction is cast up first, and the
+LFQ terms come out of the quantizer in fp32 already. Nested bit-plane dropout is a sampling
+rule for the model's `planes` argument (`sample_planes`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vtoken.errors import UsageError
+
+
+@dataclass
+class LossConfig:
+    l1: float = 5.0
+    l2: float = 0.0
+    perceptual: float = 0.1
+    perceptual_frames: int = 0  # LPIPS on this many random frames per clip (0 = all frames)
+    commitment: float = 0.25
+    entropy: float = 0.1
+    # Entropy weight annealed linearly from `entropy` to `entropy * entropy_final_ratio`
+    # over `entropy_anneal_steps` (0 = constant).
+    entropy_anneal_steps: int = 0
+    entropy_final_ratio: float = 0.0
+    adversarial: float = 0.0  # 0.1 in the paper; off by default (measure before enabling)
+    gan_start: int = 2000  # generator gets the adversarial term only after this many steps
+    lecam: float = 0.001
+    disc_channels: int = 32
+    disc_lr: float = 1e-4
+    # Nested plane dropout: with probability `all_planes_prob` keep every plane, otherwise
+    # keep k planes, k uniform in [min_planes, K].
+    plane_dropout: bool = True
+    all_planes_prob: float = 0.25
+    min_planes: int = 1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LossConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown loss config fields {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def entropy_weight(self, step: int) -> float:
+        if self.entropy_anneal_steps <= 0:
+            return self.entropy
+        a = min(1.0, step / self.entropy_anneal_steps)
+        return self.entropy * (1 - a + a * self.entropy_final_ratio)
+
+
+def sample_planes(batch: int, bits: int, cfg: LossConfig, rng: torch.Generator, device) -> torch.Tensor | None:
+    """Per-sample number of kept planes [B] (LongTensor), or None when dropout is off."""
+    if not cfg.plane_dropout:
+        return None
+    lo = max(1, min(cfg.min_planes, bits))
+    k = torch.randint(lo, bits + 1, (batch,), generator=rng)
+    keep_all = torch.rand(batch, generator=rng) < cfg.all_planes_prob
+    return torch.where(keep_all, torch.full_like(k, bits), k).to(device)
+
+
+# -- perceptual -------------------------------------------------------------------------------
+def load_lpips(device) -> nn.Module:
+    """The project's offline LPIPS (AlexNet, v0.1), frozen. Raises UsageError with the fix
+    when the weights were not built."""
+    try:
+        from vtoken.metrics.lpips import LPIPS
+    except ImportError as exc:  # the module is part of the package; a missing one is a broken install
+        raise UsageError(f"vtoken.metrics.lpips is unavailable ({exc}); set losses.perceptual to 0") from exc
+    try:
+        model = LPIPS()
+    except FileNotFoundError as exc:
+        raise UsageError(
+            "LPIPS weights are missing: run `python -m vtoken.metrics.build_lpips_weights` "
+            "or set losses.perceptual to 0"
+        ) from exc
+    model.eval().requires_grad_(False)
+    return model.to(device)
+
+
+def fold_frames(video: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """[B,3,T,H,W] -> [B*t,3,H,W] (optionally only frames `idx`)."""
+    if idx is not None:
+        video = video.index_select(2, idx)
+    b, c, t, h, w = video.shape
+    return video.transpose(1, 2).reshape(b * t, c, h, w)
+
+
+# -- adversarial ------------------------------------------------------------------------------
+class PatchDiscriminator(nn.Module):
+    """Small 3D patch discriminator (StyleGAN-ish blocks, no norm): 4 strided stages that
+    see a few frames at a time, one logit per space-time patch."""
+
+    def __init__(self, channels: int = 32, in_channels: int = 3):
+        super().__init__()
+        c = channels
+        layers: list[nn.Module] = [nn.Conv3d(in_channels, c, 3, padding=1), nn.LeakyReLU(0.2)]
+        widths = [c, 2 * c, 4 * c, 4 * c]
+        for i in range(3):
+            layers += [
+                nn.Conv3d(widths[i], widths[i + 1], (3, 4, 4), stride=(1 if i == 0 else 2, 2, 2), padding=(1, 1, 1)),
+                nn.LeakyReLU(0.2),
+            ]
+        layers.append(nn.Conv3d(widths[-1], 1, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.net(video)
+
+
+class LeCam(nn.Module):
+    """LeCam regulariser (Tseng et al. 2021): keeps the discriminator's outputs near EMAs of
+    its past outputs on the other class; EMAs are buffers so they checkpoint."""
+
+    def __init__(self, decay: float = 0.99):
+        super().__init__()
+        self.decay = decay
+        self.register_buffer("ema_real", torch.zeros(()))
+        self.register_buffer("ema_fake", torch.zeros(()))
+
+    def forward(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.ema_real.mul_(self.decay).add_((1 - self.decay) * real_logits.mean())
+            self.ema_fake.mul_(self.decay).add_((1 - self.decay) * fake_logits.mean())
+        return F.relu(real_logits - self.ema_fake).pow(2).mean() + F.relu(self.ema_real - fake_logits).pow(2).mean()
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+# -- the generator loss -------------------------------------------------------------------------
+class TokenizerLoss(nn.Module):
+    """Computes every term and their weighted sum for the tokenizer update. `forward`
+    returns (total, terms) where terms is a dict of floats-as-tensors for the log."""
+
+    def __init__(self, cfg: LossConfig, device="cpu"):
+        super().__init__()
+        self.cfg = cfg
+        self.lpips = load_lpips(device) if cfg.perceptual > 0 else None
+        self.disc = PatchDiscriminator(cfg.disc_channels).to(device) if cfg.adversarial > 0 else None
+        self.lecam = LeCam().to(device) if cfg.adversarial > 0 else None
+
+    def gan_active(self, step: int) -> bool:
+        return self.disc is not None and step >= self.cfg.gan_start
+
+    def forward(self, video: torch.Tensor, out, step: int, rng: torch.Generator) -> tuple[torch.Tensor, dict]:
+        c = self.cfg
+        with torch.autocast(device_type=video.device.type, enabled=False):
+            x = video.float()
+            y = out.reconstruction.float()
+            terms: dict[str, torch.Tensor] = {}
+            total = x.new_zeros(())
+            diff = y - x
+            terms["l1"] = diff.abs().mean()
+            total = total + c.l1 * terms["l1"]
+            mse = diff.pow(2).mean()
+            terms["mse"] = mse.detach()
+            if c.l2 > 0:
+                total = total + c.l2 * mse
+            if self.lpips is not None:
+                t = x.shape[2]
+                idx = None
+                if 0 < c.perceptual_frames < t:
+                    idx = torch.randperm(t, generator=rng)[: c.perceptual_frames].to(x.device)
+                p = self.lpips(fold_frames(y, idx), fold_frames(x, idx)).mean()
+                terms["lpips"] = p
+                total = total + c.perceptual * p
+            lq = out.losses
+            terms["commitment"] = lq.commitment.float()
+            terms["entropy"] = lq.entropy.float()
+            terms["sample_entropy"] = lq.per_sample_entropy.detach().float()
+            terms["codebook_entropy"] = lq.codebook_entropy.detach().float()
+            ew = c.entropy_weight(step)
+            total = total + c.commitment * terms["commitment"] + ew * terms["entropy"]
+            if self.gan_active(step):
+                # The discriminator's weights get no gradient from the generator step.
+                self.disc.requires_grad_(False)
+                g = -self.disc(y).mean()
+                self.disc.requires_grad_(True)
+                terms["gan_g"] = g
+                total = total + c.adversarial * g
+            terms["total"] = total
+        return total, terms
+
+    def discriminator_loss(self, video: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        with torch.autocast(device_type=video.device.type, enabled=False):
+            real = self.disc(video.float())
+            fake = self.disc(recon.detach().float())
+            d = hinge_d_loss(real, fake)
+            reg = self.lecam(real, fake)
+            loss = d + self.cfg.lecam * reg
+        return loss, {"gan_d": d.detach(), "lecam": reg.detach(), "d_real": real.mean().detach(), "d_fake": fake.mean().detach()}
+
+
+@torch.no_grad()
+def bit_stats(z: torch.Tensor) -> dict[str, float]:
+    """Empirical rate facts of a batch of latents: bits per token if every plane were coded
+    with its own marginal probability (sum over planes of H(p_k)), and the mean P(bit=1)."""
+    bits = (z >= 0).float()
+    p = bits.movedim(1, -1).reshape(-1, bits.shape[1]).mean(0).clamp(1e-6, 1 - 1e-6)
+    h = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
+    return {"bits_per_token_marginal": float(h.sum()), "p_one_mean": float(p.mean())}
+
+
+def nats_to_bits(x: float) -> float:
+    return x / math.log(2)
+
+
+__all__ = [
+    "LossConfig", "TokenizerLoss", "PatchDiscriminator", "LeCam", "hinge_d_loss", "sample_planes",
+    "load_lpips", "fold_frames", "bit_stats", "nats_to_bits", "np",
+]  # fmt: skip

@@ -1,0 +1,152 @@
+"""vtoken bench end to end on tiny generated clips: real x265 / vvenc / SVT-AV1 encodes through
+the static ffmpeg, the cache on a machine without ffmpeg, the vtoken record path, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vtoken.bench import baselines as bl
+from vtoken.bench import runner as rn
+from vtoken.bench.ffmpeg import FfmpegError, find_ffmpeg, run_timed
+from vtoken.bench.learned import LearnedOutput
+
+FFMPEG = find_ffmpeg()
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="imageio-ffmpeg's static ffmpeg is not installed")
+METRICS = ("psnr_rgb", "psnr_y", "lpips")
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory) -> Path:
+    """A 96x64, 5-frame moving test pattern (lavfi testsrc2), coded near-losslessly."""
+    d = tmp_path_factory.mktemp("videos")
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25",
+                    "-frames:v", "5", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", str(d / "pattern.mp4")],
+                   check=True)
+    return d
+
+
+def _settings(clip_dir, tmp_path, **kw):
+    base = dict(videos=rn.list_videos(clip_dir), codecs=["hevc"], frames=5, width=64, height=48,
+                qualities={"hevc": [24, 44]}, run_vtoken=False, cache_dir=tmp_path / "cache", metrics=METRICS)
+    base.update(kw)
+    return rn.BenchSettings(**base)
+
+
+@needs_ffmpeg
+def test_x265_tiny_encode_gives_sensible_rate_and_quality(clip_dir, tmp_path):
+    run = rn.run_benchmark(_settings(clip_dir, tmp_path))
+    hi, lo = sorted(run["results"], key=lambda r: r["quality"])
+    for r in (hi, lo):
+        assert r["codec"] == "hevc" and r["frames"] == 5 and (r["width"], r["height"]) == (64, 48)
+        assert r["bpp"] == pytest.approx(r["bytes"] * 8 / (5 * 64 * 48))
+        assert len(r["per_frame"]["psnr_rgb"]) == 5
+        assert r["timings"]["encode_fps"] > 0 and r["timings"]["decode_fps"] > 0
+        assert 1 < r["memory"]["encode_peak_rss_mib"] < 2000
+        assert r["commands"]["encode"][0] == "ffmpeg" and "libx265" in r["commands"]["encode"]
+        assert r["settings"]["preset"] == "medium" and r["ffmpeg"]
+    # crf 24 spends more bits than crf 44 and is closer to the reference
+    assert hi["bytes"] > lo["bytes"]
+    assert hi["metrics"]["psnr_rgb"] > lo["metrics"]["psnr_rgb"] > 15
+    assert hi["metrics"]["psnr_rgb"] > 28
+    assert hi["metrics"]["lpips"] < lo["metrics"]["lpips"]
+    assert run["references"][0]["frames"] == 5 and run["references"][0]["origin"] == "ffmpeg"
+    assert run["environment"]["ffmpeg"] and run["environment"]["machine"]["cores"] >= 1
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("codec,config,q", [("vvc", "default", 32), ("av1", "default", 40), ("av1", "lowdelay", 40),
+                                            ("hevc", "lowdelay", 30)])
+def test_other_encoders_tiny_encode(clip_dir, tmp_path, codec, config, q):
+    s = _settings(clip_dir, tmp_path, codecs=[codec], configs=[config], qualities={codec: [q]}, metrics=("psnr_rgb",))
+    (r,) = rn.run_benchmark(s)["results"]
+    assert r["codec"] == codec and r["config"] == config and r["settings"]["bit_depth"] == (10 if codec == "vvc" else 8)
+    assert 0.05 < r["bpp"] < 8
+    assert r["metrics"]["psnr_rgb"] > 25
+
+
+@needs_ffmpeg
+def test_cache_serves_a_machine_without_ffmpeg(clip_dir, tmp_path, monkeypatch):
+    first = rn.run_benchmark(_settings(clip_dir, tmp_path))["results"]
+    assert not any(r["cached"] for r in first)
+    again = rn.run_benchmark(_settings(clip_dir, tmp_path))["results"]
+    assert all(r["cached"] for r in again)
+    assert [r["bytes"] for r in again] == [r["bytes"] for r in first]
+
+    monkeypatch.setattr(rn, "find_ffmpeg", lambda: None)
+    monkeypatch.setattr("vtoken.bench.reference.run_timed", lambda *a, **k: pytest.fail("ffmpeg must not run"))
+    offline = rn.run_benchmark(_settings(clip_dir, tmp_path))
+    assert all(r["cached"] for r in offline["results"])
+    assert offline["references"][0]["origin"] == "cache"
+    assert [r["metrics"] for r in offline["results"]] == [r["metrics"] for r in first]
+    # a setting nobody ran is a clear error, not a silent gap
+    with pytest.raises(FfmpegError, match="no cached hevc default crf=30"):
+        rn.run_benchmark(_settings(clip_dir, tmp_path, qualities={"hevc": [30]}))
+    with pytest.raises(FfmpegError, match="no static ffmpeg"):
+        rn.run_benchmark(_settings(clip_dir, tmp_path, cache_dir=tmp_path / "empty"))
+
+
+@needs_ffmpeg
+def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
+    """The learned-codec path with a stand-in codec (the real model is tested elsewhere):
+    the record, BD-rate against the baseline and the summary must work for it."""
+    import vtoken.bench.learned as learned
+
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None):
+        from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
+        frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
+        noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
+        return LearnedOutput(100 * planes, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
+                             {"planes": planes})
+
+    monkeypatch.setattr(learned, "run_vtoken", fake_run)
+    monkeypatch.setattr(learned, "warm_up", lambda *a, **k: None)
+    monkeypatch.setattr(learned, "resolve", lambda d: "cpu")
+    s = _settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2, 4, 8], qualities={"hevc": [24, 34, 44]})
+    run = rn.run_benchmark(s)
+    vt = [r for r in run["results"] if r["codec"] == "vtoken"]
+    hv = [r for r in run["results"] if r["codec"] == "hevc"]
+    assert len(vt) == 3 and set(vt[0]) == set(hv[0]) | {"stage_timings"}
+    assert vt[0]["timings"]["encode_fps"] == pytest.approx(10.0) and vt[0]["device"] == "cpu"
+    assert s.points() == 6
+    from vtoken.bench.report import write_outputs
+    write_outputs(run, tmp_path / "out", plots=False)
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {(r["test"], r["anchor"]) for r in data["bd"]} == {("vtoken", "hevc")}
+
+
+@needs_ffmpeg
+def test_child_peak_rss_is_the_child_own(tmp_path):
+    """ffmpeg's peak RSS must not inherit this (torch-sized) process's high-water mark."""
+    import torch  # noqa: F401 - makes this process big on purpose
+    big = np.ones(300 * 2**20, np.uint8)  # 300 MiB resident here
+    r = run_timed([FFMPEG, "-hide_banner", "-version"], cwd=tmp_path)
+    assert big.sum() > 0
+    assert 0 < r.max_rss_kib / 1024 < 150
+    with pytest.raises(FfmpegError, match="ffmpeg failed"):
+        run_timed([FFMPEG, "-hide_banner", "-i", str(tmp_path / "missing.mp4")], cwd=tmp_path)
+
+
+@needs_ffmpeg
+def test_cli_baselines_only(clip_dir, tmp_path):
+    from vtoken.bench.cli import bench
+
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"frames": 4, "size": "64x48", "codecs": ["hevc"], "qualities": {"hevc": [30, 40]}}))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(bench, ["--suite", str(suite), "--videos", str(clip_dir), "--no-vtoken",
+                                     "--out", str(out), "--cache", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    printed = [Path(line).name for line in res.stdout.splitlines()]
+    assert printed == ["results.json", "results.csv", "summary.md", "rd_lpips.png", "rd_psnr.png"]
+    data = json.loads((out / "results.json").read_text())
+    assert [r["quality"] for r in data["results"]] == [30, 40]
+    assert data["results"][0]["frames"] == 4 and data["settings"]["size"] == [64, 48]
+    bad = CliRunner().invoke(bench, ["--suite", str(suite), "--videos", str(clip_dir), "--no-vtoken",
+                                     "--codec", "h264", "--out", str(out)])
+    assert bad.exit_code != 0 and "h264" in str(bad.exception)

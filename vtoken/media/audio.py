@@ -2,13 +2,17 @@
 
 `extract_audio(path)` remuxes every usable audio stream into an in-memory Matroska file (it
 holds any codec) and returns (blob, description). `AudioMuxer` puts those packets into an
-output container next to the video, interleaved by time. Matroska stores millisecond
-timestamps, so packet times may move by < 1 ms; packet payloads and counts are unchanged.
+output container next to the video, interleaved by time. Packet payloads and counts are
+unchanged; timestamps keep their sign (AAC priming stays before 0, so A/V sync is kept) but
+Matroska stores milliseconds: on the way out they are turned back into sample units and
+snapped onto the codec's frame grid (1024 samples for AAC...) when within 1 ms of it, which
+restores the original timestamps of fixed-frame-size codecs exactly; others keep 1 ms precision.
 """
 
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 import logging
 from pathlib import Path
 
@@ -64,7 +68,8 @@ def extract_audio(path) -> tuple[bytes, str] | None:
             log.warning("%s: audio demuxing stopped early: %s", path, exc)
         buf = io.BytesIO()
         descriptions = []
-        with av.open(buf, "w", format=BLOB_FORMAT) as out:
+        # negative timestamps (encoder priming) are kept rather than shifting the audio late
+        with av.open(buf, "w", format=BLOB_FORMAT, options={"avoid_negative_ts": "disabled"}) as out:
             for s in streams:
                 plist = packets[s.index]
                 if not plist:
@@ -108,7 +113,11 @@ class AudioMuxer:
             if not self._compatible(s):
                 log.warning("audio (%s) cannot go into a %s file; writing video only", s.codec_context.name, out.format.name)
                 continue
-            self.map[s.index] = out.add_stream_from_template(s)
+            o = out.add_stream_from_template(s)
+            if s.codec_context.sample_rate:
+                o.time_base = Fraction(1, s.codec_context.sample_rate)
+            self.map[s.index] = o
+        self.next_pts: dict[int, int] = {}  # expected pts (samples) of each stream's next packet
         self.packets = self.blob.demux(list(self.blob.streams.audio)) if self.map else iter(())
         self.pending = None
 
@@ -136,9 +145,28 @@ class AudioMuxer:
             p = self.pending
             if seconds is not None and p.pts is not None and float(p.pts * p.time_base) > seconds:
                 return
+            self._retime(p)
             p.stream = self.map[p.stream.index]
             self.out.mux(p)
             self.pending = None
+
+    def _retime(self, p) -> None:
+        """Millisecond timestamps -> sample units, snapped to the frame grid within 1 ms."""
+        cc = p.stream.codec_context
+        rate, frame = cc.sample_rate, cc.frame_size
+        if not rate or p.pts is None:
+            return
+        t = Fraction(p.pts) * p.time_base * rate
+        tolerance = Fraction(rate, 1000)
+        expected = self.next_pts.get(p.stream.index)
+        if frame and expected is None and abs(t - frame * round(t / frame)) <= tolerance:
+            expected = frame * round(t / frame)  # first packet: on the grid (AAC priming: -1024)
+        pts = expected if expected is not None and frame and abs(t - expected) <= tolerance else round(t)
+        duration = frame or (round(Fraction(p.duration) * p.time_base * rate) if p.duration else 0)
+        p.time_base = Fraction(1, rate)
+        p.pts = p.dts = pts
+        p.duration = duration
+        self.next_pts[p.stream.index] = pts + frame if frame else None
 
     def finish(self) -> None:
         self.mux_until(None)

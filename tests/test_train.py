@@ -1,0 +1,211 @@
+"""Training pipeline: data, checkpoints (sharding, exact resume), losses, CLI and export.
+
+Tiny model (a few thousand parameters) on generated clips, so the whole file runs in
+seconds on one core."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vtoken.errors import UsageError
+from vtoken.train import checkpoint as ckpt
+from vtoken.train.data import ClipCache, ClipSampler, DataConfig, _frame_indices, refuse_eval_path
+from vtoken.train.losses import LossConfig, sample_planes
+from vtoken.train.loop import OptimConfig, TrainConfig, setup_distributed, train
+
+TINY_MODEL = {"bits": 6, "channels": [8, 8, 16], "res_blocks": [0, 1, 0], "conv3d": [False, True, True],
+              "temporal_down": [True, False], "mid_blocks": 0, "norm_groups": 4, "entropy_group_size": 3}
+
+
+def _arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    # A smooth moving gradient video (7 frames, shorter than the crop) and a noisy photo.
+    y, x = np.mgrid[0:40, 0:56]
+    video = np.stack([np.stack([(x + 3 * t) * 4 % 256, y * 6 % 256, (x + y) * 2 % 256], -1) for t in range(7)])
+    photo = rng.integers(0, 256, (64, 72, 3))
+    return [video.astype(np.uint8)], [photo.astype(np.uint8)]
+
+
+def _config(steps=4, **loss):
+    losses = {"perceptual": 0.0, "entropy_anneal_steps": 4, "entropy_final_ratio": 0.5, **loss}
+    return TrainConfig.from_dict({
+        "model": TINY_MODEL,
+        "data": {"roots": [], "package_samples": False, "frames": 5, "size": 16, "max_side": 64},
+        "losses": losses,
+        "optim": {"lr": 1e-3, "warmup_steps": 2},
+        "batch_size": 2, "steps": steps, "ema_decay": 0.9, "precision": "fp32",
+        "log_every": 1, "checkpoint_every": 0, "keep_last": 2, "threads": 1,
+    })
+
+
+def test_eval_set_refused():
+    for bad in ("/work/shared/data/eval", "/work/shared/data/eval/video", "/work/shared/data"):
+        with pytest.raises(UsageError, match="evaluation set"):
+            refuse_eval_path(bad)
+    with pytest.raises(UsageError):
+        DataConfig(roots=["/work/shared/data/eval/video"]).validate()
+    refuse_eval_path("/work/shared/data/train")  # allowed
+
+
+def test_frames_must_be_1_plus_4n():
+    with pytest.raises(UsageError, match="1 \\+ 4n"):
+        DataConfig(frames=8, roots=[]).validate()
+
+
+def test_short_clips_ping_pong():
+    rng = np.random.default_rng(0)
+    idx = _frame_indices(3, 9, 1, rng)
+    assert len(idx) == 9 and idx.min() >= 0 and idx.max() <= 2
+    assert np.all(np.abs(np.diff(idx)) == 1)  # continuous motion, no jump back to frame 0
+    assert np.array_equal(_frame_indices(1, 5, 2, rng), np.zeros(5))
+
+
+def test_sampler_shapes_range_and_rng_restore():
+    cfg = DataConfig(roots=[], package_samples=False, frames=5, size=16, photo_prob=0.5)
+    sampler = ClipSampler(ClipCache.build(cfg, _arrays()), cfg)
+    b = sampler.batch(3)
+    assert b.shape == (3, 3, 5, 16, 16) and b.dtype == torch.float32
+    assert b.min() >= -1 and b.max() <= 1 and b.std() > 0.05
+    state = json.loads(json.dumps(sampler.rng_state()))  # must survive JSON
+    first = sampler.batch(2)
+    sampler.set_rng_state(state)
+    assert torch.equal(first, sampler.batch(2))
+
+
+def test_plane_dropout_sampling():
+    cfg = LossConfig(all_planes_prob=0.5, min_planes=2)
+    k = sample_planes(2000, 6, cfg, torch.Generator().manual_seed(0), "cpu")
+    assert k.min() >= 2 and k.max() == 6
+    assert 0.5 < (k == 6).float().mean() < 0.7  # 0.5 + 0.5 / 5
+    assert sample_planes(4, 6, LossConfig(plane_dropout=False), torch.Generator(), "cpu") is None
+
+
+def test_lr_schedule_warmup_and_cosine():
+    o = OptimConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert o.lr_at(0, 100) == pytest.approx(0.1)
+    assert o.lr_at(9, 100) == pytest.approx(1.0)
+    assert o.lr_at(100, 100) == pytest.approx(0.1)
+    assert o.lr_at(55, 100) == pytest.approx(0.55)
+
+
+def test_shards_below_limit_and_roundtrip(tmp_path):
+    limit = 200_000
+    state = {"big": torch.arange(120_000, dtype=torch.float32).reshape(300, 400),  # 480 kB: split
+             "small": {3: torch.ones(5), "k": (1, 2.5, "x")}, "none": None}
+    path = ckpt.save_checkpoint(tmp_path, 7, state, max_shard_bytes=limit, keep_last=1)
+    files = list(path.glob("*.safetensors"))
+    assert len(files) >= 3 and all(f.stat().st_size < limit for f in files)
+    step, back, _ = ckpt.load_checkpoint(tmp_path)
+    assert step == 7 and torch.equal(back["big"], state["big"])
+    assert torch.equal(back["small"][3], state["small"][3]) and back["small"]["k"] == (1, 2.5, "x")
+    ckpt.save_checkpoint(tmp_path, 8, state, max_shard_bytes=limit, keep_last=1)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step-00000008"]
+
+
+def _params(run_dir):
+    _, st, _ = ckpt.load_checkpoint(run_dir)
+    return st
+
+
+def test_resume_is_bit_exact(tmp_path):
+    arrays = _arrays()
+    logs = []
+    full = train(_config(4), tmp_path / "full", data_arrays=arrays, log_fn=logs.append)
+    assert full["step"] == 4
+    assert any("l1" in r and "bits_per_token_marginal" in r for r in logs)
+    train(_config(2), tmp_path / "split", data_arrays=arrays)
+    with pytest.raises(UsageError, match="--resume"):
+        train(_config(4), tmp_path / "split", data_arrays=arrays)
+    train(_config(4), tmp_path / "split", resume=True, data_arrays=arrays)
+    a, b = _params(tmp_path / "full"), _params(tmp_path / "split")
+    for part in ("model", "ema"):
+        assert a[part].keys() == b[part].keys()
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs after resume"
+    sa, sb = a["opt"]["state"], b["opt"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    assert a["data_rng"] == b["data_rng"]
+
+
+def test_adversarial_term_runs(tmp_path):
+    logs = []
+    train(_config(3, adversarial=0.1, gan_start=1, disc_channels=4), tmp_path, data_arrays=_arrays(),
+          log_fn=logs.append)
+    steps = [r for r in logs if "gan_d" in r]
+    assert steps and all(np.isfinite(r["gan_d"]) and np.isfinite(r["lecam"]) for r in steps)
+    assert "disc" in _params(tmp_path)
+
+
+def test_distributed_world_size_one(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    d = setup_distributed("cpu")
+    assert (d.rank, d.world, d.main) == (0, 1, True)
+    from torch.nn.parallel import DistributedDataParallel  # noqa: F401 - the DDP path imports
+
+
+def _write_media(folder):
+    import av
+    from PIL import Image
+
+    folder.mkdir()
+    with av.open(str(folder / "clip.mp4"), "w") as box:
+        s = box.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        video = _arrays()[0][0]
+        for t in range(12):
+            frame = np.ascontiguousarray(np.pad(video[t % 7], ((4, 4), (4, 4), (0, 0)), mode="edge")[:48, :64])
+            for p in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                box.mux(p)
+        for p in s.encode():
+            box.mux(p)
+    Image.fromarray(_arrays()[1][0]).save(folder / "photo.png")
+
+
+def test_cli_train_resume_export(tmp_path):
+    from click.testing import CliRunner
+
+    from vtoken.models import load_model
+    from vtoken.train.cli import train as train_cli
+
+    media = tmp_path / "media"
+    _write_media(media)
+    cfg = _config(2).to_dict()
+    cfg["data"]["roots"] = [str(media)]
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    run = tmp_path / "run"
+    runner = CliRunner()
+    r = runner.invoke(train_cli, ["--config", str(tmp_path / "cfg.json"), "--out", str(run), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(train_cli, ["--config", str(tmp_path / "cfg.json"), "--out", str(run), "--resume", "--steps", "3"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["step"] == 3
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    r = runner.invoke(train_cli, ["export", str(run), "--name", "t-model", "--zoo", str(zoo), "--prior-clips", "4", "--default"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert (zoo / "DEFAULT").read_text().strip() == report["model"]
+    assert 0 < report["prior"]["bits_per_bit_prior"] <= 1.5
+    model = load_model(report["json"], cache=False)
+    ema = _params(run)["ema"]
+    assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
+    assert model.entropy_prior is not None
+
+
+def test_eval_root_refused_by_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from vtoken.train.cli import train as train_cli
+
+    cfg = _config(1).to_dict()
+    cfg["data"]["roots"] = ["/work/shared/data/eval/video"]
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    r = CliRunner().invoke(train_cli, ["--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run")])
+    assert r.exit_code == UsageError.exit_code
+    assert "evaluation set" in r.output
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")

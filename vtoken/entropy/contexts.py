@@ -6,9 +6,11 @@ pass A. On top of that a bit may see (the truncation rule: a stream cut after pl
 still decode planes < k)
 
 * the same plane in the previous latent frame ("temporal": the co-located bit and the sum
-  of its 4 neighbours), when the decoder has it;
-* earlier planes of the same frame: how many of them changed against the previous frame at
-  this position (motion detector: static areas stay static in every plane), or, without
+  of its 4 neighbours, after block motion compensation, see motion.py), when the decoder
+  has it;
+* earlier planes of the same frame: how many of them changed against their (motion-
+  compensated) previous frame at this position (what earlier planes did not change, this
+  one rarely does), or, without
   temporal context, the value of plane k-1 at this position.
 
 Context numbering (per plane; the adaptive model keeps one pair of counts per context):

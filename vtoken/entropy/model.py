@@ -21,13 +21,13 @@ from .contexts import N_CONTEXTS
 
 PROB_BITS = 16
 ONE = 1 << PROB_BITS
-MAX_TOTAL = 1 << 13  # counts are halved above this: adaptivity vs precision (min cost ~1.4/MAX_TOTAL bit)
-SHARED_WEIGHT = 16  # pseudo-count of the pooled table inside a plane's estimate
+MAX_TOTAL = 1 << 13  # counts are halved above this: adaptivity vs precision
+SHARED_WEIGHT = 32  # pseudo-count of the pooled table inside a plane's estimate
 PRIOR_TOTAL = 256  # a fitted prior is scaled down to at most this many counts per context
 
 
 def _halve(counts: np.ndarray) -> None:
-    """Halve (rounding up, so a count never reaches 0) every context whose total is too big."""
+    """Halve (rounding up: a nonzero count stays nonzero) every context whose total is too big."""
     while True:
         over = counts[..., 0] + counts[..., 1] > MAX_TOTAL
         if not over.any():
@@ -59,7 +59,10 @@ class AdaptiveCounts:
         full = np.zeros((planes, N_CONTEXTS, 2), dtype=np.int64)
         n = min(planes, prior.shape[0])
         full[:n] = prior[:n]  # planes the prior does not cover start flat
-        self.own = _scaled(full)
+        # A plane's own counts start empty (or from the prior): a young context then follows
+        # the pooled table instead of a flat 1/2; the pooled counts start at 1 so that every
+        # probability stays defined and never reaches 0 or 1.
+        self.own = _scaled(full) - 1
         self.shared = _scaled(np.cumsum(full, axis=0))
         # Planes not coded since the start: their first chunk adapts in small steps (walk.py).
         self.fresh = np.ones(planes, dtype=bool)

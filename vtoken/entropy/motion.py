@@ -5,7 +5,8 @@ repeat this search: for every block of BLOCK x BLOCK latent positions pick the s
 +-RADIUS) under which the previous frame's earlier planes best match the current frame's,
 and use the previous frame *shifted by it* as plane k's temporal context. A camera pan then
 costs little more than a still scene. The field is refined with planes 0..MOTION_PLANES-1
-and then frozen (cost). Plane 0 has nothing to search with and uses no motion.
+and then frozen (cost). Plane 0 has nothing below it to search with: it extrapolates the
+motion of its own plane from frame t-2 to t-1 (walk.py), when both frames are there.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def make_clip(
         if audio:
             astream = out.add_stream("aac", rate=44100, layout="mono")
         for i, img in enumerate(pix):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame = _to_pix_fmt(np.ascontiguousarray(img), pix_fmt)
             frame.pts = i if pts is None else pts[i]
             frame.time_base = tb
             out.mux(vs.encode(frame))
@@ -118,6 +118,23 @@ def make_clip(
                 out.mux(astream.encode(af))
             out.mux(astream.encode(None))
     return path
+
+
+def _to_pix_fmt(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """RGB -> pix_fmt with the matrix readers assume for untagged video (BT.709 for HD, BT.601
+    below; limited range, full for 'yuvj'), so decoding an untagged clip gives back `rgb`."""
+    from av.video.reformatter import Colorspace, ColorRange, Interpolation
+
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    if not pix_fmt.startswith(("yuv", "nv")):
+        return frame  # grey / RGB formats: no matrix involved, the encoder converts
+    h, w = rgb.shape[:2]
+    return frame.reformat(
+        format=pix_fmt,
+        dst_colorspace=Colorspace.ITU709 if (w >= 1280 or h >= 720) else Colorspace.ITU601,
+        dst_color_range=ColorRange.JPEG if pix_fmt.startswith("yuvj") else ColorRange.MPEG,
+        interpolation=Interpolation.BILINEAR | Interpolation.FULL_CHR_H_INP | Interpolation.ACCURATE_RND,
+    )
 
 
 _IMAGE_FORMATS = {

@@ -224,3 +224,13 @@ def test_codecs_from_ffmpeg_cli(tmp_path, name, args, codec):
     assert frames.shape == (6, 64, 96, 3) and info.codec == codec
     assert info.fps == Fraction(30000, 1001)
     assert frames.std() > 20  # testsrc2 is colourful, not a flat or black decode
+
+
+def test_y4m_input(tmp_path):
+    """Raw Y4M input (as other tests make it): exact size, count and rate, near-exact colour."""
+    path = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=6, size=(250, 142), pix_fmt="yuv444p",
+                     fps=Fraction(30000, 1001))
+    frames, info = read_all(path)
+    assert frames.shape == (6, 142, 250, 3) and info.fps == Fraction(30000, 1001)
+    assert info.frame_count is None and count_frames(path) == 6
+    assert np.abs(frames.astype(int) - moving_pattern(6, 142, 250)).max() <= 2

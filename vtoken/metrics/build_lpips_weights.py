@@ -199,6 +199,7 @@ def build(force: bool = False) -> Path:
     for old in WEIGHTS_DIR.glob(f"{WEIGHTS_STEM}-*.safetensors"):
         if old != final:
             old.unlink()
+    tmp.chmod(0o644)  # readable by every user of a shared install
     tmp.replace(final)
     return final
 

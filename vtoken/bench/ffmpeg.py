@@ -48,6 +48,7 @@ class Run:
     seconds: float        # wall clock of the whole process
     max_rss_kib: int      # peak resident set of that process (ru_maxrss from wait4)
     stderr: str
+    cpu_seconds: float = 0.0  # user + system CPU time: what wall clock would be alone on the cores
 
 
 # A small launcher that forks ffmpeg and reports its wall clock and peak RSS. It exists because
@@ -69,7 +70,7 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - t0
 with open(out, "w") as f:
-    json.dump([seconds, usage.ru_maxrss, os.waitstatus_to_exitcode(status)], f)
+    json.dump([seconds, usage.ru_maxrss, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime], f)
 """
 
 
@@ -86,13 +87,13 @@ def run_timed(cmd: list[str], cwd: str | Path | None = None, nice: int = 0) -> R
             err.seek(0)
             stderr = err.read().decode("utf-8", errors="replace")
         try:
-            seconds, maxrss, code = json.loads(res_path.read_text())
+            seconds, maxrss, code, cpu = json.loads(res_path.read_text())
         except (OSError, ValueError):
-            seconds, maxrss, code = 0.0, 0, -1
+            seconds, maxrss, code, cpu = 0.0, 0, -1, 0.0
     finally:
         err_path.unlink(missing_ok=True)
         res_path.unlink(missing_ok=True)
     if code != 0:
         tail = " | ".join(stderr.strip().splitlines()[-3:])
         raise FfmpegError(f"ffmpeg failed (exit {code}): {tail or 'no message'}; command: {' '.join(cmd)}")
-    return Run(seconds=float(seconds), max_rss_kib=int(maxrss), stderr=stderr)
+    return Run(seconds=float(seconds), max_rss_kib=int(maxrss), stderr=stderr, cpu_seconds=float(cpu))

@@ -28,6 +28,8 @@ class LearnedOutput:
     decode_gpu_mib: float | None
     device: str
     settings: dict = field(default_factory=dict)
+    encode_cpu_seconds: float | None = None   # CPU time of this process (all threads)
+    decode_cpu_seconds: float | None = None
     stage_timings: dict = field(default_factory=dict)
 
 
@@ -61,20 +63,20 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
     try:
         reset_peak_rss()
         _cuda_reset(dev)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, device=dev, overwrite=True)
         _cuda_peak(dev)  # synchronises, so the wall clock covers the GPU work
-        t_enc = time.perf_counter() - t0
+        t_enc, c_enc = time.perf_counter() - t0, time.process_time() - c0
         enc_gpu = _cuda_peak(dev)
         enc_rss = peak_rss_mib()
         nbytes = dst.stat().st_size
 
         reset_peak_rss()
         _cuda_reset(dev)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         chunks = list(vtoken.decode_frames(dst, model=model, device=dev))
         _cuda_peak(dev)
-        t_dec = time.perf_counter() - t0
+        t_dec, c_dec = time.perf_counter() - t0, time.process_time() - c0
         dec_gpu = _cuda_peak(dev)
         dec_rss = peak_rss_mib()
         try:
@@ -90,7 +92,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
         if isinstance(stream_info, dict):
             settings[k] = stream_info.get(k, stream_info.get("header", {}).get(k) if isinstance(stream_info.get("header"), dict) else None)
     return LearnedOutput(nbytes, frames, t_enc, t_dec, enc_rss, dec_rss, enc_gpu, dec_gpu, dev, settings,
-                         {"encode": getattr(enc, "timings", {})})
+                         {"encode": getattr(enc, "timings", {})}, c_enc, c_dec)
 
 
 def warm_up(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto", model: str | None = None,

@@ -15,7 +15,7 @@ from .measure import METRICS
 BD_METRICS = ("lpips", "psnr_rgb")   # the BD tables; others are in results.json on request
 
 CSV_COLUMNS = ["clip", "codec", "config", "quality_param", "quality", "bytes", "bpp", "frames", "width", "height",
-               *METRICS, "encode_s", "decode_s", "encode_fps", "decode_fps", "encode_peak_rss_mib",
+               *METRICS, "encode_s", "decode_s", "encode_fps", "decode_fps", "encode_cpu_s", "decode_cpu_s", "encode_peak_rss_mib",
                "decode_peak_rss_mib", "encode_peak_gpu_mib", "decode_peak_gpu_mib", "device", "ffmpeg", "cached"]
 
 
@@ -95,7 +95,8 @@ def csv_rows(results: list[dict]) -> list[dict]:
         row = {k: r.get(k) for k in ("clip", "codec", "config", "quality_param", "quality", "bytes", "bpp",
                                      "frames", "width", "height", "device", "ffmpeg", "cached")}
         row.update({m: r["metrics"].get(m) for m in METRICS})
-        row.update({k: r["timings"].get(k) for k in ("encode_s", "decode_s", "encode_fps", "decode_fps")})
+        row.update({k: r["timings"].get(k) for k in ("encode_s", "decode_s", "encode_fps", "decode_fps",
+                                                     "encode_cpu_s", "decode_cpu_s")})
         row.update({k: r["memory"].get(k) for k in ("encode_peak_rss_mib", "decode_peak_rss_mib",
                                                     "encode_peak_gpu_mib", "decode_peak_gpu_mib")})
         rows.append(row)
@@ -157,8 +158,10 @@ def summary_markdown(run: dict) -> str:
         on = {json.dumps(r.get("measured_on"), sort_keys=True) for r in results if r.get("cached")}
         lines.append(f"- {cached} baseline points came from the cache (measured on: {'; '.join(sorted(on))})")
     lines += ["", "## Ranges and speed", "",
-              "| clip | codec | points | bpp | PSNR RGB (dB) | LPIPS | enc fps (median) | dec fps (median) | peak RSS enc/dec (MiB) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "Medians over each sweep. fps = frames / wall-clock seconds of the encoder or decoder process (vtoken: of the library call); "
+              "CPU f/s = frames / CPU seconds (user + system, all threads), which is less sensitive to other load on the machine.", "",
+              "| clip | codec | points | bpp | PSNR RGB (dB) | LPIPS | enc fps | dec fps | enc CPU f/s | dec CPU f/s | peak RSS enc/dec (MiB) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for clip, per in cv.items():
         for name, recs in per.items():
             b = [r["bpp"] for r in recs]
@@ -166,6 +169,8 @@ def summary_markdown(run: dict) -> str:
             lp = [r["metrics"].get("lpips") for r in recs if r["metrics"].get("lpips") is not None]
             ef = [r["timings"]["encode_fps"] for r in recs if r["timings"].get("encode_fps")]
             df = [r["timings"]["decode_fps"] for r in recs if r["timings"].get("decode_fps")]
+            ec = [r["frames"] / r["timings"]["encode_cpu_s"] for r in recs if r["timings"].get("encode_cpu_s")]
+            dc = [r["frames"] / r["timings"]["decode_cpu_s"] for r in recs if r["timings"].get("decode_cpu_s")]
             er = [r["memory"]["encode_peak_rss_mib"] for r in recs if r["memory"].get("encode_peak_rss_mib")]
             dr = [r["memory"]["decode_peak_rss_mib"] for r in recs if r["memory"].get("decode_peak_rss_mib")]
             lines.append(
@@ -173,6 +178,7 @@ def summary_markdown(run: dict) -> str:
                 f"{_fmt(min(p) if p else None, 2)}-{_fmt(max(p) if p else None, 2)} | "
                 f"{_fmt(min(lp) if lp else None, 4)}-{_fmt(max(lp) if lp else None, 4)} | "
                 f"{_fmt(median(ef) if ef else None, 1)} | {_fmt(median(df) if df else None, 1)} | "
+                f"{_fmt(median(ec) if ec else None, 1)} | {_fmt(median(dc) if dc else None, 1)} | "
                 f"{_fmt(max(er) if er else None, 0)}/{_fmt(max(dr) if dr else None, 0)} |")
     gpu = [r for r in results if r["memory"].get("encode_peak_gpu_mib") is not None]
     if gpu:

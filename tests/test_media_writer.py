@@ -219,3 +219,34 @@ def test_audio_the_container_cannot_hold_is_dropped_with_warning(tmp_path, caplo
         out = write(tmp_path / "o.mov", frames, audio=audio)
     assert not probe(out).has_audio and probe(out).frame_count == len(frames)
     assert any("flac" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("name", ["o.mp4", "frames/"])
+def test_disk_full_is_an_output_error_and_leaves_nothing(tmp_path, monkeypatch, name):
+    import errno
+
+    from vtoken.media import writer as writer_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module.VideoWriter, "_mux", full)
+    monkeypatch.setattr(writer_module.Path, "write_bytes", full)
+    src = moving_pattern(3, 48, 64)
+    with pytest.raises(OutputError, match="No space left"):
+        with VideoWriter(tmp_path / name, 64, 48, Fraction(25)) as w:
+            w.write(src)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keyboard_interrupt_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(tmp_path / "o.mkv", 64, 48, Fraction(25)) as w:
+            w.write(moving_pattern(2, 48, 64))
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_folder_is_an_output_error(tmp_path):
+    with pytest.raises(OutputError, match="does not exist"):
+        VideoWriter(tmp_path / "missing" / "o.mp4", 64, 48, Fraction(25))

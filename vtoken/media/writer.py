@@ -176,8 +176,10 @@ class VideoWriter:
             for rgb in frames:
                 self._write_one(rgb)
                 self.frames_written += 1
-        except av.error.FFmpegError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc}") from exc
+        except (av.error.FFmpegError, OSError) as exc:  # FFmpegError is an OSError too; disk full lands here
+            error = OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}")
+            self._fail(error)  # the output is unusable now: remove the partial file at once
+            raise error from exc
 
     def _write_one(self, rgb: np.ndarray) -> None:
         if self.kind == "png":
@@ -214,8 +216,8 @@ class VideoWriter:
                     if self._audio is not None:
                         self._audio.finish()
                     self._out.close()
-                except av.error.FFmpegError as exc:
-                    raise OutputError(f"cannot write {self.path}: {exc}") from exc
+                except (av.error.FFmpegError, OSError) as exc:
+                    raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
                 finally:
                     self._out = None
             atomic, self._atomic = self._atomic, None

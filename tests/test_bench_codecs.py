@@ -150,3 +150,18 @@ def test_cli_baselines_only(clip_dir, tmp_path):
     bad = CliRunner().invoke(bench, ["--suite", str(suite), "--videos", str(clip_dir), "--no-vtoken",
                                      "--codec", "h264", "--out", str(out)])
     assert bad.exit_code != 0 and "h264" in str(bad.exception)
+
+
+@needs_ffmpeg
+def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
+    """The adapter against the real library API (a tiny random model: numbers are not
+    meaningful, the plumbing is): bytes from the file, frames back, timings, memory."""
+    s = _settings(clip_dir, tmp_path, codecs=[], run_vtoken=True, vtoken_planes=[2, 6], device="cpu",
+                  model=str(tiny_model_json), metrics=("psnr_rgb",))
+    run = rn.run_benchmark(s)
+    a, b = run["results"]
+    assert (a["codec"], a["quality_param"], a["quality"], b["quality"]) == ("vtoken", "planes", 2, 6)
+    assert 0 < a["bytes"] < b["bytes"]   # more planes, more bits
+    assert a["device"] == "cpu" and a["timings"]["encode_s"] > 0 and a["timings"]["decode_cpu_s"] > 0
+    assert a["memory"]["encode_peak_rss_mib"] > 10 and a["memory"]["encode_peak_gpu_mib"] is None
+    assert len(a["per_frame"]["psnr_rgb"]) == 5

@@ -163,7 +163,7 @@ class VideoReader:
                     f"{self.path} is {cc.width}x{cc.height}: frames larger than {MAX_SIDE} pixels "
                     "per side are not supported; scale it down first (e.g. ffmpeg -vf scale=-2:2160)"
                 )
-            self._stream.thread_type = "AUTO"  # frame threads: decoding is often the bottleneck
+            self._stream.codec_context.thread_type = "AUTO"  # frame threads: decoding is often the bottleneck
             self._decoder = self._decode()
             self._first = next(self._decoder, None)
             if self._first is None:

@@ -8,6 +8,8 @@ from .records import (
     Chunk,
     ChunkEntry,
     StreamHeader,
+    chunk_overhead,
+    stream_overhead,
 )
 from .reader import MvtReader, open_mvt, read_info
 from .writer import MvtWriter
@@ -22,6 +24,8 @@ __all__ = [
     "MvtReader",
     "MvtWriter",
     "StreamHeader",
+    "chunk_overhead",
+    "stream_overhead",
     "open_mvt",
     "read_info",
     "truncate_planes",

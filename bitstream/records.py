@@ -330,3 +330,17 @@ def pack_index(entries: list[ChunkEntry], total_frames: int, audio_offset: int) 
 def pack_footer(index_offset: int, count: int) -> bytes:
     head = U64.pack(index_offset) + U32.pack(count)
     return head + U32.pack(crc32(head)) + FOOTER_MAGIC
+
+
+# ---------------------------------------------------------------- sizes, for rate control
+
+
+def chunk_overhead(planes: int) -> int:
+    """Bytes a chunk with `planes` segments costs beyond its segments: record head, chunk
+    header (with its CRC) and its index entry."""
+    return RECORD_HEAD.size + CHUNK_FIXED.size + planes * SEGMENT_DESC.size + 4 + INDEX_ENTRY.size
+
+
+def stream_overhead(header: StreamHeader) -> int:
+    """Bytes of a stream that no chunk pays for: header, index record head and footer."""
+    return len(pack_header(header)) + RECORD_HEAD.size + INDEX_FIXED.size + 4 + FOOTER.size

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from vtoken.cli import main
 
-from .clips import make_clip
+from clips import make_clip
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def test_encode_info_decode(runner, tmp_path, tiny_model_json):
 
 
 def test_refuses_overwrite_without_y(runner, tmp_path, tiny_model_json):
-    src = make_clip(tmp_path / "in.y4m", frames=5, size=(32, 32))
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
     mvt = tmp_path / "a.mvt"
     mvt.write_bytes(b"x")
     res = runner.invoke(main, ["encode", str(src), str(mvt), "--model", str(tiny_model_json), "--device", "cpu"])
@@ -76,7 +76,7 @@ def test_not_an_mvt_file_has_its_own_exit_code(runner, tmp_path):
 
 
 def test_usage_errors_exit_2(runner, tmp_path, tiny_model_json):
-    src = make_clip(tmp_path / "in.y4m", frames=5, size=(32, 32))
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
     res = runner.invoke(main, ["encode", str(src), str(tmp_path / "o.mvt"), "--quality", "0",
                                "--model", str(tiny_model_json), "--device", "cpu"])
     assert res.exit_code == 2 and "quality" in res.stderr
@@ -85,7 +85,7 @@ def test_usage_errors_exit_2(runner, tmp_path, tiny_model_json):
 
 
 def test_batch_encode_keeps_going_past_a_bad_file(runner, tmp_path, tiny_model_json):
-    good = make_clip(tmp_path / "good.y4m", frames=5, size=(32, 32))
+    good = make_clip(tmp_path / "good.y4m", codec="rawvideo", frames=5, size=(32, 32))
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"nope")
     out = tmp_path / "out"

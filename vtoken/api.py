@@ -96,7 +96,7 @@ def encode(
     Rate: `planes` (1..K bit-planes kept), `quality` (1..8, spread over the planes) or `bpp`
     (a target in bits per pixel for the whole file); all planes when none is given. `model` is
     a loaded Tokenizer, a model name / path, or None for the default model."""
-    from .bitstream import MvtWriter, StreamHeader
+    from .bitstream import MvtWriter, StreamHeader, stream_overhead
     from .codec.metadata import color_code_points
     from .codec.pipeline import Timings, encode_chunks
     from .codec.rate import RateController, planes_for_quality
@@ -140,6 +140,7 @@ def encode(
             **color_code_points(info),
             extra={"source": Path(src).name, "rate": {"planes": rate.planes, "bpp": bpp}},
         )
+        rate.fixed_bytes = stream_overhead(header)
         with atomic_path(dst, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
             writer = MvtWriter(f, header)
             with _progress(progress, info.frame_count, "encode") as bar:

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..bitstream import Chunk, MvtReader, MvtWriter
+from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder
 from ..errors import CorruptChunkError
 from .frames import pad_frames, to_frames, to_tensor
@@ -85,7 +85,7 @@ def encode_chunks(
         if key:
             coder.reset()
         segments = coder.encode(bits)
-        kept = rate.choose([len(s) for s in segments], pixels=n * h * w)
+        kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead)
         coder.commit(bits, kept)
         clock = timings.add("entropy", clock)
 

@@ -33,7 +33,8 @@ class RateController:
     bits: int
     planes: int | None = None
     bpp: float | None = None
-    _spent: int = 0  # bytes kept so far, chunk payload only
+    fixed_bytes: int = 0  # what the stream costs whatever is kept (header, index, footer)
+    _spent: int = 0  # bytes spent so far, fixed bytes included
     _pixels: int = 0  # pixels covered so far
 
     def __post_init__(self):
@@ -44,21 +45,24 @@ class RateController:
         if self.bpp is not None and not (self.bpp > 0 and math.isfinite(self.bpp)):
             raise UsageError(f"bpp must be a positive number, got {self.bpp}")
 
-    def choose(self, segment_sizes: list[int], pixels: int, overhead: int = 0) -> int:
+    def choose(self, segment_sizes: list[int], pixels: int, overhead=lambda planes: 0) -> int:
         """Number of planes to keep for a chunk whose plane segments have these sizes.
 
-        `pixels` = frames x width x height of the chunk; `overhead` = bytes the chunk costs
-        whatever is kept (its header). A target never drops below one plane."""
+        `pixels` = frames x width x height of the chunk; `overhead(planes)` = bytes the chunk
+        costs beyond its segments. The budget is cumulative, so a chunk that spends less
+        leaves more for the next. A target never drops below one plane."""
         if self.planes is not None:
             kept = min(self.planes, len(segment_sizes))
         else:
-            budget = (self._pixels + pixels) * self.bpp / 8 - self._spent - overhead
-            kept, total = 0, 0
-            for size in segment_sizes:
-                if total + size > budget and kept >= 1:
+            if self._pixels == 0:
+                self._spent = self.fixed_bytes
+            budget = (self._pixels + pixels) * self.bpp / 8 - self._spent
+            kept, total = 1, segment_sizes[0] + overhead(1)
+            for size in segment_sizes[1:]:
+                if total + size + overhead(kept + 1) - overhead(kept) > budget:
                     break
-                total += size
+                total += size + overhead(kept + 1) - overhead(kept)
                 kept += 1
-        self._spent += overhead + sum(segment_sizes[:kept])
+        self._spent += overhead(kept) + sum(segment_sizes[:kept])
         self._pixels += pixels
         return kept

@@ -2,7 +2,7 @@
 
 Order: plane by plane (a segment per plane, so a stream cut after plane k still decodes planes
 < k); inside a plane, latent frame by frame (the temporal context follows the block motion that
-motion.py finds in earlier planes); inside a frame, checkerboard pass A then pass B;
+motion.py finds in earlier planes); inside a frame, passes A, D, B (contexts.py);
 inside a pass, the adaptive counts are updated after each batch of bits. In the first chunk that
 codes a plane (since reset) a pass is split into growing groups in raster order (1/16, 1/16,
 1/8, 1/4, 1/2), so that young contexts learn quickly; later a pass is one batch (speed).
@@ -53,9 +53,9 @@ def walk(
     decoder has it: planes >= P have no temporal context in frame 0. `counts` is updated.
     """
     _, t_len, h, w = out.shape
-    pos_a, pos_b = cx.pass_positions(h, w)
-    split_a, split_b = _group_bounds(len(pos_a)), _group_bounds(len(pos_b))
-    whole_a, whole_b = [(0, len(pos_a))], [(0, len(pos_b))]
+    passes = cx.pass_positions(h, w)
+    split = [_group_bounds(len(p)) for p in passes]
+    whole = [[(0, len(p))] for p in passes]
     motion = [_FrameMotion() for _ in range(t_len)]
 
     def code_pass(k: int, flat: np.ndarray, pos: np.ndarray, ctx: np.ndarray, bounds) -> None:
@@ -69,8 +69,8 @@ def walk(
     for k in range(planes):
         plane = out[k]
         have_last = prev_last is not None and k < prev_last.shape[0]
-        split = bool(counts.fresh[k])
-        bounds_a, bounds_b = (split_a, split_b) if split else (whole_a, whole_b)
+        pos_a, pos_d, pos_b = passes
+        bounds_a, bounds_d, bounds_b = split if counts.fresh[k] else whole
         for t in range(t_len):
             cur = plane[t]
             flat = cur.reshape(-1)
@@ -81,9 +81,11 @@ def walk(
                 prev, changed = motion[t].context(k, out[:, t], prev_frame, before)
                 base = cx.temporal_base(prev, changed)
                 code_pass(k, flat, pos_a, base.reshape(-1)[pos_a], bounds_a)
+                code_pass(k, flat, pos_d, cx.temporal_d(base, cur, prev).reshape(-1)[pos_d], bounds_d)
                 ctx_b = cx.temporal_b(base, cur, prev)
             else:
                 code_pass(k, flat, pos_a, cx.intra_a(below, (h, w)).reshape(-1)[pos_a], bounds_a)
+                code_pass(k, flat, pos_d, cx.intra_d(below, cur).reshape(-1)[pos_d], bounds_d)
                 ctx_b = cx.intra_b(below, cur)
             code_pass(k, flat, pos_b, ctx_b.reshape(-1)[pos_b], bounds_b)
         if on_plane is not None:

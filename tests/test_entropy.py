@@ -8,7 +8,7 @@ import pytest
 from vtoken.entropy import BitplaneCoder, estimate_bits, fit_prior
 from vtoken.entropy.model import AdaptiveCounts
 from vtoken.entropy.synthetic import smooth_bits
-from vtoken.errors import ModelError, UsageError
+from vtoken.errors import CorruptChunkError, ModelError, UsageError
 
 K, T, H, W = 6, 3, 12, 20
 
@@ -181,3 +181,16 @@ def test_pan_is_cheap_through_motion_context():
     cost = nbytes(coder.encode(np.ascontiguousarray(pan[:, 1:])))
     random_cost = nbytes(BitplaneCoder(k).encode(random_bits(81, k, t - 1, h, w)))
     assert cost < 0.4 * random_cost  # ~0.34 here; ~1.0 without the motion search
+
+
+def test_damaged_segments_raise_corrupt_chunk_or_decode_to_the_right_shape():
+    bits = smooth_bits(K, T, H, W, seed=90)
+    segments = BitplaneCoder(K).encode(bits)
+    rng = np.random.default_rng(91)
+    damaged = [bytes(rng.integers(0, 256, len(s) + 3, dtype=np.uint8)) for s in segments]
+    try:
+        out = BitplaneCoder(K).decode(damaged, (T, H, W))
+    except CorruptChunkError:
+        return
+    assert out.shape == bits.shape and out.max() <= 1
+    assert not np.array_equal(out, bits)

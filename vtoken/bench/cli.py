@@ -140,6 +140,11 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
         cache_dir=None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE,
         threads=threads or int(suite.get("threads", 2)), nice=nice)
     settings.check()
+    for c in codec_list:
+        for cf in configs:
+            sp = bl.make_spec(c, cf, settings.threads)
+            click.echo(f"{c} {cf}: {sp.encoder} preset {sp.preset}, {sp.structure}, {sp.gop}, {sp.bit_depth}-bit, "
+                       f"{settings.threads} threads, {sp.quality_param} {quals[c]}", err=True)
     with tqdm(total=settings.points(), desc="bench", unit="point", file=sys.stderr, dynamic_ncols=True) as bar:
         def tick(rec):
             bar.set_postfix_str(f"{rec['clip'][:16]} {rec['codec']} {rec['quality_param']}={rec['quality']}")

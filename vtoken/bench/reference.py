@@ -77,5 +77,6 @@ def make_reference(exe: str | None, src: str | Path, workdir: str | Path, frames
         raise InputError(f"{src.name}: reference came out {header.width}x{header.height}, expected {width}x{height}")
     info = {"source": src.name, "source_sha256": src_sha, "y4m_sha256": file_sha256(dst), "frames": int(planes.shape[0]),
             "width": width, "height": height, "fps": [header.fps_num, header.fps_den],
-            "filter": reference_filter(width, height), "command": command[1:], "origin": origin}
+            "filter": reference_filter(width, height), "origin": origin,
+            "command": ["ffmpeg", *[Path(a).name if a in (str(src), str(dst)) else a for a in command[1:]]]}
     return dst, info

@@ -1,7 +1,7 @@
 """Adaptive probabilities from integer counts: the part that must be bit-identical everywhere.
 
-Each plane k has its own counts per context ("own") and a pooled table ("shared") that sums
-the statistics of planes <= k. The pooled table gives a young context of plane k a sensible
+Each plane k has its own counts per context ("own", updated after every batch) and a pooled
+table ("shared") that sums the statistics of planes <= k (updated at the end of each plane). The pooled table gives a young context of plane k a sensible
 starting guess learnt from earlier planes (a flat start would pay ~1 bit for the first bits
 of every context); restricting it to planes <= k keeps the truncation rule (a decoder that
 never saw planes > k computes the same table).
@@ -66,6 +66,7 @@ class AdaptiveCounts:
         self.shared = _scaled(np.cumsum(full, axis=0))
         # Planes not coded since the start: their first chunk adapts in small steps (walk.py).
         self.fresh = np.ones(planes, dtype=bool)
+        self._pending = np.zeros((N_CONTEXTS, 2), dtype=np.int64)  # this plane, not yet pooled
 
     def copy(self) -> "AdaptiveCounts":
         new = object.__new__(AdaptiveCounts)
@@ -73,6 +74,7 @@ class AdaptiveCounts:
         new.own = self.own.copy()
         new.shared = self.shared.copy()
         new.fresh = self.fresh.copy()
+        new._pending = self._pending.copy()
         return new
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
@@ -80,24 +82,27 @@ class AdaptiveCounts:
         # One value per context, then a gather: cheaper than working per symbol.
         own, sh = self.own[k], self.shared[k]
         st = sh[:, 0] + sh[:, 1]
-        num = own[:, 1] * st + SHARED_WEIGHT * sh[:, 1]
-        den = (own[:, 0] + own[:, 1] + SHARED_WEIGHT) * st
+        wt = np.minimum(st, SHARED_WEIGHT)  # the pooled guess weighs no more than its evidence
+        num = own[:, 1] * st + wt * sh[:, 1]
+        den = (own[:, 0] + own[:, 1] + wt) * st
         n = (num * ONE + (den >> 1)) // den
         return np.clip(n, 1, ONE - 1)[ctx]
 
     def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None:
-        """Add the coded symbols of plane k (one batch) to its counts and the pooled tables."""
+        """Add a coded batch of plane k to its own counts (the pooled tables wait for end_plane)."""
         self.fresh[k] = False
         hist = np.bincount(ctx * 2 + symbols, minlength=2 * N_CONTEXTS).reshape(N_CONTEXTS, 2)
-        # Only the contexts of this batch can have grown past MAX_TOTAL: work on those alone.
-        seen = np.flatnonzero(hist[:, 0] + hist[:, 1])
-        hist = hist[seen]
-        own = self.own[k, seen] + hist
+        own = self.own[k]
+        own += hist
         _halve(own)
-        self.own[k, seen] = own
-        shared = self.shared[k:, seen] + hist
+        self._pending += hist
+
+    def end_plane(self, k: int) -> None:
+        """Pool plane k's statistics of this chunk into the tables of planes >= k."""
+        shared = self.shared[k:]
+        shared += self._pending
         _halve(shared)
-        self.shared[k:, seen] = shared
+        self._pending[:] = 0
 
 
 def as_float(n: np.ndarray) -> np.ndarray:

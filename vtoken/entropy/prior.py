@@ -24,6 +24,9 @@ class _Tally:
     def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None:
         self.hist[k] += np.bincount(ctx * 2 + symbols, minlength=2 * N_CONTEXTS).reshape(N_CONTEXTS, 2)
 
+    def end_plane(self, k: int) -> None:
+        pass
+
 
 def fit_prior(chunks: Iterable[np.ndarray], bits: int) -> np.ndarray:
     """Integer counts int64 [bits, N_CONTEXTS, 2] of the contexts of `chunks` (uint8 [K,T,H,W]).

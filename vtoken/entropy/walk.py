@@ -26,6 +26,7 @@ class Counts(Protocol):
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray: ...
     def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None: ...
+    def end_plane(self, k: int) -> None: ...
 
 
 # sink(k, n, known) -> symbols: n are the integer probability numerators of a batch of plane k;
@@ -88,6 +89,7 @@ def walk(
                 code_pass(k, flat, pos_d, cx.intra_d(below, cur).reshape(-1)[pos_d], bounds_d)
                 ctx_b = cx.intra_b(below, cur)
             code_pass(k, flat, pos_b, ctx_b.reshape(-1)[pos_b], bounds_b)
+        counts.end_plane(k)
         if on_plane is not None:
             on_plane(k)
 

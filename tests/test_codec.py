@@ -231,3 +231,36 @@ def test_tokenize_detokenize_share_one_vocabulary(tiny_model_json):
     assert frames.shape == (9, 32, 48, 3) and frames.dtype == np.uint8
     with pytest.raises(UsageError):
         vtoken.detokenize(np.full((1, 2, 2), 2**model.config.bits), model=model, device="cpu")
+
+
+def test_gpu_out_of_memory_splits_the_chunk(tmp_path, tiny_model_json, monkeypatch):
+    import torch
+
+    from vtoken.models import load_model
+
+    model = load_model(tiny_model_json)
+    real = model.encode_bits
+
+    def small_memory(video):
+        if video.shape[2] > 5:  # pretend more than 5 frames at once does not fit
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(video)
+
+    monkeypatch.setattr(model, "encode_bits", small_memory)
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(32, 32))
+    mvt = tmp_path / "oom.mvt"
+    res = vtoken.encode(src, mvt, model=model, device="cpu")
+    assert res.frames == 17 and len(res.planes) == 4  # 17 -> 9 + 8 -> 5 + 4 + 5 + 3
+    frames = np.concatenate(list(vtoken.decode_frames(mvt, model=model, device="cpu")))
+    assert frames.shape == (17, 32, 32, 3)
+
+
+def test_frames_larger_than_the_codec_limit_are_refused(tmp_path, tiny_model_json, monkeypatch):
+    import vtoken.codec.pipeline as pipeline
+    from vtoken.errors import InputError
+
+    monkeypatch.setattr(pipeline, "MAX_FRAME_AREA", 32 * 32)
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=1, size=(64, 32))
+    with pytest.raises(InputError, match="larger than vtoken supports"):
+        vtoken.encode(src, tmp_path / "big.mvt", model=tiny_model_json, device="cpu")
+    assert not (tmp_path / "big.mvt").exists()

@@ -98,7 +98,7 @@ def encode(
     a loaded Tokenizer, a model name / path, or None for the default model."""
     from .bitstream import MvtWriter, StreamHeader, stream_overhead
     from .codec.metadata import color_code_points
-    from .codec.pipeline import Timings, encode_chunks
+    from .codec.pipeline import Timings, check_frame_area, encode_chunks
     from .codec.rate import RateController, planes_for_quality
     from .entropy import FORMAT_VERSION as ENTROPY_FORMAT_VERSION
     from .fsutil import atomic_path
@@ -122,6 +122,7 @@ def encode(
     timings = Timings()
     with VideoReader(src) as reader:
         info = reader.info
+        check_frame_area(info.width, info.height, str(src))
         audio = extract_audio(src)
         header = StreamHeader(
             model_name=net.identity.name,

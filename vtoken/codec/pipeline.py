@@ -13,6 +13,7 @@ hands the model only the planes the caller asked for.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import defaultdict
@@ -23,11 +24,29 @@ import numpy as np
 
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder
-from ..errors import CorruptChunkError
+from ..errors import CorruptChunkError, InputError, StreamError
 from .frames import pad_frames, to_frames, to_tensor
 from .rate import RateController
 
 log = logging.getLogger("vtoken")
+
+# Largest frame the codec runs its model on (4K UHD and DCI 4K fit). The model processes a
+# whole chunk at once, so memory grows with the area; larger inputs are refused up front
+# instead of exhausting memory mid-way. Spatial tiling would lift this.
+MAX_FRAME_AREA = 4096 * 2304
+
+
+def check_frame_area(width: int, height: int, what: str) -> None:
+    if width * height > MAX_FRAME_AREA:
+        message = (f"{what}: {width}x{height} frames are larger than vtoken supports "
+                   f"({MAX_FRAME_AREA} pixels, e.g. 4096x2304); scale down first, e.g. ffmpeg -vf scale=3840:-2")
+        raise (InputError if what != "stream" else StreamError)(message)
+
+
+def expected_latent_shape(frames: int, height: int, width: int, cfg) -> tuple[int, int, int]:
+    """Latent (T', H', W') of a chunk of `frames` frames: what a decoder may accept."""
+    tf, sf = cfg.temporal_factor, cfg.spatial_factor
+    return 1 + -(-(frames - 1) // tf), -(-height // sf), -(-width // sf)
 
 
 @dataclass
@@ -65,22 +84,11 @@ def encode_chunks(
     on_chunk=None,
 ) -> dict:
     """Code every chunk of frames into `writer`. Returns totals for the report."""
-    import torch
-
-    cfg = model.config
-    coder = BitplaneCoder(cfg.bits, model.entropy_prior)
+    coder = BitplaneCoder(model.config.bits, model.entropy_prior)
     first_frame, index, kept_planes = 0, 0, []
-    clock = time.perf_counter()
-    for frames in chunks:
-        clock = timings.add("read", clock)
+    for frames, bits in _model_bits(chunks, model, device, timings):
         n, h, w, _ = frames.shape
-        padded = pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor)
-        with torch.inference_mode():
-            bits = model.encode_bits(to_tensor(padded, device))[0]
-        bits = bits.cpu().numpy()
-        _sync(device)
-        clock = timings.add("model", clock)
-
+        clock = time.perf_counter()
         key = index % key_interval == 0
         if key:
             coder.reset()
@@ -110,11 +118,63 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
+def _model_bits(chunks: Iterable[np.ndarray], model, device, timings: Timings):
+    """(frames, bits) per chunk. On GPU out-of-memory a chunk is split in two in time and
+    retried (a chunk may hold fewer frames than the stream's maximum), down to one frame."""
+    import torch
+
+    cfg = model.config
+    clock = time.perf_counter()
+    for frames in chunks:
+        clock = timings.add("read", clock)
+        pending = [frames]
+        while pending:
+            part = pending.pop(0)
+            padded = pad_frames(part, cfg.temporal_factor, cfg.spatial_factor)
+            try:
+                with torch.inference_mode():
+                    bits = model.encode_bits(to_tensor(padded, device))[0].cpu().numpy()
+            except torch.cuda.OutOfMemoryError:
+                if len(part) == 1:
+                    raise
+                if getattr(device, "type", "") == "cuda":
+                    torch.cuda.empty_cache()
+                # Split at a 1 + 4m boundary so the first part needs no temporal padding.
+                latent = -(-(len(part) - 1) // cfg.temporal_factor)
+                cut = 1 + cfg.temporal_factor * (latent // 2)
+                log.warning("out of memory on a %d-frame chunk: retrying as %d + %d frames", len(part), cut, len(part) - cut)
+                pending[:0] = [part[:cut], part[cut:]]
+                continue
+            _sync(device)
+            clock = timings.add("model", clock)
+            yield part, bits
+            clock = time.perf_counter()
+
+
 @dataclass
 class DecodedChunk:
     first_frame: int
     frames: np.ndarray  # uint8 [t, H, W, 3]
     concealed: bool = False
+
+
+def _decode_bits(model, bits: np.ndarray, frames: int, header, device, warnings: list[str]) -> np.ndarray:
+    """Frames of one chunk. On GPU out-of-memory the chunk is decoded on the CPU instead (the
+    stream fixes the chunk's shape, so it cannot be split the way the encoder splits)."""
+    import torch
+
+    x = torch.from_numpy(bits).unsqueeze(0)
+    try:
+        with torch.inference_mode():
+            return to_frames(model.decode_bits(x.to(device), planes=len(bits)), frames, header.height, header.width)
+    except torch.cuda.OutOfMemoryError:
+        if getattr(device, "type", "") != "cuda":
+            raise
+        torch.cuda.empty_cache()
+        warnings.append("GPU out of memory: a chunk was decoded on the CPU")
+        cpu_model = copy.deepcopy(model).to("cpu")
+        with torch.inference_mode():
+            return to_frames(cpu_model.decode_bits(x, planes=len(bits)), frames, header.height, header.width)
 
 
 def decode_chunks(
@@ -138,6 +198,10 @@ def decode_chunks(
 
     header = reader.header
     cfg = model.config
+    check_frame_area(header.width, header.height, "stream")
+    if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
+        raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
+                          f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")
     entries = reader.entries
     if not entries:
         return
@@ -170,6 +234,16 @@ def decode_chunks(
             chunk = None
         if chunk is not None:
             shape = tuple(chunk.latent_shape)
+            want = expected_latent_shape(entry.frame_count, header.height, header.width, cfg)
+            if shape != want:
+                # Never let a header make the model decode more than the video's own size.
+                exc = CorruptChunkError(f"chunk {i}: latent shape {shape} does not match the video ({want})", chunk=i)
+                if not tolerant:
+                    raise exc
+                warnings.append(f"{exc}; frames concealed")
+                coder.reset()
+                trusted, chunk = 0, None
+        if chunk is not None:
             bits = coder.decode(list(chunk.segments), shape)
             if len(chunk.segments) < (chunk.planes_listed or 0):
                 trusted = min(trusted, len(chunk.segments))
@@ -189,9 +263,7 @@ def decode_chunks(
             frames = np.broadcast_to(fill, (n, *fill.shape)).copy()
             concealed = True
         else:
-            with torch.inference_mode():
-                video = model.decode_bits(torch.from_numpy(bits[:use]).unsqueeze(0).to(device), planes=use)
-                frames = to_frames(video, n, header.height, header.width)
+            frames = _decode_bits(model, bits[:use], n, header, device, warnings)
             _sync(device)
             clock = timings.add("model", clock)
             concealed = False

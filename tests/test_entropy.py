@@ -125,9 +125,9 @@ def test_static_content_is_almost_free():
 
 
 def test_iid_half_costs_one_bit_per_bit():
-    bits = random_bits(30, 4, 4, 40, 64)
+    bits = random_bits(30, 4, 5, 96, 128)  # ~1.008 here: what learning ~950 contexts costs
     rate = nbytes(BitplaneCoder(4).encode(bits)) * 8 / bits.size
-    assert 0.99 < rate < 1.03
+    assert 0.995 < rate < 1.02
 
 
 def test_prior_lowers_cost_and_estimate_matches_bytes():

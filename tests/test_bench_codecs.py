@@ -165,3 +165,4 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     assert a["device"] == "cpu" and a["timings"]["encode_s"] > 0 and a["timings"]["decode_cpu_s"] > 0
     assert a["memory"]["encode_peak_rss_mib"] > 10 and a["memory"]["encode_peak_gpu_mib"] is None
     assert len(a["per_frame"]["psnr_rgb"]) == 5
+    assert "test-tiny" in str(run["environment"]["vtoken_model"])

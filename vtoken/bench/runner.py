@@ -197,5 +197,8 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "qualities": {c: s.qualities.get(c, []) for c in s.codecs}, "vtoken_planes": s.vtoken_planes if s.run_vtoken else [],
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
-    return {"environment": environment(fver, torch_info=s.run_vtoken), "settings": settings,
+    env = environment(fver, torch_info=s.run_vtoken)
+    models = sorted({str(r["settings"].get("model")) for r in results if r["codec"] == "vtoken"})
+    env["vtoken_model"] = models[0] if len(models) == 1 else (models or None)
+    return {"environment": env, "settings": settings,
             "references": references, "results": results}

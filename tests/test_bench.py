@@ -216,3 +216,35 @@ def test_outputs_json_csv_summary_and_plots(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "| a | vtoken | hevc | psnr_rgb | -50.0 |" in md
     assert "the curves do not overlap" in md
+
+
+def test_cli_option_parsing(tmp_path):
+    from vtoken.bench.cli import load_suite, parse_list, parse_size
+
+    assert parse_list(("hevc,vvc", "av1", "hevc"), allowed=("hevc", "vvc", "av1", "all")) == ["hevc", "vvc", "av1"]
+    assert parse_list(["4, 6,8"], kind=int) == [4, 6, 8]
+    with pytest.raises(UsageError, match="h264"):
+        parse_list(["h264"], allowed=("hevc",), name="--codec")
+    with pytest.raises(UsageError, match="not a valid int"):
+        parse_list(["4,x"], kind=int)
+    assert parse_size("640x360") == (640, 360)
+    with pytest.raises(UsageError, match="WIDTHxHEIGHT"):
+        parse_size("640")
+    (tmp_path / "benchmarks" / "suites").mkdir(parents=True)
+    suite = tmp_path / "benchmarks" / "suites" / "s.json"
+    suite.write_text('{"frames": 9}')
+    assert load_suite(suite) == {"frames": 9, "_root": str(tmp_path)}
+    suite.write_text("{nope")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        load_suite(suite)
+
+
+def test_shipped_eval_suite_is_consistent():
+    from vtoken.bench.cli import DEFAULT_SUITE, load_suite
+
+    suite = load_suite(DEFAULT_SUITE)
+    assert suite["frames"] == 33 and suite["size"] == "640x360"
+    assert set(suite["qualities"]) == {"hevc", "vvc", "av1", "vtoken"}
+    for codec in ("hevc", "vvc", "av1"):
+        q = suite["qualities"][codec]
+        assert q == sorted(q) and 0 <= q[0] and q[-1] <= 63

@@ -1,12 +1,13 @@
 """Entropy-coder benchmark: throughput and bits per bit of vtoken.entropy on synthetic chunks.
 
-    .venv/bin/python benchmarks/entropy_speed.py [--chunks 4] [--out benchmarks/results/entropy_speed.txt]
+    .venv/bin/python benchmarks/entropy_speed.py [--chunks 4] [--ablation] [--out FILE]
 
 Throughput is in Mbit/s of *input* bits (K*T*H*W per chunk), encode = encode() + commit(),
 decode = decode(), from CPU time of this (single-threaded) process, so that other jobs on a
 shared machine do not distort it; wall-clock ms per chunk are printed beside it. Chunks are consecutive (one key chunk, then non-key chunks) of smooth,
 partly moving bits (vtoken.entropy.synthetic.smooth_bits). Rates are bits per input bit and
-bpp for a chunk of 16 frames at 8x spatial downsampling.
+bpp for a chunk of 16 frames at 8x spatial downsampling. --ablation re-measures the rates
+with one context feature switched off at a time (by patching the model's functions).
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=4)
     ap.add_argument("--machine", default="2-core CPU dev machine")
+    ap.add_argument("--ablation", action="store_true", help="also rate each context feature")
     ap.add_argument("--out", default=None, help="also write the report to this file")
     args = ap.parse_args()
 
     lines = [
         "# vtoken entropy coder benchmark",
-        f"command: .venv/bin/python benchmarks/entropy_speed.py --chunks {args.chunks}",
+        "command: .venv/bin/python benchmarks/entropy_speed.py "
+        f"--chunks {args.chunks}{' --ablation' if args.ablation else ''}",
         f"machine: {args.machine} ({platform.machine()}, Python {platform.python_version()}, "
         f"numpy {np.__version__}, constriction {_version('constriction')}); format {FORMAT_VERSION}",
         f"chunks: K={K} planes, T={T} latent frames, {args.chunks} consecutive chunks "
@@ -118,11 +121,50 @@ def main() -> None:
         f"static key chunk: first latent frame alone {first} B; {T} identical frames {still} B "
         f"-> the {T - 1} repeats cost {(still - first) / first:.2%} of the first frame",
     ]
+    if args.ablation:
+        lines += ["", *ablation(args.chunks, h, w)]
     report = "\n".join(lines) + "\n"
     sys.stdout.write(report)
     if args.out:
         with open(args.out, "w") as f:
             f.write(report)
+
+
+def ablation(n_chunks: int, h: int, w: int) -> list[str]:
+    """Bits per bit of non-key chunks with one feature of the context model switched off."""
+    import vtoken.entropy.contexts as cx
+    import vtoken.entropy.motion as mo
+
+    kinds = ("static", "smooth", "moving", "random")
+    seqs = {kind: sequence(kind, n_chunks, h, w, seed=1) for kind in kinds}
+    out = [
+        "## ablation, 360p-like, non-key chunks, bits per bit (one feature off at a time)",
+        f"{'model':38s} " + " ".join(f"{k:>8s}" for k in kinds),
+    ]
+
+    def measure(name: str) -> None:
+        rates = []
+        for kind in kinds:
+            sizes, _ = run(seqs[kind])
+            rates.append(float(np.mean(sizes[1:])) * 8 / seqs[kind][0].size)
+        out.append(f"{name:38s} " + " ".join(f"{r:8.4f}" for r in rates))
+
+    measure("full model")
+    saved = cx.temporal_base, cx.intra_a, cx.intra_d, cx.intra_b, mo.best_field
+    try:
+        cx.temporal_base = lambda prev, changed: saved[0](prev, changed * 0)
+        measure("no earlier-planes-changed count")
+        cx.temporal_base = saved[0]
+        cx.intra_a = lambda below, shape: saved[1](None, shape)
+        cx.intra_d = lambda below, cur: saved[2](None, cur)
+        cx.intra_b = lambda below, cur: saved[3](None, cur)
+        measure("no plane k-1 bit (intra frames)")
+        cx.intra_a, cx.intra_d, cx.intra_b = saved[1:4]
+        mo.best_field = lambda cost: np.zeros(cost.shape[1:], dtype=np.int64)
+        measure("no motion search (co-located only)")
+    finally:
+        cx.temporal_base, cx.intra_a, cx.intra_d, cx.intra_b, mo.best_field = saved
+    return out
 
 
 def _version(name: str) -> str:

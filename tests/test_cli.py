@@ -96,3 +96,12 @@ def test_batch_encode_keeps_going_past_a_bad_file(runner, tmp_path, tiny_model_j
     assert [f["input"] for f in report["failures"]] == [str(bad)]
     assert (out / "good.mvt").exists() and not (out / "bad.mvt").exists()
     assert "1 of 2 inputs failed" in res.stderr
+
+
+def test_batch_outputs_stay_inside_the_named_folder(runner, tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "..clip.y4m", codec="rawvideo", frames=1, size=(32, 32))
+    out = tmp_path / "out"
+    res = runner.invoke(main, ["encode", str(src), "-d", str(out), "--model", str(tiny_model_json), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    written = [p.resolve() for p in out.iterdir()]
+    assert written and all(p.parent == out.resolve() for p in written)

@@ -264,3 +264,58 @@ def test_frames_larger_than_the_codec_limit_are_refused(tmp_path, tiny_model_jso
     with pytest.raises(InputError, match="larger than vtoken supports"):
         vtoken.encode(src, tmp_path / "big.mvt", model=tiny_model_json, device="cpu")
     assert not (tmp_path / "big.mvt").exists()
+
+
+def test_same_input_gives_byte_identical_files(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "in.mp4", frames=9, size=(48, 32), audio=True)
+    a, b = tmp_path / "a.mvt", tmp_path / "b.mvt"
+    vtoken.encode(src, a, model=tiny_model_json, device="cpu", chunk_frames=5)
+    vtoken.encode(src, b, model=tiny_model_json, device="cpu", chunk_frames=5)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_audio_is_carried_through(tmp_path, tiny_model_json):
+    import av
+
+    src = make_clip(tmp_path / "in.mp4", frames=25, size=(48, 32), audio=True)
+    mvt, out = tmp_path / "a.mvt", tmp_path / "out.mp4"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu")
+    assert vtoken.info(mvt)["audio"]
+    vtoken.decode(mvt, out, device="cpu")
+
+    def packets(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    assert packets(out) == packets(src)
+
+
+@pytest.mark.gpu
+def test_stream_encoded_on_gpu_decodes_bit_exactly_on_cpu(tmp_path, tiny_model_json):
+    """The entropy model runs in numpy integers on the CPU on both sides, so the device that
+    ran the tokenizer cannot change the decoded bits. This checks it where CUDA exists."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from vtoken.bitstream import open_mvt
+    from vtoken.entropy import BitplaneCoder
+    from vtoken.models import load_model
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(64, 48))
+    mvt = tmp_path / "gpu.mvt"
+    gpu_model = load_model(tiny_model_json, device="cuda")
+    vtoken.encode(src, mvt, model=gpu_model, device="cuda")
+    frames, _ = _read_all(src)
+    with torch.inference_mode():
+        from vtoken.codec.frames import pad_frames, to_tensor
+
+        cfg = gpu_model.config
+        want = gpu_model.encode_bits(to_tensor(pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor), "cuda"))[0].cpu().numpy()
+    coder = BitplaneCoder(cfg.bits, gpu_model.entropy_prior)
+    with open_mvt(mvt) as reader:
+        chunk = reader.read_chunk(0)
+        got = coder.decode(list(chunk.segments), tuple(chunk.latent_shape))
+    np.testing.assert_array_equal(got, want)
+    out = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
+    assert out.shape == (17, 48, 64, 3)

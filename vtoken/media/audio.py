@@ -69,7 +69,9 @@ def extract_audio(path) -> tuple[bytes, str] | None:
         buf = io.BytesIO()
         descriptions = []
         # negative timestamps (encoder priming) are kept rather than shifting the audio late
-        with av.open(buf, "w", format=BLOB_FORMAT, options={"avoid_negative_ts": "disabled"}) as out:
+        # bitexact: no random segment UID or muxer version string, so the same input gives
+        # byte-identical .mvt files.
+        with av.open(buf, "w", format=BLOB_FORMAT, options={"avoid_negative_ts": "disabled", "fflags": "+bitexact"}) as out:
             for s in streams:
                 plist = packets[s.index]
                 if not plist:

@@ -1,7 +1,9 @@
 """`vtoken train`: a click group registered by vtoken/cli.py.
 
     vtoken train --config FILE --out RUN_DIR [--resume] [--max-minutes M] [--device auto|cpu|cuda]
-    vtoken train export RUN_DIR --name NAME [--zoo DIR] [--prior-clips N] [--default]
+    vtoken train export RUN_DIR --name NAME [--zoo DIR] [--prior-clips N] [--default] [--fp16]
+    vtoken train slim RUN_DIR OUT_DIR          (EMA-only copy, files < 16 MB, for the GPU trip back)
+    vtoken train pack-data SRC DST             (training folder small enough to carry to the GPU)
     vtoken train evaluate [--model SPEC] --videos DIR [--planes 4,8,12,18] [--json]
 
 Logs are JSON lines on stderr (and RUN_DIR/train.jsonl); results of export/evaluate go to
@@ -68,14 +70,39 @@ def train(ctx, config_path, out_dir, resume, max_minutes, device, steps):
 @click.option("--zoo", "zoo_dir", default=None, help="output folder (default: the package zoo)")
 @click.option("--prior-clips", type=int, default=64, show_default=True, help="training clips used to fit the entropy prior (0: no prior)")
 @click.option("--default", "make_default", is_flag=True, help="write DEFAULT in the zoo naming this model")
+@click.option("--fp16", is_flag=True, help="store weights as float16 (half the size; cast back on load)")
 @click.option("--device", default="cpu", show_default=True)
-def export_cmd(run_dir, name, zoo_dir, prior_clips, make_default, device):
+def export_cmd(run_dir, name, zoo_dir, prior_clips, make_default, fp16, device):
     """Export the EMA weights of RUN_DIR's latest checkpoint (+ fitted entropy prior)."""
     from .export import export_run
 
     result = _run_guarded(lambda: export_run(run_dir, name, zoo_dir, prior_clips=prior_clips,
-                                             make_default=make_default, device=device))
+                                             make_default=make_default, device=device, fp16=fp16))
     click.echo(json.dumps(result, indent=1))
+
+
+@train.command("slim")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--max-shard-mib", type=float, default=15.0, show_default=True)
+def slim_cmd(run_dir, out_dir, max_shard_mib):
+    """Copy only the EMA weights of RUN_DIR's latest checkpoint to OUT_DIR (for the trip
+    back from the GPU machine; `export` reads it like a run folder)."""
+    from .export import slim_checkpoint
+
+    click.echo(json.dumps(_run_guarded(lambda: slim_checkpoint(run_dir, out_dir, max_shard_mib))))
+
+
+@train.command("pack-data")
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("dst", type=click.Path(file_okay=False))
+@click.option("--max-side", type=int, default=1024, show_default=True, help="photos are downscaled to this longest side")
+@click.option("--quality", type=int, default=90, show_default=True, help="JPEG quality of re-saved photos")
+def pack_cmd(src, dst, max_side, quality):
+    """Pack a training folder small enough to carry to the GPU machine."""
+    from .pack import pack_training_data
+
+    click.echo(json.dumps(_run_guarded(lambda: pack_training_data(src, dst, max_side=max_side, quality=quality))))
 
 
 @train.command("evaluate")

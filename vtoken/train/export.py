@@ -73,7 +73,7 @@ def fit_and_report_prior(model, data_cfg: DataConfig, clips: int, device: str = 
 
 def export_run(run_dir: str | os.PathLike, name: str, zoo_dir: str | os.PathLike | None = None, *,
                prior_clips: int = 64, make_default: bool = False, device: str = "cpu",
-               prior_data: dict[str, Any] | None = None) -> dict[str, Any]:
+               prior_data: dict[str, Any] | None = None, fp16: bool = False) -> dict[str, Any]:
     """Write `<name>-<sha8>.{safetensors,json}` into `zoo_dir` (default: the package zoo);
     return a JSON-ready report (paths, sha256, step, prior statistics)."""
     from vtoken.models import ZOO_DIR, save_model
@@ -91,7 +91,8 @@ def export_run(run_dir: str | os.PathLike, name: str, zoo_dir: str | os.PathLike
         for key, value in (prior_data or {}).items():
             setattr(dcfg, key, value)
         prior, prior_report = fit_and_report_prior(model, dcfg, prior_clips, device)
-    json_path = save_model(model.cpu(), zoo, name, entropy_prior=prior)
+    # fp16 halves the file (the 40 MB budget of the package); the store casts back on load.
+    json_path = save_model(model.cpu(), zoo, name, entropy_prior=prior, dtype=torch.float16 if fp16 else None)
     if make_default:
         (zoo / "DEFAULT").write_text(json_path.stem + "\n")
     weights = json_path.with_suffix(".safetensors")
@@ -105,3 +106,14 @@ def export_run(run_dir: str | os.PathLike, name: str, zoo_dir: str | os.PathLike
         "prior": prior_report,
         "default": make_default,
     }
+
+
+def slim_checkpoint(run_dir: str | os.PathLike, out_dir: str | os.PathLike, max_shard_mib: float = 15.0) -> dict[str, Any]:
+    """Write only the EMA weights (and configs) of the run's latest checkpoint as a
+    checkpoint in `out_dir`: what comes back from the GPU machine (files < 16 MB, 8 at
+    most), and what `export_run` needs. Not resumable: optimizer state is left out."""
+    step, state, extra = ckpt.load_checkpoint(run_dir)
+    path = ckpt.save_checkpoint(out_dir, step, {"ema": state["ema"]}, max_shard_bytes=int(max_shard_mib * 2**20),
+                                keep_last=1, extra=extra)
+    files = sorted(path.iterdir())
+    return {"checkpoint": str(path), "step": step, "files": len(files), "bytes": sum(f.stat().st_size for f in files)}

@@ -58,14 +58,29 @@ class BitplaneCoder:
     def reset(self) -> None:
         """Forget the previous chunk and the adaptation (key chunk)."""
         self._counts = self._start.copy()
-        self._last: np.ndarray | None = None
+        # (frame -2 [P2, H, W] or None, frame -1 [P, H, W]): the last latent frames decoded
+        self._tail: tuple[np.ndarray | None, np.ndarray] | None = None
         self._cache: tuple[np.ndarray, list[AdaptiveCounts]] | None = None
 
-    def _prev_for(self, shape: tuple[int, ...]) -> np.ndarray | None:
+    def _prev_for(self, shape: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray] | None:
         # A chunk of another size cannot use the previous one as context.
-        if self._last is None or self._last.shape[1:] != tuple(shape[-2:]):
+        if self._tail is None or self._tail[1].shape[1:] != tuple(shape[-2:]):
             return None
-        return self._last
+        return self._tail
+
+    def _advance_tail(self, kept: np.ndarray) -> None:
+        """Remember the last two latent frames of `kept` ([P, T, H, W], the planes the decoder
+        has), reaching into the previous chunk when this one has a single frame."""
+        if kept.shape[0] == 0:
+            self._tail = None
+            return
+        if kept.shape[1] > 1:
+            self._tail = (kept[:, -2].copy(), kept[:, -1].copy())
+            return
+        old = self._prev_for(kept.shape)
+        # planes present in both frames only: what a decoder of a truncated stream also has
+        before = None if old is None else old[1][: kept.shape[0]]
+        self._tail = (before, kept[:, 0].copy())
 
     def encode(self, bits: np.ndarray) -> list[bytes]:
         """[K', T, H, W] uint8 -> one segment per plane. The coder's state is not changed."""
@@ -100,13 +115,13 @@ class BitplaneCoder:
             raise UsageError(f"planes must be in 0..{bits.shape[0]}, got {planes}")
         cache, self._cache = self._cache, None
         if planes == 0:
-            self._last = None
+            self._tail = None
             return
         if cache is not None and cache[0].shape == bits.shape and np.array_equal(cache[0], bits):
             self._counts = cache[1][planes - 1]  # the snapshot taken after plane planes-1
         else:
             walk(self._counts, self._prev_for(bits.shape), bits, planes, lambda k, n, s: s)
-        self._last = bits[:planes, -1].copy()
+        self._advance_tail(bits[:planes])
 
     def decode(self, segments: list[bytes], shape: tuple[int, int, int]) -> np.ndarray:
         """Segments of planes 0..len-1 -> uint8 [len(segments), T, H, W]; commits itself."""
@@ -127,7 +142,7 @@ class BitplaneCoder:
 
         prev = self._prev_for(out.shape)
         walk(self._counts, prev, out, len(segments), sink)
-        self._last = out[:, -1].copy() if len(segments) else None
+        self._advance_tail(out)
         return out
 
     def estimate(self, bits: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ def _group_bounds(n: int) -> list[tuple[int, int]]:
 
 def walk(
     counts: Counts,
-    prev_last: np.ndarray | None,
+    history: tuple[np.ndarray | None, np.ndarray] | None,
     out: np.ndarray,
     planes: int,
     sink: Sink,
@@ -50,8 +50,9 @@ def walk(
 ) -> None:
     """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order.
 
-    `prev_last` (uint8 [P, H, W] or None) is the last latent frame of the previous chunk as the
-    decoder has it: planes >= P have no temporal context in frame 0. `counts` is updated.
+    `history` is None or (frame -2 as uint8 [P2, H, W] or None, frame -1 as uint8 [P, H, W]):
+    the latent frames before this chunk as the decoder has them; planes >= P have no temporal
+    context in frame 0. `counts` is updated.
     """
     _, t_len, h, w = out.shape
     passes = cx.pass_positions(h, w)
@@ -69,16 +70,23 @@ def walk(
 
     for k in range(planes):
         plane = out[k]
-        have_last = prev_last is not None and k < prev_last.shape[0]
+        # (frame -2, frame -1) on this chunk's time axis, where the decoder has plane k of them
+        past = [None, None]
+        if history is not None:
+            for i, frame in enumerate(history):
+                if frame is not None and k < frame.shape[0]:
+                    past[i] = frame
         pos_a, pos_d, pos_b = passes
         bounds_a, bounds_d, bounds_b = split if counts.fresh[k] else whole
         for t in range(t_len):
             cur = plane[t]
             flat = cur.reshape(-1)
             below = out[k - 1, t] if k > 0 else None
-            prev_frame = out[:, t - 1] if t > 0 else (prev_last if have_last else None)
+            prev_frame = out[:, t - 1] if t > 0 else past[1]
             if prev_frame is not None:
-                before = out[:, t - 2] if t > 1 else (prev_last if t == 1 and have_last else None)
+                before = out[:, t - 2] if t > 1 else past[t]
+                if t == 1 and past[1] is None:
+                    before = None
                 prev, changed = motion[t].context(k, out[:, t], prev_frame, before)
                 base = cx.temporal_base(prev, changed)
                 code_pass(k, flat, pos_a, base.reshape(-1)[pos_a], bounds_a)

@@ -209,3 +209,36 @@ def test_eval_root_refused_by_cli(tmp_path):
     assert r.exit_code == UsageError.exit_code
     assert "evaluation set" in r.output
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_slim_checkpoint_exports_in_fp16(tmp_path):
+    from vtoken.models import load_model
+    from vtoken.train.export import export_run, slim_checkpoint
+
+    train(_config(2), tmp_path / "run", data_arrays=_arrays())
+    info = slim_checkpoint(tmp_path / "run", tmp_path / "slim", max_shard_mib=0.2)
+    _, st, _ = ckpt.load_checkpoint(tmp_path / "slim")
+    assert set(st) == {"ema"} and info["step"] == 2
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    report = export_run(tmp_path / "slim", "t-half", zoo, prior_clips=0, fp16=True)
+    full = _params(tmp_path / "run")["ema"]
+    model = load_model(report["json"], cache=False)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, full[k].half().float()), k
+    assert report["prior"] is None
+
+
+def test_pack_data_refuses_eval_and_copies(tmp_path):
+    from vtoken.train.pack import pack_training_data
+
+    with pytest.raises(UsageError):
+        pack_training_data("/work/shared/data/eval", tmp_path / "x")
+    media = tmp_path / "media"
+    _write_media(media)
+    out = pack_training_data(media, tmp_path / "packed", max_side=32)
+    assert (out["videos"], out["photos"]) == (1, 1)
+    from PIL import Image
+
+    with Image.open(tmp_path / "packed" / "photo.jpg") as im:
+        assert max(im.size) == 32

@@ -42,17 +42,17 @@ def _check_bits(bits: np.ndarray, max_planes: int) -> np.ndarray:
 class BitplaneCoder:
     """Context-adaptive binary range coder of LFQ bit-planes.
 
-    The state (adaptive counts, last latent frame of the previous chunk) follows what a decoder
-    holds: call `commit(bits, planes)` after `encode` with the number of planes written, and
-    `reset()` on both sides at key chunks.
+    The state (adaptive counts, the last two latent frames before the chunk) follows what a
+    decoder holds: call `commit(bits, planes)` after `encode` with the number of planes
+    written, `reset()` on both sides at key chunks, and `decode` for every chunk in order,
+    even one with no stored plane (`decode([], shape)`). A segment may be empty (b"").
     """
 
     def __init__(self, bits: int, prior: np.ndarray | None = None):
         if bits < 1:
             raise UsageError(f"bits must be >= 1, got {bits}")
         self.bits = bits
-        self._prior = None if prior is None else np.asarray(prior).copy()
-        self._start = AdaptiveCounts(bits, self._prior)  # validates the prior once
+        self._start = AdaptiveCounts(bits, prior)  # validates the prior once
         self.reset()
 
     def reset(self) -> None:

@@ -210,9 +210,16 @@ def decode_chunks(
     if start >= stop:
         return
     first = reader.chunk_for_frame(start)
-    begin = reader.key_chunk_before(first)
     coder = BitplaneCoder(cfg.bits, model.entropy_prior)
     trusted = cfg.bits  # planes whose entropy context is intact since the last key chunk
+    try:
+        begin = reader.key_chunk_before(first)
+    except CorruptChunkError as exc:
+        if not tolerant:
+            raise
+        # No intact key chunk to start from: conceal until the next one.
+        warnings.append(f"{exc}; frames before the next key chunk are concealed")
+        begin, trusted = first, 0
     previous: np.ndarray | None = None  # last frame shown, for concealment
     clock = time.perf_counter()
     for i in range(begin, len(entries)):

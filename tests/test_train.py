@@ -242,3 +242,27 @@ def test_pack_data_refuses_eval_and_copies(tmp_path):
 
     with Image.open(tmp_path / "packed" / "photo.jpg") as im:
         assert max(im.size) == 32
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_resume(tmp_path):
+    """DDP on CPU (gloo): two ranks train, rank 0 checkpoints, both resume and stop together."""
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    media = tmp_path / "media"
+    _write_media(media)
+    cfg = _config(2).to_dict()
+    cfg["data"]["roots"] = [str(media)]
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    base = [torchrun, "--nproc_per_node=2", "-m", "vtoken.train.cli", "--config", str(tmp_path / "cfg.json"),
+            "--out", str(tmp_path / "run"), "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(base, check=True, env=env, capture_output=True, timeout=120)
+    subprocess.run(base + ["--resume", "--steps", "4", "--max-minutes", "5"], check=True, env=env,
+                   capture_output=True, timeout=120)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step-00000002", "step-00000004"]

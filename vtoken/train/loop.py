@@ -260,6 +260,14 @@ class Trainer:
         self.opt.load_state_dict(opt)
         self.sampler.set_rng_state(json.loads(st["data_rng"]))
         self.gen.set_state(st["gen"])
+        if self.dist.world > 1:
+            # Rank 0 wrote the checkpoint, so its streams were saved; every other rank derives
+            # fresh, distinct, reproducible streams from (seed, rank, step) instead.
+            import numpy as np
+
+            key = [self.cfg.seed, self.dist.rank, int(st.get("step", 0))]
+            self.sampler.rng = np.random.Generator(np.random.PCG64(key))
+            self.gen.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
         torch.set_rng_state(st["torch_rng"])
         if "cuda_rng" in st and torch.cuda.is_available():
             states = st["cuda_rng"]
@@ -284,6 +292,7 @@ class Trainer:
         if latest is None:
             return False
         step, st, _ = ckpt.load_checkpoint(latest)
+        st["step"] = step
         self.load_state(st)
         self.step = step
         return True
@@ -352,7 +361,15 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         if deadline is not None:
             typical = sorted(step_times[-20:])[len(step_times[-20:]) // 2] if step_times else 0.0
             # Leave room for one more step, the checkpoint, and a margin for slow steps.
-            if time.monotonic() + 2 * typical + save_seconds + 10 > deadline:
+            stop = time.monotonic() + 2 * typical + save_seconds + 10 > deadline
+            if tr.dist.world > 1:
+                # Ranks must stop on the same step or the next all-reduce hangs: rank 0 decides.
+                import torch.distributed as dist
+
+                flag = torch.tensor([float(stop)], device=tr.device)
+                dist.broadcast(flag, 0)
+                stop = bool(flag.item())
+            if stop:
                 stop_reason = "time"
                 break
         t0 = time.monotonic()

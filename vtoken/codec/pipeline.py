@@ -177,6 +177,17 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, warnings:
             return to_frames(cpu_model.decode_bits(x, planes=len(bits)), frames, header.height, header.width)
 
 
+def _read_bits(reader: MvtReader, coder: BitplaneCoder, i: int, entry, header, cfg):
+    """Chunk `i` and its entropy-decoded bits; CorruptChunkError for anything damaged."""
+    chunk = reader.read_chunk(i)
+    shape = tuple(chunk.latent_shape)
+    want = expected_latent_shape(entry.frame_count, header.height, header.width, cfg)
+    if shape != want:
+        # Never let a header make the model decode more than the video's own size.
+        raise CorruptChunkError(f"chunk {i}: latent shape {shape} does not match the video ({want})", chunk=i)
+    return chunk, coder.decode(list(chunk.segments), shape)
+
+
 def decode_chunks(
     reader: MvtReader,
     model,
@@ -230,28 +241,16 @@ def decode_chunks(
             coder.reset()
             trusted = cfg.bits
         try:
-            chunk = reader.read_chunk(i)
+            chunk, bits = _read_bits(reader, coder, i, entry, header, cfg)
         except CorruptChunkError as exc:
             if not tolerant:
                 raise
-            # The whole chunk is lost: nothing after it decodes until the next key chunk.
+            # The chunk is lost, and with it the entropy context of every chunk up to the
+            # next key chunk: they are concealed too.
             warnings.append(f"{exc}; frames {entry.first_frame}-{entry.first_frame + entry.frame_count - 1} concealed")
             coder.reset()
-            trusted = 0
-            chunk = None
+            trusted, chunk = 0, None
         if chunk is not None:
-            shape = tuple(chunk.latent_shape)
-            want = expected_latent_shape(entry.frame_count, header.height, header.width, cfg)
-            if shape != want:
-                # Never let a header make the model decode more than the video's own size.
-                exc = CorruptChunkError(f"chunk {i}: latent shape {shape} does not match the video ({want})", chunk=i)
-                if not tolerant:
-                    raise exc
-                warnings.append(f"{exc}; frames concealed")
-                coder.reset()
-                trusted, chunk = 0, None
-        if chunk is not None:
-            bits = coder.decode(list(chunk.segments), shape)
             if len(chunk.segments) < (chunk.planes_listed or 0):
                 trusted = min(trusted, len(chunk.segments))
             clock = timings.add("entropy", clock)

@@ -14,7 +14,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -208,20 +207,20 @@ class TokenizerLoss(nn.Module):
 
 
 @torch.no_grad()
-def bit_stats(z: torch.Tensor) -> dict[str, float]:
+def bit_stats(z: torch.Tensor) -> dict[str, torch.Tensor]:
     """Empirical rate facts of a batch of latents: bits per token if every plane were coded
     with its own marginal probability (sum over planes of H(p_k)), and the mean P(bit=1)."""
     bits = (z >= 0).float()
     p = bits.movedim(1, -1).reshape(-1, bits.shape[1]).mean(0).clamp(1e-6, 1 - 1e-6)
     h = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
-    return {"bits_per_token_marginal": float(h.sum()), "p_one_mean": float(p.mean())}
+    return {"bits_per_token_marginal": h.sum(), "p_one_mean": p.mean()}
 
 
-def nats_to_bits(x: float) -> float:
+def nats_to_bits(x):
     return x / math.log(2)
 
 
 __all__ = [
     "LossConfig", "TokenizerLoss", "PatchDiscriminator", "LeCam", "hinge_d_loss", "sample_planes",
-    "load_lpips", "fold_frames", "bit_stats", "nats_to_bits", "np",
+    "load_lpips", "fold_frames", "bit_stats", "nats_to_bits",
 ]  # fmt: skip

@@ -319,3 +319,14 @@ def test_stream_encoded_on_gpu_decodes_bit_exactly_on_cpu(tmp_path, tiny_model_j
     np.testing.assert_array_equal(got, want)
     out = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
     assert out.shape == (17, 48, 64, 3)
+
+
+def test_outputs_get_the_usual_permissions(tmp_path, tiny_model_json):
+    import os
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=1, size=(32, 32))
+    mvt = tmp_path / "p.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mvt.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -27,6 +27,12 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path (file, or folder when `directory`) beside `path`; on clean exit
@@ -39,6 +45,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: boo
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
         os.close(fd)
         tmp = Path(name)
+    # mkstemp/mkdtemp make private (0600/0700) entries; an output gets the usual permissions.
+    os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
     try:
         yield tmp
         if path.exists() and overwrite:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -61,6 +62,10 @@ class VtokenGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("vtoken: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # stdout was closed early (e.g. `vtoken info x.mvt | head`): not an error.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence

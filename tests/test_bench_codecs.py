@@ -162,7 +162,12 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     a, b = run["results"]
     assert (a["codec"], a["quality_param"], a["quality"], b["quality"]) == ("vtoken", "planes", 2, 6)
     assert 0 < a["bytes"] < b["bytes"]   # more planes, more bits
-    assert a["device"] == "cpu" and a["timings"]["encode_s"] > 0 and a["timings"]["decode_cpu_s"] > 0
+    assert a["device"] == "cpu" and a["timings"]["encode_s"] > 0 and a["timings"]["decode_cpu_s"] > 0 and a["timings"]["encode_cpu_s"] > 0
     assert a["memory"]["encode_peak_rss_mib"] > 10 and a["memory"]["encode_peak_gpu_mib"] is None
     assert len(a["per_frame"]["psnr_rgb"]) == 5
     assert "test-tiny" in str(run["environment"]["vtoken_model"])
+    # The reports must take vtoken records too (the summary reads their CPU timings).
+    from vtoken.bench.report import write_outputs
+
+    written = write_outputs(run, tmp_path / "report", plots=False)
+    assert any(p.name == "summary.md" and "vtoken" in p.read_text() for p in written)

@@ -92,7 +92,8 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
         if isinstance(stream_info, dict):
             settings[k] = stream_info.get(k, stream_info.get("header", {}).get(k) if isinstance(stream_info.get("header"), dict) else None)
     return LearnedOutput(nbytes, frames, t_enc, t_dec, enc_rss, dec_rss, enc_gpu, dec_gpu, dev, settings,
-                         {"encode": getattr(enc, "timings", {})}, c_enc, c_dec)
+                         encode_cpu_seconds=c_enc, decode_cpu_seconds=c_dec,
+                         stage_timings={"encode": getattr(enc, "timings", {})})
 
 
 def warm_up(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto", model: str | None = None,

@@ -1,0 +1,315 @@
+"""Speed benchmark (issue 6): vtoken encode and decode fps end to end (file in, file out,
+entropy coding included), where the time goes, peak memory, entropy coder throughput, and
+x265 / vvenc (medium) encode and decode fps on the same clip, machine and run.
+
+    python benchmarks/speed.py [--sizes 640x360,1920x1080] [--device cpu|cuda|auto] [--frames 34]
+        [--chunk-frames 17] [--model NAME_OR_JSON] [--threads N] [--codecs hevc,vvc] [--out FILE.md]
+
+Each size gets one generated clip (ffmpeg lavfi testsrc2: moving pattern, text, gradients),
+written once as y4m. vtoken encodes y4m -> .mvt and decodes .mvt -> .mp4 (so decode includes
+the video encode of its output). Every vtoken job runs in a fresh Python process so its peak
+RSS is its own (a parent's ru_maxrss only ever grows); the model is loaded before the clock
+starts (its load time is reported apart). The split comes from the results' `.timings`;
+`other` is the wall clock the stages do not cover (setup, probing, audio, closing files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Runs in a fresh interpreter per (size, job): one JSON line on stdout.
+CHILD = r"""
+import json, resource, sys, time
+a = json.loads(sys.argv[1])
+import torch
+torch.set_num_threads(a["threads"])
+import vtoken
+from vtoken.api import resolve_device
+from vtoken.codec.pipeline import expected_latent_shape
+
+dev = resolve_device(a["device"])
+cuda = dev.type == "cuda"
+t0 = time.perf_counter()
+net = vtoken.load_model(a["model"], device=dev)
+load_s = time.perf_counter() - t0
+rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def once():
+    if a["job"] == "encode":
+        return vtoken.encode(a["src"], a["dst"], model=net, device=str(dev), chunk_frames=a["chunk_frames"], overwrite=True)
+    return vtoken.decode(a["src"], a["dst"], model=net, device=str(dev), overwrite=True)
+
+for _ in range(a["warmup"]):
+    once()
+res = once()
+out = {"job": a["job"], "frames": res.frames, "width": res.width, "height": res.height, "bytes": res.bytes,
+       "bpp": res.bpp, "seconds": res.seconds, "fps": res.fps, "timings": res.timings, "device": str(dev),
+       "model": net.identity.name if net.identity else a["model"], "bits": net.config.bits,
+       "model_load_s": load_s, "warmup_runs": a["warmup"], "torch_threads": torch.get_num_threads(),
+       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_load_mib": rss_loaded}
+# Binary decisions the entropy coder made: every plane of every latent position, chunk by chunk.
+cf, left, symbols = a["chunk_frames"], res.frames, 0
+while left > 0:
+    n = min(cf, left)
+    t, h, w = expected_latent_shape(n, res.height, res.width, net.config)
+    symbols += net.config.bits * t * h * w
+    left -= n
+out["entropy_symbols"] = symbols
+if cuda:
+    out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+print(json.dumps(out))
+"""
+
+BASELINE_QUALITY = {"hevc": 30, "vvc": 35}  # mid-range of the eval sweeps; speed varies little with it
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"size {text!r}: need even WxH, at least 16x16")
+    return w, h
+
+
+def _gpu_info(device: str) -> dict | None:
+    """GPU name, memory, CUDA and driver version, or None when the run is on the CPU."""
+    import torch
+
+    if device == "cpu" or not torch.cuda.is_available():
+        return None
+    info = {"name": torch.cuda.get_device_name(0), "cuda": torch.version.cuda,
+            "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1), "driver": None}
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=False, timeout=20).stdout.strip()
+        info["driver"] = out.splitlines()[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def make_clip(exe: str, path: Path, frames: int, width: int, height: int) -> None:
+    """A y4m (8-bit 4:2:0, 30 fps) of ffmpeg's moving test pattern."""
+    from vtoken.bench.ffmpeg import run_timed
+
+    run_timed([exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+               "-i", f"testsrc2=size={width}x{height}:rate=30", "-frames:v", str(frames),
+               "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(path)], cwd=path.parent)
+
+
+def run_vtoken(job: str, src: Path, dst: Path, *, model: str, device: str, chunk_frames: int,
+               threads: int, warmup: int) -> dict:
+    args = {"job": job, "src": str(src), "dst": str(dst), "model": model, "device": device,
+            "chunk_frames": chunk_frames, "threads": threads, "warmup": warmup}
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=False)
+    if proc.returncode:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"vtoken {job} failed (exit {proc.returncode}): {tail}")
+    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    t = rec["timings"]
+    ent = t.get("entropy", 0.0)
+    rec["other_s"] = max(0.0, rec["seconds"] - sum(t.values()))
+    rec["entropy_coded_bits_per_s"] = rec["bytes"] * 8 / ent if ent > 0 else None
+    rec["entropy_symbols_per_s"] = rec["entropy_symbols"] / ent if ent > 0 else None
+    return rec
+
+
+def run_ffmpeg_codec(exe: str, codec: str, y4m: Path, workdir: Path, frames: int, threads: int) -> dict:
+    from vtoken.bench.baselines import decode_command, encode_command, make_spec
+    from vtoken.bench.ffmpeg import run_timed
+
+    spec = make_spec(codec, "default", threads=threads)
+    stream, raw = workdir / f"{codec}.{spec.extension}", workdir / f"{codec}.yuv"
+    q = BASELINE_QUALITY[codec]
+    enc_cmd = encode_command(exe, spec, q, y4m, stream)
+    dec_cmd = decode_command(exe, spec, stream, raw)
+    try:
+        enc = run_timed(enc_cmd, cwd=workdir)
+        nbytes = stream.stat().st_size
+        dec = run_timed(dec_cmd, cwd=workdir)
+    finally:
+        stream.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)
+    return {"codec": codec, "encoder": spec.encoder, "preset": spec.preset, "threads": threads,
+            "quality": f"{spec.quality_param} {q}", "bytes": nbytes,
+            "encode": {"seconds": enc.seconds, "fps": frames / enc.seconds, "cpu_seconds": enc.cpu_seconds,
+                       "peak_rss_mib": enc.max_rss_kib / 1024},
+            "decode": {"seconds": dec.seconds, "fps": frames / dec.seconds, "cpu_seconds": dec.cpu_seconds,
+                       "peak_rss_mib": dec.max_rss_kib / 1024},
+            "encode_command": ["ffmpeg", *[Path(x).name if x in (str(y4m), str(stream)) else x for x in enc_cmd[1:]]],
+            "decode_command": ["ffmpeg", *[Path(x).name if x in (str(stream), str(raw)) else x for x in dec_cmd[1:]]]}
+
+
+def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames: int = 17, model: str | None = None,
+                  threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None, log=None) -> dict:
+    """Measure every size; returns the JSON-ready report (see module doc)."""
+    import torch
+
+    from vtoken.api import resolve_device
+    from vtoken.bench.env import environment
+    from vtoken.bench.ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg
+    from vtoken.bench.measure import cpu_count
+
+    dev = str(resolve_device(device))
+    exe = find_ffmpeg()
+    if exe is None:
+        raise FfmpegError("the static ffmpeg of imageio-ffmpeg is needed to make the clips: pip install imageio-ffmpeg")
+    threads = threads or cpu_count()
+    if warmup is None:
+        warmup = 1 if dev.startswith("cuda") else 0  # first CUDA calls pay for kernel selection
+    model = model or "vtoken-tiny-cpu"
+    env = environment(ffmpeg_version(exe))
+    env["gpu"] = _gpu_info(dev)
+    report = {"environment": env, "load_average_start": list(os.getloadavg()),
+              "settings": {"frames": frames, "device": dev, "chunk_frames": chunk_frames, "model": model,
+                           "torch_threads": threads, "ffmpeg_threads": threads, "warmup_runs": warmup,
+                           "clip": "ffmpeg lavfi testsrc2, 30 fps, y4m yuv420p", "decode_output": "mp4",
+                           "torch": torch.__version__},
+              "results": []}
+    with tempfile.TemporaryDirectory(prefix="vtoken-speed-") as tmp:
+        for width, height in sizes:
+            work = Path(tmp) / f"{width}x{height}"
+            work.mkdir()
+            y4m, mvt, out = work / "clip.y4m", work / "clip.mvt", work / "decoded.mp4"
+            make_clip(exe, y4m, frames, width, height)
+            row = {"width": width, "height": height, "frames": frames}
+            kw = dict(model=model, device=dev, chunk_frames=chunk_frames, threads=threads, warmup=warmup)
+            if log:
+                log(f"{width}x{height}: vtoken encode")
+            row["encode"] = run_vtoken("encode", y4m, mvt, **kw)
+            if log:
+                log(f"{width}x{height}: vtoken decode")
+            row["decode"] = run_vtoken("decode", mvt, out, **kw)
+            row["baselines"] = []
+            for codec in codecs:
+                if log:
+                    log(f"{width}x{height}: {codec}")
+                row["baselines"].append(run_ffmpeg_codec(exe, codec, y4m, work, frames, threads))
+            report["results"].append(row)
+    report["load_average_end"] = list(os.getloadavg())
+    return report
+
+
+def _f(x, nd=2) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def to_markdown(report: dict) -> str:
+    env, s = report["environment"], report["settings"]
+    m, gpu = env["machine"], env.get("gpu")
+    lines = [
+        "# vtoken speed",
+        "",
+        f"- date: {env['date']}; model `{s['model']}`; device **{s['device']}**; torch {s['torch']}; "
+        f"torch threads {s['torch_threads']}; ffmpeg {env['ffmpeg']} ({s['ffmpeg_threads']} threads)",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
+        + (f"; GPU {gpu['name']} ({gpu['memory_gib']} GiB), driver {gpu['driver']}, CUDA {gpu['cuda']}" if gpu else "; no GPU"),
+        f"- load average (1/5/15 min) at start {' / '.join(f'{x:.2f}' for x in report['load_average_start'])}, "
+        f"at end {' / '.join(f'{x:.2f}' for x in report.get('load_average_end', []))}",
+        f"- clip: {s['clip']}, {s['frames']} frames; chunk {s['chunk_frames']} frames; decode writes {s['decode_output']}; "
+        f"warm-up runs {s['warmup_runs']}; model load excluded from fps (column `load`)",
+        "",
+        "## fps, end to end (file in, file out)",
+        "",
+        "| size | vtoken enc | vtoken dec | " + " | ".join(
+            f"{b['codec']} ({b['encoder']} {b['preset']}) enc | {b['codec']} dec" for b in
+            (report["results"][0]["baselines"] if report["results"] else [])) + " |",
+    ]
+    nb = len(report["results"][0]["baselines"]) if report["results"] else 0
+    lines.append("|---" * (3 + 2 * nb) + "|")
+    for r in report["results"]:
+        cells = [f"{r['width']}x{r['height']}", _f(r["encode"]["fps"]), _f(r["decode"]["fps"])]
+        for b in r["baselines"]:
+            cells += [_f(b["encode"]["fps"]), _f(b["decode"]["fps"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## where the time goes (seconds for the whole clip; % of wall clock)",
+        "",
+        "`video in` = decoding the source video; `container` = .mvt write (on decode the .mvt read is inside "
+        "`entropy`); `video out` = converting and encoding the decoded frames to mp4.",
+        "",
+        "| size | job | wall s | video in | model | entropy | container | video out | other | load s | peak RSS MiB | peak GPU MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        for job in ("encode", "decode"):
+            j = r[job]
+            t, wall = j["timings"], j["seconds"]
+
+            def cell(key):
+                v = t.get(key)
+                return "-" if v is None else f"{v:.2f} ({100 * v / wall:.0f}%)"
+            video_in, container, video_out = (cell("read"), cell("write"), "-") if job == "encode" else \
+                ("-", "-", cell("write"))
+            other = f"{j['other_s']:.2f} ({100 * j['other_s'] / wall:.0f}%)"
+            lines.append(f"| {r['width']}x{r['height']} | {job} | {wall:.2f} | {video_in} | {cell('model')} | "
+                         f"{cell('entropy')} | {container} | {video_out} | {other} | {j['model_load_s']:.2f} | "
+                         f"{j['peak_rss_mib']:.0f} | {_f(j.get('peak_gpu_mib'), 0)} |")
+    lines += [
+        "",
+        "## entropy coder throughput",
+        "",
+        "| size | job | coded bits/s | binary symbols/s | bpp |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        for job in ("encode", "decode"):
+            j = r[job]
+            bps, sps = j["entropy_coded_bits_per_s"], j["entropy_symbols_per_s"]
+            lines.append(f"| {r['width']}x{r['height']} | {job} | {_f(bps and bps / 1e6)} M | "
+                         f"{_f(sps and sps / 1e6)} M | {j['bpp']:.4f} |")
+    if any(r["baselines"] for r in report["results"]):
+        lines += ["", "## baselines (ffmpeg)", "", "| size | codec | quality | enc s | enc CPU s | enc peak RSS MiB | dec s | dec peak RSS MiB |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in report["results"]:
+            for b in r["baselines"]:
+                lines.append(f"| {r['width']}x{r['height']} | {b['codec']} | {b['quality']} | {b['encode']['seconds']:.2f} | "
+                             f"{b['encode']['cpu_seconds']:.2f} | {b['encode']['peak_rss_mib']:.0f} | "
+                             f"{b['decode']['seconds']:.2f} | {b['decode']['peak_rss_mib']:.0f} |")
+        first = report["results"][0]["baselines"]
+        lines += [""] + [f"- {b['codec']}: `{' '.join(b['encode_command'])}`; decode `{' '.join(b['decode_command'])}`"
+                         for b in first]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="640x360,1920x1080", help="comma-separated WxH list")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--frames", type=int, default=34)
+    ap.add_argument("--chunk-frames", type=int, default=17, help="frames per chunk (1 + 4n); memory grows with it")
+    ap.add_argument("--model", default=None, help="model name or .json path (default vtoken-tiny-cpu)")
+    ap.add_argument("--threads", type=int, default=None, help="torch and ffmpeg threads (default: usable cores)")
+    ap.add_argument("--codecs", default="hevc,vvc", help="ffmpeg baselines to time (hevc, vvc; empty for none)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed runs before the timed one (default 1 on CUDA, 0 on CPU)")
+    ap.add_argument("--out", type=Path, help="write the markdown here and the JSON beside it (.json)")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [_size(s) for s in args.sizes.split(",") if s]
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        ap.error(f"--sizes: {e}")
+    codecs = tuple(c for c in args.codecs.split(",") if c)
+    for c in codecs:
+        if c not in BASELINE_QUALITY:
+            ap.error(f"unknown codec {c!r}: use hevc and/or vvc")
+    report = run_benchmark(sizes, frames=args.frames, device=args.device, chunk_frames=args.chunk_frames,
+                           model=args.model, threads=args.threads, codecs=codecs, warmup=args.warmup,
+                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    md = to_markdown(report)
+    sys.stdout.write(md)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(md)
+        args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""benchmarks/speed.py on a tiny clip with the tiny random model: the report's shape, not its
+timings (those depend on the machine)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("vtoken_speed_bench", _PATH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_speed_report_shape(tmp_path, tiny_model_json, capsys):
+    from vtoken.bench.ffmpeg import find_ffmpeg
+
+    if find_ffmpeg() is None:
+        pytest.skip("needs the static ffmpeg of imageio-ffmpeg")
+    speed = _load()
+    out = tmp_path / "speed.md"
+    rc = speed.main(["--sizes", "64x48", "--frames", "5", "--chunk-frames", "5", "--device", "cpu",
+                     "--threads", "1", "--model", str(tiny_model_json), "--codecs", "hevc,vvc", "--out", str(out)])
+    assert rc == 0
+    md = out.read_text()
+    assert md == capsys.readouterr().out
+    assert "| 64x48 | encode |" in md and "| 64x48 | decode |" in md and "libx265" in md and "libvvenc" in md
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["settings"]["device"] == "cpu" and report["environment"]["machine"]["cores"] >= 1
+    (row,) = report["results"]
+    assert (row["width"], row["height"], row["frames"]) == (64, 48, 5)
+    for job in ("encode", "decode"):
+        j = row[job]
+        assert j["frames"] == 5 and j["fps"] > 0 and j["peak_rss_mib"] > 0 and j["model"] == "test-tiny"
+        assert {"model", "entropy", "write"} <= set(j["timings"])
+        assert j["entropy_symbols"] == 6 * 2 * 6 * 8  # bits * T' * H/8 * W/8 for one 5-frame chunk
+        assert j["entropy_symbols_per_s"] > 0 and j["other_s"] >= 0
+        assert "peak_gpu_mib" not in j
+    assert "read" in row["encode"]["timings"]
+    assert [b["codec"] for b in row["baselines"]] == ["hevc", "vvc"]
+    for b in row["baselines"]:
+        assert b["bytes"] > 0 and b["encode"]["fps"] > 0 and b["decode"]["fps"] > 0 and b["threads"] == 1
+
+
+def test_speed_rejects_bad_size():
+    speed = _load()
+    with pytest.raises(SystemExit):
+        speed.main(["--sizes", "641x360"])

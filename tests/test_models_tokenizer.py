@@ -130,3 +130,26 @@ def test_bf16_autocast_and_channels_last(model):
 
 def test_unsaved_model_has_no_identity(model):
     assert model.identity is None and model.entropy_prior is None
+
+
+@pytest.mark.parametrize("conv3d", [(False, False, True, True), (True, True, True, True), (False, False, False, False)])
+def test_frame_sliced_inference_equals_whole_chunk(monkeypatch, conv3d):
+    """The per-frame levels run a few frames at a time at inference (to bound memory): the
+    result must be what the whole chunk gives."""
+    import vtoken.models.tokenizer as tk
+
+    temporal = (False, True, True) if any(conv3d) else (False, False, False)
+    torch.manual_seed(0)
+    model = tk.Tokenizer(TokenizerConfig(bits=6, channels=(8, 16, 16, 16), conv3d=conv3d, temporal_down=temporal)).eval()
+    frames = 17 if any(temporal) else 6
+    video = torch.rand(1, 3, frames, 32, 48) * 2 - 1
+    with torch.no_grad():
+        z_sliced = model.encode(video)
+        q = model.quantize(z_sliced).quantized
+        out_sliced = model.decode(q)
+        monkeypatch.setattr(tk, "FRAME_SLICE", 0)
+        z_whole = model.encode(video)
+        out_whole = model.decode(q)
+    assert out_sliced.shape == out_whole.shape == video.shape
+    torch.testing.assert_close(z_sliced, z_whole, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_sliced, out_whole, atol=1e-5, rtol=1e-5)

@@ -15,12 +15,39 @@ from torch import nn
 
 from .config import TokenizerConfig
 from .identity import ModelIdentity
-from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Upsample
+from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Upsample, expand_time
 from .lfq import LFQ, LFQLosses, LFQOutput, plane_mask
 
 
 def _kernel(conv3d: bool) -> tuple[int, int, int]:
     return (3, 3, 3) if conv3d else (1, 3, 3)
+
+
+# Frames per slice for the per-frame levels at inference (0: no slicing). Those levels hold
+# the largest activations; computing them a few frames at a time gives the same numbers with
+# a peak memory that no longer grows with the chunk length.
+FRAME_SLICE = 4
+
+
+def per_frame_levels(cfg: TokenizerConfig) -> int:
+    """How many leading (highest-resolution) levels work frame by frame: per-frame (1,3,3)
+    convs, per-frame norms and no temporal resampling between them."""
+    p = 0
+    while p < cfg.levels and not cfg.conv3d[p] and (p == 0 or not cfg.temporal_down[p - 1]):
+        p += 1
+    return p
+
+
+def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
+    """fn over time slices of x (and of conditions with the same frame count), concatenated.
+    Exact for frame-wise fn; only used without autograd, where slicing saves memory."""
+    t = x.shape[2]
+    if FRAME_SLICE <= 0 or t <= FRAME_SLICE or torch.is_grad_enabled():
+        return fn(x, *conds)
+    return torch.cat(
+        [fn(x[:, :, a : a + FRAME_SLICE], *(c[:, :, a : a + FRAME_SLICE] for c in conds)) for a in range(0, t, FRAME_SLICE)],
+        dim=2,
+    )
 
 
 class Encoder(nn.Module):
@@ -43,14 +70,26 @@ class Encoder(nn.Module):
         )
         self.norm_out = FrameGroupNorm(g, ch[-1], eps=1e-6)
         self.conv_out = CausalConv3d(ch[-1], cfg.bits, 1)
+        self.frame_levels = per_frame_levels(cfg)
+
+    def _frame_head(self, x: torch.Tensor) -> torch.Tensor:
+        """conv_in and the per-frame levels (with the downsamplings between them)."""
+        x = self.conv_in(x)
+        for i in range(self.frame_levels):
+            for block in self.blocks[i]:
+                x = block(x)
+            if i < self.frame_levels - 1:
+                x = self.downs[i](x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_in(x)
-        for i, blocks in enumerate(self.blocks):
-            for block in blocks:
+        p = self.frame_levels
+        x = _by_frames(self._frame_head, x) if p else self.conv_in(x)
+        for i in range(p, len(self.blocks)):
+            if i > 0:
+                x = self.downs[i - 1](x)  # into level i (may be temporal)
+            for block in self.blocks[i]:
                 x = block(x)
-            if i < len(self.downs):
-                x = self.downs[i](x)
         for block in self.mid:
             x = block(x)
         return self.conv_out(F.silu(self.norm_out(x)))
@@ -79,17 +118,31 @@ class Decoder(nn.Module):
                 self.ups.append(Upsample(ch[i], ch[i - 1], temporal=cfg.temporal_down[i - 1]))
         self.norm_out = AdaptiveGroupNorm(ch[0], k, g)
         self.conv_out = CausalConv3d(ch[0], cfg.in_channels, _kernel(cfg.conv3d[0]))
+        # blocks[j] is level levels-1-j: the per-frame levels are the last ones.
+        self.frame_from = cfg.levels - per_frame_levels(cfg)
+
+    def _frame_tail(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The per-frame levels and the output head; `cond` is the latent already repeated to
+        x's frames, so a time slice of x takes the same slice of cond."""
+        for j in range(self.frame_from, len(self.blocks)):
+            for block in self.blocks[j]:
+                x = block(x, cond)
+            if j < len(self.ups):
+                x = self.ups[j](x)
+        return self.conv_out(F.silu(self.norm_out(x, cond)))
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         x = self.conv_in(q)
         for block in self.mid:
             x = block(x, q)
-        for j, blocks in enumerate(self.blocks):
-            for block in blocks:
+        for j in range(self.frame_from):
+            for block in self.blocks[j]:
                 x = block(x, q)
             if j < len(self.ups):
-                x = self.ups[j](x)
-        return self.conv_out(F.silu(self.norm_out(x, q)))
+                x = self.ups[j](x)  # into level levels-2-j (may be temporal)
+        if self.frame_from == len(self.blocks):  # no per-frame level: conv_out may be 3D
+            return self.conv_out(F.silu(self.norm_out(x, q)))
+        return _by_frames(self._frame_tail, x, expand_time(q, x.shape[2]))
 
 
 class TokenizerOutput(NamedTuple):

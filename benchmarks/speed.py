@@ -48,12 +48,16 @@ def once():
 
 for _ in range(a["warmup"]):
     once()
+cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 res = once()
+cpu1 = resource.getrusage(resource.RUSAGE_SELF)
 out = {"job": a["job"], "frames": res.frames, "width": res.width, "height": res.height, "bytes": res.bytes,
        "bpp": res.bpp, "seconds": res.seconds, "fps": res.fps, "timings": res.timings, "device": str(dev),
        "model": net.identity.name if net.identity else a["model"], "bits": net.config.bits,
        "model_load_s": load_s, "warmup_runs": a["warmup"], "torch_threads": torch.get_num_threads(),
-       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_load_mib": rss_loaded}
+       "peak_rss_mib": cpu1.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded,
+       # CPU time of the timed run: wall clock far above cpu / threads means the cores were shared.
+       "cpu_seconds": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime}
 # Binary decisions the entropy coder made: every plane of every latent position, chunk by chunk.
 cf, left, symbols = a["chunk_frames"], res.frames, 0
 while left > 0:
@@ -235,8 +239,8 @@ def to_markdown(report: dict) -> str:
         "`video in` = decoding the source video; `container` = .mvt write (on decode the .mvt read is inside "
         "`entropy`); `video out` = converting and encoding the decoded frames to mp4.",
         "",
-        "| size | job | wall s | video in | model | entropy | container | video out | other | load s | peak RSS MiB | peak GPU MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | job | wall s | CPU s | video in | model | entropy | container | video out | other | load s | peak RSS MiB | peak GPU MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         for job in ("encode", "decode"):
@@ -249,7 +253,7 @@ def to_markdown(report: dict) -> str:
             video_in, container, video_out = (cell("read"), cell("write"), "-") if job == "encode" else \
                 ("-", "-", cell("write"))
             other = f"{j['other_s']:.2f} ({100 * j['other_s'] / wall:.0f}%)"
-            lines.append(f"| {r['width']}x{r['height']} | {job} | {wall:.2f} | {video_in} | {cell('model')} | "
+            lines.append(f"| {r['width']}x{r['height']} | {job} | {wall:.2f} | {j['cpu_seconds']:.2f} | {video_in} | {cell('model')} | "
                          f"{cell('entropy')} | {container} | {video_out} | {other} | {j['model_load_s']:.2f} | "
                          f"{j['peak_rss_mib']:.0f} | {_f(j.get('peak_gpu_mib'), 0)} |")
     lines += [

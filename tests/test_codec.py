@@ -330,3 +330,12 @@ def test_outputs_get_the_usual_permissions(tmp_path, tiny_model_json):
     mask = os.umask(0)
     os.umask(mask)
     assert mvt.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_an_unsaved_model_is_refused_with_a_reason(tmp_path):
+    from vtoken.models import Tokenizer, TokenizerConfig
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=1, size=(32, 32))
+    model = Tokenizer(TokenizerConfig(bits=6, channels=(8, 16, 16, 16))).eval()
+    with pytest.raises(UsageError, match="save_model"):
+        vtoken.encode(src, tmp_path / "x.mvt", model=model, device="cpu")

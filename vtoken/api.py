@@ -111,6 +111,9 @@ def encode(
         raise UsageError(f"key interval must be at least 1 chunk, got {key_interval}")
     dev = resolve_device(device)
     net = model if hasattr(model, "encode_bits") else load_model(model, device=dev)
+    if net.identity is None:
+        # A .mvt names its model by name + sha256 of the weights file; an unsaved model has neither.
+        raise UsageError("the model has no identity: save it with vtoken.models.save_model and load it back")
     bits, tf = net.config.bits, net.config.temporal_factor
     if chunk_frames < 1 or (chunk_frames - 1) % tf:
         raise UsageError(f"chunk frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), got {chunk_frames}")

@@ -19,18 +19,25 @@ def _read_all(path) -> tuple[np.ndarray, object]:
         return np.concatenate(list(r.chunks(64))), r.info
 
 
-def _encoded_bits(model, frames: np.ndarray, chunk_frames: int) -> list[np.ndarray]:
-    """What the model produces for each chunk, computed independently of the pipeline."""
+def _encoded_bits(model, frames: np.ndarray, chunk_frames: int, key_interval: int) -> list[np.ndarray]:
+    """What the model produces for each chunk, computed independently of the pipeline: key
+    chunks of `chunk_frames` frames start a stream, the chunks between continue it."""
     import torch
 
     from vtoken.codec.frames import pad_frames, to_tensor
 
     cfg = model.config
-    out = []
-    for i in range(0, len(frames), chunk_frames):
-        padded = pad_frames(frames[i : i + chunk_frames], cfg.temporal_factor, cfg.spatial_factor)
-        with torch.inference_mode():
-            out.append(model.encode_bits(to_tensor(padded, "cpu"))[0].numpy())
+    out, i, index = [], 0, 0
+    with model.streaming():
+        while i < len(frames):
+            key = index % key_interval == 0
+            n = chunk_frames if key else chunk_frames - 1
+            if key:
+                model.reset_stream()
+            padded = pad_frames(frames[i : i + n], cfg.temporal_factor, cfg.spatial_factor, continuing=not key)
+            with torch.inference_mode():
+                out.append(model.encode_bits(to_tensor(padded, "cpu"))[0].numpy())
+            i, index = i + n, index + 1
     return out
 
 
@@ -45,7 +52,7 @@ def test_decoded_bits_equal_encoded_bits(tmp_path, tiny_model_json):
     assert res.frames == 23 and len(res.planes) == 3
     model = load_model(tiny_model_json)
     frames, _ = _read_all(src)
-    expected = _encoded_bits(model, frames, 9)
+    expected = _encoded_bits(model, frames, 9, 2)
     coder = BitplaneCoder(model.config.bits, model.entropy_prior)
     with open_mvt(mvt) as reader:
         assert [e.key for e in reader.entries] == [True, False, True]
@@ -203,7 +210,7 @@ def test_damaged_chunk_fails_or_is_concealed(tmp_path, tiny_model_json):
     assert err.value.chunk == 1
     res = vtoken.decode(bad, tmp_path / "out.y4m", device="cpu", tolerant=True)
     assert res.frames == 15
-    assert res.concealed_frames == list(range(5, 10))  # chunk 2 is a key chunk: intact again
+    assert res.concealed_frames == list(range(5, 9))  # chunk 2 is a key chunk: intact again
     assert res.warnings
 
 
@@ -250,7 +257,7 @@ def test_gpu_out_of_memory_splits_the_chunk(tmp_path, tiny_model_json, monkeypat
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(32, 32))
     mvt = tmp_path / "oom.mvt"
     res = vtoken.encode(src, mvt, model=model, device="cpu")
-    assert res.frames == 17 and len(res.planes) == 4  # 17 -> 9 + 8 -> 5 + 4 + 5 + 3
+    assert res.frames == 17 and len(res.planes) == 4  # 17 -> 9 + 8 -> (5 + 4) + (4 + 4)
     frames = np.concatenate(list(vtoken.decode_frames(mvt, model=model, device="cpu")))
     assert frames.shape == (17, 32, 32, 3)
 

@@ -98,7 +98,7 @@ def encode(
     a loaded Tokenizer, a model name / path, or None for the default model."""
     from .bitstream import MvtWriter, StreamHeader, stream_overhead
     from .codec.metadata import color_code_points
-    from .codec.pipeline import Timings, check_frame_area, encode_chunks
+    from .codec.pipeline import Timings, check_frame_area, encode_chunks, stream_chunks
     from .codec.rate import RateController, planes_for_quality
     from .entropy import FORMAT_VERSION as ENTROPY_FORMAT_VERSION
     from .fsutil import atomic_path
@@ -148,10 +148,8 @@ def encode(
         with atomic_path(dst, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
             writer = MvtWriter(f, header)
             with _progress(progress, info.frame_count, "encode") as bar:
-                totals = encode_chunks(
-                    reader.chunks(chunk_frames), writer, net, rate,
-                    key_interval=key_interval, device=dev, timings=timings, on_chunk=bar.update,
-                )
+                chunks = stream_chunks(reader.frames(), chunk_frames, key_interval, tf)
+                totals = encode_chunks(chunks, writer, net, rate, device=dev, timings=timings, on_chunk=bar.update)
             if totals["frames"] == 0:
                 raise InputError(f"{src}: no frames could be decoded")
             if audio is not None:

@@ -19,9 +19,10 @@ def padded_size(size: int, spatial_factor: int) -> int:
     return -(-size // spatial_factor) * spatial_factor
 
 
-def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int) -> np.ndarray:
+def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int, continuing: bool = False) -> np.ndarray:
+    """Pad to 1 + f n frames (f n for a chunk continuing a stream) and to spatial multiples."""
     t, h, w, _ = frames.shape
-    tp = padded_length(t, temporal_factor)
+    tp = -(-t // temporal_factor) * temporal_factor if continuing else padded_length(t, temporal_factor)
     hp, wp = padded_size(h, spatial_factor), padded_size(w, spatial_factor)
     if (tp, hp, wp) == (t, h, w):
         return frames

@@ -1,14 +1,17 @@
 """The codec proper: frames -> model bits -> entropy-coded plane segments -> container
 chunks, and back.
 
-A chunk is `chunk_frames` (= 1 + 4m) frames coded by one pass of the causal tokenizer. Every
-`key_interval`-th chunk is a key chunk: the entropy coder forgets everything before it, so
-decoding (and seeking) can start there. Between key chunks the entropy coder carries its
-adaptive statistics and the previous chunk's last latent frame, which is what makes still
-content cheap. Memory is bounded by one chunk whatever the video's length.
+Every `key_interval`-th chunk is a key chunk of `chunk_frames` (= 1 + 4m) frames: the
+tokenizer starts a new causal stream there (its first frame is coded alone) and the entropy
+coder forgets everything before it, so decoding (and seeking) can start there. The chunks
+between keys have 4m frames and continue the stream: the tokenizer carries its causal state
+(Tokenizer.streaming), so a group of chunks codes exactly as one long clip would, and the
+entropy coder carries its adaptive statistics and the previous latent frames, which is what
+makes still content cheap. Memory is bounded by one chunk whatever the video's length.
 
 Decoding always entropy-decodes every stored plane (the coder's context depends on them) and
-hands the model only the planes the caller asked for.
+hands the model only the planes the caller asked for; from a key chunk on, every chunk goes
+through the model, since each carries the causal state of the next.
 """
 
 from __future__ import annotations
@@ -43,10 +46,29 @@ def check_frame_area(width: int, height: int, what: str) -> None:
         raise (InputError if what != "stream" else StreamError)(message)
 
 
-def expected_latent_shape(frames: int, height: int, width: int, cfg) -> tuple[int, int, int]:
+def expected_latent_shape(frames: int, height: int, width: int, cfg, key: bool = True) -> tuple[int, int, int]:
     """Latent (T', H', W') of a chunk of `frames` frames: what a decoder may accept."""
     tf, sf = cfg.temporal_factor, cfg.spatial_factor
-    return 1 + -(-(frames - 1) // tf), -(-height // sf), -(-width // sf)
+    latent = 1 + -(-(frames - 1) // tf) if key else -(-frames // tf)
+    return latent, -(-height // sf), -(-width // sf)
+
+
+def stream_chunks(frames: Iterable[np.ndarray], chunk_frames: int, key_interval: int, temporal_factor: int):
+    """(frames uint8 [t, H, W, 3], key) per chunk: key chunks hold `chunk_frames` frames, the
+    chunks that continue a stream `chunk_frames - 1` (a multiple of the temporal factor). With
+    one-frame chunks every chunk is a key chunk."""
+    inter = chunk_frames - 1
+    if inter % temporal_factor:
+        raise ValueError(f"chunk_frames must be 1 + {temporal_factor}n")
+    batch, index = [], 0
+    for frame in frames:
+        batch.append(frame)
+        key = inter == 0 or index % key_interval == 0
+        if len(batch) == (chunk_frames if key else inter):
+            yield np.stack(batch), key
+            batch, index = [], index + 1
+    if batch:
+        yield np.stack(batch), inter == 0 or index % key_interval == 0
 
 
 @dataclass
@@ -73,23 +95,21 @@ def _sync(device) -> None:
 
 
 def encode_chunks(
-    chunks: Iterable[np.ndarray],
+    chunks: Iterable[tuple[np.ndarray, bool]],
     writer: MvtWriter,
     model,
     rate: RateController,
     *,
-    key_interval: int,
     device,
     timings: Timings,
     on_chunk=None,
 ) -> dict:
-    """Code every chunk of frames into `writer`. Returns totals for the report."""
+    """Code every (frames, key) chunk (see stream_chunks) into `writer`. Returns totals."""
     coder = BitplaneCoder(model.config.bits, model.entropy_prior)
     first_frame, index, kept_planes = 0, 0, []
-    for frames, bits in _model_bits(chunks, model, device, timings):
+    for frames, key, bits in _model_bits(chunks, model, device, timings):
         n, h, w, _ = frames.shape
         clock = time.perf_counter()
-        key = index % key_interval == 0
         if key:
             coder.reset()
         segments = coder.encode(bits)
@@ -118,37 +138,44 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
-def _model_bits(chunks: Iterable[np.ndarray], model, device, timings: Timings):
-    """(frames, bits) per chunk. On GPU out-of-memory a chunk is split in two in time and
-    retried (a chunk may hold fewer frames than the stream's maximum), down to one frame."""
+def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings):
+    """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk. On
+    GPU out-of-memory a chunk is split in two in time and retried from the state it started
+    with (a chunk may hold fewer frames than the stream's maximum)."""
     import torch
 
-    cfg = model.config
+    tf, sf = model.config.temporal_factor, model.config.spatial_factor
     clock = time.perf_counter()
-    for frames in chunks:
-        clock = timings.add("read", clock)
-        pending = [frames]
-        while pending:
-            part = pending.pop(0)
-            padded = pad_frames(part, cfg.temporal_factor, cfg.spatial_factor)
-            try:
-                with torch.inference_mode():
-                    bits = model.encode_bits(to_tensor(padded, device))[0].cpu().numpy()
-            except torch.cuda.OutOfMemoryError:
-                if len(part) == 1:
-                    raise
-                if getattr(device, "type", "") == "cuda":
-                    torch.cuda.empty_cache()
-                # Split at a 1 + 4m boundary so the first part needs no temporal padding.
-                latent = -(-(len(part) - 1) // cfg.temporal_factor)
-                cut = 1 + cfg.temporal_factor * (latent // 2)
-                log.warning("out of memory on a %d-frame chunk: retrying as %d + %d frames", len(part), cut, len(part) - cut)
-                pending[:0] = [part[:cut], part[cut:]]
-                continue
-            _sync(device)
-            clock = timings.add("model", clock)
-            yield part, bits
-            clock = time.perf_counter()
+    with model.streaming():
+        for frames, key in chunks:
+            clock = timings.add("read", clock)
+            pending = [(frames, key)]
+            while pending:
+                part, part_key = pending.pop(0)
+                if part_key:
+                    model.reset_stream()
+                state = model.stream_state()
+                padded = pad_frames(part, tf, sf, continuing=not part_key)
+                try:
+                    with torch.inference_mode():
+                        bits = model.encode_bits(to_tensor(padded, device))[0].cpu().numpy()
+                except torch.cuda.OutOfMemoryError:
+                    if len(part) <= (1 if part_key else tf):
+                        raise
+                    if getattr(device, "type", "") == "cuda":
+                        torch.cuda.empty_cache()
+                    model.load_stream_state(state)
+                    # Split on the latent grid: the first part needs no padding and the
+                    # second continues the stream.
+                    latent = -(-(len(part) - 1) // tf) if part_key else -(-len(part) // tf)
+                    cut = (1 if part_key else 0) + tf * max(1 if not part_key else 0, latent // 2)
+                    log.warning("out of memory on a %d-frame chunk: retrying as %d + %d frames", len(part), cut, len(part) - cut)
+                    pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
+                    continue
+                _sync(device)
+                clock = timings.add("model", clock)
+                yield part, part_key, bits
+                clock = time.perf_counter()
 
 
 @dataclass
@@ -173,15 +200,18 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, warnings:
         torch.cuda.empty_cache()
         warnings.append("GPU out of memory: a chunk was decoded on the CPU")
         cpu_model = copy.deepcopy(model).to("cpu")
+        cpu_model.load_stream_state(model.stream_state())  # .to() does not move the caches
         with torch.inference_mode():
-            return to_frames(cpu_model.decode_bits(x, planes=len(bits)), frames, header.height, header.width)
+            out = to_frames(cpu_model.decode_bits(x, planes=len(bits)), frames, header.height, header.width)
+        model.load_stream_state(cpu_model.stream_state())  # the next chunk continues on the GPU
+        return out
 
 
 def _read_bits(reader: MvtReader, coder: BitplaneCoder, i: int, entry, header, cfg):
     """Chunk `i` and its entropy-decoded bits; CorruptChunkError for anything damaged."""
     chunk = reader.read_chunk(i)
     shape = tuple(chunk.latent_shape)
-    want = expected_latent_shape(entry.frame_count, header.height, header.width, cfg)
+    want = expected_latent_shape(entry.frame_count, header.height, header.width, cfg, key=entry.key)
     if shape != want:
         # Never let a header make the model decode more than the video's own size.
         raise CorruptChunkError(f"chunk {i}: latent shape {shape} does not match the video ({want})", chunk=i)
@@ -202,7 +232,7 @@ def decode_chunks(
 ) -> Iterator[DecodedChunk]:
     """Yield decoded chunks covering frames [start, start + count).
 
-    Entropy decoding starts at the key chunk at or before the first wanted chunk. With
+    Decoding starts at the key chunk at or before the first wanted chunk. With
     `tolerant`, a damaged chunk is concealed (its frames repeat the last good frame) and the
     chunks that depend on it decode only the planes that are still trustworthy."""
     import torch
@@ -233,48 +263,51 @@ def decode_chunks(
         begin, trusted = first, 0
     previous: np.ndarray | None = None  # last frame shown, for concealment
     clock = time.perf_counter()
-    for i in range(begin, len(entries)):
-        entry = entries[i]
-        if entry.first_frame >= stop:
-            break
-        if entry.key:
-            coder.reset()
-            trusted = cfg.bits
-        try:
-            chunk, bits = _read_bits(reader, coder, i, entry, header, cfg)
-        except CorruptChunkError as exc:
-            if not tolerant:
-                raise
-            # The chunk is lost, and with it the entropy context of every chunk up to the
-            # next key chunk: they are concealed too.
-            warnings.append(f"{exc}; frames {entry.first_frame}-{entry.first_frame + entry.frame_count - 1} concealed")
-            coder.reset()
-            trusted, chunk = 0, None
-        if chunk is not None:
-            if len(chunk.segments) < (chunk.planes_listed or 0):
-                trusted = min(trusted, len(chunk.segments))
-            clock = timings.add("entropy", clock)
-        if i < first:
-            continue
+    with model.streaming():
+        for i in range(begin, len(entries)):
+            entry = entries[i]
+            if entry.first_frame >= stop:
+                break
+            if entry.key:
+                coder.reset()
+                model.reset_stream()
+                trusted = cfg.bits
+            try:
+                chunk, bits = _read_bits(reader, coder, i, entry, header, cfg)
+            except CorruptChunkError as exc:
+                if not tolerant:
+                    raise
+                # The chunk is lost, and with it the entropy context and the tokenizer's
+                # causal state of every chunk up to the next key chunk: they are concealed too.
+                warnings.append(f"{exc}; frames {entry.first_frame}-{entry.first_frame + entry.frame_count - 1} concealed")
+                coder.reset()
+                trusted, chunk = 0, None
+            if chunk is not None:
+                if len(chunk.segments) < (chunk.planes_listed or 0):
+                    trusted = min(trusted, len(chunk.segments))
+                clock = timings.add("entropy", clock)
 
-        use = min(trusted, len(chunk.segments) if chunk is not None else 0)
-        if planes is not None:
-            use = min(use, planes)
-        n = entry.frame_count
-        if chunk is None or use == 0:
-            if not tolerant and chunk is not None:
-                # A stored chunk with no usable plane only happens in a damaged stream.
-                raise CorruptChunkError(f"chunk {i} has no decodable plane", chunk=i)
-            fill = previous if previous is not None else np.full((header.height, header.width, 3), 128, np.uint8)
-            frames = np.broadcast_to(fill, (n, *fill.shape)).copy()
-            concealed = True
-        else:
-            frames = _decode_bits(model, bits[:use], n, header, device, warnings)
-            _sync(device)
-            clock = timings.add("model", clock)
-            concealed = False
-        previous = frames[-1]
-        lo = max(start - entry.first_frame, 0)
-        hi = min(stop - entry.first_frame, n)
-        yield DecodedChunk(entry.first_frame + lo, frames[lo:hi], concealed)
-        clock = time.perf_counter()
+            use = min(trusted, len(chunk.segments) if chunk is not None else 0)
+            if planes is not None:
+                use = min(use, planes)
+            n = entry.frame_count
+            if chunk is None or use == 0:
+                if not tolerant and chunk is not None:
+                    # A stored chunk with no usable plane only happens in a damaged stream.
+                    raise CorruptChunkError(f"chunk {i} has no decodable plane", chunk=i)
+                fill = previous if previous is not None else np.full((header.height, header.width, 3), 128, np.uint8)
+                frames = np.broadcast_to(fill, (n, *fill.shape)).copy()
+                concealed = True
+            else:
+                # Chunks before the first wanted one still go through the model: they carry
+                # its causal state.
+                frames = _decode_bits(model, bits[:use], n, header, device, warnings)
+                _sync(device)
+                clock = timings.add("model", clock)
+                concealed = False
+            previous = frames[-1]
+            if i >= first:
+                lo = max(start - entry.first_frame, 0)
+                hi = min(stop - entry.first_frame, n)
+                yield DecodedChunk(entry.first_frame + lo, frames[lo:hi], concealed)
+            clock = time.perf_counter()

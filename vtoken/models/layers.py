@@ -20,10 +20,30 @@ def _triple(v: int | Size3) -> Size3:
     return (v, v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
 
 
-class CausalConv3d(nn.Module):
+class Streamable:
+    """A layer that can carry state from one call to the next, so a long video can be fed in
+    successive chunks and give what one call on the whole video gives. Off by default;
+    `Tokenizer.streaming()` turns it on. The first chunk of a stream has 1 + 4n frames, the
+    following ones 4n (no frame of theirs stands alone)."""
+
+    streaming: bool = False
+
+    def reset_stream(self) -> None:
+        raise NotImplementedError
+
+    def stream_state(self):
+        raise NotImplementedError
+
+    def load_stream_state(self, state) -> None:
+        raise NotImplementedError
+
+
+class CausalConv3d(Streamable, nn.Module):
     """Conv3d that pads time on the past side only, replicating the first frame, and pads
     space symmetrically with zeros. With temporal stride s and kernel k, T frames become
-    1 + (T - 1) // s: frame 0 stays alone, so a single image is a valid input."""
+    1 + (T - 1) // s: frame 0 stays alone, so a single image is a valid input. Streaming, a
+    chunk after the first is prefixed with the last k - s input frames of the one before
+    instead of padding (T frames become T // s)."""
 
     def __init__(
         self,
@@ -41,12 +61,31 @@ class CausalConv3d(nn.Module):
         self.conv = nn.Conv3d(
             in_channels, out_channels, (kt, kh, kw), stride=_triple(stride), padding=(0, kh // 2, kw // 2), bias=bias
         )
+        self._cache: torch.Tensor | None = None
+
+    def reset_stream(self) -> None:
+        self._cache = None
+
+    def stream_state(self):
+        return self._cache
+
+    def load_stream_state(self, state) -> None:
+        self._cache = state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.time_pad:
+        if not self.time_pad:
+            return self.conv(x)
+        if self.streaming and self._cache is not None:
+            x = torch.cat([self._cache.to(x.dtype), x], dim=2)
+        else:
             # Replicate frame 0 into the past: a still image then looks like a still video.
             first = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)
             x = torch.cat([first, x], dim=2)
+        if self.streaming:
+            # Frames after the last window start that the next chunk's windows still read.
+            n, (kt, st) = x.shape[2], (self.time_pad + 1, self.conv.stride[0])
+            keep = n - st * ((n - kt) // st + 1)
+            self._cache = x[:, :, n - keep :].detach().clone()
         return self.conv(x)
 
 
@@ -66,11 +105,17 @@ class FrameGroupNorm(nn.GroupNorm):
         return frame_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
-def expand_time(cond: torch.Tensor, frames: int) -> torch.Tensor:
+def expand_time(cond: torch.Tensor, frames: int, continuing: bool = False) -> torch.Tensor:
     """Repeat latent frames [B,C,T',...] to `frames` respecting the causal frame layout
     T = 1 + f (T' - 1): latent frame 0 covers frame 0 and latent frame j covers frames
-    f(j-1)+1 .. fj (for f = 4: 4j-3 .. 4j)."""
+    f(j-1)+1 .. fj (for f = 4: 4j-3 .. 4j). A `continuing` stream chunk has no lone first
+    frame: T = f T'."""
     tl = cond.shape[2]
+    if continuing:
+        if frames % tl:
+            raise ValueError(f"cannot expand {tl} latent frames to {frames} frames (need T = f T')")
+        f = frames // tl
+        return cond.repeat_interleave(f, dim=2) if f > 1 else cond
     if tl > 1 and (frames - 1) % (tl - 1) == 0:
         f = (frames - 1) // (tl - 1)
     elif tl == 1 and frames == 1:
@@ -111,7 +156,7 @@ def modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch
     return (xv * (1 + scale) + shift).reshape(b, c, t, hh, ww)
 
 
-class AdaptiveGroupNorm(nn.Module):
+class AdaptiveGroupNorm(Streamable, nn.Module):
     """Decoder norm: per-frame GroupNorm (no affine), then a per-channel scale and shift
     predicted from the quantized latent. The prediction is a 1x1x1 conv computed at latent
     resolution and then repeated (identical to repeating first, far cheaper at full res)."""
@@ -123,10 +168,22 @@ class AdaptiveGroupNorm(nn.Module):
         # Start as a plain GroupNorm with unit scale: the condition learns to modulate.
         nn.init.zeros_(self.to_scale_shift.weight)
         nn.init.zeros_(self.to_scale_shift.bias)
+        self._started = False
+
+    def reset_stream(self) -> None:
+        self._started = False
+
+    def stream_state(self):
+        return self._started
+
+    def load_stream_state(self, state) -> None:
+        self._started = state
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = frame_group_norm(x, self.groups, None, None, self.eps)
-        scale, shift = expand_time(self.to_scale_shift(cond), x.shape[2]).chunk(2, dim=1)
+        continuing = self.streaming and self._started
+        self._started = self.streaming
+        scale, shift = expand_time(self.to_scale_shift(cond), x.shape[2], continuing).chunk(2, dim=1)
         return modulate(x, scale, shift)
 
 
@@ -173,18 +230,18 @@ class Downsample(nn.Module):
         return self.conv(x)
 
 
-def depth_to_space(x: torch.Tensor, rt: int, rs: int) -> torch.Tensor:
+def depth_to_space(x: torch.Tensor, rt: int, rs: int, drop_first: bool = True) -> torch.Tensor:
     """[B, C*rt*rs*rs, T, H, W] -> [B, C, T*rt - (rt-1), H*rs, W*rs]. In time, each frame
     becomes rt frames and the first rt-1 are dropped: frame 0 stays a single frame (causal
-    layout T' -> 1 + rt (T' - 1))."""
+    layout T' -> 1 + rt (T' - 1)). A continuing stream chunk keeps them (T' -> rt T')."""
     b, c, t, h, w = x.shape
     out = c // (rt * rs * rs)
     x = x.reshape(b, out, rt, rs, rs, t, h, w)
     x = x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, out, t * rt, h * rs, w * rs)
-    return x[:, :, rt - 1 :] if rt > 1 else x
+    return x[:, :, rt - 1 :] if rt > 1 and drop_first else x
 
 
-class Upsample(nn.Module):
+class Upsample(Streamable, nn.Module):
     """Depth-to-space: a conv to out*r channels, then a pixel (and time) shuffle."""
 
     def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
@@ -194,6 +251,18 @@ class Upsample(nn.Module):
         # here would triple the largest weights of the decoder; the residual blocks around it
         # do the temporal mixing.
         self.conv = CausalConv3d(in_channels, out_channels * self.rt * 4, (1, 3, 3))
+        self._started = False
+
+    def reset_stream(self) -> None:
+        self._started = False
+
+    def stream_state(self):
+        return self._started
+
+    def load_stream_state(self, state) -> None:
+        self._started = state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return depth_to_space(self.conv(x), self.rt, 2)
+        drop_first = not (self.streaming and self._started)
+        self._started = self.streaming
+        return depth_to_space(self.conv(x), self.rt, 2, drop_first)

@@ -6,6 +6,7 @@ Bits: channel k of q is bit-plane k (plane 0 most important, see lfq.py)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -15,7 +16,7 @@ from torch import nn
 
 from .config import TokenizerConfig
 from .identity import ModelIdentity
-from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Upsample, expand_time
+from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Streamable, Upsample, expand_time
 from .lfq import LFQ, LFQLosses, LFQOutput, plane_mask
 
 
@@ -50,7 +51,28 @@ def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
     )
 
 
-class Encoder(nn.Module):
+class _StartFlag(Streamable):
+    """Stream state of a whole encoder or decoder: has a chunk gone through yet?"""
+
+    _started = False
+
+    def reset_stream(self) -> None:
+        self._started = False
+
+    def stream_state(self):
+        return self._started
+
+    def load_stream_state(self, state) -> None:
+        self._started = state
+
+    def _start(self) -> bool:
+        """Mark a chunk as going through; True when it continues a stream."""
+        continuing = self.streaming and self._started
+        self._started = self.streaming
+        return continuing
+
+
+class Encoder(_StartFlag, nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch, g = cfg.channels, cfg.norm_groups
@@ -83,6 +105,7 @@ class Encoder(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._start()
         p = self.frame_levels
         x = _by_frames(self._frame_head, x) if p else self.conv_in(x)
         for i in range(p, len(self.blocks)):
@@ -95,7 +118,7 @@ class Encoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(x)))
 
 
-class Decoder(nn.Module):
+class Decoder(_StartFlag, nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch, g, k = cfg.channels, cfg.norm_groups, cfg.bits
@@ -132,6 +155,7 @@ class Decoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(x, cond)))
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
+        continuing = self._start()
         x = self.conv_in(q)
         for block in self.mid:
             x = block(x, q)
@@ -142,7 +166,7 @@ class Decoder(nn.Module):
                 x = self.ups[j](x)  # into level levels-2-j (may be temporal)
         if self.frame_from == len(self.blocks):  # no per-frame level: conv_out may be 3D
             return self.conv_out(F.silu(self.norm_out(x, q)))
-        return _by_frames(self._frame_tail, x, expand_time(q, x.shape[2]))
+        return _by_frames(self._frame_tail, x, expand_time(q, x.shape[2], continuing))
 
 
 class TokenizerOutput(NamedTuple):
@@ -167,6 +191,44 @@ class Tokenizer(nn.Module):
         self.quantizer = LFQ(bits=config.bits, entropy_group_size=config.entropy_group_size)
         self._identity: ModelIdentity | None = None
         self.entropy_prior: np.ndarray | None = None  # int64, owned by vtoken.entropy
+
+    # -- streaming: a long video in successive chunks, state carried between them -------------
+    @contextlib.contextmanager
+    def streaming(self):
+        """Within this context, successive encode/decode calls continue one stream: the first
+        chunk has 1 + 4n frames (n + 1 latent frames), later ones 4n frames (n latent frames),
+        and the result equals one call on the whole video. `reset_stream()` starts a new one
+        (a key chunk). The encoder and the decoder carry separate states."""
+        layers = [m for m in self.modules() if isinstance(m, Streamable)]
+        for m in layers:
+            m.streaming = True
+            m.reset_stream()
+        try:
+            yield self
+        finally:
+            for m in layers:
+                m.streaming = False
+                m.reset_stream()
+
+    def reset_stream(self) -> None:
+        for m in self.modules():
+            if isinstance(m, Streamable):
+                m.reset_stream()
+
+    def stream_state(self) -> list:
+        """A snapshot of every layer's stream state (to retry a chunk after a failure)."""
+        return [m.stream_state() for m in self.modules() if isinstance(m, Streamable)]
+
+    def load_stream_state(self, state: list) -> None:
+        device = next(self.parameters()).device
+        layers = [m for m in self.modules() if isinstance(m, Streamable)]
+        for m, s in zip(layers, state, strict=True):
+            m.load_stream_state(s.to(device) if isinstance(s, torch.Tensor) else s)
+
+    @property
+    def continuing(self) -> bool:
+        """True when the next encode call continues a stream (its chunk has 4n frames)."""
+        return self.encoder.streaming and self.encoder.stream_state()
 
     # -- facts the codec needs ---------------------------------------------------------------
     @property
@@ -193,8 +255,13 @@ class Tokenizer(nn.Module):
         tf, sf = self.temporal_factor, self.spatial_factor
         return (self.bits, 1 + (frames - 1) // tf, height // sf, width // sf)
 
-    def _check_size(self, frames: int, height: int, width: int) -> None:
+    def _check_size(self, frames: int, height: int, width: int, continuing: bool = False) -> None:
         tf, sf = self.temporal_factor, self.spatial_factor
+        if continuing:
+            if frames < tf or frames % tf or height < sf or width < sf or height % sf or width % sf:
+                raise ValueError(f"a continuing stream chunk needs {tf}n frames and sizes that are multiples of {sf}; "
+                                 f"got {frames} frames at {width}x{height}")
+            return
         if frames < 1 or (frames - 1) % tf or height < sf or width < sf or height % sf or width % sf:
             raise ValueError(
                 f"video of {frames} frames at {width}x{height} is not a valid model input: frames must be "
@@ -206,7 +273,7 @@ class Tokenizer(nn.Module):
         c = self.config.in_channels
         if video.ndim != 5 or video.shape[1] != c:
             raise ValueError(f"video must be a float tensor [B, {c}, T, H, W] in [-1, 1], got shape {tuple(video.shape)}")
-        self._check_size(*video.shape[2:])
+        self._check_size(*video.shape[2:], continuing=self.continuing)
 
     def _check_latent(self, q: torch.Tensor) -> None:
         if q.ndim != 5 or q.shape[1] != self.bits:

@@ -38,6 +38,28 @@ class Streamable:
         raise NotImplementedError
 
 
+class StreamStart(Streamable):
+    """Stream state that is only "has a chunk gone through yet?": layers whose first chunk of
+    a stream is laid out differently (frame 0 alone) from the ones that continue it."""
+
+    _started = False
+
+    def reset_stream(self) -> None:
+        self._started = False
+
+    def stream_state(self):
+        return self._started
+
+    def load_stream_state(self, state) -> None:
+        self._started = state
+
+    def _continuing(self) -> bool:
+        """Mark a chunk as going through; True when it continues a stream."""
+        continuing = self.streaming and self._started
+        self._started = self.streaming
+        return continuing
+
+
 class CausalConv3d(Streamable, nn.Module):
     """Conv3d that pads time on the past side only, replicating the first frame, and pads
     space symmetrically with zeros. With temporal stride s and kernel k, T frames become
@@ -156,7 +178,7 @@ def modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch
     return (xv * (1 + scale) + shift).reshape(b, c, t, hh, ww)
 
 
-class AdaptiveGroupNorm(Streamable, nn.Module):
+class AdaptiveGroupNorm(StreamStart, nn.Module):
     """Decoder norm: per-frame GroupNorm (no affine), then a per-channel scale and shift
     predicted from the quantized latent. The prediction is a 1x1x1 conv computed at latent
     resolution and then repeated (identical to repeating first, far cheaper at full res)."""
@@ -168,22 +190,10 @@ class AdaptiveGroupNorm(Streamable, nn.Module):
         # Start as a plain GroupNorm with unit scale: the condition learns to modulate.
         nn.init.zeros_(self.to_scale_shift.weight)
         nn.init.zeros_(self.to_scale_shift.bias)
-        self._started = False
-
-    def reset_stream(self) -> None:
-        self._started = False
-
-    def stream_state(self):
-        return self._started
-
-    def load_stream_state(self, state) -> None:
-        self._started = state
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x = frame_group_norm(x, self.groups, None, None, self.eps)
-        continuing = self.streaming and self._started
-        self._started = self.streaming
-        scale, shift = expand_time(self.to_scale_shift(cond), x.shape[2], continuing).chunk(2, dim=1)
+        scale, shift = expand_time(self.to_scale_shift(cond), x.shape[2], self._continuing()).chunk(2, dim=1)
         return modulate(x, scale, shift)
 
 
@@ -241,7 +251,7 @@ def depth_to_space(x: torch.Tensor, rt: int, rs: int, drop_first: bool = True) -
     return x[:, :, rt - 1 :] if rt > 1 and drop_first else x
 
 
-class Upsample(Streamable, nn.Module):
+class Upsample(StreamStart, nn.Module):
     """Depth-to-space: a conv to out*r channels, then a pixel (and time) shuffle."""
 
     def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
@@ -251,18 +261,6 @@ class Upsample(Streamable, nn.Module):
         # here would triple the largest weights of the decoder; the residual blocks around it
         # do the temporal mixing.
         self.conv = CausalConv3d(in_channels, out_channels * self.rt * 4, (1, 3, 3))
-        self._started = False
-
-    def reset_stream(self) -> None:
-        self._started = False
-
-    def stream_state(self):
-        return self._started
-
-    def load_stream_state(self, state) -> None:
-        self._started = state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        drop_first = not (self.streaming and self._started)
-        self._started = self.streaming
-        return depth_to_space(self.conv(x), self.rt, 2, drop_first)
+        return depth_to_space(self.conv(x), self.rt, 2, drop_first=not self._continuing())

@@ -16,7 +16,7 @@ from torch import nn
 
 from .config import TokenizerConfig
 from .identity import ModelIdentity
-from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Streamable, Upsample, expand_time
+from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Streamable, StreamStart, Upsample, expand_time
 from .lfq import LFQ, LFQLosses, LFQOutput, plane_mask
 
 
@@ -51,28 +51,7 @@ def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
     )
 
 
-class _StartFlag(Streamable):
-    """Stream state of a whole encoder or decoder: has a chunk gone through yet?"""
-
-    _started = False
-
-    def reset_stream(self) -> None:
-        self._started = False
-
-    def stream_state(self):
-        return self._started
-
-    def load_stream_state(self, state) -> None:
-        self._started = state
-
-    def _start(self) -> bool:
-        """Mark a chunk as going through; True when it continues a stream."""
-        continuing = self.streaming and self._started
-        self._started = self.streaming
-        return continuing
-
-
-class Encoder(_StartFlag, nn.Module):
+class Encoder(StreamStart, nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch, g = cfg.channels, cfg.norm_groups
@@ -105,7 +84,7 @@ class Encoder(_StartFlag, nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._start()
+        self._continuing()  # the encoder reads its state only through `continuing`
         p = self.frame_levels
         x = _by_frames(self._frame_head, x) if p else self.conv_in(x)
         for i in range(p, len(self.blocks)):
@@ -118,7 +97,7 @@ class Encoder(_StartFlag, nn.Module):
         return self.conv_out(F.silu(self.norm_out(x)))
 
 
-class Decoder(_StartFlag, nn.Module):
+class Decoder(StreamStart, nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch, g, k = cfg.channels, cfg.norm_groups, cfg.bits
@@ -155,7 +134,7 @@ class Decoder(_StartFlag, nn.Module):
         return self.conv_out(F.silu(self.norm_out(x, cond)))
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
-        continuing = self._start()
+        continuing = self._continuing()
         x = self.conv_in(q)
         for block in self.mid:
             x = block(x, q)

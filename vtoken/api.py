@@ -5,6 +5,7 @@ Nothing here prints; progress bars appear only when `progress=True` (on stderr).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -207,6 +208,15 @@ def _model_for(header, model, device):
     return net
 
 
+@contextlib.contextmanager
+def _decoding(src, model, device, start: int, frames: int | None, planes: int | None, tolerant: bool):
+    """Checked arguments, the open stream and the model it needs: (reader, model, device)."""
+    _check_window(start, frames, planes)
+    dev = resolve_device(device)
+    with _open_stream(src, tolerant) as reader:
+        yield reader, _model_for(reader.header, model, dev), dev
+
+
 def _check_window(start: int, frames: int | None, planes: int | None) -> None:
     if start < 0:
         raise UsageError(f"start must be >= 0, got {start}")
@@ -230,11 +240,8 @@ def decode_frames(
     """Yield decoded frames of a .mvt file, uint8 [t, H, W, 3] per chunk."""
     from .codec.pipeline import Timings, decode_chunks
 
-    _check_window(start, frames, planes)
-    dev = resolve_device(device)
     sink = warnings if warnings is not None else []
-    with _open_stream(src, tolerant) as reader:
-        net = _model_for(reader.header, model, dev)
+    with _decoding(src, model, device, start, frames, planes, tolerant) as (reader, net, dev):
         for decoded in decode_chunks(
             reader, net, device=dev, start=start, count=frames, planes=planes,
             tolerant=tolerant, timings=Timings(), warnings=sink,
@@ -262,16 +269,13 @@ def decode(
     from .codec.pipeline import Timings, decode_chunks
     from .media import VideoWriter
 
-    _check_window(start, frames, planes)
-    dev = resolve_device(device)
     started = time.perf_counter()
     timings = Timings()
     warnings: list[str] = []
     concealed: list[int] = []
     count = 0
-    with _open_stream(src, tolerant) as reader:
+    with _decoding(src, model, device, start, frames, planes, tolerant) as (reader, net, dev):
         h = reader.header
-        net = _model_for(h, model, dev)
         audio = reader.audio() if start == 0 else None
         color = color_names(h)
         with VideoWriter(dst, h.width, h.height, Fraction(h.fps_num, h.fps_den), overwrite=overwrite,

@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-all demo bench clean
+.PHONY: help install test demo bench gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,13 @@ demo: $(STAMP) ## encode and decode a generated clip, print its info
 
 bench: $(STAMP) ## the codec comparison on shared/data/eval/video (needs ../shared)
 	$(VENV)/bin/vtoken bench --codec all --videos ../shared/data/eval/video --out benchmarks/results/eval
+
+gpu-wheels: ## wheels/ for the GPU machine: vtoken itself (this tree) + the cp312 wheels it lacks
+	rm -f wheels/vtoken-*.whl
+	$(PIP) wheel -q --no-deps --no-build-isolation . -w wheels
+	$(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d wheels "av==$$($(PY) -c 'import av; print(av.__version__)')" constriction safetensors
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache out

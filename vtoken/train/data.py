@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from vtoken.errors import InputError, UsageError
+from .fields import known_fields
 
 DEFAULT_TRAIN_ROOT = "/work/shared/data/train"
 EVAL_ROOT = "/work/shared/data/eval"
@@ -77,11 +78,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"unknown data config fields {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "data"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

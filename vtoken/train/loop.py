@@ -25,6 +25,7 @@ from vtoken.errors import InputError, UsageError
 
 from . import checkpoint as ckpt
 from .data import ClipSampler, DataConfig, describe, make_sampler
+from .fields import known_fields
 from .losses import LossConfig, TokenizerLoss, bit_stats, nats_to_bits, sample_planes
 
 LogFn = Callable[[dict[str, Any]], None]
@@ -69,12 +70,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        data = dict(data)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known - {"comment"})
-        if unknown:
-            raise UsageError(f"unknown training config fields {unknown}; allowed: {sorted(known)}")
-        data.pop("comment", None)
+        data = known_fields(cls, data, "training", ignore=frozenset({"comment"}))
         data["data"] = DataConfig.from_dict(data.get("data", {}))
         data["losses"] = LossConfig.from_dict(data.get("losses", {}))
         optim = dict(data.get("optim", {}))

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtoken.errors import UsageError
+from .fields import known_fields
 
 
 @dataclass
@@ -46,11 +47,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LossConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"unknown loss config fields {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "loss"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

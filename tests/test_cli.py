@@ -105,3 +105,17 @@ def test_batch_outputs_stay_inside_the_named_folder(runner, tmp_path, tiny_model
     assert res.exit_code == 0, res.output
     written = [p.resolve() for p in out.iterdir()]
     assert written and all(p.parent == out.resolve() for p in written)
+
+
+def test_ctrl_c_leaves_no_partial_file(runner, tmp_path, tiny_model_json, monkeypatch):
+    import vtoken.codec.pipeline as pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "encode_chunks", interrupted)
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
+    res = runner.invoke(main, ["encode", str(src), str(tmp_path / "o.mvt"), "--model", str(tiny_model_json),
+                               "--device", "cpu"])
+    assert res.exit_code == 130 and "interrupted" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.y4m"]

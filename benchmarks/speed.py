@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # Runs in a fresh interpreter per (size, job): one JSON line on stdout.
@@ -32,7 +31,8 @@ import torch
 torch.set_num_threads(a["threads"])
 import vtoken
 from vtoken.api import resolve_device
-from vtoken.codec.pipeline import expected_latent_shape
+import numpy as np
+from vtoken.bitstream import open_mvt
 
 dev = resolve_device(a["device"])
 cuda = dev.type == "cuda"
@@ -59,12 +59,9 @@ out = {"job": a["job"], "frames": res.frames, "width": res.width, "height": res.
        # CPU time of the timed run: wall clock far above cpu / threads means the cores were shared.
        "cpu_seconds": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime}
 # Binary decisions the entropy coder made: every plane of every latent position, chunk by chunk.
-cf, left, symbols = a["chunk_frames"], res.frames, 0
-while left > 0:
-    n = min(cf, left)
-    t, h, w = expected_latent_shape(n, res.height, res.width, net.config)
-    symbols += net.config.bits * t * h * w
-    left -= n
+mvt = a["dst"] if a["job"] == "encode" else a["src"]
+with open_mvt(mvt) as reader:  # the chunks as coded (key and continuing chunks differ in shape)
+    symbols = sum(net.config.bits * int(np.prod(reader.read_chunk(e.index).latent_shape)) for e in reader.entries)
 out["entropy_symbols"] = symbols
 if cuda:
     out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20

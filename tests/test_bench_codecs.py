@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from vtoken.bench import baselines as bl
 from vtoken.bench import runner as rn
 from vtoken.bench.ffmpeg import FfmpegError, find_ffmpeg, run_timed
 from vtoken.bench.learned import LearnedOutput

@@ -2,7 +2,6 @@
 and parsing code this reuses. Mutated files may only raise vtoken errors, and fast."""
 
 import importlib.util
-import io
 import random
 import time
 from pathlib import Path

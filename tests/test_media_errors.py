@@ -6,7 +6,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from clips import make_audio_only, make_clip, make_image

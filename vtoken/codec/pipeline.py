@@ -235,8 +235,6 @@ def decode_chunks(
     Decoding starts at the key chunk at or before the first wanted chunk. With
     `tolerant`, a damaged chunk is concealed (its frames repeat the last good frame) and the
     chunks that depend on it decode only the planes that are still trustworthy."""
-    import torch
-
     header = reader.header
     cfg = model.config
     check_frame_area(header.width, header.height, "stream")

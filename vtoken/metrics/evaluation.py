@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -20,40 +21,28 @@ def _chunks(frames) -> Iterator[np.ndarray]:
         yield from frames
 
 
+def _rebatch(frames, batch: int) -> Iterator[np.ndarray]:
+    """Batches of exactly ``batch`` frames (the last may be shorter) from chunks of any size."""
+    buf, n = [], 0
+    for chunk in _chunks(frames):
+        buf.append(chunk)
+        n += len(chunk)
+        while n >= batch:
+            joined = np.concatenate(buf)
+            yield joined[:batch]
+            buf, n = [joined[batch:]], n - batch
+    if n:
+        yield np.concatenate(buf)
+
+
 def paired_batches(ref: np.ndarray | Iterable[np.ndarray], dist: np.ndarray | Iterable[np.ndarray],
                    batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Aligned (ref, dist) batches of at most ``batch`` frames from two arrays or two iterables
     of uint8 [t, H, W, 3] chunks (chunk sizes may differ between the two)."""
-    it_r, it_d = _chunks(ref), _chunks(dist)
-    buf_r: list[np.ndarray] = []
-    buf_d: list[np.ndarray] = []
-    n_r = n_d = 0
-    done_r = done_d = False
-    while True:
-        while n_r < batch and not done_r:
-            c = next(it_r, None)
-            if c is None:
-                done_r = True
-            else:
-                buf_r.append(c)
-                n_r += len(c)
-        while n_d < batch and not done_d:
-            c = next(it_d, None)
-            if c is None:
-                done_d = True
-            else:
-                buf_d.append(c)
-                n_d += len(c)
-        take = min(batch, n_r, n_d)
-        if take == 0:
-            if n_r or n_d:
-                raise ValueError(f"reference and distorted sequences differ in length "
-                                 f"({n_r} vs {n_d} frames left over)")
-            return
-        r, d = np.concatenate(buf_r), np.concatenate(buf_d)
-        yield r[:take], d[:take]
-        buf_r, buf_d = [r[take:]], [d[take:]]
-        n_r, n_d = n_r - take, n_d - take
+    for r, d in itertools.zip_longest(_rebatch(ref, batch), _rebatch(dist, batch)):
+        if r is None or d is None or len(r) != len(d):
+            raise ValueError("reference and distorted sequences differ in length")
+        yield r, d
 
 
 def evaluate(ref_frames, dist_frames, device="cpu", *, batch: int = 8, lpips: bool = True,

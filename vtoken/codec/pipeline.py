@@ -39,11 +39,12 @@ log = logging.getLogger("vtoken")
 MAX_FRAME_AREA = 4096 * 2304
 
 
-def check_frame_area(width: int, height: int, what: str) -> None:
+def check_frame_area(width: int, height: int, what: str, error: type = InputError) -> None:
+    """Refuse frames larger than MAX_FRAME_AREA with `error` (InputError for an input video,
+    StreamError for a .mvt header)."""
     if width * height > MAX_FRAME_AREA:
-        message = (f"{what}: {width}x{height} frames are larger than vtoken supports "
-                   f"({MAX_FRAME_AREA} pixels, e.g. 4096x2304); scale down first, e.g. ffmpeg -vf scale=3840:-2")
-        raise (InputError if what != "stream" else StreamError)(message)
+        raise error(f"{what}: {width}x{height} frames are larger than vtoken supports "
+                    f"({MAX_FRAME_AREA} pixels, e.g. 4096x2304); scale down first, e.g. ffmpeg -vf scale=3840:-2")
 
 
 def expected_latent_shape(frames: int, height: int, width: int, cfg, key: bool = True) -> tuple[int, int, int]:
@@ -237,7 +238,7 @@ def decode_chunks(
     chunks that depend on it decode only the planes that are still trustworthy."""
     header = reader.header
     cfg = model.config
-    check_frame_area(header.width, header.height, "stream")
+    check_frame_area(header.width, header.height, "stream", StreamError)
     if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
         raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
                           f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")

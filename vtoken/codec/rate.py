@@ -34,7 +34,7 @@ class RateController:
     planes: int | None = None
     bpp: float | None = None
     fixed_bytes: int = 0  # what the stream costs whatever is kept (header, index, footer)
-    _spent: int = 0  # bytes spent so far, fixed bytes included
+    _spent: int = 0  # bytes the chunks so far kept (segments and their overhead)
     _pixels: int = 0  # pixels covered so far
 
     def __post_init__(self):
@@ -54,14 +54,9 @@ class RateController:
         if self.planes is not None:
             kept = min(self.planes, len(segment_sizes))
         else:
-            if self._pixels == 0:
-                self._spent = self.fixed_bytes
-            budget = (self._pixels + pixels) * self.bpp / 8 - self._spent
-            kept, total = 1, segment_sizes[0] + overhead(1)
-            for size in segment_sizes[1:]:
-                if total + size + overhead(kept + 1) - overhead(kept) > budget:
-                    break
-                total += size + overhead(kept + 1) - overhead(kept)
+            budget = (self._pixels + pixels) * self.bpp / 8 - self.fixed_bytes - self._spent
+            kept = 1
+            while kept < len(segment_sizes) and sum(segment_sizes[: kept + 1]) + overhead(kept + 1) <= budget:
                 kept += 1
         self._spent += overhead(kept) + sum(segment_sizes[:kept])
         self._pixels += pixels

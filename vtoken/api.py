@@ -75,7 +75,7 @@ def resolve_device(device: str | None = "auto"):
 def _progress(enabled: bool, total: int | None, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, file=None, leave=False)
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False)  # tqdm writes to stderr
 
 
 def encode(

@@ -234,10 +234,10 @@ def trim(src, dst, planes, overwrite):
 def _register_optional_commands() -> None:
     """bench and train live in their own packages; a broken optional extra must not take
     encode/decode down with it."""
+    import importlib
+
     for module, name in (("vtoken.bench.cli", "bench"), ("vtoken.train.cli", "train")):
         try:
-            import importlib
-
             main.add_command(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError) as exc:
             log.debug("command %s unavailable: %s", name, exc)

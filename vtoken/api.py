@@ -35,6 +35,7 @@ class EncodeResult:
     model: str
     device: str
     timings: dict = field(default_factory=dict)
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +56,7 @@ class DecodeResult:
     concealed_frames: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +91,7 @@ def encode(
     device: str = "auto",
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     key_interval: int = DEFAULT_KEY_INTERVAL,
+    precision: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
 ) -> EncodeResult:
@@ -96,10 +99,12 @@ def encode(
 
     Rate: `planes` (1..K bit-planes kept), `quality` (1..8, spread over the planes) or `bpp`
     (a target in bits per pixel for the whole file); all planes when none is given. `model` is
-    a loaded Tokenizer, a model name / path, or None for the default model."""
+    a loaded Tokenizer, a model name / path, or None for the default model. `precision`:
+    auto, fp32 or bf16 (see vtoken.codec.precision; auto encodes in fp32)."""
     from .bitstream import MvtWriter, StreamHeader, stream_overhead
     from .codec.metadata import color_code_points
     from .codec.pipeline import Timings, check_frame_area, encode_chunks, stream_chunks
+    from .codec.precision import resolve_precision
     from .codec.rate import RateController, planes_for_quality
     from .entropy import FORMAT_VERSION as ENTROPY_FORMAT_VERSION
     from .fsutil import atomic_path
@@ -111,6 +116,7 @@ def encode(
     if key_interval < 1:
         raise UsageError(f"key interval must be at least 1 chunk, got {key_interval}")
     dev = resolve_device(device)
+    mode = resolve_precision(precision, dev, "encode")
     net = model if hasattr(model, "encode_bits") else load_model(model, device=dev)
     if net.identity is None:
         # A .mvt names its model by name + sha256 of the weights file; an unsaved model has neither.
@@ -150,7 +156,8 @@ def encode(
             writer = MvtWriter(f, header)
             with _progress(progress, info.frame_count, "encode") as bar:
                 chunks = stream_chunks(reader.frames(), chunk_frames, key_interval, tf)
-                totals = encode_chunks(chunks, writer, net, rate, device=dev, timings=timings, on_chunk=bar.update)
+                totals = encode_chunks(chunks, writer, net, rate, device=dev, timings=timings,
+                                       precision=mode, on_chunk=bar.update)
             if totals["frames"] == 0:
                 raise InputError(f"{src}: no frames could be decoded")
             if audio is not None:
@@ -172,6 +179,7 @@ def encode(
         model=f"{net.identity.name} sha256:{net.identity.sha256}",
         device=str(dev),
         timings=timings.as_dict(),
+        precision=mode,
     )
 
 
@@ -209,12 +217,17 @@ def _model_for(header, model, device):
 
 
 @contextlib.contextmanager
-def _decoding(src, model, device, start: int, frames: int | None, planes: int | None, tolerant: bool):
-    """Checked arguments, the open stream and the model it needs: (reader, model, device)."""
+def _decoding(src, model, device, start: int, frames: int | None, planes: int | None, tolerant: bool,
+              precision: str):
+    """Checked arguments, the open stream, the model it needs, the device and the model's
+    precision: (reader, model, device, precision)."""
+    from .codec.precision import resolve_precision
+
     _check_window(start, frames, planes)
     dev = resolve_device(device)
+    mode = resolve_precision(precision, dev, "decode")
     with _open_stream(src, tolerant) as reader:
-        yield reader, _model_for(reader.header, model, dev), dev
+        yield reader, _model_for(reader.header, model, dev), dev, mode
 
 
 def _check_window(start: int, frames: int | None, planes: int | None) -> None:
@@ -235,16 +248,17 @@ def decode_frames(
     frames: int | None = None,
     planes: int | None = None,
     tolerant: bool = False,
+    precision: str = "auto",
     warnings: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield decoded frames of a .mvt file, uint8 [t, H, W, 3] per chunk."""
     from .codec.pipeline import Timings, decode_chunks
 
     sink = warnings if warnings is not None else []
-    with _decoding(src, model, device, start, frames, planes, tolerant) as (reader, net, dev):
+    with _decoding(src, model, device, start, frames, planes, tolerant, precision) as (reader, net, dev, mode):
         for decoded in decode_chunks(
             reader, net, device=dev, start=start, count=frames, planes=planes,
-            tolerant=tolerant, timings=Timings(), warnings=sink,
+            tolerant=tolerant, timings=Timings(), warnings=sink, precision=mode,
         ):
             yield decoded.frames
         sink.extend(reader.warnings)
@@ -260,11 +274,13 @@ def decode(
     frames: int | None = None,
     planes: int | None = None,
     tolerant: bool = False,
+    precision: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
 ) -> DecodeResult:
     """Decode the .mvt file `src` to `dst`: a video (.mp4/.mkv/.mov), a .y4m file, or a folder
-    of PNG frames (a path ending in '/' or an existing folder). Audio is muxed back."""
+    of PNG frames (a path ending in '/' or an existing folder). Audio is muxed back.
+    `precision`: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16."""
     from .codec.metadata import color_names
     from .codec.pipeline import Timings, decode_chunks
     from .media import VideoWriter
@@ -274,7 +290,7 @@ def decode(
     warnings: list[str] = []
     concealed: list[int] = []
     count = 0
-    with _decoding(src, model, device, start, frames, planes, tolerant) as (reader, net, dev):
+    with _decoding(src, model, device, start, frames, planes, tolerant, precision) as (reader, net, dev, mode):
         h = reader.header
         audio = reader.audio() if start == 0 else None
         color = color_names(h)
@@ -282,7 +298,7 @@ def decode(
                          audio=audio, color=color) as out, _progress(progress, frames or h.frame_count or None, "decode") as bar:
             for decoded in decode_chunks(
                 reader, net, device=dev, start=start, count=frames, planes=planes,
-                tolerant=tolerant, timings=timings, warnings=warnings,
+                tolerant=tolerant, timings=timings, warnings=warnings, precision=mode,
             ):
                 clock = time.perf_counter()
                 out.write(decoded.frames)
@@ -314,6 +330,7 @@ def decode(
         concealed_frames=concealed,
         warnings=warnings,
         timings=timings.as_dict(),
+        precision=mode,
     )
 
 

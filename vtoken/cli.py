@@ -108,11 +108,14 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--model", "model", help="Model name or path to its .json (default: the shipped model).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--chunk-frames", type=int, default=17, show_default=True, help="Frames per chunk (1 + 4n).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
 @click.option("--key-interval", type=int, default=8, show_default=True, help="A key chunk every N chunks (seek points).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
-def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, key_interval, overwrite, as_json, progress):
+def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, precision, key_interval, overwrite,
+           as_json, progress):
     """Encode a video or image into a .mvt file.
 
     \b
@@ -145,8 +148,8 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                 meta = probe(src)
                 target = bitrate * 1000 / (float(meta.fps) * meta.width * meta.height)
             res = api.encode(src, dst, model=model, planes=planes, quality=quality, bpp=target, device=device,
-                             chunk_frames=chunk_frames, key_interval=key_interval, overwrite=overwrite,
-                             progress=_show_progress(progress))
+                             chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
+                             overwrite=overwrite, progress=_show_progress(progress))
             results.append(res.to_dict())
             if not as_json:
                 click.echo(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, {res.bytes} bytes, "
@@ -173,15 +176,17 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
 @click.option("--tolerant", is_flag=True, help="Conceal damaged chunks instead of failing.")
 @click.option("--model", "model", help="Model name or path (default: the one the file names).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Model arithmetic; auto = bf16 on CUDA, fp32 on the CPU.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None)
-def decode(src, dst, start, frames, planes, tolerant, model, device, overwrite, as_json, progress):
+def decode(src, dst, start, frames, planes, tolerant, model, device, precision, overwrite, as_json, progress):
     """Decode a .mvt file to a video, a .y4m file or PNG frames."""
     from . import api
 
     res = api.decode(src, dst, model=model, device=device, start=start, frames=frames, planes=planes,
-                     tolerant=tolerant, overwrite=overwrite, progress=_show_progress(progress))
+                     tolerant=tolerant, precision=precision, overwrite=overwrite, progress=_show_progress(progress))
     for warning in res.warnings:
         click.echo(f"vtoken: warning: {warning}", err=True)
     if res.concealed_frames:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder
 from ..errors import CorruptChunkError, InputError, StreamError
 from .frames import pad_frames, to_frames, to_tensor
+from .overlap import ahead
+from .precision import autocast
 from .rate import RateController
 
 log = logging.getLogger("vtoken")
@@ -74,25 +77,35 @@ def stream_chunks(frames: Iterable[np.ndarray], chunk_frames: int, key_interval:
 
 @dataclass
 class Timings:
-    """Seconds spent per stage; `read`/`write` are filled by the caller's I/O."""
+    """Seconds spent per stage; `write` is filled by the caller's output. The stages run
+    concurrently (overlap.py), so these are busy times and may add up to more than the wall
+    clock."""
 
     seconds: dict = field(default_factory=lambda: defaultdict(float))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, stage: str, since: float) -> float:
         now = time.perf_counter()
-        self.seconds[stage] += now - since
+        with self._lock:
+            self.seconds[stage] += now - since
         return now
 
     def as_dict(self) -> dict:
-        return {k: round(v, 4) for k, v in self.seconds.items()}
+        with self._lock:
+            return {k: round(v, 4) for k, v in self.seconds.items()}
 
 
-def _sync(device) -> None:
-    # Stage timings are only honest if queued GPU work is finished before the clock stops.
-    if getattr(device, "type", str(device)) == "cuda":
-        import torch
-
-        torch.cuda.synchronize()
+def timed(items: Iterable, timings: Timings, stage: str) -> Iterator:
+    """`items`, with the time spent producing them added to `stage`."""
+    it = iter(items)
+    while True:
+        clock = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        timings.add(stage, clock)
+        yield item
 
 
 def encode_chunks(
@@ -103,12 +116,18 @@ def encode_chunks(
     *,
     device,
     timings: Timings,
+    precision: str = "fp32",
     on_chunk=None,
 ) -> dict:
-    """Code every (frames, key) chunk (see stream_chunks) into `writer`. Returns totals."""
+    """Code every (frames, key) chunk (see stream_chunks) into `writer`. Returns totals.
+
+    Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
+    this one, and entropy coding + writing of this one (in the calling thread)."""
     coder = BitplaneCoder(model.config.bits, model.entropy_prior)
     first_frame, index, kept_planes = 0, 0, []
-    for frames, key, bits in _model_bits(chunks, model, device, timings):
+    read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
+    coded = ahead(_model_bits(read, model, device, timings, precision), name="vtoken-model")
+    for frames, key, bits in coded:
         n, h, w, _ = frames.shape
         clock = time.perf_counter()
         if key:
@@ -130,7 +149,7 @@ def encode_chunks(
                 symbol_counts=[int(np.prod(bits.shape[1:]))] * kept,
             )
         )
-        clock = timings.add("write", clock)
+        timings.add("write", clock)
         kept_planes.append(kept)
         first_frame += n
         index += 1
@@ -139,26 +158,25 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
-def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings):
+def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str = "fp32"):
     """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk. On
     GPU out-of-memory a chunk is split in two in time and retried from the state it started
     with (a chunk may hold fewer frames than the stream's maximum)."""
     import torch
 
     tf, sf = model.config.temporal_factor, model.config.spatial_factor
-    clock = time.perf_counter()
     with model.streaming():
         for frames, key in chunks:
-            clock = timings.add("read", clock)
             pending = [(frames, key)]
             while pending:
+                clock = time.perf_counter()
                 part, part_key = pending.pop(0)
                 if part_key:
                     model.reset_stream()
                 state = model.stream_state()
                 padded = pad_frames(part, tf, sf, continuing=not part_key)
                 try:
-                    with torch.inference_mode():
+                    with torch.inference_mode(), autocast(device, precision):
                         bits = model.encode_bits(to_tensor(padded, device))[0].cpu().numpy()
                 except torch.cuda.OutOfMemoryError:
                     if len(part) <= (1 if part_key else tf):
@@ -173,10 +191,8 @@ def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timing
                     log.warning("out of memory on a %d-frame chunk: retrying as %d + %d frames", len(part), cut, len(part) - cut)
                     pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
                     continue
-                _sync(device)
-                clock = timings.add("model", clock)
+                timings.add("model", clock)
                 yield part, part_key, bits
-                clock = time.perf_counter()
 
 
 @dataclass
@@ -186,14 +202,14 @@ class DecodedChunk:
     concealed: bool = False
 
 
-def _decode_bits(model, bits: np.ndarray, frames: int, header, device, warnings: list[str]) -> np.ndarray:
+def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision: str, warnings: list[str]) -> np.ndarray:
     """Frames of one chunk. On GPU out-of-memory the chunk is decoded on the CPU instead (the
     stream fixes the chunk's shape, so it cannot be split the way the encoder splits)."""
     import torch
 
     x = torch.from_numpy(bits).unsqueeze(0)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, precision):
             return to_frames(model.decode_bits(x.to(device), planes=len(bits)), frames, header.height, header.width)
     except torch.cuda.OutOfMemoryError:
         if getattr(device, "type", "") != "cuda":
@@ -202,7 +218,7 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, warnings:
         warnings.append("GPU out of memory: a chunk was decoded on the CPU")
         cpu_model = copy.deepcopy(model).to("cpu")
         cpu_model.load_stream_state(model.stream_state())  # .to() does not move the caches
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast("cpu", "fp32"):
             out = to_frames(cpu_model.decode_bits(x, planes=len(bits)), frames, header.height, header.width)
         model.load_stream_state(cpu_model.stream_state())  # the next chunk continues on the GPU
         return out
@@ -219,6 +235,55 @@ def _read_bits(reader: MvtReader, coder: BitplaneCoder, i: int, entry, header, c
     return chunk, coder.decode(list(chunk.segments), shape)
 
 
+@dataclass
+class _CodedChunk:
+    """One chunk after entropy decoding: the planes the model may use (`bits` None and `use` 0
+    when the chunk must be concealed)."""
+
+    index: int
+    entry: object
+    bits: np.ndarray | None
+    use: int
+
+
+def _entropy_decoded(reader: MvtReader, coder: BitplaneCoder, cfg, begin: int, stop: int, trusted: int,
+                     planes: int | None, tolerant: bool, timings: Timings, warnings: list[str]) -> Iterator[_CodedChunk]:
+    """Chunks from `begin` until frame `stop`, read and entropy decoded, with the number of
+    planes the model may use: after a damaged chunk none until the next key chunk (the
+    entropy context is lost), after a cut segment only the planes before the cut."""
+    header, entries = reader.header, reader.entries
+    for i in range(begin, len(entries)):
+        entry = entries[i]
+        if entry.first_frame >= stop:
+            return
+        clock = time.perf_counter()
+        if entry.key:
+            coder.reset()
+            trusted = cfg.bits
+        try:
+            chunk, bits = _read_bits(reader, coder, i, entry, header, cfg)
+        except CorruptChunkError as exc:
+            if not tolerant:
+                raise
+            # The chunk is lost, and with it the entropy context and the tokenizer's causal
+            # state of every chunk up to the next key chunk: they are concealed too.
+            warnings.append(f"{exc}; frames {entry.first_frame}-{entry.first_frame + entry.frame_count - 1} concealed")
+            coder.reset()
+            trusted = 0
+            yield _CodedChunk(i, entry, None, 0)
+            continue
+        if len(chunk.segments) < (chunk.planes_listed or 0):
+            trusted = min(trusted, len(chunk.segments))
+        use = min(trusted, len(chunk.segments))
+        if planes is not None:
+            use = min(use, planes)
+        if use == 0 and not tolerant:
+            # A stored chunk with no usable plane only happens in a damaged stream.
+            raise CorruptChunkError(f"chunk {i} has no decodable plane", chunk=i)
+        timings.add("entropy", clock)
+        yield _CodedChunk(i, entry, bits[:use] if use else None, use)
+
+
 def decode_chunks(
     reader: MvtReader,
     model,
@@ -230,12 +295,14 @@ def decode_chunks(
     tolerant: bool = False,
     timings: Timings,
     warnings: list[str],
+    precision: str = "fp32",
 ) -> Iterator[DecodedChunk]:
     """Yield decoded chunks covering frames [start, start + count).
 
     Decoding starts at the key chunk at or before the first wanted chunk. With
     `tolerant`, a damaged chunk is concealed (its frames repeat the last good frame) and the
-    chunks that depend on it decode only the planes that are still trustworthy."""
+    chunks that depend on it decode only the planes that are still trustworthy. Entropy
+    decoding runs in a worker thread, ahead of the model (overlap.py)."""
     header = reader.header
     cfg = model.config
     check_frame_area(header.width, header.height, "stream", StreamError)
@@ -250,7 +317,6 @@ def decode_chunks(
     if start >= stop:
         return
     first = reader.chunk_for_frame(start)
-    coder = BitplaneCoder(cfg.bits, model.entropy_prior)
     trusted = cfg.bits  # planes whose entropy context is intact since the last key chunk
     try:
         begin = reader.key_chunk_before(first)
@@ -260,53 +326,26 @@ def decode_chunks(
         # No intact key chunk to start from: conceal until the next one.
         warnings.append(f"{exc}; frames before the next key chunk are concealed")
         begin, trusted = first, 0
+    coder = BitplaneCoder(cfg.bits, model.entropy_prior)
+    coded = ahead(_entropy_decoded(reader, coder, cfg, begin, stop, trusted, planes, tolerant, timings, warnings),
+                  name="vtoken-entropy")
     previous: np.ndarray | None = None  # last frame shown, for concealment
-    clock = time.perf_counter()
     with model.streaming():
-        for i in range(begin, len(entries)):
-            entry = entries[i]
-            if entry.first_frame >= stop:
-                break
+        for item in coded:
+            entry, n = item.entry, item.entry.frame_count
+            clock = time.perf_counter()
             if entry.key:
-                coder.reset()
                 model.reset_stream()
-                trusted = cfg.bits
-            try:
-                chunk, bits = _read_bits(reader, coder, i, entry, header, cfg)
-            except CorruptChunkError as exc:
-                if not tolerant:
-                    raise
-                # The chunk is lost, and with it the entropy context and the tokenizer's
-                # causal state of every chunk up to the next key chunk: they are concealed too.
-                warnings.append(f"{exc}; frames {entry.first_frame}-{entry.first_frame + entry.frame_count - 1} concealed")
-                coder.reset()
-                trusted, chunk = 0, None
-            if chunk is not None:
-                if len(chunk.segments) < (chunk.planes_listed or 0):
-                    trusted = min(trusted, len(chunk.segments))
-                clock = timings.add("entropy", clock)
-
-            use = min(trusted, len(chunk.segments) if chunk is not None else 0)
-            if planes is not None:
-                use = min(use, planes)
-            n = entry.frame_count
-            if chunk is None or use == 0:
-                if not tolerant and chunk is not None:
-                    # A stored chunk with no usable plane only happens in a damaged stream.
-                    raise CorruptChunkError(f"chunk {i} has no decodable plane", chunk=i)
+            if item.bits is None:
                 fill = previous if previous is not None else np.full((header.height, header.width, 3), 128, np.uint8)
                 frames = np.broadcast_to(fill, (n, *fill.shape)).copy()
-                concealed = True
             else:
                 # Chunks before the first wanted one still go through the model: they carry
                 # its causal state.
-                frames = _decode_bits(model, bits[:use], n, header, device, warnings)
-                _sync(device)
-                clock = timings.add("model", clock)
-                concealed = False
+                frames = _decode_bits(model, item.bits, n, header, device, precision, warnings)
+                timings.add("model", clock)
             previous = frames[-1]
-            if i >= first:
+            if item.index >= first:
                 lo = max(start - entry.first_frame, 0)
                 hi = min(stop - entry.first_frame, n)
-                yield DecodedChunk(entry.first_frame + lo, frames[lo:hi], concealed)
-            clock = time.perf_counter()
+                yield DecodedChunk(entry.first_frame + lo, frames[lo:hi], item.bits is None)

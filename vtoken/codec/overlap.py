@@ -1,0 +1,75 @@
+"""Run the codec's stages concurrently: video decoding, the model and entropy coding each take
+turns on different resources (CPU decoder threads, the GPU, one CPU core), so a stage that
+works a chunk or two ahead of the next keeps them all busy.
+
+`ahead(iterable)` iterates in a worker thread, at most `depth` items ahead of its consumer.
+Exceptions reach the consumer unchanged (and in order: items produced before the failure are
+delivered first); closing the consumer early stops the worker and closes its iterable in the
+worker's own thread. `depth=0` iterates inline (no thread), for debugging and measurement.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+# Chunks a stage may run ahead of the next; each costs one chunk of memory (frames or bits).
+DEPTH = 2
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-stage") -> Iterator[T]:
+    """Items of `iterable`, produced in a worker thread up to `depth` (default DEPTH) items ahead."""
+    depth = DEPTH if depth is None else depth
+    if depth <= 0:
+        yield from iterable
+        return
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        # Wait for room, but give up once the consumer has gone.
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        it = iter(iterable)
+        try:
+            for item in it:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(_Failure(exc))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()  # a generator's cleanup (e.g. leaving model.streaming()) runs here
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()

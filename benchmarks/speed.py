@@ -1,12 +1,17 @@
 """Speed benchmark (issue 6): vtoken encode and decode fps end to end (file in, file out,
 entropy coding included), where the time goes, peak memory, entropy coder throughput, and
-x265 / vvenc (medium) encode and decode fps on the same clip, machine and run.
+x265 / vvenc (medium) encode and decode fps on the same clip, machine and run. Without the
+ffmpeg program (the GPU machine has none), x265 runs through PyAV's libx265 and vvenc is
+left out.
 
     python benchmarks/speed.py [--sizes 640x360,1920x1080] [--device cpu|cuda|auto] [--frames 34]
         [--chunk-frames 17] [--model NAME_OR_JSON] [--threads N] [--codecs hevc,vvc] [--out FILE.md]
+        [--precision auto|fp32|bf16] [--no-overlap] [--channels-last]
 
-Each size gets one generated clip (ffmpeg lavfi testsrc2: moving pattern, text, gradients),
-written once as y4m. vtoken encodes y4m -> .mvt and decodes .mvt -> .mp4 (so decode includes
+The last three switch one speed-up at a time, so that each is measured on its own.
+
+Each size gets one generated clip (lavfi testsrc2, made through PyAV: moving pattern, text,
+gradients), written once as y4m. vtoken encodes y4m -> .mvt and decodes .mvt -> .mp4 (so decode includes
 the video encode of its output). Every vtoken job runs in a fresh Python process so its peak
 RSS is its own (a parent's ru_maxrss only ever grows); the model is loaded before the clock
 starts (its load time is reported apart). The split comes from the results' `.timings`;
@@ -34,17 +39,24 @@ from vtoken.api import resolve_device
 import numpy as np
 from vtoken.bitstream import open_mvt
 
+from vtoken.codec import overlap
+
 dev = resolve_device(a["device"])
 cuda = dev.type == "cuda"
+if not a["overlap"]:
+    overlap.DEPTH = 0
 t0 = time.perf_counter()
 net = vtoken.load_model(a["model"], device=dev)
+if a["channels_last"]:
+    net = net.to(memory_format=torch.channels_last_3d)
 load_s = time.perf_counter() - t0
 rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def once():
     if a["job"] == "encode":
-        return vtoken.encode(a["src"], a["dst"], model=net, device=str(dev), chunk_frames=a["chunk_frames"], overwrite=True)
-    return vtoken.decode(a["src"], a["dst"], model=net, device=str(dev), overwrite=True)
+        return vtoken.encode(a["src"], a["dst"], model=net, device=str(dev), chunk_frames=a["chunk_frames"],
+                             precision=a["precision"], overwrite=True)
+    return vtoken.decode(a["src"], a["dst"], model=net, device=str(dev), precision=a["precision"], overwrite=True)
 
 for _ in range(a["warmup"]):
     once()
@@ -54,7 +66,7 @@ cpu1 = resource.getrusage(resource.RUSAGE_SELF)
 out = {"job": a["job"], "frames": res.frames, "width": res.width, "height": res.height, "bytes": res.bytes,
        "bpp": res.bpp, "seconds": res.seconds, "fps": res.fps, "timings": res.timings, "device": str(dev),
        "model": net.identity.name if net.identity else a["model"], "bits": net.config.bits,
-       "model_load_s": load_s, "warmup_runs": a["warmup"], "torch_threads": torch.get_num_threads(),
+       "model_load_s": load_s, "precision": res.precision, "warmup_runs": a["warmup"], "torch_threads": torch.get_num_threads(),
        "peak_rss_mib": cpu1.ru_maxrss / 1024, "rss_after_load_mib": rss_loaded,
        # CPU time of the timed run: wall clock far above cpu / threads means the cores were shared.
        "cpu_seconds": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime}
@@ -69,6 +81,27 @@ print(json.dumps(out))
 """
 
 BASELINE_QUALITY = {"hevc": 30, "vvc": 35}  # mid-range of the eval sweeps; speed varies little with it
+
+# x265 through PyAV's own libx265 when there is no ffmpeg program: one job per process, like
+# the ffmpeg runs, so that time and peak RSS are its own.
+PYAV_X265 = r"""
+import sys, av
+job, src, dst, crf = sys.argv[1:5]
+with av.open(src) as inp:
+    if job == "encode":
+        with av.open(dst, "w", format="hevc") as out:
+            s = out.add_stream("libx265", rate=inp.streams.video[0].average_rate)
+            s.width, s.height, s.pix_fmt = inp.streams.video[0].width, inp.streams.video[0].height, "yuv420p"
+            s.options = {"preset": "medium", "crf": crf, "x265-params": "log-level=error"}
+            for frame in inp.decode(video=0):
+                out.mux(s.encode(frame))
+            out.mux(s.encode())
+    else:
+        with open(dst, "wb") as out:
+            for frame in inp.decode(video=0):
+                for plane in frame.planes:
+                    out.write(bytes(plane))
+"""
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -95,19 +128,29 @@ def _gpu_info(device: str) -> dict | None:
     return info
 
 
-def make_clip(exe: str, path: Path, frames: int, width: int, height: int) -> None:
-    """A y4m (8-bit 4:2:0, 30 fps) of ffmpeg's moving test pattern."""
-    from vtoken.bench.ffmpeg import run_timed
+def make_clip(path: Path, frames: int, width: int, height: int) -> None:
+    """A y4m (8-bit 4:2:0, 30 fps) of lavfi's moving test pattern testsrc2, made with PyAV's
+    ffmpeg libraries (so no ffmpeg program is needed)."""
+    import av
 
-    run_timed([exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
-               "-i", f"testsrc2=size={width}x{height}:rate=30", "-frames:v", str(frames),
-               "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(path)], cwd=path.parent)
+    with av.open(f"testsrc2=size={width}x{height}:rate=30", format="lavfi") as src, \
+            av.open(str(path), "w", format="yuv4mpegpipe") as dst:
+        stream = dst.add_stream("wrapped_avframe", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i, frame in enumerate(src.decode(video=0)):
+            if i == frames:
+                break
+            frame.pts = i
+            dst.mux(stream.encode(frame.reformat(format="yuv420p")))
+        dst.mux(stream.encode())
 
 
 def run_vtoken(job: str, src: Path, dst: Path, *, model: str, device: str, chunk_frames: int,
-               threads: int, warmup: int) -> dict:
+               threads: int, warmup: int, precision: str = "auto", overlap: bool = True,
+               channels_last: bool = False) -> dict:
     args = {"job": job, "src": str(src), "dst": str(dst), "model": model, "device": device,
-            "chunk_frames": chunk_frames, "threads": threads, "warmup": warmup}
+            "chunk_frames": chunk_frames, "threads": threads, "warmup": warmup, "precision": precision,
+            "overlap": overlap, "channels_last": channels_last}
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=False)
     if proc.returncode:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
@@ -119,6 +162,29 @@ def run_vtoken(job: str, src: Path, dst: Path, *, model: str, device: str, chunk
     rec["entropy_coded_bits_per_s"] = rec["bytes"] * 8 / ent if ent > 0 else None
     rec["entropy_symbols_per_s"] = rec["entropy_symbols"] / ent if ent > 0 else None
     return rec
+
+
+def run_pyav_x265(y4m: Path, workdir: Path, frames: int) -> dict:
+    """x265 medium encode and decode fps through PyAV's libx265 (threads: x265's own pool)."""
+    from vtoken.bench.ffmpeg import run_timed
+
+    stream, raw = workdir / "hevc.hevc", workdir / "hevc.yuv"
+    q = str(BASELINE_QUALITY["hevc"])
+    try:
+        enc = run_timed([sys.executable, "-c", PYAV_X265, "encode", str(y4m), str(stream), q], cwd=workdir)
+        nbytes = stream.stat().st_size
+        dec = run_timed([sys.executable, "-c", PYAV_X265, "decode", str(stream), str(raw), q], cwd=workdir)
+    finally:
+        stream.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)
+    return {"codec": "hevc", "encoder": "libx265 (PyAV)", "preset": "medium", "threads": "x265 default",
+            "quality": f"crf {q}", "bytes": nbytes,
+            "encode": {"seconds": enc.seconds, "fps": frames / enc.seconds, "cpu_seconds": enc.cpu_seconds,
+                       "peak_rss_mib": enc.max_rss_kib / 1024},
+            "decode": {"seconds": dec.seconds, "fps": frames / dec.seconds, "cpu_seconds": dec.cpu_seconds,
+                       "peak_rss_mib": dec.max_rss_kib / 1024},
+            "encode_command": ["python", "-c", "PYAV_X265", "encode", "clip.y4m", "hevc.hevc", q],
+            "decode_command": ["python", "-c", "PYAV_X265", "decode", "hevc.hevc", "hevc.yuv"]}
 
 
 def run_ffmpeg_codec(exe: str, codec: str, y4m: Path, workdir: Path, frames: int, threads: int) -> dict:
@@ -148,29 +214,34 @@ def run_ffmpeg_codec(exe: str, codec: str, y4m: Path, workdir: Path, frames: int
 
 
 def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames: int = 17, model: str | None = None,
-                  threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None, log=None) -> dict:
+                  threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None,
+                  precision: str = "auto", overlap: bool = True, channels_last: bool = False, log=None) -> dict:
     """Measure every size; returns the JSON-ready report (see module doc)."""
     import torch
 
     from vtoken.api import resolve_device
     from vtoken.bench.env import environment
-    from vtoken.bench.ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg
+    from vtoken.bench.ffmpeg import ffmpeg_version, find_ffmpeg
     from vtoken.bench.measure import cpu_count
 
     dev = str(resolve_device(device))
     exe = find_ffmpeg()
     if exe is None:
-        raise FfmpegError("the static ffmpeg of imageio-ffmpeg is needed to make the clips: pip install imageio-ffmpeg")
+        skipped = [c for c in codecs if c != "hevc"]
+        if skipped and log:
+            log(f"no ffmpeg program: {', '.join(skipped)} left out, x265 timed through PyAV")
+        codecs = [c for c in codecs if c == "hevc"]
     threads = threads or cpu_count()
     if warmup is None:
         warmup = 1 if dev.startswith("cuda") else 0  # first CUDA calls pay for kernel selection
     model = model or "vtoken-tiny-cpu"
-    env = environment(ffmpeg_version(exe))
+    env = environment(ffmpeg_version(exe) if exe else "none (PyAV's libraries only)")
     env["gpu"] = _gpu_info(dev)
     report = {"environment": env, "load_average_start": list(os.getloadavg()),
               "settings": {"frames": frames, "device": dev, "chunk_frames": chunk_frames, "model": model,
                            "torch_threads": threads, "ffmpeg_threads": threads, "warmup_runs": warmup,
-                           "clip": "ffmpeg lavfi testsrc2, 30 fps, y4m yuv420p", "decode_output": "mp4",
+                           "precision": precision, "overlap": overlap, "channels_last": channels_last,
+                           "clip": "lavfi testsrc2 (PyAV), 30 fps, y4m yuv420p", "decode_output": "mp4",
                            "torch": torch.__version__},
               "results": []}
     with tempfile.TemporaryDirectory(prefix="vtoken-speed-") as tmp:
@@ -178,9 +249,10 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
             work = Path(tmp) / f"{width}x{height}"
             work.mkdir()
             y4m, mvt, out = work / "clip.y4m", work / "clip.mvt", work / "decoded.mp4"
-            make_clip(exe, y4m, frames, width, height)
+            make_clip(y4m, frames, width, height)
             row = {"width": width, "height": height, "frames": frames}
-            kw = dict(model=model, device=dev, chunk_frames=chunk_frames, threads=threads, warmup=warmup)
+            kw = dict(model=model, device=dev, chunk_frames=chunk_frames, threads=threads, warmup=warmup,
+                      precision=precision, overlap=overlap, channels_last=channels_last)
             if log:
                 log(f"{width}x{height}: vtoken encode")
             row["encode"] = run_vtoken("encode", y4m, mvt, **kw)
@@ -191,7 +263,8 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
             for codec in codecs:
                 if log:
                     log(f"{width}x{height}: {codec}")
-                row["baselines"].append(run_ffmpeg_codec(exe, codec, y4m, work, frames, threads))
+                row["baselines"].append(run_ffmpeg_codec(exe, codec, y4m, work, frames, threads) if exe
+                                        else run_pyav_x265(y4m, work, frames))
             report["results"].append(row)
     report["load_average_end"] = list(os.getloadavg())
     return report
@@ -199,6 +272,10 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
 
 def _f(x, nd=2) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
+
+
+def _job_precision(report: dict, job: str) -> str:
+    return ", ".join(sorted({r[job].get("precision", "fp32") for r in report["results"]})) or "-"
 
 
 def to_markdown(report: dict) -> str:
@@ -215,6 +292,9 @@ def to_markdown(report: dict) -> str:
         f"at end {' / '.join(f'{x:.2f}' for x in report.get('load_average_end', []))}",
         f"- clip: {s['clip']}, {s['frames']} frames; chunk {s['chunk_frames']} frames; decode writes {s['decode_output']}; "
         f"warm-up runs {s['warmup_runs']}; model load excluded from fps (column `load`)",
+        f"- precision {s.get('precision', 'fp32')} (as run: encode {_job_precision(report, 'encode')}, decode "
+        f"{_job_precision(report, 'decode')}); stages overlapped in threads: {'yes' if s.get('overlap', False) else 'no'}; "
+        f"channels-last weights: {'yes' if s.get('channels_last') else 'no'}",
         "",
         "## fps, end to end (file in, file out)",
         "",
@@ -234,7 +314,9 @@ def to_markdown(report: dict) -> str:
         "## where the time goes (seconds for the whole clip; % of wall clock)",
         "",
         "`video in` = decoding the source video; `container` = .mvt write (on decode the .mvt read is inside "
-        "`entropy`); `video out` = converting and encoding the decoded frames to mp4.",
+        "`entropy`); `video out` = converting and encoding the decoded frames to mp4. With overlapped stages "
+        "these are busy times of concurrent threads: they may add up to more than the wall clock "
+        "(`other` is what they leave uncovered, at least 0).",
         "",
         "| size | job | wall s | CPU s | video in | model | entropy | container | video out | other | load s | peak RSS MiB | peak GPU MiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -267,7 +349,7 @@ def to_markdown(report: dict) -> str:
             lines.append(f"| {r['width']}x{r['height']} | {job} | {_f(bps and bps / 1e6)} M | "
                          f"{_f(sps and sps / 1e6)} M | {j['bpp']:.4f} |")
     if any(r["baselines"] for r in report["results"]):
-        lines += ["", "## baselines (ffmpeg)", "", "| size | codec | quality | enc s | enc CPU s | enc peak RSS MiB | dec s | dec peak RSS MiB |",
+        lines += ["", "## baselines", "", "| size | codec | quality | enc s | enc CPU s | enc peak RSS MiB | dec s | dec peak RSS MiB |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in report["results"]:
             for b in r["baselines"]:
@@ -290,6 +372,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch and ffmpeg threads (default: usable cores)")
     ap.add_argument("--codecs", default="hevc,vvc", help="ffmpeg baselines to time (hevc, vvc; empty for none)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs before the timed one (default 1 on CUDA, 0 on CPU)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="model arithmetic (auto: bf16 decoding on CUDA, fp32 otherwise)")
+    ap.add_argument("--no-overlap", action="store_true", help="run reading, model and entropy coding one after another")
+    ap.add_argument("--channels-last", action="store_true", help="model weights in channels_last_3d memory format")
     ap.add_argument("--out", type=Path, help="write the markdown here and the JSON beside it (.json)")
     args = ap.parse_args(argv)
     try:
@@ -302,6 +388,7 @@ def main(argv=None) -> int:
             ap.error(f"unknown codec {c!r}: use hevc and/or vvc")
     report = run_benchmark(sizes, frames=args.frames, device=args.device, chunk_frames=args.chunk_frames,
                            model=args.model, threads=args.threads, codecs=codecs, warmup=args.warmup,
+                           precision=args.precision, overlap=not args.no_overlap, channels_last=args.channels_last,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     md = to_markdown(report)
     sys.stdout.write(md)

@@ -53,3 +53,27 @@ def test_speed_rejects_bad_size():
     speed = _load()
     with pytest.raises(SystemExit):
         speed.main(["--sizes", "641x360"])
+
+
+def test_speed_runs_without_the_ffmpeg_program(tmp_path, tiny_model_json, monkeypatch):
+    """The GPU machine has PyAV but no ffmpeg program: the clip comes from PyAV's lavfi, x265 is
+    timed through PyAV's libx265, vvenc is left out; the speed-up switches are recorded."""
+    import vtoken.bench.ffmpeg as ffmpeg
+
+    monkeypatch.setattr(ffmpeg, "find_ffmpeg", lambda: None)
+    speed = _load()
+    out = tmp_path / "speed.md"
+    rc = speed.main(["--sizes", "64x48", "--frames", "5", "--chunk-frames", "5", "--device", "cpu",
+                     "--threads", "1", "--model", str(tiny_model_json), "--codecs", "hevc,vvc",
+                     "--precision", "bf16", "--no-overlap", "--channels-last", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    s = report["settings"]
+    assert (s["precision"], s["overlap"], s["channels_last"]) == ("bf16", False, True)
+    (row,) = report["results"]
+    assert row["encode"]["frames"] == 5 and row["decode"]["frames"] == 5
+    assert row["encode"]["precision"] == row["decode"]["precision"] == "bf16"
+    (b,) = row["baselines"]
+    assert b["encoder"] == "libx265 (PyAV)" and b["bytes"] > 0 and b["decode"]["fps"] > 0
+    md = out.read_text()
+    assert "precision bf16" in md and "overlapped in threads: no" in md and "libx265 (PyAV)" in md

@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test demo bench gpu-wheels clean
+.PHONY: help install test demo bench gpu-wheels gpu-data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,12 +37,16 @@ demo: $(STAMP) ## encode and decode a generated clip, print its info
 bench: $(STAMP) ## the codec comparison on shared/data/eval/video (needs ../shared)
 	$(VENV)/bin/vtoken bench --codec all --videos ../shared/data/eval/video --out benchmarks/results/eval
 
-gpu-wheels: ## wheels/ for the GPU machine: vtoken itself (this tree) + the cp312 wheels it lacks
-	rm -f wheels/vtoken-*.whl
-	$(PIP) wheel -q --no-deps --no-build-isolation . -w wheels
+gpu-wheels: ## wheels/ for the GPU machine: the cp312 wheels its image lacks (see benchmarks/gpu_session.sh)
+	mkdir -p wheels && rm -f wheels/*.whl
 	$(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-		-d wheels "av==$$($(PY) -c 'import av; print(av.__version__)')" constriction safetensors
+		-d wheels "av==$$($(PY) -c 'import av; print(av.__version__)')" constriction safetensors \
+		"setuptools>=68" pytest pluggy iniconfig packaging pygments
+
+gpu-data: ## data/eval/video: the eval clips, to carry to the GPU machine
+	mkdir -p data/eval
+	rm -rf data/eval/video && cp -r ../shared/data/eval/video data/eval/video
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache out

@@ -1,9 +1,12 @@
 """Causal layers: time padding on the past side, strided/shuffle frame layouts, condition
 expansion that respects the 1 + f (T' - 1) layout."""
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from vtoken.models.layers import CausalConv3d, Downsample, Upsample, depth_to_space, expand_condition, modulate
+from vtoken.models.layers import (CausalConv3d, Downsample, Upsample, conv3d, depth_to_space, expand_condition,
+                                  frame_group_norm, normalize_modulate)
 
 
 def test_causal_conv_ignores_future_and_replicates_first_frame():
@@ -52,11 +55,43 @@ def test_expand_condition_layout():
     assert single.shape == (1, 1, 1, 4, 4)
 
 
-def test_modulate_equals_explicit_expansion():
+def _reference_frame_group_norm(x, groups, weight=None, bias=None, eps=1e-6):
+    b, c, t, h, w = x.shape
+    y = F.group_norm(x.transpose(1, 2).reshape(b * t, c, h, w), groups, weight, bias, eps)
+    return y.reshape(b, t, c, h, w).transpose(1, 2)
+
+
+@pytest.mark.parametrize("offset", [0.0, 10.0])
+def test_frame_group_norm_equals_group_norm_per_frame(offset):
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 5, 8, 12)
-    scale, shift = torch.randn(2, 3, 5, 2, 3), torch.randn(2, 3, 5, 2, 3)
-    ref = x * (1 + expand_condition(scale, (5, 8, 12))) + expand_condition(shift, (5, 8, 12))
-    assert torch.allclose(modulate(x, scale, shift), ref, atol=1e-6)
+    x = torch.randn(2, 8, 5, 6, 10) * 2 + offset
+    weight, bias = torch.randn(8), torch.randn(8)
+    for wb in ((None, None), (weight, bias)):
+        ref = _reference_frame_group_norm(x, 4, *wb)
+        assert torch.allclose(frame_group_norm(x, 4, *wb, 1e-6), ref, atol=2e-5)
+
+
+def test_normalize_modulate_equals_norm_then_explicit_expansion():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 5, 8, 12) + 1
+    scale, shift = torch.randn(2, 6, 5, 2, 3), torch.randn(2, 6, 5, 2, 3)
+    normed = _reference_frame_group_norm(x, 3)
+    ref = normed * (1 + expand_condition(scale, (5, 8, 12))) + expand_condition(shift, (5, 8, 12))
+    assert torch.allclose(normalize_modulate(x, 3, 1e-6, scale, shift), ref, atol=1e-5)
     xcl = x.to(memory_format=torch.channels_last_3d)
-    assert torch.allclose(modulate(xcl, scale, shift), ref, atol=1e-6)
+    assert torch.allclose(normalize_modulate(xcl, 3, 1e-6, scale, shift), ref, atol=1e-5)
+    full_scale, full_shift = expand_condition(scale, (5, 8, 12)), expand_condition(shift, (5, 8, 12))
+    assert torch.allclose(normalize_modulate(x, 3, 1e-6, full_scale, full_shift), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,kernel,stride", [
+    ((1, 16, 1, 40, 64), (1, 3, 3), 1),   # one frame: PyTorch's own pick is the slow reference path
+    ((1, 64, 7, 9, 16), (3, 3, 3), 1),    # a small latent grid, likewise
+    ((2, 8, 9, 16, 16), (3, 3, 3), 2),
+])
+def test_conv3d_fast_path_matches_pytorch(shape, kernel, stride):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(shape[1], 12, kernel, stride=stride, padding=(0, 1, 1))
+    x = torch.randn(shape)
+    with torch.no_grad():
+        assert torch.allclose(conv3d(conv, x), conv(x), atol=1e-5)

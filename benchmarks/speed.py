@@ -6,9 +6,9 @@ left out.
 
     python benchmarks/speed.py [--sizes 640x360,1920x1080] [--device cpu|cuda|auto] [--frames 34]
         [--chunk-frames 17] [--model NAME_OR_JSON] [--threads N] [--codecs hevc,vvc] [--out FILE.md]
-        [--precision auto|fp32|bf16] [--no-overlap] [--channels-last]
+        [--precision auto|fp32|bf16] [--no-overlap] [--channels-last] [--compile]
 
-The last three switch one speed-up at a time, so that each is measured on its own.
+The last four switch one speed-up at a time, so that each is measured on its own.
 
 Each size gets one generated clip (lavfi testsrc2, made through PyAV: moving pattern, text,
 gradients), written once as y4m. vtoken encodes y4m -> .mvt and decodes .mvt -> .mp4 (so decode includes
@@ -49,6 +49,10 @@ t0 = time.perf_counter()
 net = vtoken.load_model(a["model"], device=dev)
 if a["channels_last"]:
     net = net.to(memory_format=torch.channels_last_3d)
+if a["compile"]:
+    # Fixed chunk shapes: the warm-up run compiles every shape the timed run meets.
+    net.encoder = torch.compile(net.encoder, dynamic=False)
+    net.decoder = torch.compile(net.decoder, dynamic=False)
 load_s = time.perf_counter() - t0
 rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -147,10 +151,10 @@ def make_clip(path: Path, frames: int, width: int, height: int) -> None:
 
 def run_vtoken(job: str, src: Path, dst: Path, *, model: str, device: str, chunk_frames: int,
                threads: int, warmup: int, precision: str = "auto", overlap: bool = True,
-               channels_last: bool = False) -> dict:
+               channels_last: bool = False, compile: bool = False) -> dict:
     args = {"job": job, "src": str(src), "dst": str(dst), "model": model, "device": device,
             "chunk_frames": chunk_frames, "threads": threads, "warmup": warmup, "precision": precision,
-            "overlap": overlap, "channels_last": channels_last}
+            "overlap": overlap, "channels_last": channels_last, "compile": compile}
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=False)
     if proc.returncode:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
@@ -215,7 +219,8 @@ def run_ffmpeg_codec(exe: str, codec: str, y4m: Path, workdir: Path, frames: int
 
 def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames: int = 17, model: str | None = None,
                   threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None,
-                  precision: str = "auto", overlap: bool = True, channels_last: bool = False, log=None) -> dict:
+                  precision: str = "auto", overlap: bool = True, channels_last: bool = False, compile: bool = False,
+                  log=None) -> dict:
     """Measure every size; returns the JSON-ready report (see module doc)."""
     import torch
 
@@ -241,6 +246,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
               "settings": {"frames": frames, "device": dev, "chunk_frames": chunk_frames, "model": model,
                            "torch_threads": threads, "ffmpeg_threads": threads, "warmup_runs": warmup,
                            "precision": precision, "overlap": overlap, "channels_last": channels_last,
+                           "compile": compile,
                            "clip": "lavfi testsrc2 (PyAV), 30 fps, y4m yuv420p", "decode_output": "mp4",
                            "torch": torch.__version__},
               "results": []}
@@ -252,7 +258,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
             make_clip(y4m, frames, width, height)
             row = {"width": width, "height": height, "frames": frames}
             kw = dict(model=model, device=dev, chunk_frames=chunk_frames, threads=threads, warmup=warmup,
-                      precision=precision, overlap=overlap, channels_last=channels_last)
+                      precision=precision, overlap=overlap, channels_last=channels_last, compile=compile)
             if log:
                 log(f"{width}x{height}: vtoken encode")
             row["encode"] = run_vtoken("encode", y4m, mvt, **kw)
@@ -294,7 +300,8 @@ def to_markdown(report: dict) -> str:
         f"warm-up runs {s['warmup_runs']}; model load excluded from fps (column `load`)",
         f"- precision {s.get('precision', 'fp32')} (as run: encode {_job_precision(report, 'encode')}, decode "
         f"{_job_precision(report, 'decode')}); stages overlapped in threads: {'yes' if s.get('overlap', False) else 'no'}; "
-        f"channels-last weights: {'yes' if s.get('channels_last') else 'no'}",
+        f"channels-last weights: {'yes' if s.get('channels_last') else 'no'}; "
+        f"torch.compile: {'yes' if s.get('compile') else 'no'}",
         "",
         "## fps, end to end (file in, file out)",
         "",
@@ -376,6 +383,7 @@ def main(argv=None) -> int:
                     help="model arithmetic (auto: bf16 decoding on CUDA, fp32 otherwise)")
     ap.add_argument("--no-overlap", action="store_true", help="run reading, model and entropy coding one after another")
     ap.add_argument("--channels-last", action="store_true", help="model weights in channels_last_3d memory format")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder (warm-up compiles)")
     ap.add_argument("--out", type=Path, help="write the markdown here and the JSON beside it (.json)")
     args = ap.parse_args(argv)
     try:
@@ -389,6 +397,7 @@ def main(argv=None) -> int:
     report = run_benchmark(sizes, frames=args.frames, device=args.device, chunk_frames=args.chunk_frames,
                            model=args.model, threads=args.threads, codecs=codecs, warmup=args.warmup,
                            precision=args.precision, overlap=not args.no_overlap, channels_last=args.channels_last,
+                           compile=args.compile,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     md = to_markdown(report)
     sys.stdout.write(md)

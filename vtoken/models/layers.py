@@ -63,8 +63,10 @@ class StreamStart(Streamable):
 def conv3d(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     """conv(x), sent straight to oneDNN for fp32 inference on the CPU: PyTorch picks its
     backend with a 2-D rule (N*C*D*H > 20480) that sends single frames and small latent grids
-    to the reference 3-D convolution, 4-8x slower than oneDNN. Same result either way."""
+    to the reference 3-D convolution, 4-8x slower than oneDNN. Same result either way. (Not
+    under torch.compile, which cannot trace the direct call and picks its own kernels.)"""
     if (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
             and torch.backends.mkldnn.is_available() and conv.padding_mode == "zeros" and x.is_contiguous()):
         return torch.mkldnn_convolution(x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups)
     return conv(x)

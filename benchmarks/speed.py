@@ -239,11 +239,10 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
     threads = threads or cpu_count()
     if warmup is None:
         warmup = 1 if dev.startswith("cuda") else 0  # first CUDA calls pay for kernel selection
-    model = model or "vtoken-tiny-cpu"
     env = environment(ffmpeg_version(exe) if exe else "none (PyAV's libraries only)")
     env["gpu"] = _gpu_info(dev)
     report = {"environment": env, "load_average_start": list(os.getloadavg()),
-              "settings": {"frames": frames, "device": dev, "chunk_frames": chunk_frames, "model": model,
+              "settings": {"frames": frames, "device": dev, "chunk_frames": chunk_frames, "model": model or "(default)",
                            "torch_threads": threads, "ffmpeg_threads": threads, "warmup_runs": warmup,
                            "precision": precision, "overlap": overlap, "channels_last": channels_last,
                            "compile": compile,
@@ -280,6 +279,10 @@ def _f(x, nd=2) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def _model_used(report: dict, settings: dict) -> str:
+    return report["results"][0]["encode"]["model"] if report["results"] else settings["model"]
+
+
 def _job_precision(report: dict, job: str) -> str:
     return ", ".join(sorted({r[job].get("precision", "fp32") for r in report["results"]})) or "-"
 
@@ -290,7 +293,7 @@ def to_markdown(report: dict) -> str:
     lines = [
         "# vtoken speed",
         "",
-        f"- date: {env['date']}; model `{s['model']}`; device **{s['device']}**; torch {s['torch']}; "
+        f"- date: {env['date']}; model `{_model_used(report, s)}`; device **{s['device']}**; torch {s['torch']}; "
         f"torch threads {s['torch_threads']}; ffmpeg {env['ffmpeg']} ({s['ffmpeg_threads']} threads)",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
         + (f"; GPU {gpu['name']} ({gpu['memory_gib']} GiB), driver {gpu['driver']}, CUDA {gpu['cuda']}" if gpu else "; no GPU"),
@@ -375,7 +378,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--frames", type=int, default=34)
     ap.add_argument("--chunk-frames", type=int, default=17, help="frames per chunk (1 + 4n); memory grows with it")
-    ap.add_argument("--model", default=None, help="model name or .json path (default vtoken-tiny-cpu)")
+    ap.add_argument("--model", default=None, help="model name or .json path (default: the shipped default model)")
     ap.add_argument("--threads", type=int, default=None, help="torch and ffmpeg threads (default: usable cores)")
     ap.add_argument("--codecs", default="hevc,vvc", help="ffmpeg baselines to time (hevc, vvc; empty for none)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs before the timed one (default 1 on CUDA, 0 on CPU)")

@@ -308,9 +308,9 @@ def to_markdown(report: dict) -> str:
         "",
         "## fps, end to end (file in, file out)",
         "",
-        "| size | vtoken enc | vtoken dec | " + " | ".join(
+        "| " + " | ".join(["size", "vtoken enc", "vtoken dec"] + [
             f"{b['codec']} ({b['encoder']} {b['preset']}) enc | {b['codec']} dec" for b in
-            (report["results"][0]["baselines"] if report["results"] else [])) + " |",
+            (report["results"][0]["baselines"] if report["results"] else [])]) + " |",
     ]
     nb = len(report["results"][0]["baselines"]) if report["results"] else 0
     lines.append("|---" * (3 + 2 * nb) + "|")

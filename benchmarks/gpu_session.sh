@@ -19,6 +19,8 @@ shift
 case "$step" in
 setup)
     # setuptools for the editable install: it maps vtoken.bitstream to the top-level bitstream/.
+    # (An image whose Python is "externally managed" would refuse a plain pip install.)
+    export PIP_BREAK_SYSTEM_PACKAGES=1
     pip install -q --no-deps wheels/*.whl
     pip install -q --no-deps --no-build-isolation -e .
     python -c "import torch, av, vtoken; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'av', av.__version__)"

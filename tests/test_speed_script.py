@@ -3,20 +3,15 @@ timings (those depend on the machine)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+from scripts import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("vtoken_speed_bench", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("speed")
 
 
 def test_speed_report_shape(tmp_path, tiny_model_json, capsys):

@@ -4,23 +4,17 @@ machines hashes exactly the bits the decoder gets."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 
 import vtoken
 
 from clips import make_clip
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "stream_hashes.py"
+from scripts import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("vtoken_stream_hashes", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("stream_hashes")
 
 
 def test_fingerprint_hashes_the_decoded_bits(tmp_path, tiny_model_json):

@@ -168,6 +168,12 @@ def run_vtoken(job: str, src: Path, dst: Path, *, model: str, device: str, chunk
     return rec
 
 
+def _run_record(run, frames: int) -> dict:
+    """Wall clock, fps, CPU time and peak RSS of one timed baseline process."""
+    return {"seconds": run.seconds, "fps": frames / run.seconds, "cpu_seconds": run.cpu_seconds,
+            "peak_rss_mib": run.max_rss_kib / 1024}
+
+
 def run_pyav_x265(y4m: Path, workdir: Path, frames: int) -> dict:
     """x265 medium encode and decode fps through PyAV's libx265 (threads: x265's own pool)."""
     from vtoken.bench.ffmpeg import run_timed
@@ -183,10 +189,7 @@ def run_pyav_x265(y4m: Path, workdir: Path, frames: int) -> dict:
         raw.unlink(missing_ok=True)
     return {"codec": "hevc", "encoder": "libx265 (PyAV)", "preset": "medium", "threads": "x265 default",
             "quality": f"crf {q}", "bytes": nbytes,
-            "encode": {"seconds": enc.seconds, "fps": frames / enc.seconds, "cpu_seconds": enc.cpu_seconds,
-                       "peak_rss_mib": enc.max_rss_kib / 1024},
-            "decode": {"seconds": dec.seconds, "fps": frames / dec.seconds, "cpu_seconds": dec.cpu_seconds,
-                       "peak_rss_mib": dec.max_rss_kib / 1024},
+            "encode": _run_record(enc, frames), "decode": _run_record(dec, frames),
             "encode_command": ["python", "-c", "PYAV_X265", "encode", "clip.y4m", "hevc.hevc", q],
             "decode_command": ["python", "-c", "PYAV_X265", "decode", "hevc.hevc", "hevc.yuv"]}
 
@@ -209,10 +212,7 @@ def run_ffmpeg_codec(exe: str, codec: str, y4m: Path, workdir: Path, frames: int
         raw.unlink(missing_ok=True)
     return {"codec": codec, "encoder": spec.encoder, "preset": spec.preset, "threads": threads,
             "quality": f"{spec.quality_param} {q}", "bytes": nbytes,
-            "encode": {"seconds": enc.seconds, "fps": frames / enc.seconds, "cpu_seconds": enc.cpu_seconds,
-                       "peak_rss_mib": enc.max_rss_kib / 1024},
-            "decode": {"seconds": dec.seconds, "fps": frames / dec.seconds, "cpu_seconds": dec.cpu_seconds,
-                       "peak_rss_mib": dec.max_rss_kib / 1024},
+            "encode": _run_record(enc, frames), "decode": _run_record(dec, frames),
             "encode_command": ["ffmpeg", *[Path(x).name if x in (str(y4m), str(stream)) else x for x in enc_cmd[1:]]],
             "decode_command": ["ffmpeg", *[Path(x).name if x in (str(stream), str(raw)) else x for x in dec_cmd[1:]]]}
 

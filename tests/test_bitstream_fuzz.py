@@ -1,20 +1,17 @@
 """Short fuzz of the .mvt reader; the long run is benchmarks/fuzz_container.py, whose mutation
 and parsing code this reuses. Mutated files may only raise vtoken errors, and fast."""
 
-import importlib.util
 import random
 import time
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vtoken.errors import VtokenError
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_container.py"
-_spec = importlib.util.spec_from_file_location("fuzz_container", _PATH)
-fuzz = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fuzz)
+from scripts import load_benchmark
+
+fuzz = load_benchmark("fuzz_container")
 
 BASES = fuzz.base_streams()
 REGIONS = [fuzz.crc_regions(b) for b in BASES]

@@ -97,7 +97,7 @@ def test_overlapped_codec_gives_the_same_file_and_frames_as_inline(tmp_path, tin
     results = {}
     for depth in (0, 2):
         monkeypatch.setattr(overlap, "DEPTH", depth)
-        mvt, out = tmp_path / f"d{depth}.mvt", tmp_path / f"d{depth}.y4m"
+        mvt = tmp_path / f"d{depth}.mvt"
         vtoken.encode(src, mvt, model=tiny_model_json, chunk_frames=9, key_interval=2, device="cpu")
         frames = np.concatenate(list(vtoken.decode_frames(mvt, model=tiny_model_json, device="cpu")))
         results[depth] = (mvt.read_bytes(), frames)

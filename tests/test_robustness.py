@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+from scripts import load_benchmark
 
 
 def _fuzz_decoder():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_decoder.py"
-    spec = importlib.util.spec_from_file_location("fuzz_decoder", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fuzz_decoder")
 
 
 def test_mutated_streams_raise_only_vtoken_errors(tmp_path, monkeypatch):

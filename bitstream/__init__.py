@@ -8,6 +8,7 @@ from .records import (
     Chunk,
     ChunkEntry,
     StreamHeader,
+    audio_record_size,
     chunk_overhead,
     stream_overhead,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "MvtReader",
     "MvtWriter",
     "StreamHeader",
+    "audio_record_size",
     "chunk_overhead",
     "stream_overhead",
     "open_mvt",

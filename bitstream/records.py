@@ -344,3 +344,8 @@ def chunk_overhead(planes: int) -> int:
 def stream_overhead(header: StreamHeader) -> int:
     """Bytes of a stream that no chunk pays for: header, index record head and footer."""
     return len(pack_header(header)) + RECORD_HEAD.size + INDEX_FIXED.size + 4 + FOOTER.size
+
+
+def audio_record_size(data: bytes, description: str) -> int:
+    """Bytes the audio record costs in the file (a rate target counts them)."""
+    return RECORD_HEAD.size + 2 + len(description.encode("utf-8")) + 8 + len(data) + 4

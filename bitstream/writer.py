@@ -93,6 +93,11 @@ class MvtWriter:
         self._write(pack_record(REC_AUDIO, pack_audio(data, description)))
 
     @property
+    def bytes_written(self) -> int:
+        """Bytes written so far (the file's size once closed; works on a pipe too)."""
+        return self._pos
+
+    @property
     def entries(self) -> list[ChunkEntry]:
         return list(self._entries)
 

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import InputError, UsageError
+from .errors import CorruptChunkError, InputError, UsageError
 
 DEFAULT_CHUNK_FRAMES = 17
 DEFAULT_KEY_INTERVAL = 8
@@ -36,6 +36,7 @@ class EncodeResult:
     device: str
     timings: dict = field(default_factory=dict)
     precision: str = "fp32"
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,20 +102,23 @@ def encode(
     (a target in bits per pixel for the whole file); all planes when none is given. `model` is
     a loaded Tokenizer, a model name / path, or None for the default model. `precision`:
     auto, fp32 or bf16 (see vtoken.codec.precision; auto encodes in fp32)."""
-    from .bitstream import MvtWriter, StreamHeader, stream_overhead
+    from .bitstream import MvtWriter, StreamHeader, audio_record_size, stream_overhead
     from .codec.metadata import color_code_points
-    from .codec.pipeline import Timings, check_frame_area, encode_chunks, stream_chunks
+    from .codec.pipeline import Timings, check_chunk_size, check_frame_area, encode_chunks, stream_chunks
     from .codec.precision import resolve_precision
     from .codec.rate import RateController, planes_for_quality
     from .entropy import FORMAT_VERSION as ENTROPY_FORMAT_VERSION
-    from .fsutil import atomic_path
+    from .fsutil import atomic_path, check_input_path, check_output_path
     from .media import VideoReader, extract_audio
     from .models import load_model
+    from .validate import encode_options
 
-    if sum(x is not None for x in (planes, quality, bpp)) > 1:
-        raise UsageError("give only one of planes/bits, quality or bpp")
-    if key_interval < 1:
-        raise UsageError(f"key interval must be at least 1 chunk, got {key_interval}")
+    # Arguments, the input and the output are checked before the model loads (issue 11).
+    encode_options(src=src, dst=dst, planes=planes, quality=quality, bpp=bpp, device=device,
+                   chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
+                   overwrite=overwrite, progress=progress)
+    check_input_path(src, "video file or folder of images", folder_ok=True)
+    check_output_path(dst, overwrite, inputs=[src])
     dev = resolve_device(device)
     mode = resolve_precision(precision, dev, "encode")
     net = model if hasattr(model, "encode_bits") else load_model(model, device=dev)
@@ -124,6 +128,8 @@ def encode(
     bits, tf = net.config.bits, net.config.temporal_factor
     if chunk_frames < 1 or (chunk_frames - 1) % tf:
         raise UsageError(f"chunk frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), got {chunk_frames}")
+    if planes is not None and planes > bits:
+        raise UsageError(f"planes must be from 1 to {bits} for this model, got {planes}")
     if quality is not None:
         planes = planes_for_quality(quality, bits)
     rate = RateController(bits, planes=None if bpp is not None else (planes or bits), bpp=bpp)
@@ -133,6 +139,7 @@ def encode(
     with VideoReader(src) as reader:
         info = reader.info
         check_frame_area(info.width, info.height, str(src))
+        check_chunk_size(chunk_frames, info.width, info.height, str(src))
         audio = extract_audio(src)
         header = StreamHeader(
             model_name=net.identity.name,
@@ -151,8 +158,9 @@ def encode(
             **color_code_points(info),
             extra={"source": Path(src).name, "rate": {"planes": rate.planes, "bpp": bpp}},
         )
-        rate.fixed_bytes = stream_overhead(header)
-        with atomic_path(dst, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+        # A rate target counts the whole file: headers, index and the carried audio too.
+        rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
+        with atomic_path(dst, overwrite=overwrite, inputs=[src]) as tmp, open(tmp, "wb") as f:
             writer = MvtWriter(f, header)
             with _progress(progress, info.frame_count, "encode") as bar:
                 chunks = stream_chunks(reader.frames(), chunk_frames, key_interval, tf)
@@ -163,9 +171,10 @@ def encode(
             if audio is not None:
                 writer.write_audio(*audio)
             writer.close()
+            size = writer.bytes_written
     seconds = time.perf_counter() - started
-    size = os.path.getsize(dst)
     frames = totals["frames"]
+    miss = rate.miss(size)
     return EncodeResult(
         path=str(dst),
         frames=frames,
@@ -180,6 +189,7 @@ def encode(
         device=str(dev),
         timings=timings.as_dict(),
         precision=mode,
+        warnings=[miss] if miss else [],
     )
 
 
@@ -222,21 +232,25 @@ def _decoding(src, model, device, start: int, frames: int | None, planes: int | 
     """Checked arguments, the open stream, the model it needs, the device and the model's
     precision: (reader, model, device, precision)."""
     from .codec.precision import resolve_precision
+    from .codec.preflight import check_stream
+    from .fsutil import check_input_path
 
     _check_window(start, frames, planes)
+    check_input_path(src, ".mvt file")
     dev = resolve_device(device)
     mode = resolve_precision(precision, dev, "decode")
     with _open_stream(src, tolerant) as reader:
+        # Sizes, planes and damage are checked on the container alone, before the model loads.
+        check_stream(reader, start, frames, planes, tolerant)
         yield reader, _model_for(reader.header, model, dev), dev, mode
 
 
 def _check_window(start: int, frames: int | None, planes: int | None) -> None:
-    if start < 0:
-        raise UsageError(f"start must be >= 0, got {start}")
-    if frames is not None and frames < 1:
-        raise UsageError(f"frames must be >= 1, got {frames}")
-    if planes is not None and planes < 1:
-        raise UsageError(f"planes must be >= 1, got {planes}")
+    from .validate import integer
+
+    integer("start", start, 0, 100_000_000)
+    integer("frames", frames, 1, optional=True)
+    integer("planes", planes, 1, 64, optional=True)
 
 
 def decode_frames(
@@ -253,7 +267,10 @@ def decode_frames(
 ) -> Iterator[np.ndarray]:
     """Yield decoded frames of a .mvt file, uint8 [t, H, W, 3] per chunk."""
     from .codec.pipeline import Timings, decode_chunks
+    from .validate import decode_options
 
+    decode_options(src=src, start=start, frames=frames, planes=planes, tolerant=tolerant, device=device,
+                   precision=precision)
     sink = warnings if warnings is not None else []
     with _decoding(src, model, device, start, frames, planes, tolerant, precision) as (reader, net, dev, mode):
         for decoded in decode_chunks(
@@ -283,8 +300,14 @@ def decode(
     `precision`: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16."""
     from .codec.metadata import color_names
     from .codec.pipeline import Timings, decode_chunks
-    from .media import VideoWriter
+    from .fsutil import check_output_path
+    from .media import VideoWriter, output_kind
+    from .validate import decode_options
 
+    decode_options(src=src, dst=dst, start=start, frames=frames, planes=planes, tolerant=tolerant,
+                   device=device, precision=precision, overwrite=overwrite, progress=progress)
+    kind = output_kind(dst)
+    check_output_path(dst, overwrite, inputs=[src], directory=kind == "png")
     started = time.perf_counter()
     timings = Timings()
     warnings: list[str] = []
@@ -292,10 +315,10 @@ def decode(
     count = 0
     with _decoding(src, model, device, start, frames, planes, tolerant, precision) as (reader, net, dev, mode):
         h = reader.header
-        audio = reader.audio() if start == 0 else None
+        audio = _carried_audio(reader, warnings) if start == 0 and kind == "video" else None
         color = color_names(h)
         with VideoWriter(dst, h.width, h.height, Fraction(h.fps_num, h.fps_den), overwrite=overwrite,
-                         audio=audio, color=color) as out, _progress(progress, frames or h.frame_count or None, "decode") as bar:
+                         audio=audio, color=color, inputs=[src]) as out, _progress(progress, frames or h.frame_count or None, "decode") as bar:
             for decoded in decode_chunks(
                 reader, net, device=dev, start=start, count=frames, planes=planes,
                 tolerant=tolerant, timings=timings, warnings=warnings, precision=mode,
@@ -310,6 +333,9 @@ def decode(
                 bar.update(n)
             if count == 0:
                 raise InputError(f"{src}: no frame to decode in the requested range")
+            if len(concealed) == count:
+                # Every frame is a concealment: that is a failure, not an output.
+                raise CorruptChunkError(f"{src}: every frame was concealed; nothing could be decoded")
         warnings.extend(reader.warnings)
         size = reader.file_bytes
         stored_frames = sum(e.frame_count for e in reader.entries)
@@ -334,20 +360,35 @@ def decode(
     )
 
 
+def _carried_audio(reader, warnings: list[str]):
+    """The stream's audio, or None with a warning when its record or its data is broken: a
+    broken audio record never stops the video."""
+    from .errors import VtokenError
+    from .media.audio import check_audio_blob
+
+    try:
+        audio = reader.audio()
+        check_audio_blob(audio)
+        return audio
+    except VtokenError as exc:
+        warnings.append(f"audio dropped: {exc}")
+        return None
+
+
 def info(src) -> dict:
     """JSON-ready description of a .mvt file (needs neither torch nor the model)."""
     from .bitstream import read_info
+    from .fsutil import check_input_path
+    from .validate import path
 
+    check_input_path(path("src", src), ".mvt file")
     return read_info(src)
 
 
 def _frames_array(frames) -> np.ndarray:
-    arr = np.asarray(frames)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise UsageError("frames must be uint8 RGB of shape [T, H, W, 3] or [H, W, 3]")
-    return arr
+    from .validate import frames_array
+
+    return frames_array(frames)
 
 
 def tokenize(frames, *, model=None, planes: int | None = None, device: str = "auto") -> np.ndarray:
@@ -362,7 +403,10 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = "au
     from .models import load_model
     from .models.lfq import bits_to_indices
 
+    from .validate import integer
+
     arr = _frames_array(frames)
+    integer("planes", planes, 1, 64, optional=True)
     dev = resolve_device(device)
     net = model if hasattr(model, "encode_bits") else load_model(model, device=dev)
     cfg = net.config
@@ -383,15 +427,16 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = "
     from .models import load_model
     from .models.lfq import indices_to_bits
 
-    grid = np.asarray(tokens)
-    if grid.ndim == 2:
-        grid = grid[None]
-    if grid.ndim != 3 or not np.issubdtype(grid.dtype, np.integer):
-        raise UsageError("tokens must be an integer array of shape [T', H', W'] or [H', W']")
+    from .validate import integer, token_grid
+
+    grid = token_grid(tokens)
+    integer("planes", planes, 1, 64, optional=True)
     dev = resolve_device(device)
     net = model if hasattr(model, "decode_bits") else load_model(model, device=dev)
     cfg = net.config
     keep = cfg.bits if planes is None else planes
+    if not 1 <= keep <= cfg.bits:
+        raise UsageError(f"planes must be from 1 to {cfg.bits}, got {planes}")
     if grid.min() < 0 or grid.max() >= 2**keep:
         raise UsageError(f"tokens must lie in [0, 2**{keep})")
     bits = indices_to_bits(torch.from_numpy(grid.astype(np.int64)), keep, dim=0).to(torch.uint8)

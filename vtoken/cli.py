@@ -1,8 +1,10 @@
 """Command line: a thin click layer over vtoken.api.
 
-Data goes to stdout (`--json`), logs and progress bars to stderr. Exit codes: 0 ok,
-1 failure, 2 usage, 3 malformed stream, 4 corrupt chunk, 5 model missing or mismatched,
-130 interrupted. Errors are one line; `--debug` shows the traceback.
+Data goes to stdout (`--json`, or the stream itself with `-o -`), logs and progress bars to
+stderr. Exit codes: 0 ok, 1 failure, 2 usage, 3 malformed stream, 4 corrupt chunk, 5 model
+missing or mismatched, 128 + N on signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP). Errors are
+one line; text that comes from a file is escaped (vtoken.textsafe); `--debug` shows the
+traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import click
 
 from . import __version__
 from .errors import UsageError, VtokenError
+from .textsafe import escape
 
 log = logging.getLogger("vtoken")
 
@@ -57,11 +60,13 @@ class VtokenGroup(click.Group):
         except VtokenError as exc:
             if debug:
                 raise
-            click.echo(f"vtoken: error: {exc}", err=True)
+            click.echo(f"vtoken: error: {escape(exc)}", err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # SIGINT, SIGTERM, SIGHUP (vtoken.signals)
+            from .signals import exit_code
+
             click.echo("vtoken: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(exit_code(exc))
         except BrokenPipeError:
             # stdout was closed early (e.g. `vtoken info x.mvt | head`): not an error.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -71,7 +76,7 @@ class VtokenGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
             if debug:
                 raise
-            click.echo(f"vtoken: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            click.echo(f"vtoken: internal error: {type(exc).__name__}: {escape(exc)} (rerun with --debug for the traceback)", err=True)
             ctx.exit(1)
 
 
@@ -82,16 +87,38 @@ class VtokenGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 def main(debug: bool, verbose: bool):
     """vtoken: neural video codec and visual tokenizer (MAGVIT-v2, LFQ bit-planes)."""
+    from .signals import install
+
+    install()  # SIGTERM / SIGHUP clean up like Ctrl-C: no output, visible or hidden, is left
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="vtoken: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_escape_record)
+
+
+def _escape_record(record: logging.LogRecord) -> bool:
+    """Log lines may quote a file's text: escape it like every other line."""
+    record.msg, record.args = escape(record.getMessage()), None
+    return True
+
+
+def _say(text: str, to_stderr: bool = False) -> None:
+    """A human-readable line (escaped); on stderr when stdout carries the output itself."""
+    click.echo(escape(text), err=to_stderr)
+
+
+def _stdout_output(dst) -> bool:
+    from .fsutil import is_stream, same_file
+
+    return str(dst) == "-" or (is_stream(dst) and same_file(dst, "/dev/stdout"))
 
 
 def _emit(data: dict, as_json: bool, lines: list[str]) -> None:
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps(data, indent=2, default=str))  # json escapes control characters itself
     else:
         for line in lines:
-            click.echo(line)
+            _say(line)
 
 
 def _show_progress(flag: bool | None) -> bool:
@@ -103,8 +130,10 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("-d", "--out-dir", type=click.Path(file_okay=False), help="Encode every input into this folder as NAME.mvt.")
 @click.option("-q", "--quality", type=int, help="Quality level 1..8 (8 keeps every bit-plane).")
 @click.option("-b", "--bits", "--planes", "planes", type=int, help="Number of bit-planes to keep (1..K).")
-@click.option("--bpp", type=float, help="Target bits per pixel for the whole file.")
-@click.option("--bitrate", type=float, help="Target bit rate in kbit/s (converted to bpp from the input's size and rate).")
+@click.option("--bpp", type=float, help="Target bits per pixel, counting the whole file (headers and carried audio "
+              "included); warns with the reachable rate when it cannot be met within 10 %.")
+@click.option("--bitrate", type=float, help="Target bit rate in kbit/s of the whole file, audio included (converted to "
+              "bpp from the input's size and rate).")
 @click.option("--model", "model", help="Model name or path to its .json (default: the shipped model).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--chunk-frames", type=int, default=17, show_default=True, help="Frames per chunk (1 + 4n).")
@@ -116,23 +145,26 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, precision, key_interval, overwrite,
            as_json, progress):
-    """Encode a video or image into a .mvt file.
+    """Encode a video or image into a .mvt file (OUTPUT `-` writes it to stdout).
 
     \b
       vtoken encode in.mp4 out.mvt --quality 4
       vtoken encode a.mp4 b.mp4 -d outdir/
     """
     from . import api
+    from .fsutil import check_distinct_outputs
 
     if out_dir is None:
         if len(paths) != 2:
             raise UsageError("give INPUT OUTPUT, or several inputs with -d OUTDIR")
         jobs = [(paths[0], paths[1])]
     else:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = _out_dir(out_dir)
         # Output names come from the input's base name only, so nothing escapes OUTDIR.
         jobs = [(p, str(out / (Path(p).stem + ".mvt"))) for p in paths]
+        check_distinct_outputs(dst for _, dst in jobs)  # before anything is written
+    if as_json and any(_stdout_output(dst) for _, dst in jobs):
+        raise UsageError("--json and an output on stdout cannot share it: drop --json or name an output file")
     if bitrate is not None:
         if bpp is not None:
             raise UsageError("give --bpp or --bitrate, not both")
@@ -151,25 +183,43 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                              chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                              overwrite=overwrite, progress=_show_progress(progress))
             results.append(res.to_dict())
+            for warning in res.warnings:
+                _say(f"vtoken: warning: {src}: {warning}", to_stderr=True)
             if not as_json:
-                click.echo(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, {res.bytes} bytes, "
-                           f"{res.bpp:.4f} bpp, planes {min(res.planes)}-{max(res.planes)}, {res.fps:.1f} fps on {res.device}")
+                _say(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, {res.bytes} bytes, "
+                     f"{res.bpp:.4f} bpp, planes {min(res.planes)}-{max(res.planes)}, {res.fps:.1f} fps on {res.device}",
+                     to_stderr=_stdout_output(dst))
         except VtokenError as exc:
             if len(jobs) == 1:
                 raise
             failures.append({"input": src, "error": str(exc)})
-            click.echo(f"vtoken: error: {src}: {exc}", err=True)
+            _say(f"vtoken: error: {src}: {exc}", to_stderr=True)
     if as_json:
         click.echo(json.dumps(results[0] if len(jobs) == 1 else {"results": results, "failures": failures}, indent=2))
     if failures:
-        click.echo(f"vtoken: {len(failures)} of {len(jobs)} inputs failed: " + ", ".join(f["input"] for f in failures), err=True)
+        _say(f"vtoken: {len(failures)} of {len(jobs)} inputs failed: " + ", ".join(f["input"] for f in failures), True)
         sys.exit(1)
+
+
+def _out_dir(out_dir: str) -> Path:
+    """The -d folder, made when missing; a file or the like there is refused."""
+    from .errors import OutputError
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"-d {out_dir}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"-d {out_dir}: cannot make the folder: {exc.strerror or exc}") from None
+    return out
 
 
 @main.command()
 @click.argument("src", type=click.Path())
 @click.option("-o", "--output", "dst", required=True, type=click.Path(),
-              help="out.mp4 / out.mkv / out.y4m, or a folder (ending in /) for PNG frames.")
+              help="out.mp4 / out.mkv / out.y4m, a folder (ending in /) for PNG frames, or - for y4m on stdout "
+                   "(a pipe or device is written through; -y replaces a regular file, nothing else).")
 @click.option("--start", type=int, default=0, show_default=True, help="First frame to decode.")
 @click.option("--frames", type=int, help="Number of frames to decode (default: to the end).")
 @click.option("--planes", type=int, help="Decode with only the first N bit-planes (lower quality).")
@@ -185,15 +235,20 @@ def decode(src, dst, start, frames, planes, tolerant, model, device, precision, 
     """Decode a .mvt file to a video, a .y4m file or PNG frames."""
     from . import api
 
+    piped = _stdout_output(dst)
+    if as_json and piped:
+        raise UsageError("--json and -o - cannot share stdout: drop --json or name an output file")
     res = api.decode(src, dst, model=model, device=device, start=start, frames=frames, planes=planes,
                      tolerant=tolerant, precision=precision, overwrite=overwrite, progress=_show_progress(progress))
     for warning in res.warnings:
-        click.echo(f"vtoken: warning: {warning}", err=True)
+        _say(f"vtoken: warning: {warning}", to_stderr=True)
     if res.concealed_frames:
-        click.echo(f"vtoken: warning: {len(res.concealed_frames)} frames concealed: "
-                   f"{_ranges(res.concealed_frames)}", err=True)
-    _emit(res.to_dict(), as_json, [f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, "
-                                   f"{res.fps:.1f} fps on {res.device}"])
+        _say(f"vtoken: warning: {len(res.concealed_frames)} frames concealed: {_ranges(res.concealed_frames)}", True)
+    line = f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, {res.fps:.1f} fps on {res.device}"
+    if piped:
+        _say(line, to_stderr=True)
+    else:
+        _emit(res.to_dict(), as_json, [line])
 
 
 def _ranges(values: list[int]) -> str:
@@ -225,15 +280,21 @@ def info(src, as_json):
 @click.option("--planes", type=int, required=True, help="Keep the first N bit-planes of every chunk.")
 @click.option("-y", "--overwrite", is_flag=True)
 def trim(src, dst, planes, overwrite):
-    """Cut a .mvt file down to fewer bit-planes (a smaller, lower-quality file; no re-encode)."""
-    from .bitstream import truncate_planes
-    from .fsutil import atomic_path
+    """Cut a .mvt file down to fewer bit-planes (a smaller, lower-quality file; no re-encode).
+    DST `-` writes it to stdout."""
+    from .bitstream import open_mvt, truncate_planes
+    from .fsutil import atomic_path, check_input_path, check_output_path
+    from .validate import integer
 
-    if planes < 1:
-        raise UsageError(f"planes must be >= 1, got {planes}")
-    with open(src, "rb") as fin, atomic_path(dst, overwrite=overwrite) as tmp, open(tmp, "wb") as fout:
-        truncate_planes(fin, fout, planes)
-    click.echo(f"{src} -> {dst}: {Path(dst).stat().st_size} bytes")
+    integer("planes", planes, 1, 64)
+    check_input_path(src, ".mvt file")
+    check_output_path(dst, overwrite, inputs=[src])
+    with open_mvt(src) as reader:
+        if planes > reader.header.bits:
+            raise UsageError(f"planes must be from 1 to {reader.header.bits} for this file, got {planes}")
+    with open(src, "rb") as fin, atomic_path(dst, overwrite=overwrite, inputs=[src]) as tmp, open(tmp, "wb") as fout:
+        stats = truncate_planes(fin, fout, planes)
+    _say(f"{src} -> {dst}: {stats['bytes_out']} bytes", to_stderr=_stdout_output(dst))
 
 
 def _register_optional_commands() -> None:

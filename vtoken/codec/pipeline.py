@@ -28,7 +28,7 @@ import numpy as np
 
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder
-from ..errors import CorruptChunkError, InputError, StreamError
+from ..errors import CorruptChunkError, InputError, StreamError, UsageError
 from .frames import pad_frames, to_frames, to_tensor
 from .overlap import ahead
 from .precision import autocast
@@ -48,6 +48,22 @@ def check_frame_area(width: int, height: int, what: str, error: type = InputErro
     if width * height > MAX_FRAME_AREA:
         raise error(f"{what}: {width}x{height} frames are larger than vtoken supports "
                     f"({MAX_FRAME_AREA} pixels, e.g. 4096x2304); scale down first, e.g. ffmpeg -vf scale=3840:-2")
+
+
+# Largest chunk (frames x pixels) the decoder runs its model on at once: a 17-frame 4K chunk,
+# the largest the default settings make. Memory grows with it (about 2 GB of frames and
+# activations at this size), so a header asking for more is refused before anything is
+# allocated, and the encoder refuses to write a stream its own decoder would refuse.
+MAX_CHUNK_PIXELS = 17 * MAX_FRAME_AREA
+
+
+def check_chunk_size(frames_per_chunk: int, width: int, height: int, what: str, error: type = UsageError) -> None:
+    """Refuse chunks of more than MAX_CHUNK_PIXELS pixels (`error`: UsageError for an encode
+    setting, StreamError for a .mvt header)."""
+    if frames_per_chunk * width * height > MAX_CHUNK_PIXELS:
+        most = max(1, MAX_CHUNK_PIXELS // max(1, width * height))
+        raise error(f"{what}: chunks of {frames_per_chunk} frames at {width}x{height} are larger than vtoken "
+                    f"decodes at once ({MAX_CHUNK_PIXELS} pixels: at most {most} frames per chunk at this size)")
 
 
 def expected_latent_shape(frames: int, height: int, width: int, cfg, key: bool = True) -> tuple[int, int, int]:
@@ -306,6 +322,7 @@ def decode_chunks(
     header = reader.header
     cfg = model.config
     check_frame_area(header.width, header.height, "stream", StreamError)
+    check_chunk_size(header.frames_per_chunk, header.width, header.height, "stream", StreamError)
     if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
         raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
                           f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")

@@ -33,9 +33,11 @@ class RateController:
     bits: int
     planes: int | None = None
     bpp: float | None = None
-    fixed_bytes: int = 0  # what the stream costs whatever is kept (header, index, footer)
+    fixed_bytes: int = 0  # what the file costs whatever is kept (header, index, footer, audio)
     _spent: int = 0  # bytes the chunks so far kept (segments and their overhead)
     _pixels: int = 0  # pixels covered so far
+    _lowest: int = 0  # bytes the chunks so far would cost with one plane each
+    _highest: int = 0  # ... and with every plane
 
     def __post_init__(self):
         if (self.planes is None) == (self.bpp is None):
@@ -50,14 +52,42 @@ class RateController:
 
         `pixels` = frames x width x height of the chunk; `overhead(planes)` = bytes the chunk
         costs beyond its segments. The budget is cumulative, so a chunk that spends less
-        leaves more for the next. A target never drops below one plane."""
+        leaves more for the next, and one that overshoots takes it back from the next: each chunk
+        keeps the prefix whose cost lands nearest the budget (error diffusion), so the file
+        ends within about half a plane of its last chunk of the target. A target never drops
+        below one plane."""
+        n = len(segment_sizes)
         if self.planes is not None:
-            kept = min(self.planes, len(segment_sizes))
+            kept = min(self.planes, n)
         else:
             budget = (self._pixels + pixels) * self.bpp / 8 - self.fixed_bytes - self._spent
-            kept = 1
-            while kept < len(segment_sizes) and sum(segment_sizes[: kept + 1]) + overhead(kept + 1) <= budget:
-                kept += 1
+            costs = [sum(segment_sizes[:k]) + overhead(k) for k in range(1, n + 1)]
+            kept = 1 + min(range(len(costs)), key=lambda i: abs(costs[i] - budget)) if costs else 0
         self._spent += overhead(kept) + sum(segment_sizes[:kept])
         self._pixels += pixels
+        self._lowest += overhead(min(1, n)) + sum(segment_sizes[:1])
+        self._highest += overhead(n) + sum(segment_sizes)
         return kept
+
+    # A target met within this fraction is met; otherwise the encoder says what it got.
+    TOLERANCE = 0.10
+
+    def miss(self, file_bytes: int) -> str | None:
+        """A sentence when a bpp target was not met within TOLERANCE (None when it was, or with
+        a fixed number of planes): the target was below one plane per chunk, above every plane,
+        or between steps too coarse for this clip. Rates count the whole file, audio included."""
+        if self.bpp is None or not self._pixels:
+            return None
+        got = file_bytes * 8 / self._pixels
+        if abs(got - self.bpp) <= self.TOLERANCE * self.bpp:
+            return None
+        low = (self.fixed_bytes + self._lowest) * 8 / self._pixels
+        high = (self.fixed_bytes + self._highest) * 8 / self._pixels
+        if self.bpp < low:
+            why = f"the lowest reachable rate for this input is about {low:.4g} bpp (one bit-plane per chunk"
+            why += f"; {self.fixed_bytes * 8 / self._pixels:.4g} bpp of it headers and audio)" if self.fixed_bytes else ")"
+        elif self.bpp > high:
+            why = f"the highest reachable rate for this input is about {high:.4g} bpp (every bit-plane)"
+        else:
+            why = "the clip has too few chunks for finer steps between bit-planes"
+        return f"target {self.bpp:.4g} bpp not reached: got {got:.4g} bpp ({(got / self.bpp - 1) * 100:+.0f} %); {why}"

@@ -184,7 +184,14 @@ def check_audio_blob(audio) -> None:
         return
     if not (isinstance(audio, tuple) and len(audio) == 2 and isinstance(audio[0], (bytes, bytearray))):
         raise InputError("audio must be (bytes, description) as returned by extract_audio")
+    # Demux it all up front (it is in memory already): data that opens but breaks later
+    # would otherwise fail the video's output half-way.
     try:
-        av.open(io.BytesIO(audio[0]), "r").close()
-    except av.error.FFmpegError:
+        with av.open(io.BytesIO(audio[0]), "r") as blob:
+            streams = list(blob.streams.audio)
+            if not streams:
+                raise InputError("the audio blob holds no audio stream")
+            for _ in blob.demux(streams):
+                pass
+    except (av.error.FFmpegError, ValueError, TypeError, IndexError, OverflowError, UnicodeDecodeError):
         raise InputError("the audio blob is not a readable container") from None

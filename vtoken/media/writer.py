@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -37,7 +38,7 @@ import av
 import numpy as np
 
 from ..errors import OutputError, UsageError
-from ..fsutil import atomic_path
+from ..fsutil import atomic_path, is_stream
 from . import color as col
 from .audio import AudioMuxer, check_audio_blob
 
@@ -46,12 +47,17 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 QUALITY_CRF = {"high": 12, "medium": 18, "low": 23}
 QUALITIES = (*QUALITY_CRF, "lossless")
+# The only names a PNG-folder output writes: an existing folder keeps everything else.
+FRAME_NAME = re.compile(r"^\d{6}\.png$")
 
 
 def output_kind(path) -> str:
     """'video', 'y4m' or 'png' for an output path (UsageError for an unknown suffix)."""
     s = os.fspath(path)
     p = Path(s)
+    if is_stream(s):
+        # A pipe or device (`-o -`, /dev/stdout, a FIFO) takes a stream, never a folder.
+        return "video" if p.suffix.lower() in VIDEO_SUFFIXES else "y4m"
     if s.endswith(("/", os.sep)) or p.is_dir() or not p.suffix:
         return "png"
     suffix = p.suffix.lower()
@@ -77,7 +83,8 @@ class VideoWriter:
     """Write uint8 RGB frames to `path` (see the module docstring for the kinds)."""
 
     def __init__(self, path, width: int, height: int, fps: Fraction, *, overwrite: bool = False,
-                 audio: tuple[bytes, str] | None = None, color: dict | None = None, quality: str = "high"):
+                 audio: tuple[bytes, str] | None = None, color: dict | None = None, quality: str = "high",
+                 inputs=()):
         self.path = Path(path)
         self.kind = output_kind(path)
         if int(width) < 1 or int(height) < 1:
@@ -95,7 +102,9 @@ class VideoWriter:
         self._out = None
         self._audio = None
         # atomic_path checks overwrite / folder before we create anything
-        self._atomic = atomic_path(path, overwrite=overwrite, directory=self.kind == "png")
+        self._stream_out = is_stream(path)
+        self._atomic = atomic_path(path, overwrite=overwrite, directory=self.kind == "png", inputs=inputs,
+                                   owned=FRAME_NAME)
         self._tmp = self._atomic.__enter__()
         try:
             if self.kind == "video":
@@ -134,7 +143,9 @@ class VideoWriter:
         pix_fmt = "yuv444p" if (odd or self.quality == "lossless") else "yuv420p"
         if odd:
             log.info("odd frame size %dx%d: writing 4:4:4 H.264 (4:2:0 needs even sizes)", self.width, self.height)
-        self._out = av.open(str(self._tmp), "w", format=fmt)
+        # A pipe cannot be seeked back to patch the index: MP4/MOV go out fragmented there.
+        options = {"movflags": "frag_keyframe+empty_moov"} if self._stream_out and fmt != "matroska" else {}
+        self._out = av.open(str(self._tmp), "w", format=fmt, options=options)
         self._stream = self._add_stream(codec, pix_fmt)
         if codec == "libx264":
             # veryfast: twice the speed of medium at CRF 12 for the same PSNR (measured on 1080p)

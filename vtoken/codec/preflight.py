@@ -1,0 +1,68 @@
+"""Cheap checks of a stream before the expensive stages (model load, entropy decoding, the
+model itself) run: what a hostile or damaged file can make a decode spend.
+
+Everything here reads only the container (CRCs, chunk headers, shapes), so it costs time in
+proportion to the bytes of the file. A strict decode of a stream with a damaged chunk, or a
+tolerant decode of a stream with nothing decodable in it, fails here, before the model has
+decoded a single frame; frame sizes and chunk sizes beyond what the decoder runs at once are
+refused before anything is allocated."""
+
+from __future__ import annotations
+
+from ..errors import CorruptChunkError, StreamError, UsageError
+from .pipeline import check_chunk_size, check_frame_area, expected_latent_shape
+
+
+class _Factors:
+    """The header's down-sampling factors, in the shape expected_latent_shape wants."""
+
+    def __init__(self, header):
+        self.temporal_factor = header.temporal_factor
+        self.spatial_factor = header.spatial_factor
+
+
+def check_stream(reader, start: int = 0, count: int | None = None, planes: int | None = None,
+                 tolerant: bool = False) -> None:
+    """Refuse, before any decoding, a stream (or the requested window of it) that cannot
+    decode: sizes beyond the decoder's, planes the file does not have, and (strict) any
+    damaged chunk in the window or (tolerant) a window without a single decodable chunk."""
+    h = reader.header
+    check_frame_area(h.width, h.height, "stream", StreamError)
+    check_chunk_size(h.frames_per_chunk, h.width, h.height, "stream", StreamError)
+    if planes is not None and planes > h.bits:
+        raise UsageError(f"planes must be from 1 to {h.bits} for this file, got {planes}")
+    entries = reader.entries
+    if not entries:
+        return
+    last = entries[-1].first_frame + entries[-1].frame_count
+    stop = last if count is None else min(last, start + count)
+    if start >= stop:
+        return
+    first = reader.chunk_for_frame(start)
+    try:
+        begin = reader.key_chunk_before(first)
+    except CorruptChunkError:
+        if not tolerant:
+            raise
+        begin = first
+    factors, usable = _Factors(h), 0
+    for i in range(begin, len(entries)):
+        entry = entries[i]
+        if entry.first_frame >= stop:
+            break
+        try:
+            chunk = reader.read_chunk(i)
+            want = expected_latent_shape(entry.frame_count, h.height, h.width, factors, key=entry.key)
+            if tuple(chunk.latent_shape) != want:
+                raise CorruptChunkError(f"chunk {i}: latent shape {tuple(chunk.latent_shape)} does not match "
+                                        f"the video ({want})", chunk=i)
+            if not chunk.segments:
+                raise CorruptChunkError(f"chunk {i} has no decodable plane", chunk=i)
+        except CorruptChunkError:
+            if not tolerant:
+                raise
+            continue
+        usable += 1
+    if tolerant and usable == 0:
+        raise CorruptChunkError("no chunk of the requested frames is intact: nothing can be decoded "
+                                "(tolerant decoding conceals damaged chunks, but needs at least one good one)")

@@ -34,9 +34,16 @@ def _stat(path, follow: bool = True) -> os.stat_result | None:
         return None
 
 
+# Names of the process's own file descriptors: streams whatever they point at (a shell may
+# have redirected stdout to a regular file, which the redirection already truncated).
+_FD_NAMES = re.compile(r"^/(dev/(stdout|stderr|fd/\d+)|proc/(self|\d+)/fd/\d+)$")
+
+
 def is_stream(path) -> bool:
-    """`-`, or an existing character device or FIFO (links followed): written through."""
-    if os.fspath(path) == STDOUT:
+    """`-`, /dev/stdout-like names, or an existing character device or FIFO (links
+    followed): written through."""
+    raw = os.fspath(path)
+    if raw == STDOUT or _FD_NAMES.match(raw):
         return True
     st = _stat(path)
     return st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode))

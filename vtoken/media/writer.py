@@ -68,6 +68,24 @@ def output_kind(path) -> str:
     raise UsageError(f"cannot write {p.suffix} files: use .mp4, .mkv, .mov, .y4m or a folder/ for PNG frames")
 
 
+INT32_MAX = (1 << 31) - 1
+
+
+def writable_rate(fps: Fraction) -> Fraction:
+    """`fps` as ffmpeg can hold it (32-bit signed numerator and denominator): a .mvt header
+    may carry any 32-bit unsigned pair, so an out-of-range one is approximated, and one beyond
+    INT32_MAX frames per second is clamped, with a log message."""
+    if fps.numerator <= INT32_MAX and fps.denominator <= INT32_MAX:
+        return fps
+    near = fps.limit_denominator(INT32_MAX)
+    if near <= 0:
+        near = Fraction(1, INT32_MAX)
+    if near.numerator > INT32_MAX:
+        near = Fraction(INT32_MAX)
+    log.warning("frame rate %s cannot be written exactly; using %s", fps, near)
+    return near
+
+
 def h264_encoder() -> str:
     """The H.264 encoder this ffmpeg offers (libx264 preferred), or 'mpeg4' without one."""
     for name in ("libx264", "h264"):
@@ -90,7 +108,7 @@ class VideoWriter:
         if int(width) < 1 or int(height) < 1:
             raise UsageError(f"frame size {width}x{height} is not valid")
         self.width, self.height = int(width), int(height)
-        self.fps = Fraction(fps)
+        self.fps = writable_rate(Fraction(fps))
         if self.fps <= 0:
             raise UsageError(f"frame rate {fps} is not positive")
         if quality not in QUALITIES:

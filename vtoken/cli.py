@@ -63,9 +63,11 @@ class VtokenGroup(click.Group):
             click.echo(f"vtoken: error: {escape(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:  # SIGINT, SIGTERM, SIGHUP (vtoken.signals)
-            from .signals import exit_code
+            from .signals import Interrupted, exit_code, leave
 
             click.echo("vtoken: interrupted", err=True)
+            if isinstance(exc, Interrupted):
+                leave(exit_code(exc))  # outputs are cleaned up by now; stage threads may not be done
             ctx.exit(exit_code(exc))
         except BrokenPipeError:
             # stdout was closed early (e.g. `vtoken info x.mvt | head`): not an error.

@@ -50,3 +50,17 @@ def install() -> bool:
 def exit_code(exc: BaseException) -> int:
     """128 + the signal for an interruption (130 for a plain KeyboardInterrupt)."""
     return getattr(exc, "exit_code", 128 + signal.SIGINT)
+
+
+def leave(code: int) -> None:
+    """Exit now with `code`, once the exception has unwound every output's cleanup. A normal
+    interpreter exit would wait on, or tear down under, stage threads still inside the model
+    (a crash at shutdown), so the process ends here after flushing its streams."""
+    import contextlib
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

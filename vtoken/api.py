@@ -160,6 +160,7 @@ def encode(
         )
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
+        rate.total_pixels = (info.frame_count or 0) * info.width * info.height
         with atomic_path(dst, overwrite=overwrite, inputs=[src]) as tmp, open(tmp, "wb") as f:
             writer = MvtWriter(f, header)
             with _progress(progress, info.frame_count, "encode") as bar:

@@ -34,6 +34,9 @@ class RateController:
     planes: int | None = None
     bpp: float | None = None
     fixed_bytes: int = 0  # what the file costs whatever is kept (header, index, footer, audio)
+    # Pixels of the whole video when known: the fixed bytes are then charged pro rata, so a
+    # large audio track does not starve the first chunks and flood the last ones.
+    total_pixels: int = 0
     _spent: int = 0  # bytes the chunks so far kept (segments and their overhead)
     _pixels: int = 0  # pixels covered so far
     _lowest: int = 0  # bytes the chunks so far would cost with one plane each
@@ -60,7 +63,9 @@ class RateController:
         if self.planes is not None:
             kept = min(self.planes, n)
         else:
-            budget = (self._pixels + pixels) * self.bpp / 8 - self.fixed_bytes - self._spent
+            covered = self._pixels + pixels
+            share = min(1.0, covered / self.total_pixels) if self.total_pixels else 1.0
+            budget = covered * self.bpp / 8 - self.fixed_bytes * share - self._spent
             costs = [sum(segment_sizes[:k]) + overhead(k) for k in range(1, n + 1)]
             kept = 1 + min(range(len(costs)), key=lambda i: abs(costs[i] - budget)) if costs else 0
         self._spent += overhead(kept) + sum(segment_sizes[:kept])

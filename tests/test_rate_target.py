@@ -1,0 +1,69 @@
+"""Issue 11: a rate target counts the whole file (audio included), lands within 10 % where it
+is reachable, and warns with the nearest reachable rate where it is not."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import vtoken
+from vtoken.cli import main
+from vtoken.codec.rate import RateController
+
+from clips import make_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    # 12 chunks of 5 frames, and an AAC track that costs more than the video's lowest rate.
+    return make_clip(tmp_path_factory.mktemp("rate") / "in.mp4", frames=57, size=(64, 48), audio=True)
+
+
+@pytest.fixture(scope="module")
+def reach(clip, tiny_model_json, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reach")
+    kw = dict(model=tiny_model_json, device="cpu", chunk_frames=5)
+    return (vtoken.encode(clip, folder / "one.mvt", planes=1, **kw).bpp,
+            vtoken.encode(clip, folder / "all.mvt", **kw).bpp)
+
+
+@pytest.mark.parametrize("where", [0.2, 0.5, 0.8])
+def test_reachable_targets_land_within_10_percent_audio_included(tmp_path, clip, reach, tiny_model_json, where):
+    low, high = reach
+    target = low + (high - low) * where
+    out = tmp_path / "t.mvt"
+    res = vtoken.encode(clip, out, model=tiny_model_json, device="cpu", chunk_frames=5, bpp=target)
+    achieved = out.stat().st_size * 8 / (57 * 64 * 48)  # the whole file, audio record included
+    assert vtoken.info(out)["audio"]
+    assert achieved == pytest.approx(res.bpp)
+    assert abs(achieved / target - 1) <= 0.10, (target, achieved)
+    assert res.warnings == []
+
+
+def test_unreachable_targets_warn_with_the_nearest_rate(tmp_path, clip, reach, tiny_model_json):
+    low, high = reach
+    res = vtoken.encode(clip, tmp_path / "a.mvt", model=tiny_model_json, device="cpu", chunk_frames=5, bpp=low / 3)
+    assert len(res.warnings) == 1 and "lowest reachable rate" in res.warnings[0]
+    assert f"{low:.4g}"[:4] in res.warnings[0]
+    res = vtoken.encode(clip, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", chunk_frames=5, bpp=high * 3)
+    assert len(res.warnings) == 1 and "highest reachable rate" in res.warnings[0]
+
+
+def test_cli_prints_the_warning_and_help_says_what_is_counted(tmp_path, clip, reach, tiny_model_json):
+    runner = CliRunner()
+    res = runner.invoke(main, ["encode", str(clip), str(tmp_path / "c.mvt"), "--model", str(tiny_model_json),
+                               "--device", "cpu", "--chunk-frames", "5", "--bpp", str(reach[0] / 3)])
+    assert res.exit_code == 0, res.output
+    assert "vtoken: warning:" in res.stderr and "lowest reachable rate" in res.stderr
+    text = " ".join(runner.invoke(main, ["encode", "--help"]).output.split())
+    assert "whole file" in text and "audio" in text
+
+
+def test_controller_diffuses_the_error_across_chunks():
+    rc = RateController(4, bpp=1.0)
+    sizes = [100, 100, 100, 100]  # bytes per plane; a chunk of 800 pixels has a 100-byte budget
+    kept = [rc.choose(sizes, pixels=800) for _ in range(10)]
+    assert kept == [1] * 10 and rc.miss(1000) is None
+    rc = RateController(4, bpp=1.5)  # 150 bytes per chunk: alternates 1 and 2 planes
+    kept = [rc.choose(sizes, pixels=800) for _ in range(10)]
+    assert sorted(set(kept)) == [1, 2] and abs(sum(kept) * 100 - 1500) <= 50

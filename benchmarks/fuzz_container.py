@@ -4,6 +4,11 @@ is a bug and is printed with its seed. Half of the in-place mutations get their 
 recomputed afterwards, so the limit checks behind the CRCs are exercised too.
 
     python benchmarks/fuzz_container.py --files 100000 [--seed 0] [--out results.txt]
+    python benchmarks/fuzz_container.py --files 100000 --structured --memory   # issue 11
+
+`--structured` uses benchmarks/fuzz_structured.py's structure-aware mutations (every header
+field at its limits, empty and oversized segments, records out of order, all CRCs valid);
+`--memory` records each file's peak Python allocation (tracemalloc) and reports the largest.
 
 tests/test_bitstream_fuzz.py imports this file for its short version.
 """
@@ -155,24 +160,52 @@ def run_one(data: bytes, tolerant: bool) -> tuple[str, int, int]:
         return type(e).__name__, 0, 0
 
 
+def structured_module():
+    """benchmarks/fuzz_structured.py, loaded by path (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "fuzz_structured.py"
+    spec = importlib.util.spec_from_file_location("fuzz_structured", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fuzz_structured", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--structured", action="store_true", help="structure-aware mutations (fuzz_structured.py)")
+    ap.add_argument("--memory", action="store_true", help="measure each file's peak Python allocation")
     ap.add_argument("--out", help="also write the summary to this file")
     args = ap.parse_args(argv)
 
     bases = base_streams()
     regions = [crc_regions(b) for b in bases]
-    outcomes = collections.Counter()
+    structured = structured_module() if args.structured else None
+    split = [structured.parts(b) for b in bases] if structured else None
+    if args.memory:
+        import tracemalloc
+
+        tracemalloc.start()
+    outcomes, kinds_seen = collections.Counter(), collections.Counter()
     chunks_ok = chunks_refused = failures = slow = 0
-    worst = 0.0
+    worst, worst_kind, peak, peak_kind = 0.0, "", 0, ""
     t0 = time.perf_counter()
     for n in range(args.files):
         rng = random.Random(args.seed * 1_000_003 + n)
         which = rng.randrange(len(bases))
-        data, kinds = mutate(rng, bases[which], regions[which])
+        if structured:
+            data, kinds = structured.mutate(rng, split[which])
+            kinds_seen[kinds.split(":")[0].split("@")[0]] += 1
+        else:
+            data, kinds = mutate(rng, bases[which], regions[which])
         tolerant = rng.random() < 0.5
+        if args.memory:
+            tracemalloc.reset_peak()
+            base_mem = tracemalloc.get_traced_memory()[0]
         t = time.perf_counter()
         try:
             outcome, good, bad = run_one(data, tolerant)
@@ -182,7 +215,12 @@ def main(argv=None) -> int:
             traceback.print_exc()
             continue
         dt = time.perf_counter() - t
-        worst = max(worst, dt)
+        if args.memory:
+            used = tracemalloc.get_traced_memory()[1] - base_mem
+            if used > peak:
+                peak, peak_kind = used, f"n={n} {kinds} ({len(data)} bytes)"
+        if dt > worst:
+            worst, worst_kind = dt, f"n={n} {kinds} ({len(data)} bytes)"
         if dt > SLOW_S:
             slow += 1
             print(f"SLOW {dt:.2f}s seed={args.seed} n={n} ({kinds})", file=sys.stderr)
@@ -191,10 +229,16 @@ def main(argv=None) -> int:
         chunks_refused += bad
     elapsed = time.perf_counter() - t0
     lines = [
-        f"fuzz_container: {args.files} mutated .mvt files, seed {args.seed}, "
+        f"fuzz_container: {args.files} {'structure-aware ' if structured else ''}mutated .mvt files, seed {args.seed}, "
         f"{elapsed:.1f} s ({elapsed / max(args.files, 1) * 1e6:.0f} us/file, "
-        f"slowest {worst * 1e3:.1f} ms)",
+        f"slowest {worst * 1e3:.1f} ms: {worst_kind})",
         f"non-vtoken exceptions: {failures}; parses over {SLOW_S} s: {slow}",
+    ]
+    if args.memory:
+        lines.append(f"largest peak Python allocation per file: {peak / 1024:.0f} KiB ({peak_kind})")
+    if kinds_seen:
+        lines.append("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds_seen.items())))
+    lines += [
         "outcome per file (the error that ended its parse, or how it opened):",
         *(f"  {k:<26} {v}" for k, v in outcomes.most_common()),
         f"chunk/audio reads: {chunks_ok} ok, {chunks_refused} refused (CorruptChunkError)",

@@ -3,6 +3,12 @@ concealment logic, on mutated real streams. Only vtoken.errors types may escape 
 may run long; anything else is printed with its seed.
 
     python benchmarks/fuzz_decoder.py --files 10000 [--seed 0] [--out results.txt]
+    python benchmarks/fuzz_decoder.py --files 5000 --structured   # issue 11
+
+`--structured`: benchmarks/fuzz_structured.py's structure-aware mutations (every header field
+at its limits, empty and oversized segments, records out of order; CRCs valid). Each decode's
+time and peak resident memory (Linux VmHWM, reset before each decode) are recorded; the
+slowest decode and the largest peak are reported with the mutation that caused them.
 
 The mutations are benchmarks/fuzz_container.py's (bit flips, extreme field values, cuts,
 inserts, duplicated spans, half of the in-place ones with every CRC recomputed so the checks
@@ -33,8 +39,9 @@ def _container_fuzz():
     return module
 
 
-def make_stream(folder: Path) -> tuple[bytes, object]:
-    """A real 13-frame stream (3 chunks, a key every 2) from a small random-init model."""
+def make_stream(folder: Path, audio: bool = False) -> tuple[bytes, object]:
+    """A real 13-frame stream (3 chunks, a key every 2) from a small random-init model; with
+    `audio`, the source carries an AAC track (tests/clips.py) that the stream keeps."""
     import numpy as np
     import torch
 
@@ -51,52 +58,95 @@ def make_stream(folder: Path) -> tuple[bytes, object]:
     src = folder / "src.y4m"
     with VideoWriter(src, 48, 32, 25, overwrite=True) as w:
         w.write(clip.astype(np.uint8))
+    if audio:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from clips import make_clip
+
+        src = make_clip(folder / "src.mp4", frames=13, size=(48, 32), audio=True, data=clip.astype(np.uint8))
     out = folder / "base.mvt"
     encode(src, out, model=model, device="cpu", chunk_frames=5, key_interval=2, overwrite=True)
     return out.read_bytes(), model
 
 
-def decode_once(path: Path, model, tolerant: bool) -> int:
-    from vtoken import decode_frames
+def decode_once(path: Path, model, tolerant: bool, output: Path | None = None) -> int:
+    """Frames decoded: in memory, or through a file `output` (the writer and audio muxing)."""
+    from vtoken import decode, decode_frames
 
+    if output is not None:
+        return decode(path, output, model=model, device="cpu", tolerant=tolerant, overwrite=True).frames
     return sum(len(f) for f in decode_frames(path, model=model, device="cpu", tolerant=tolerant))
 
 
-def run(files: int, seed: int, folder: Path, log=print) -> dict:
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's resident-memory high-water mark (Linux); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_kib(field: str) -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run(files: int, seed: int, folder: Path, log=print, structured: bool = False) -> dict:
     from vtoken.errors import VtokenError
 
     fz = _container_fuzz()
-    base, model = make_stream(folder)
+    base, model = make_stream(folder, audio=structured)
     regions = fz.crc_regions(base)
+    sfz = fz.structured_module() if structured else None
+    split = sfz.parts(base) if sfz else None
     rng = random.Random(seed)
-    outcomes, failures, slowest = collections.Counter(), [], 0.0
+    outcomes, failures, slowest, slowest_kind = collections.Counter(), [], 0.0, ""
+    peak_growth, peak_kind, peak_rss = 0, "", 0
     path = folder / "mutated.mvt"
     started = time.perf_counter()
     for i in range(files):
-        data, kinds = fz.mutate(rng, base, regions)
+        data, kinds = sfz.mutate(rng, split) if sfz else fz.mutate(rng, base, regions)
         path.write_bytes(data)
         for tolerant in (False, True):
+            measured = _reset_peak_rss()
+            before = _rss_kib("VmRSS")
             t0 = time.perf_counter()
             try:
-                frames = decode_once(path, model, tolerant)
+                # Structured runs decode into a Matroska file: the writer and the audio too.
+                frames = decode_once(path, model, tolerant, folder / "out.mkv" if structured else None)
                 outcomes[f"{'tolerant' if tolerant else 'strict'}: decoded ({'13' if frames == 13 else 'other'} frames)"] += 1
             except VtokenError as exc:
                 outcomes[f"{'tolerant' if tolerant else 'strict'}: {type(exc).__name__}"] += 1
             except Exception:  # noqa: BLE001 - this is what the fuzz looks for
                 failures.append((i, tolerant, kinds, traceback.format_exc(limit=4)))
             took = time.perf_counter() - t0
-            slowest = max(slowest, took)
+            if took > slowest:
+                slowest, slowest_kind = took, f"file {i} {'tolerant' if tolerant else 'strict'} {kinds} ({len(data)} bytes)"
+            if measured:
+                high = _rss_kib("VmHWM")
+                peak_rss = max(peak_rss, high)
+                if high - before > peak_growth:
+                    peak_growth, peak_kind = high - before, f"file {i} {'tolerant' if tolerant else 'strict'} {kinds}"
             if took > SLOW_S:
                 failures.append((i, tolerant, kinds, f"slow: {took:.2f} s"))
     seconds = time.perf_counter() - started
-    return {"files": files, "seed": seed, "seconds": seconds, "slowest": slowest,
-            "outcomes": dict(outcomes), "failures": failures}
+    return {"files": files, "seed": seed, "seconds": seconds, "slowest": slowest, "slowest_kind": slowest_kind,
+            "peak_growth_kib": peak_growth, "peak_kind": peak_kind, "peak_rss_kib": peak_rss,
+            "outcomes": dict(outcomes), "failures": failures, "structured": structured}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--structured", action="store_true", help="structure-aware mutations (fuzz_structured.py)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import torch
@@ -104,11 +154,16 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["VTOKEN_MODEL_PATH"] = tmp
-        res = run(args.files, args.seed, Path(tmp))
+        res = run(args.files, args.seed, Path(tmp), structured=args.structured)
+    kind = "structure-aware mutated" if args.structured else "mutated"
     lines = [
-        f"fuzz_decoder: {res['files']} mutated .mvt files x (strict, tolerant), seed {res['seed']}, "
-        f"{res['seconds']:.1f} s ({res['seconds'] / max(1, 2 * res['files']) * 1e3:.2f} ms/decode, slowest {res['slowest'] * 1e3:.0f} ms)",
-        f"command: python benchmarks/fuzz_decoder.py --files {res['files']} --seed {res['seed']}",
+        f"fuzz_decoder: {res['files']} {kind} .mvt files x (strict, tolerant), seed {res['seed']}, "
+        f"{res['seconds']:.1f} s ({res['seconds'] / max(1, 2 * res['files']) * 1e3:.2f} ms/decode)",
+        f"command: python benchmarks/fuzz_decoder.py --files {res['files']} --seed {res['seed']}"
+        + (" --structured" if args.structured else ""),
+        f"slowest decode: {res['slowest'] * 1e3:.0f} ms ({res['slowest_kind']})",
+        f"largest peak resident memory growth during one decode: {res['peak_growth_kib'] / 1024:.1f} MiB "
+        f"({res['peak_kind']}); highest peak RSS of the process: {res['peak_rss_kib'] / 1024:.0f} MiB",
         f"non-vtoken exceptions or slow decodes: {len(res['failures'])}",
     ]
     lines += [f"  {k}: {v}" for k, v in sorted(res["outcomes"].items())]

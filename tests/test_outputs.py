@@ -189,3 +189,12 @@ def test_inputs_of_every_kind_get_one_line(runner, tmp_path, clip, mvt, tiny_mod
 def test_output_on_stdout_keeps_messages_off_it(runner, mvt):
     res = runner.invoke(main, ["decode", str(mvt), "-o", "-", "--json", "--device", "cpu"])
     _one_line_error(res, 2, "stdout")
+
+
+def test_bench_refuses_a_results_folder_that_is_not_a_folder(runner, tmp_path):
+    f = tmp_path / "results"
+    f.write_bytes(b"x")
+    for out in (str(f), "/dev/null"):
+        res = runner.invoke(main, ["bench", "--out", out, "--codec", "hevc", "--videos", str(tmp_path)])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f.read_bytes() == b"x"

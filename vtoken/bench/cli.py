@@ -41,6 +41,16 @@ def parse_list(values, kind=str, allowed=None, name="value") -> list:
     return out
 
 
+def _check_folder_option(name: str, folder) -> None:
+    """A results or cache folder receives its own named files only; something that exists
+    and is not a folder (a file, /dev/null, a FIFO) is refused up front."""
+    if folder is None:
+        return
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{name} {folder}: exists and is not a folder")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(x) for x in text.lower().split("x"))
@@ -118,6 +128,8 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
     from .report import write_outputs
     from .runner import BenchSettings, run_benchmark
 
+    for name, folder in (("--out", out_dir), ("--cache", cache_dir)):
+        _check_folder_option(name, folder)  # before any baseline is run
     if suite_path is None and DEFAULT_SUITE.is_file():
         suite_path = DEFAULT_SUITE
     suite = load_suite(suite_path) if suite_path else {}

@@ -138,3 +138,22 @@ def test_cli_decode_ranges_exit_2(files, args):
 def test_info_refuses_a_non_path(files):
     with pytest.raises(UsageError):
         vtoken.info(42)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: vtoken.load_model(123),
+    lambda m: vtoken.load_model(m, device="gpu"),
+    lambda m: vtoken.load_model(m, device="cuda:x"),
+    lambda m: vtoken.tokenize(np.zeros((1, 8, 8, 3), np.uint8), model=3.5, device="cpu"),
+    lambda m: vtoken.tokenize(np.zeros((1, 8, 8, 3), np.uint8), model=m, device=7),
+])
+def test_models_and_devices_are_checked(tiny_model_json, call):
+    with pytest.raises(UsageError) as err:
+        call(tiny_model_json)
+    _sentence(err.value)
+
+
+def test_decode_refuses_a_model_of_the_wrong_type(files):
+    _, _, mvt = files
+    with pytest.raises(UsageError):
+        list(vtoken.decode_frames(mvt, model=5, device="cpu"))

@@ -68,8 +68,12 @@ def resolve_device(device: str | None = "auto"):
 
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise UsageError(f"device must be auto, cpu or cuda, got {device!r}")
+    if isinstance(device, str):
+        from .validate import device_name
+
+        device_name(device)  # 'gpu', 'cuda:x': one sentence rather than torch's list of backends
+    elif not isinstance(device, torch.device):
+        raise UsageError(f"device must be auto, cpu, cuda or a torch.device, got {type(device).__name__}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("device cuda was asked for but CUDA is not available; use --device cpu")
     return torch.device(device)

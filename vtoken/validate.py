@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 
 from .errors import UsageError
 
@@ -58,9 +59,15 @@ def path(name: str, value) -> str:
 
 
 def device_name(value) -> str:
-    if not isinstance(value, str) or not (value in ("auto", "cpu", "cuda") or value.startswith("cuda:")):
+    if not isinstance(value, str) or not (value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value)):
         raise UsageError(f"device must be auto, cpu or cuda, got {value!r}")
     return value
+
+
+def model_spec(value) -> None:
+    """A model is named by None (the default), a name, or the path of its .json."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, os.PathLike))):
+        raise UsageError(f"model must be a Tokenizer, a model name or the path of its .json, got {type(value).__name__}")
 
 
 def frames_array(frames):

@@ -207,6 +207,11 @@ def resolve_model(spec: str | os.PathLike | None = None) -> Path:
 def load_model(spec: str | os.PathLike | None = None, device: str | torch.device = "cpu", *, cache: bool = True) -> Tokenizer:
     """Load a tokenizer in eval mode, its sha256 checked. Cached per (file, device): repeated
     calls return the same object, so don't train it in place (pass cache=False for a copy)."""
+    from ..validate import device_name, model_spec
+
+    model_spec(spec)
+    if isinstance(device, str):
+        device_name(device)
     json_path = resolve_model(spec).resolve()
     meta = _read_descriptor(json_path)
     weights = json_path.parent / meta["weights"]

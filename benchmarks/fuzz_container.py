@@ -191,7 +191,7 @@ def main(argv=None) -> int:
 
         tracemalloc.start()
     outcomes, kinds_seen = collections.Counter(), collections.Counter()
-    chunks_ok = chunks_refused = failures = slow = 0
+    chunks_ok = chunks_refused = failures = slow = stalls = 0
     worst, worst_kind, peak, peak_kind = 0.0, "", 0, ""
     t0 = time.perf_counter()
     for n in range(args.files):
@@ -219,11 +219,20 @@ def main(argv=None) -> int:
             used = tracemalloc.get_traced_memory()[1] - base_mem
             if used > peak:
                 peak, peak_kind = used, f"n={n} {kinds} ({len(data)} bytes)"
+        if dt > SLOW_S:
+            # On a shared machine a parse can stall for CPU: a slow file counts only if a
+            # second parse of it is slow too.
+            t = time.perf_counter()
+            run_one(data, tolerant)
+            again = time.perf_counter() - t
+            if again > SLOW_S:
+                slow += 1
+                print(f"SLOW {dt:.2f}s then {again:.2f}s seed={args.seed} n={n} ({kinds})", file=sys.stderr)
+            else:
+                stalls += 1
+                dt = again
         if dt > worst:
             worst, worst_kind = dt, f"n={n} {kinds} ({len(data)} bytes)"
-        if dt > SLOW_S:
-            slow += 1
-            print(f"SLOW {dt:.2f}s seed={args.seed} n={n} ({kinds})", file=sys.stderr)
         outcomes[outcome] += 1
         chunks_ok += good
         chunks_refused += bad
@@ -232,7 +241,8 @@ def main(argv=None) -> int:
         f"fuzz_container: {args.files} {'structure-aware ' if structured else ''}mutated .mvt files, seed {args.seed}, "
         f"{elapsed:.1f} s ({elapsed / max(args.files, 1) * 1e6:.0f} us/file, "
         f"slowest {worst * 1e3:.1f} ms: {worst_kind})",
-        f"non-vtoken exceptions: {failures}; parses over {SLOW_S} s: {slow}",
+        f"non-vtoken exceptions: {failures}; parses over {SLOW_S} s: {slow} "
+        f"(and {stalls} that took under {SLOW_S} s when parsed again: CPU contention)",
     ]
     if args.memory:
         lines.append(f"largest peak Python allocation per file: {peak / 1024:.0f} KiB ({peak_kind})")

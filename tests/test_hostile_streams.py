@@ -162,3 +162,21 @@ def test_stream_error_types_stay_vtoken_errors(tmp_path, stream):
     path = _write(tmp_path / "t.mvt", header, chunks, temporal_factor=2, frames_per_chunk=5)
     with pytest.raises(StreamError):
         vtoken.decode(path, tmp_path / "o.y4m", device="cpu")
+
+
+def test_tolerant_decode_fails_when_the_only_intact_chunks_depend_on_a_lost_one(tmp_path, tiny_model_json):
+    # Chunk 0 (the only key chunk) loses its first plane; chunk 1 is intact but continues
+    # chunk 0's stream, so it is concealed too: nothing was decoded, and that is a failure.
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=9, size=(32, 32))
+    mvt = tmp_path / "a.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu", chunk_frames=5, key_interval=8)
+    data = bytearray(mvt.read_bytes())
+    with MvtReader(io.BytesIO(bytes(data))) as r:
+        assert [e.key for e in r.entries] == [True, False]
+        end = r.segment_ends(0)[0]
+    data[end - 1] ^= 0x55
+    bad = tmp_path / "bad.mvt"
+    bad.write_bytes(bytes(data))
+    res = CliRunner().invoke(main, ["decode", str(bad), "-o", str(tmp_path / "o.y4m"), "--tolerant", "--device", "cpu"])
+    assert res.exit_code == 4 and "every frame was concealed" in res.stderr, res.output
+    assert not (tmp_path / "o.y4m").exists()

@@ -57,3 +57,38 @@ def test_a_100_byte_file_cannot_claim_much():
         except VtokenError:
             pass
         assert time.perf_counter() - t < 0.05
+
+
+STRUCTURED = fuzz.structured_module()
+PARTS = [STRUCTURED.parts(b) for b in BASES]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_structure_aware_mutations_raise_only_vtoken_errors_and_fast(seed):
+    # Issue 11: fields at their limits, empty/oversized segments, records out of order, with
+    # every CRC valid, so the checks behind the CRCs are reached.
+    rng = random.Random(seed)
+    data, kind = STRUCTURED.mutate(rng, PARTS[rng.randrange(len(PARTS))])
+    t = time.perf_counter()
+    try:
+        fuzz.exercise(data, tolerant=rng.random() < 0.5)
+    except VtokenError:
+        pass
+    assert time.perf_counter() - t < fuzz.SLOW_S, kind
+
+
+def test_structure_aware_mutations_reach_every_kind_and_past_the_crcs():
+    rng = random.Random(5)
+    kinds, opened = set(), 0
+    for _ in range(600):
+        data, kind = STRUCTURED.mutate(rng, PARTS[rng.randrange(len(PARTS))])
+        kinds.add(kind.split(":")[0].split("@")[0])
+        try:
+            fuzz.exercise(data, tolerant=True)
+            opened += 1
+        except VtokenError:
+            pass
+    assert kinds >= {"header-field", "chunk-field", "empty-segments", "no-segments", "oversized-segment",
+                     "long-descriptor", "extra-segments", "order", "index", "audio", "cut", "key"}
+    assert opened > 300  # most files get past the header: the deeper checks are exercised

@@ -173,14 +173,44 @@ def structured_module():
     return module
 
 
+def _file(args, n: int, bases, regions, split, structured):
+    """File number `n` of a run with these arguments: (data, kinds, tolerant)."""
+    rng = random.Random(args.seed * 1_000_003 + n)
+    which = rng.randrange(len(bases))
+    data, kinds = structured.mutate(rng, split[which]) if structured else mutate(rng, bases[which], regions[which])
+    return data, kinds, rng.random() < 0.5
+
+
+def _retime(args) -> int:
+    """Best of three parses of each listed file: tells a slow file from a stalled machine."""
+    bases = base_streams()
+    regions = [crc_regions(b) for b in bases]
+    structured = structured_module() if args.structured else None
+    split = [structured.parts(b) for b in bases] if structured else None
+    slow = 0
+    for n in (int(v) for v in args.only.split(",") if v.strip()):
+        data, kinds, tolerant = _file(args, n, bases, regions, split, structured)
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            run_one(data, tolerant)
+            best = min(best, time.perf_counter() - t)
+        slow += best > SLOW_S
+        print(f"n={n} {kinds} ({len(data)} bytes, tolerant={tolerant}): best of 3 {best * 1e3:.2f} ms")
+    return 1 if slow else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--structured", action="store_true", help="structure-aware mutations (fuzz_structured.py)")
     ap.add_argument("--memory", action="store_true", help="measure each file's peak Python allocation")
+    ap.add_argument("--only", help="re-time only these file numbers (comma list, e.g. the SLOW ones of a run)")
     ap.add_argument("--out", help="also write the summary to this file")
     args = ap.parse_args(argv)
+    if args.only:
+        return _retime(args)
 
     bases = base_streams()
     regions = [crc_regions(b) for b in bases]
@@ -195,14 +225,9 @@ def main(argv=None) -> int:
     worst, worst_kind, peak, peak_kind = 0.0, "", 0, ""
     t0 = time.perf_counter()
     for n in range(args.files):
-        rng = random.Random(args.seed * 1_000_003 + n)
-        which = rng.randrange(len(bases))
+        data, kinds, tolerant = _file(args, n, bases, regions, split, structured)
         if structured:
-            data, kinds = structured.mutate(rng, split[which])
             kinds_seen[kinds.split(":")[0].split("@")[0]] += 1
-        else:
-            data, kinds = mutate(rng, bases[which], regions[which])
-        tolerant = rng.random() < 0.5
         if args.memory:
             tracemalloc.reset_peak()
             base_mem = tracemalloc.get_traced_memory()[0]

@@ -19,6 +19,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
+def machine() -> str:
+    """CPU model, cores, torch and python versions: enough to compare runs."""
+    import os
+    import platform
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, no GPU used, torch {torch.__version__}, python {platform.python_version()}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model")
@@ -59,6 +75,7 @@ def main(argv=None) -> int:
             within += reachable and abs(err) <= 0.10
             lines.append(f"{target:10.5f} {res.bpp:10.5f} {err * 100:+7.1f}%  {res.warnings[0] if res.warnings else '-'}")
         lines.append(f"within 10 %: {within} of {inside} reachable targets")
+        lines.append(f"machine: {machine()}")
     text = "\n".join(lines)
     print(text)
     if args.out:

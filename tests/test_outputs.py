@@ -182,6 +182,8 @@ def test_inputs_of_every_kind_get_one_line(runner, tmp_path, clip, mvt, tiny_mod
             _one_line_error(runner.invoke(main, command(str(src))), 1, words)
     _one_line_error(_encode(runner, "/dev/zero", tmp_path / "z.mvt", tiny_model_json), 1, "pipe or device")
     _one_line_error(_encode(runner, fifo, tmp_path / "z.mvt", tiny_model_json), 1, "pipe or device")
+    # --bitrate probes the input first: a FIFO must be refused before that, not block it.
+    _one_line_error(_encode(runner, fifo, tmp_path / "z.mvt", tiny_model_json, "--bitrate", "100"), 1, "pipe or device")
     _one_line_error(_encode(runner, "-", tmp_path / "z.mvt", tiny_model_json), 1, "stdin")
     assert not (tmp_path / "o.y4m").exists() and not (tmp_path / "t.mvt").exists()
 

@@ -177,8 +177,10 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
         try:
             target = bpp
             if bitrate is not None:
+                from .fsutil import check_input_path
                 from .media import probe
 
+                check_input_path(src, "video file or folder of images", folder_ok=True)  # a FIFO would block probe
                 meta = probe(src)
                 target = bitrate * 1000 / (float(meta.fps) * meta.width * meta.height)
             res = api.encode(src, dst, model=model, planes=planes, quality=quality, bpp=target, device=device,

@@ -198,9 +198,12 @@ def _merge_into(tmp: Path, folder: Path, overwrite: bool) -> None:
             raise OutputError(f"{folder / name} exists and is not a regular file: output not written")
         if not overwrite:
             raise OutputError(f"{folder / name} exists; pass -y/--overwrite to replace it")
+    from .signals import deferred
+
     try:
-        for name in names:
-            os.replace(tmp / name, folder / name)
+        with deferred():  # all frames move in, or (interrupted before) none do
+            for name in names:
+                os.replace(tmp / name, folder / name)
     except OSError as exc:
         raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
     tmp.rmdir()

@@ -64,3 +64,23 @@ def leave(code: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+def deferred():
+    """Context manager: the handled signals wait until the block ends (a few renames that must
+    happen all together or not at all). Where signal masks are unavailable it does nothing."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def block():
+        mask = getattr(signal, "pthread_sigmask", None)
+        if mask is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = mask(signal.SIG_BLOCK, HANDLED)
+        try:
+            yield
+        finally:
+            mask(signal.SIG_SETMASK, old)
+
+    return block()

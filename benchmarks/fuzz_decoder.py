@@ -147,17 +147,54 @@ def run(files: int, seed: int, folder: Path, log=print, structured: bool = False
             "outcomes": dict(outcomes), "failures": failures, "structured": structured}
 
 
+def retime(only: list[int], seed: int, folder: Path, structured: bool) -> list[str]:
+    """Best of three decodes (strict and tolerant) of the listed file numbers of a run: tells
+    a slow file from a machine that was saturated at the time."""
+    from vtoken.errors import VtokenError
+
+    fz = _container_fuzz()
+    base, model = make_stream(folder, audio=structured)
+    regions = fz.crc_regions(base)
+    sfz = fz.structured_module() if structured else None
+    split = sfz.parts(base) if sfz else None
+    rng = random.Random(seed)
+    path, lines = folder / "mutated.mvt", []
+    for i in range(max(only) + 1):
+        data, kinds = sfz.mutate(rng, split) if sfz else fz.mutate(rng, base, regions)  # replays the run
+        if i not in only:
+            continue
+        path.write_bytes(data)
+        for tolerant in (False, True):
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                try:
+                    decode_once(path, model, tolerant, folder / "out.mkv" if structured else None)
+                except VtokenError:
+                    pass
+                best = min(best, time.perf_counter() - t0)
+            lines.append(f"file {i} {'tolerant' if tolerant else 'strict'} {kinds}: best of 3 {best * 1e3:.0f} ms")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--structured", action="store_true", help="structure-aware mutations (fuzz_structured.py)")
     ap.add_argument("--max-seconds", type=float, help="stop after this long (the report counts the files run)")
+    ap.add_argument("--only", help="re-time only these file numbers of a run (comma list)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
+    if args.only:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["VTOKEN_MODEL_PATH"] = tmp
+            lines = retime([int(v) for v in args.only.split(",")], args.seed, Path(tmp), args.structured)
+        print("\n".join(lines))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["VTOKEN_MODEL_PATH"] = tmp
         res = run(args.files, args.seed, Path(tmp), structured=args.structured, max_seconds=args.max_seconds)

@@ -108,7 +108,7 @@ def _videos(videos: str | None, suite: dict) -> list[Path]:
 @click.option("--model", default=None, help="vtoken model name or path (default: the shipped model).")
 @click.option("--threads", type=int, default=None, help="Threads per baseline encoder/decoder. Default 2.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
-@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
 def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cache_dir, no_cache, suite_path,
           no_vtoken, model, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
@@ -138,7 +138,8 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
         frames=frames or int(suite.get("frames", 33)), width=w, height=h, qualities=quals, vtoken_planes=planes,
         run_vtoken=not no_vtoken, device=device, model=model,
         cache_dir=None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE,
-        threads=threads or int(suite.get("threads", 2)), nice=nice)
+        threads=threads or int(suite.get("threads", 2)), nice=nice,
+        pictures_dir=None if no_plots else Path(out_dir) / "pictures")
     settings.check()
     for c in codec_list:
         for cf in configs:

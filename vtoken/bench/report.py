@@ -193,6 +193,9 @@ def summary_markdown(run: dict) -> str:
             note = "; ".join(n for n in (r["bd_rate_note"], r["bd_metric_note"]) if n)
             lines.append(f"| {r['clip']} | {r['test']} | {r['anchor']} | {r['metric']} | {_fmt(r['bd_rate_pct'], 1)} | "
                          f"{_fmt(r['bd_metric'], 4)} | {note} |")
+    if run.get("pictures"):
+        lines += ["", "## Side by side (source | vtoken | x265 at the nearest rate; a crop at full size)", ""]
+        lines += [f"![{Path(name).stem}](pictures/{name})" for name in run["pictures"]]
     lines += ["", "## Points", "",
               "| clip | codec | q | bytes | bpp | PSNR RGB | PSNR Y | MS-SSIM | LPIPS | enc fps | dec fps |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -216,6 +219,7 @@ def write_outputs(run: dict, out_dir: str | Path, plots: bool = True) -> list[Pa
     write_json(paths[0], run)
     write_csv(paths[1], run["results"])
     paths[2].write_text(summary_markdown(run))
+    paths += [out / "pictures" / name for name in run.get("pictures", [])]
     if plots:
         from .plots import rd_plot
         for metric, name in (("lpips", "rd_lpips.png"), ("psnr_rgb", "rd_psnr.png")):

@@ -265,13 +265,13 @@ class ResBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Strided conv: 2x in space, and 2x in time when `temporal` (kernel 3, causal, so
-    T -> 1 + (T - 1) // 2: 17 -> 9 -> 5, 1 -> 1)."""
+    """Strided conv: 2x in space when `spatial`, and 2x in time when `temporal` (kernel 3,
+    causal, so T -> 1 + (T - 1) // 2: 17 -> 9 -> 5, 1 -> 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
+    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool, spatial: bool = True):
         super().__init__()
         kernel = (3, 3, 3) if temporal else (1, 3, 3)
-        stride = (2, 2, 2) if temporal else (1, 2, 2)
+        stride = (2 if temporal else 1, 2 if spatial else 1, 2 if spatial else 1)
         self.conv = CausalConv3d(in_channels, out_channels, kernel, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,15 +290,24 @@ def depth_to_space(x: torch.Tensor, rt: int, rs: int, drop_first: bool = True) -
 
 
 class Upsample(StreamStart, nn.Module):
-    """Depth-to-space: a conv to out*r channels, then a pixel (and time) shuffle."""
+    """Depth-to-space: a conv to out*r channels, then a pixel (and/or time) shuffle."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
+    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool, spatial: bool = True):
         super().__init__()
         self.rt = 2 if temporal else 1
+        self.rs = 2 if spatial else 1
         # Per-frame (1,3,3) kernel: the conv has out*rt*4 output channels, so a 3x3x3 kernel
         # here would triple the largest weights of the decoder; the residual blocks around it
         # do the temporal mixing.
-        self.conv = CausalConv3d(in_channels, out_channels * self.rt * 4, (1, 3, 3))
+        self.conv = CausalConv3d(in_channels, out_channels * self.rt * self.rs**2, (1, 3, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return depth_to_space(self.conv(x), self.rt, 2, drop_first=not self._continuing())
+        return depth_to_space(self.conv(x), self.rt, self.rs, drop_first=not self._continuing())
+
+
+def space_to_depth(x: torch.Tensor, r: int) -> torch.Tensor:
+    """[B, C, T, H, W] -> [B, C*r*r, T, H/r, W/r], the inverse of depth_to_space(x, 1, r):
+    every frame's r x r patches folded into channels (per frame, so causal)."""
+    b, c, t, h, w = x.shape
+    x = x.reshape(b, c, t, h // r, r, w // r, r)
+    return x.permute(0, 1, 4, 6, 2, 3, 5).reshape(b, c * r * r, t, h // r, w // r)

@@ -16,7 +16,8 @@ from torch import nn
 
 from .config import TokenizerConfig
 from .identity import ModelIdentity
-from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Streamable, StreamStart, Upsample, expand_time
+from .layers import (AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Streamable, StreamStart, Upsample,
+                     depth_to_space, expand_time, space_to_depth)
 from .lfq import LFQ, LFQLosses, LFQOutput, plane_mask
 
 
@@ -55,7 +56,8 @@ class Encoder(StreamStart, nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch, g = cfg.channels, cfg.norm_groups
-        self.conv_in = CausalConv3d(cfg.in_channels, ch[0], _kernel(cfg.conv3d[0]))
+        self.patch = cfg.patch_size
+        self.conv_in = CausalConv3d(cfg.in_channels * self.patch**2, ch[0], _kernel(cfg.conv3d[0]))
         self.blocks = nn.ModuleList()
         self.downs = nn.ModuleList()
         for i in range(cfg.levels):
@@ -65,7 +67,9 @@ class Encoder(StreamStart, nn.Module):
                 )
             )
             if i < cfg.levels - 1:
-                self.downs.append(Downsample(ch[i], ch[i + 1], temporal=cfg.temporal_down[i]))
+                self.downs.append(
+                    Downsample(ch[i], ch[i + 1], temporal=cfg.temporal_down[i], spatial=cfg.spatial_down[i])
+                )
         self.mid = nn.ModuleList(
             ResBlock(ch[-1], ch[-1], temporal=cfg.conv3d[-1], groups=g) for _ in range(cfg.mid_blocks)
         )
@@ -75,7 +79,7 @@ class Encoder(StreamStart, nn.Module):
 
     def _frame_head(self, x: torch.Tensor) -> torch.Tensor:
         """conv_in and the per-frame levels (with the downsamplings between them)."""
-        x = self.conv_in(x)
+        x = self.conv_in(self._patchify(x))
         for i in range(self.frame_levels):
             for block in self.blocks[i]:
                 x = block(x)
@@ -83,10 +87,13 @@ class Encoder(StreamStart, nn.Module):
                 x = self.downs[i](x)
         return x
 
+    def _patchify(self, x: torch.Tensor) -> torch.Tensor:
+        return space_to_depth(x, self.patch) if self.patch > 1 else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._continuing()  # the encoder reads its state only through `continuing`
         p = self.frame_levels
-        x = _by_frames(self._frame_head, x) if p else self.conv_in(x)
+        x = _by_frames(self._frame_head, x) if p else self.conv_in(self._patchify(x))
         for i in range(p, len(self.blocks)):
             if i > 0:
                 x = self.downs[i - 1](x)  # into level i (may be temporal)
@@ -117,9 +124,12 @@ class Decoder(StreamStart, nn.Module):
                 )
             )
             if i > 0:
-                self.ups.append(Upsample(ch[i], ch[i - 1], temporal=cfg.temporal_down[i - 1]))
+                self.ups.append(
+                    Upsample(ch[i], ch[i - 1], temporal=cfg.temporal_down[i - 1], spatial=cfg.spatial_down[i - 1])
+                )
         self.norm_out = AdaptiveGroupNorm(ch[0], k, g)
-        self.conv_out = CausalConv3d(ch[0], cfg.in_channels, _kernel(cfg.conv3d[0]))
+        self.patch = cfg.patch_size
+        self.conv_out = CausalConv3d(ch[0], cfg.in_channels * self.patch**2, _kernel(cfg.conv3d[0]))
         # blocks[j] is level levels-1-j: the per-frame levels are the last ones.
         self.frame_from = cfg.levels - per_frame_levels(cfg)
 
@@ -131,7 +141,12 @@ class Decoder(StreamStart, nn.Module):
                 x = block(x, cond)
             if j < len(self.ups):
                 x = self.ups[j](x)
-        return self.conv_out(F.silu(self.norm_out(x, cond)))
+        return self._head(x, cond)
+
+    def _head(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """norm, SiLU, the output conv and (with a patch stem) the depth-to-space to pixels."""
+        x = self.conv_out(F.silu(self.norm_out(x, cond)))
+        return depth_to_space(x, 1, self.patch) if self.patch > 1 else x
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         continuing = self._continuing()
@@ -144,7 +159,7 @@ class Decoder(StreamStart, nn.Module):
             if j < len(self.ups):
                 x = self.ups[j](x)  # into level levels-2-j (may be temporal)
         if self.frame_from == len(self.blocks):  # no per-frame level: conv_out may be 3D
-            return self.conv_out(F.silu(self.norm_out(x, q)))
+            return self._head(x, q)
         return _by_frames(self._frame_tail, x, expand_time(q, x.shape[2], continuing))
 
 

@@ -49,7 +49,7 @@ def _cuda_peak(device: str) -> float | None:
 
 
 def resolve(device: str) -> str:
-    from ..api import resolve_device
+    from ..device import resolve_device
     return str(resolve_device(device))
 
 

@@ -17,7 +17,6 @@ through the model, since each carries the causal state of the next.
 from __future__ import annotations
 
 import copy
-import logging
 import threading
 import time
 from collections import defaultdict
@@ -28,13 +27,12 @@ import numpy as np
 
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder
-from ..errors import CorruptChunkError, InputError, StreamError
+from ..errors import CorruptChunkError, InputError
 from .frames import pad_frames, to_frames, to_tensor
 from .overlap import ahead
 from .precision import autocast
 from .rate import RateController
 
-log = logging.getLogger("vtoken")
 
 # Largest frame the codec runs its model on (4K UHD and DCI 4K fit). The model processes a
 # whole chunk at once, so memory grows with the area; larger inputs are refused up front
@@ -118,6 +116,7 @@ def encode_chunks(
     timings: Timings,
     precision: str = "fp32",
     on_chunk=None,
+    warnings: list[str] | None = None,
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`. Returns totals.
 
@@ -126,7 +125,8 @@ def encode_chunks(
     coder = BitplaneCoder(model.config.bits, model.entropy_prior)
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
-    coded = ahead(_model_bits(read, model, device, timings, precision), name="vtoken-model")
+    coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings),
+                  name="vtoken-model")
     try:
         for frames, key, bits in coded:
             n, h, w, _ = frames.shape
@@ -164,7 +164,8 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
-def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str = "fp32"):
+def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
+                warnings: list[str]):
     """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk. On
     GPU out-of-memory a chunk is split in two in time and retried from the state it started
     with (a chunk may hold fewer frames than the stream's maximum)."""
@@ -196,7 +197,7 @@ def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timing
                 # second continues the stream.
                 latent = -(-(len(part) - 1) // tf) if part_key else -(-len(part) // tf)
                 cut = (1 if part_key else 0) + tf * max(1 if not part_key else 0, latent // 2)
-                log.warning("out of memory on a %d-frame chunk: retrying as %d + %d frames", len(part), cut, len(part) - cut)
+                warnings.append(f"GPU out of memory on a {len(part)}-frame chunk: retried as {cut} + {len(part) - cut} frames")
                 pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
                 continue
             timings.add("model", clock)
@@ -314,12 +315,8 @@ def decode_chunks(
     `tolerant`, a damaged chunk is concealed (its frames repeat the last good frame) and the
     chunks that depend on it decode only the planes that are still trustworthy. Entropy
     decoding runs in a worker thread, ahead of the model (overlap.py)."""
-    header = reader.header
+    header = reader.header  # checked by the caller (Codec.check_header)
     cfg = model.config
-    check_frame_area(header.width, header.height, "stream", StreamError)
-    if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
-        raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
-                          f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")
     entries = reader.entries
     if not entries:
         return

@@ -193,6 +193,10 @@ class Tokenizer(nn.Module):
         model that was built in memory and never saved/loaded."""
         return self._identity
 
+    @identity.setter
+    def identity(self, value: ModelIdentity | None) -> None:
+        self._identity = value
+
     @property
     def bits(self) -> int:
         return self.config.bits

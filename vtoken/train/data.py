@@ -131,7 +131,7 @@ def discover(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
 
 
 # -- decoding ---------------------------------------------------------------------------------
-def _fit(w: int, h: int, max_side: int) -> tuple[int, int]:
+def fit_size(w: int, h: int, max_side: int) -> tuple[int, int]:
     s = min(1.0, max_side / max(w, h))
     return max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
 
@@ -142,7 +142,7 @@ def load_photo(path: Path, max_side: int) -> np.ndarray:
 
     with Image.open(path) as im:
         im = im.convert("RGB")
-        w, h = _fit(im.width, im.height, max_side)
+        w, h = fit_size(im.width, im.height, max_side)
         if (w, h) != im.size:
             im = im.resize((w, h), Image.LANCZOS)
         return np.asarray(im, dtype=np.uint8).copy()
@@ -168,7 +168,7 @@ def _load_video_av(path: Path, max_side: int, max_frames: int, start_frac: float
         stream.thread_type = "AUTO"
         total = stream.frames or 0
         skip = int(max(0, total - max_frames) * start_frac) if total > max_frames else 0
-        w, h = _fit(stream.codec_context.width, stream.codec_context.height, max_side)
+        w, h = fit_size(stream.codec_context.width, stream.codec_context.height, max_side)
         for i, frame in enumerate(box.decode(stream)):
             if i < skip:
                 continue
@@ -194,7 +194,7 @@ def _load_video_cv2(path: Path, max_side: int, max_frames: int, start_frac: floa
             break
         if i >= skip:
             h0, w0 = bgr.shape[:2]
-            w, h = _fit(w0, h0, max_side)
+            w, h = fit_size(w0, h0, max_side)
             if (w, h) != (w0, h0):
                 bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
             frames.append(bgr[:, :, ::-1].copy())
@@ -263,7 +263,7 @@ def _probe_size(path: Path, max_side: int) -> tuple[int, int]:
 
         with av.open(str(path)) as box:
             cc = box.streams.video[0].codec_context
-            return _fit(cc.width, cc.height, max_side)
+            return fit_size(cc.width, cc.height, max_side)
     return max_side, max_side  # a pessimistic guess keeps the cap honest
 
 

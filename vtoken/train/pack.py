@@ -13,7 +13,7 @@ from typing import Any
 
 from vtoken.errors import InputError, OutputError
 
-from .data import PHOTO_EXTS, VIDEO_EXTS, _fit, refuse_eval_path
+from .data import PHOTO_EXTS, VIDEO_EXTS, fit_size, refuse_eval_path
 
 
 def pack_training_data(src: str | os.PathLike, dst: str | os.PathLike, *, max_side: int = 1024,
@@ -44,7 +44,7 @@ def pack_training_data(src: str | os.PathLike, dst: str | os.PathLike, *, max_si
             out.parent.mkdir(parents=True, exist_ok=True)
             with Image.open(f) as im:
                 im = im.convert("RGB")
-                size = _fit(im.width, im.height, max_side)
+                size = fit_size(im.width, im.height, max_side)
                 if size != im.size:
                     im = im.resize(size, Image.LANCZOS)
                 im.save(out, quality=quality, subsampling=0)

@@ -51,7 +51,7 @@ def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
     )
 
 
-class Encoder(StreamStart, nn.Module):
+class Encoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch, g = cfg.channels, cfg.norm_groups
@@ -84,7 +84,6 @@ class Encoder(StreamStart, nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._continuing()  # the encoder reads its state only through `continuing`
         p = self.frame_levels
         x = _by_frames(self._frame_head, x) if p else self.conv_in(x)
         for i in range(p, len(self.blocks)):

@@ -23,6 +23,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 import vtoken
+from vtoken.device import cuda_available
 torch.set_num_threads(2)
 job, src, dst, device = sys.argv[1:5]
 t0 = time.perf_counter()
@@ -32,7 +33,7 @@ else:
     res = vtoken.decode(src, dst, device=device, overwrite=True)
 out = {"seconds": time.perf_counter() - t0, "frames": res.frames, "fps": res.fps,
        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-if torch.cuda.is_available() and device != "cpu":
+if device != "cpu" and cuda_available():
     out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
 if job == "encode":
     out["bytes"] = res.bytes

@@ -10,7 +10,6 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np

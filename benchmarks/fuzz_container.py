@@ -1,4 +1,4 @@
-"""Long fuzz of the .mvt reader (issue 5): mutate valid streams, parse each one the way a
+"""Long fuzz of the .mvt reader (hostile input must end in vtoken's own errors): mutate valid streams, parse each one the way a
 decoder would, and count outcomes. Only vtoken.errors types may escape; any other exception
 is a bug and is printed with its seed. Half of the in-place mutations get their CRCs
 recomputed afterwards, so the limit checks behind the CRCs are exercised too.

@@ -1,4 +1,4 @@
-"""Peak memory against video length (issue 5): encode and decode generated clips of growing
+"""Peak memory against video length: encode and decode generated clips of growing
 length in fresh processes and report peak RSS (and peak GPU memory on CUDA). Flat numbers
 mean memory is bounded by one chunk, not by the video.
 

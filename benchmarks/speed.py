@@ -1,4 +1,4 @@
-"""Speed benchmark (issue 6): vtoken encode and decode fps end to end (file in, file out,
+"""Speed benchmark: vtoken encode and decode fps end to end (file in, file out,
 entropy coding included), where the time goes, peak memory, entropy coder throughput, and
 x265 / vvenc (medium) encode and decode fps on the same clip, machine and run. Without the
 ffmpeg program (the GPU machine has none), x265 runs through PyAV's libx265 and vvenc is

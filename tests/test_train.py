@@ -43,13 +43,17 @@ def _config(steps=4, **loss):
     })
 
 
-def test_eval_set_refused():
-    for bad in ("/work/shared/data/eval", "/work/shared/data/eval/video", "/work/shared/data"):
+def test_eval_set_refused(tmp_path):
+    (tmp_path / "shared" / "data" / "eval" / "video").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "train").mkdir()
+    shared = tmp_path / "shared"
+    for bad in (shared / "data" / "eval", shared / "data" / "eval" / "video", shared / "data", shared, tmp_path,
+                "data/eval/video"):
         with pytest.raises(UsageError, match="evaluation set"):
             refuse_eval_path(bad)
     with pytest.raises(UsageError):
-        DataConfig(roots=["/work/shared/data/eval/video"]).validate()
-    refuse_eval_path("/work/shared/data/train")  # allowed
+        DataConfig(roots=[str(shared / "data" / "eval" / "video")]).validate()
+    refuse_eval_path(shared / "data" / "train")  # allowed
 
 
 def test_frames_must_be_1_plus_4n():
@@ -258,7 +262,7 @@ def test_eval_root_refused_by_cli(tmp_path):
     from vtoken.train.cli import train as train_cli
 
     cfg = _config(1).to_dict()
-    cfg["data"]["roots"] = ["/work/shared/data/eval/video"]
+    cfg["data"]["roots"] = ["data/eval/video"]
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     r = CliRunner().invoke(train_cli, ["--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run")])
     assert r.exit_code == UsageError.exit_code
@@ -288,7 +292,7 @@ def test_pack_data_refuses_eval_and_copies(tmp_path):
     from vtoken.train.pack import pack_training_data
 
     with pytest.raises(UsageError):
-        pack_training_data("/work/shared/data/eval", tmp_path / "x")
+        pack_training_data(tmp_path / "data" / "eval", tmp_path / "x")
     media = tmp_path / "media"
     _write_media(media)
     out = pack_training_data(media, tmp_path / "packed", max_side=32)

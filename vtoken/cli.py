@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, defaults
 from .errors import UsageError, VtokenError
 
 log = logging.getLogger("vtoken")
@@ -106,11 +106,12 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--bpp", type=float, help="Target bits per pixel for the whole file.")
 @click.option("--bitrate", type=float, help="Target bit rate in kbit/s (converted to bpp from the input's size and rate).")
 @click.option("--model", "model", help="Model name or path to its .json (default: the shipped model).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--chunk-frames", type=int, default=17, show_default=True, help="Frames per chunk (1 + 4n).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True)
+@click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True, help="Frames per chunk (1 + 4n).")
+@click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
-@click.option("--key-interval", type=int, default=8, show_default=True, help="A key chunk every N chunks (seek points).")
+@click.option("--key-interval", type=int, default=defaults.KEY_INTERVAL, show_default=True,
+              help="A key chunk every N chunks (seek points).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
@@ -151,6 +152,8 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                              chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                              overwrite=overwrite, progress=_show_progress(progress))
             results.append(res.to_dict())
+            for warning in res.warnings:
+                click.echo(f"vtoken: warning: {src}: {warning}", err=True)
             if not as_json:
                 click.echo(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, {res.bytes} bytes, "
                            f"{res.bpp:.4f} bpp, planes {min(res.planes)}-{max(res.planes)}, {res.fps:.1f} fps on {res.device}")
@@ -175,8 +178,8 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
 @click.option("--planes", type=int, help="Decode with only the first N bit-planes (lower quality).")
 @click.option("--tolerant", is_flag=True, help="Conceal damaged chunks instead of failing.")
 @click.option("--model", "model", help="Model name or path (default: the one the file names).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True)
+@click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = bf16 on CUDA, fp32 on the CPU.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")

@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import defaults
 from ..errors import UsageError
+from ..metrics.registry import METRICS
 from . import baselines as bl
 from .cache import BaselineCache, settings_key
 from .env import environment, machine
 from .ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg
-from .measure import METRICS, bpp, means, quality
+from .measure import bpp, means, quality
 from .reference import make_reference
 from .yuv import RGB_CONVERSION, read_y4m, yuv420_to_rgb
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m4v", ".y4m", ".ogv"}
-DEFAULT_VTOKEN_PLANES = [4, 6, 8, 12, 18]
 
 
 @dataclass
@@ -28,16 +28,16 @@ class BenchSettings:
     videos: list[Path]
     codecs: list[str] = field(default_factory=lambda: list(bl.CODECS))
     configs: list[str] = field(default_factory=lambda: ["default"])
-    frames: int = 33
-    width: int = 640
-    height: int = 360
+    frames: int = defaults.BENCH_FRAMES
+    width: int = defaults.BENCH_SIZE[0]
+    height: int = defaults.BENCH_SIZE[1]
     qualities: dict[str, list[int]] = field(default_factory=lambda: {k: list(v) for k, v in bl.DEFAULT_QUALITIES.items()})
-    vtoken_planes: list[int] = field(default_factory=lambda: list(DEFAULT_VTOKEN_PLANES))
+    vtoken_planes: list[int] = field(default_factory=lambda: list(defaults.BENCH_PLANES))
     run_vtoken: bool = True
     device: str = "auto"
     model: str | None = None
     cache_dir: Path | None = None
-    threads: int = 2
+    threads: int = defaults.BENCH_THREADS
     nice: int = 0
     metrics: tuple[str, ...] = tuple(METRICS)
     metrics_device: str | None = None   # default: vtoken's device (cpu for baselines-only runs)
@@ -71,7 +71,7 @@ def list_videos(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"--videos {folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in defaults.VIDEO_EXTENSIONS)
 
 
 def make_record(*, codec: str, config: str, clip: str, quality_param: str, quality_value: int, nbytes: int,

@@ -21,6 +21,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from vtoken.device import cuda_available
+from vtoken.device import resolve_device as base_resolve_device
 from vtoken.errors import InputError, UsageError
 
 from . import checkpoint as ckpt
@@ -147,13 +149,11 @@ def setup_distributed(device: str) -> Dist:
 
 
 def resolve_device(device: str, d: Dist) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and d.world > 1:
-        device = f"cuda:{d.local_rank}"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but CUDA is not available; use --device cpu")
-    return torch.device(device)
+    """vtoken.device.resolve_device, and one GPU per process under torchrun."""
+    dev = base_resolve_device(device)
+    if dev.type == "cuda" and dev.index is None and d.world > 1:
+        dev = torch.device(f"cuda:{d.local_rank}")
+    return dev
 
 
 # -- EMA -----------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class Trainer:
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.dist = setup_distributed(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dist = setup_distributed(str(base_resolve_device(device).type))
         self.device = resolve_device(device, self.dist)
         self.log_fn = log_fn
         if cfg.threads > 0:
@@ -255,7 +255,7 @@ class Trainer:
             "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
-        if torch.cuda.is_available():
+        if cuda_available():
             st["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.loss.rate is not None:
             st["rate"] = self.loss.rate.state_dict()
@@ -288,7 +288,7 @@ class Trainer:
             self.sampler.rng = np.random.Generator(np.random.PCG64(key))
             self.gen.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
         torch.set_rng_state(st["torch_rng"])
-        if "cuda_rng" in st and torch.cuda.is_available():
+        if "cuda_rng" in st and cuda_available():
             states = st["cuda_rng"]
             if len(states) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(states)

@@ -159,9 +159,15 @@ def test_frame_sliced_inference_equals_whole_chunk(monkeypatch, conv3d):
 @pytest.mark.parametrize("pieces", [(17, 16, 16), (5, 4, 8, 4, 12), (1, 4, 4)])
 def test_streaming_chunks_equal_the_whole_video(pieces):
     """Chunks fed with a StreamState (first 1 + 4n frames, then 4n) give the bits and the
-    frames of one pass over the whole video: the causal state is carried, not restarted."""
+    frames of one pass over the whole video: the causal state is carried, not restarted. Both
+    the classic pyramid and the patch-stem architecture."""
     torch.manual_seed(0)
-    model = Tokenizer(TokenizerConfig(bits=6, channels=(8, 16, 16, 16))).eval()
+    for config in (TokenizerConfig(bits=6, channels=(8, 16, 16, 16)),
+                   TokenizerConfig.preset("vtoken-patch", bits=6, channels=(8, 8, 16), entropy_group_size=3, norm_groups=4)):
+        _check_streaming(Tokenizer(config).eval(), pieces)
+
+
+def _check_streaming(model, pieces):
     total = sum(pieces)
     video = torch.rand(1, 3, total, 32, 48) * 2 - 1
     whole_bits = model.encode_bits(video)

@@ -140,26 +140,28 @@ class TokenShards(IterableDataset):
 
     Each item is a dict: "tokens" as a torch int64 tensor [T', H', W'] and the other columns
     as Python values. `rank` / `world_size` default to torch.distributed's (or RANK /
-    WORLD_SIZE). Use `batch_size=None` or your own collate_fn: token grids differ in shape."""
+    WORLD_SIZE) when the dataset is made: make it after init_process_group. Use `batch_size=None` or your own collate_fn: token grids differ in shape."""
 
     def __init__(self, root, *, shuffle: bool = False, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None):
         self.paths = shard_paths(root)
         self.units = [(p, g) for p in self.paths for g in range(_open(p).metadata.num_row_groups)]
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
-        self.rank, self.world_size = rank, world_size
+        # Read here, in the rank's own process: DataLoader workers do not see its process group.
+        dist_rank, dist_world = _dist()
+        self.rank = dist_rank if rank is None else rank
+        self.world_size = dist_world if world_size is None else world_size
+        if not 0 <= self.rank < self.world_size:
+            raise UsageError(f"rank {self.rank} is not in a world of {self.world_size}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _reader(self) -> tuple[int, int]:
         """(this reader's number, number of readers) over DDP ranks x loader workers."""
-        rank, world = _dist()
-        rank = self.rank if self.rank is not None else rank
-        world = self.world_size if self.world_size is not None else world
         info = torch.utils.data.get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        return rank * nw + wid, world * nw
+        return self.rank * nw + wid, self.world_size * nw
 
     def __iter__(self):
         from .corpus.records import from_row

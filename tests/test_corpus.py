@@ -250,3 +250,15 @@ def test_import_vtoken_imports_neither_ray_nor_pyarrow():
     code = "import sys, vtoken, vtoken.corpus, vtoken.cli; print('ray' in sys.modules, 'pyarrow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_parts_split_by_size_in_record_order(inline_run, corpus, tiny_model_json, tmp_path):
+    """A small --shard-mb splits a group into parts; records keep their order across them."""
+    out, _ = inline_run
+    res = run(corpus, tmp_path / "tokens", tiny_model_json, sources_per_shard=64, shard_mb=0.002)
+    names = sorted(p.name for p in (tmp_path / "tokens").glob("shard-*.parquet"))
+    assert len(names) == res.totals["shards"] > 2 and names[0] == "shard-000000-000.parquet"
+    assert all(n.startswith("shard-000000-") for n in names)
+    key = lambda r: (r["source"], r["clip_index"])  # noqa: E731
+    assert [key(r) for r in records(tmp_path / "tokens")] == [key(r) for r in records(out)]
+    assert all(np.array_equal(a["tokens"], b["tokens"]) for a, b in zip(records(tmp_path / "tokens"), records(out)))

@@ -25,6 +25,7 @@ from ..errors import UsageError
 from .work import EncodeJob, Encoding, TokenizeJob, Tokenizing, one_line
 
 MAX_ATTEMPTS = 3
+DECODE_CPUS = 0.5
 RAY_HINT = "Ray is not installed: pip install 'vtoken[ray]' (or run without --ray, with --workers N)"
 
 # One state per worker process (set by the pool's initializer).
@@ -171,7 +172,9 @@ class RayEngine:
         if not items:
             return
         ds = ray.data.from_items(items, override_num_blocks=len(items))
-        ds = ds.map_batches(_decode_batch, batch_size=1, batch_format="numpy", num_cpus=1,
+        # Decoding asks for half a CPU: it is light beside the model, and resources unlike the
+        # actors' keep Ray Data from fusing it into them, so decoding and the model overlap.
+        ds = ds.map_batches(_decode_batch, batch_size=1, batch_format="numpy", num_cpus=DECODE_CPUS,
                             fn_kwargs={"clip_frames": job.clip_frames, "max_side": job.max_side})
         ds = ds.map_batches(_TokenizeActor, batch_size=1, batch_format="numpy", compute=self._pool(),
                             fn_constructor_kwargs={"job": job.to_dict()},

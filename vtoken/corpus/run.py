@@ -15,7 +15,7 @@ from typing import Callable
 from .. import __version__
 from ..errors import UsageError
 from . import manifest as mf
-from .shards import write_group
+from .shards import GroupWriter
 from .sources import expand
 from .work import EncodeJob, TokenizeJob
 
@@ -121,24 +121,25 @@ def tokenize_corpus(
     resumed = len(states)
     todo = [s for g, members in enumerate(groups) if g not in states for s in members]
     group_of = {s.index: s.index // sources_per_shard for s in found}
-    waiting = {g: len(groups[g]) for g in range(len(groups)) if g not in states}
-    results: dict[int, dict[int, tuple]] = {g: {} for g in waiting}
+    metadata = {"vtoken": __version__, "format": "vtoken-corpus-shard", "schema_version": "1"}
+    open_groups = {g: _Group(out, g, groups[g], int(shard_mb * 1024 * 1024), metadata)
+                   for g in range(len(groups)) if g not in states}
 
     own_engine = engine is None
     if own_engine:
         engine, threads = make_engine(ray, workers, threads)
     threads = threads or 0
     job = TokenizeJob(model_path, ident.sha256, keep, clip_frames, max_side, device, threads)
-    metadata = {"vtoken": __version__, "format": "vtoken-corpus-shard", "schema_version": "1"}
     try:
         for index, records, error in engine.tokenize(job, todo):
             g = group_of[index]
-            results[g][index] = (records, error)
             if on_source is not None:
                 on_source({"path": found[index].path, "error": error, "clips": len(records)})
-            if len(results[g]) == waiting[g]:
-                states[g] = _finish_group(out, g, groups[g], results.pop(g), sources_per_shard, shard_mb, metadata)
+            if open_groups[g].add(index, records, error):
+                states[g] = open_groups.pop(g).finish()
     finally:
+        for group in open_groups.values():
+            group.abort()
         if own_engine:
             engine.close()
     seconds = time.perf_counter() - started
@@ -149,20 +150,36 @@ def tokenize_corpus(
     return CorpusResult(str(out), engine.name, workers, seconds, manifest["totals"], failed, resumed)
 
 
-def _finish_group(out: Path, g: int, members, results: dict, per_shard: int, shard_mb: float, metadata: dict) -> dict:
-    records, entries = [], []
-    for source in members:
-        recs, error = results[source.index]
-        entry = {**source.to_dict(), "status": "failed" if error else "done", "error": error,
-                 "sha256": None, "clips": 0, "frames": 0, "tokens": 0}
-        if not error:
-            records.extend(recs)
-            entry.update(sha256=recs[0]["source_sha256"], clips=len(recs),
-                         frames=sum(r["frame_count"] for r in recs),
-                         tokens=sum(int(r["tokens"].size) for r in recs))
-        entries.append(entry)
-    shards = write_group(out, g, records, int(shard_mb * 1024 * 1024), metadata)
-    return mf.write_group_state(out, g, entries, shards)
+class _Group:
+    """One group in flight: results arrive in any order and are written in source order."""
+
+    def __init__(self, out: Path, g: int, members, shard_bytes: int, metadata: dict):
+        self.out, self.g, self.members = out, g, members
+        self.writer = GroupWriter(out, g, shard_bytes, metadata)
+        self.waiting: dict[int, tuple] = {}
+        self.entries: list[dict] = []
+
+    def add(self, index: int, records: list, error: str | None) -> bool:
+        """Take a source's result; True when the group has all of them."""
+        self.waiting[index] = (records, error)
+        while len(self.entries) < len(self.members) and self.members[len(self.entries)].index in self.waiting:
+            source = self.members[len(self.entries)]
+            recs, err = self.waiting.pop(source.index)
+            entry = {**source.to_dict(), "status": "failed" if err else "done", "error": err,
+                     "sha256": None, "clips": 0, "frames": 0, "tokens": 0}
+            if not err:
+                self.writer.add(recs)
+                entry.update(sha256=recs[0]["source_sha256"], clips=len(recs),
+                             frames=sum(r["frame_count"] for r in recs),
+                             tokens=sum(int(r["tokens"].size) for r in recs))
+            self.entries.append(entry)
+        return len(self.entries) == len(self.members)
+
+    def finish(self) -> dict:
+        return mf.write_group_state(self.out, self.g, self.entries, self.writer.close())
+
+    def abort(self) -> None:
+        self.writer.abort()
 
 
 def encode_corpus(

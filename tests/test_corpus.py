@@ -262,3 +262,34 @@ def test_parts_split_by_size_in_record_order(inline_run, corpus, tiny_model_json
     key = lambda r: (r["source"], r["clip_index"])  # noqa: E731
     assert [key(r) for r in records(tmp_path / "tokens")] == [key(r) for r in records(out)]
     assert all(np.array_equal(a["tokens"], b["tokens"]) for a, b in zip(records(tmp_path / "tokens"), records(out)))
+
+
+def _ray_model_actor_pids() -> list[int]:
+    """Processes of the Ray instance this test session started that hold a model actor."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"MapBatches(_TokenizeActor)" in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_ray_replaces_a_killed_model_actor(inline_run, corpus, tiny_model_json, tmp_path, ray_engine):
+    """SIGKILL a model actor after the first source: Ray Data restarts it and retries its batch."""
+    out, _ = inline_run
+    killed = []
+
+    def kill_one(event):
+        pids = _ray_model_actor_pids()
+        if not killed and pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    run(corpus, tmp_path / "tokens", tiny_model_json, engine=ray_engine, on_source=kill_one)
+    assert killed
+    assert shard_hashes(tmp_path / "tokens") == shard_hashes(out)

@@ -203,8 +203,12 @@ def encode_corpus(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs = {i: (str(p), str(out / (Path(p).stem + ".mvt"))) for i, p in enumerate(paths)}
-    refused = {}
-    for i, (_, dst) in pairs.items():
+    refused, first_with = {}, {}
+    for i, (src, dst) in pairs.items():
+        if dst in first_with:  # a.mp4 and a.mov: workers must not race for one a.mvt
+            refused[i] = f"{dst} is also the output of {first_with[dst]}"
+            continue
+        first_with[dst] = src
         try:
             check_output_path(dst, overwrite)
         except Exception as exc:  # noqa: BLE001 - reported as this input's failure

@@ -4,6 +4,7 @@ frames), registered by vtoken/cli.py. Summaries go to stdout, progress and error
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from fractions import Fraction
 
@@ -59,10 +60,18 @@ def tokenize(sources, out, clip_frames, planes, max_side, workers, threads, ray_
 
     def report(event: dict) -> None:
         if event["error"]:
-            click.echo(f"vtoken: error: {event['path']}: {event['error']}", err=True)
+            where = "" if event["error"].startswith(event["path"]) else f"{event['path']}: "
+            click.echo(f"vtoken: error: {where}{event['error']}", err=True)
         elif show:
             click.echo(f"vtoken: {event['path']}: {event['clips']} clips", err=True)
 
+    if ray_address and logging.getLogger().getEffectiveLevel() > logging.INFO:
+        from .engine import import_ray
+
+        import_ray()  # Ray Data sets up its loggers when imported: quiet them after that
+        # Ray Data logs every dataset's plan, and that its progress bars are off; keep stderr
+        # to our lines unless -v.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     if max_side is not None and max_side < 0:
         raise UsageError(f"max side must be >= 0, got {max_side}")
     res = tokenize_corpus(list(sources), out, clip_frames=clip_frames, planes=planes, max_side=max_side or None,

@@ -293,3 +293,14 @@ def test_ray_replaces_a_killed_model_actor(inline_run, corpus, tiny_model_json, 
     run(corpus, tmp_path / "tokens", tiny_model_json, engine=ray_engine, on_source=kill_one)
     assert killed
     assert shard_hashes(tmp_path / "tokens") == shard_hashes(out)
+
+
+def test_an_output_folder_inside_the_sources_is_not_a_source(tmp_path, tiny_model_json):
+    from clips import make_image
+    from vtoken.corpus import tokenize_corpus
+
+    make_image(tmp_path / "x.png")
+    for _ in range(2):  # the second run sees the first run's shards and manifest in tmp_path/tokens
+        res = tokenize_corpus([tmp_path], tmp_path / "tokens", model=str(tiny_model_json), device="cpu",
+                              overwrite=True)
+        assert (res.totals["done"], res.totals["skipped"]) == (1, 0)

@@ -179,28 +179,27 @@ class RayEngine:
         ds = ds.map_batches(_TokenizeActor, batch_size=1, batch_format="numpy", compute=self._pool(),
                             fn_constructor_kwargs={"job": job.to_dict()},
                             **self._actor_resources(job.device))
+        # Rows are keyed by (source, clip): a retried task or batch (a worker died) may deliver
+        # a clip twice; a source is complete when its end row and every clip are in.
         state: dict[int, dict] = {}
         for row in ds.iter_rows():
             index = int(row["index"])
-            entry = state.setdefault(index, {"records": [], "errors": [], "clips": None, "seen": 0})
+            entry = state.setdefault(index, {"clips": {}, "end": None})
             if row["kind"] == "end":
-                entry["clips"] = int(row["clips"])
-                if row["error"]:
-                    entry["errors"].insert(0, str(row["error"]))
+                entry["end"] = (int(row["clips"]), str(row["error"]))
+            elif row["error"]:
+                entry["clips"][int(row["clip_index"])] = str(row["error"])
             else:
-                entry["seen"] += 1
-                if row["error"]:
-                    entry["errors"].append(str(row["error"]))
-                else:
-                    record = json.loads(row["record"])
-                    record["tokens"] = np.frombuffer(row["tokens"], np.int32).reshape(record["token_shape"])
-                    entry["records"].append({k: record[k] for k in NAMES})
-            if entry["clips"] is not None and entry["seen"] == entry["clips"]:
+                record = json.loads(row["record"])
+                record["tokens"] = np.frombuffer(row["tokens"], np.int32).reshape(record["token_shape"])
+                entry["clips"][int(row["clip_index"])] = {k: record[k] for k in NAMES}
+            if entry["end"] is not None and len(entry["clips"]) == entry["end"][0]:
                 del state[index]
-                records = sorted(entry["records"], key=lambda r: r["clip_index"])
-                error = entry["errors"][0] if entry["errors"] else None
-                if error is None and not records:
-                    error = "no frames could be decoded"
+                clips = [entry["clips"][i] for i in sorted(entry["clips"])]
+                errors = [entry["end"][1]] if entry["end"][1] else []
+                errors += [c for c in clips if isinstance(c, str)]
+                records = [c for c in clips if not isinstance(c, str)]
+                error = errors[0] if errors else (None if records else "no frames could be decoded")
                 yield index, records, error
 
     def encode(self, job: EncodeJob, pairs: dict[int, tuple[str, str]]) -> Iterator[tuple[int, dict | None, str | None]]:

@@ -108,7 +108,7 @@ def tokenize_corpus(
     params = {"clip_frames": clip_frames, "planes": keep, "max_side": max_side, "model_name": ident.name,
               "model_sha256": ident.sha256, "sources_per_shard": sources_per_shard, "shard_mb": shard_mb,
               "schema_version": 1}
-    found, skipped = expand(sources)
+    found, skipped = expand(sources, exclude=out)
     mf.prepare(out, params, resume, overwrite)
 
     groups = [found[i:i + sources_per_shard] for i in range(0, len(found), sources_per_shard)]

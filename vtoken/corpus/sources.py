@@ -42,9 +42,11 @@ def _identity(path: str) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def expand(paths) -> tuple[list[Source], list[dict]]:
+def expand(paths, exclude=None) -> tuple[list[Source], list[dict]]:
     """Sources from files and folders (walked recursively, media suffixes only), and the
-    entries skipped on the way: {"path", "reason"} for other files and duplicates."""
+    entries skipped on the way: {"path", "reason"} for other files and duplicates. Nothing
+    under `exclude` (the output folder, when it lies inside a source folder) is listed."""
+    skip_root = os.path.abspath(exclude) + os.sep if exclude is not None else None
     found: list[str] = []
     skipped: list[dict] = []
     seen: set[str] = set()
@@ -63,7 +65,8 @@ def expand(paths) -> tuple[list[Source], list[dict]]:
         path = os.path.abspath(os.fspath(given))
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
+                                 not (skip_root and os.path.join(root, d) + os.sep == skip_root))
                 for name in sorted(files):
                     if not name.startswith("."):
                         add(os.path.join(root, name), explicit=False)

@@ -304,3 +304,28 @@ def test_an_output_folder_inside_the_sources_is_not_a_source(tmp_path, tiny_mode
         res = tokenize_corpus([tmp_path], tmp_path / "tokens", model=str(tiny_model_json), device="cpu",
                               overwrite=True)
         assert (res.totals["done"], res.totals["skipped"]) == (1, 0)
+
+
+def test_decoding_ahead_keeps_order_errors_and_stops_when_dropped():
+    import threading
+
+    from vtoken.corpus.work import ahead
+
+    def items(fail_at=None):
+        for i in range(10):
+            if i == fail_at:
+                raise ValueError("bad frame")
+            yield i
+
+    assert list(ahead(items())) == list(range(10))
+    got = []
+    with pytest.raises(ValueError, match="bad frame"):
+        for x in ahead(items(fail_at=4)):
+            got.append(x)
+    assert got == [0, 1, 2, 3]
+    before = threading.active_count()
+    gen = ahead(items())
+    next(gen)
+    gen.close()  # the consumer is gone: the thread must end, not block on a full queue
+    time.sleep(0.5)
+    assert threading.active_count() <= before

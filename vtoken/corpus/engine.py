@@ -82,24 +82,28 @@ class LocalEngine:
         attempts = {k: 0 for k in items}
         while todo:
             broken = False
-            with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=init,
-                                     initargs=(job,)) as pool:
+            pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=init,
+                                       initargs=(job,))
+            try:
                 futures = {pool.submit(fn, item): key for key, item in todo.items()}
                 pending = set(futures)
-                while pending:
+                while pending and not broken:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         key = futures[fut]
                         try:
                             result = fut.result()
                         except BrokenProcessPool:
+                            # Which source took the worker down is unknown: each one in flight
+                            # counts an attempt.
                             broken = True
                             attempts[key] += 1
                             continue
                         todo.pop(key)
                         yield (key, *result)
-                    if broken:
-                        break
+            finally:
+                # Also on an interruption: do not wait for the queued sources.
+                pool.shutdown(wait=not broken, cancel_futures=True)
             if broken:
                 # The pool is gone with every source it held; retry them in a fresh one.
                 for key in [k for k in todo if attempts[k] >= MAX_ATTEMPTS]:

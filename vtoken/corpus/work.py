@@ -70,21 +70,24 @@ def ahead(items: Iterator, depth: int = 2) -> Iterator:
     done = object()
     stop = threading.Event()
 
+    def put(entry) -> bool:
+        while not stop.is_set():  # the consumer may be gone: never block for good
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def run() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put((item, None)):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put((None, exc))
+            put((None, exc))
             return
-        q.put((done, None))
+        put((done, None))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

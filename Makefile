@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q "$(TORCH_SPEC)"
 	# every other dependency, holding torch at the installed build
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
-	$(PIP) install -q -c $(VENV)/torch-constraint.txt -e ".[bench,dev]"
+	$(PIP) install -q -c $(VENV)/torch-constraint.txt -e ".[bench,dev,ray]"
 	# lpips only for its v0.1 linear heads: its torchvision dependency fails with the CPU torch
 	$(PIP) install -q --no-deps "lpips==0.1.4"
 	$(PY) -m vtoken.metrics.build_lpips_weights

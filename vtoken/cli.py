@@ -115,8 +115,10 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option("--workers", type=int, help="With -d: encode on N local worker processes (or N Ray actors with --ray).")
+@click.option("--ray", "ray_address", metavar="auto|ADDRESS", help="With -d: encode on Ray (pip install 'vtoken[ray]').")
 def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, precision, key_interval, overwrite,
-           as_json, progress):
+           as_json, progress, workers, ray_address):
     """Encode a video or image into a .mvt file.
 
     \b
@@ -140,6 +142,25 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
         if not bitrate > 0:
             raise UsageError(f"bitrate must be positive, got {bitrate}")
     results, failures = [], []
+    if (workers or ray_address) and out_dir is None:
+        raise UsageError("--workers and --ray need several inputs with -d OUTDIR")
+    if workers or ray_address:
+        if bitrate is not None:
+            raise UsageError("--bitrate is not supported with --workers/--ray; give --bpp")
+        from .corpus import encode_corpus
+
+        # The corpus engine: the same vtoken.encode per file, on worker processes or Ray actors.
+        results, failures = encode_corpus(paths, out_dir, model=model, device=device, workers=workers or 1,
+                                          ray=ray_address, overwrite=overwrite, planes=planes, quality=quality,
+                                          bpp=bpp, chunk_frames=chunk_frames, key_interval=key_interval,
+                                          precision=precision)
+        for res in results:
+            if not as_json:
+                click.echo(f"{res['path']}: {res['frames']} frames {res['width']}x{res['height']}, {res['bytes']} bytes, "
+                           f"{res['bpp']:.4f} bpp, {res['fps']:.1f} fps on {res['device']}")
+        for f in failures:
+            click.echo(f"vtoken: error: {f['input']}: {f['error']}", err=True)
+        jobs = []
     for src, dst in jobs:
         try:
             target = bpp
@@ -165,7 +186,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
     if as_json:
         click.echo(json.dumps(results[0] if len(jobs) == 1 else {"results": results, "failures": failures}, indent=2))
     if failures:
-        click.echo(f"vtoken: {len(failures)} of {len(jobs)} inputs failed: " + ", ".join(f["input"] for f in failures), err=True)
+        click.echo(f"vtoken: {len(failures)} of {len(paths)} inputs failed: " + ", ".join(f["input"] for f in failures), err=True)
         sys.exit(1)
 
 
@@ -244,7 +265,8 @@ def _register_optional_commands() -> None:
     encode/decode down with it."""
     import importlib
 
-    for module, name in (("vtoken.bench.cli", "bench"), ("vtoken.train.cli", "train")):
+    for module, name in (("vtoken.bench.cli", "bench"), ("vtoken.train.cli", "train"),
+                         ("vtoken.corpus.cli", "tokenize"), ("vtoken.corpus.cli", "detokenize")):
         try:
             main.add_command(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError) as exc:

@@ -248,3 +248,11 @@ def test_shipped_eval_suite_is_consistent():
     for codec in ("hevc", "vvc", "av1"):
         q = suite["qualities"][codec]
         assert q == sorted(q) and 0 <= q[0] and q[-1] <= 63
+
+
+def test_default_vtoken_sweep_follows_the_model_planes():
+    from vtoken.defaults import bench_planes
+
+    assert bench_planes(32) == (1, 2, 4, 8, 12, 18, 24, 32)
+    assert bench_planes(18) == (1, 2, 4, 8, 12, 18)
+    assert bench_planes(6) == (1, 2, 4, 6)

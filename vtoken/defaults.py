@@ -19,8 +19,14 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", "
                               ".ogv"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
-# Benchmark: frames per clip, size, vtoken plane counts, threads per baseline process.
+# Benchmark: frames per clip, size, vtoken plane counts, threads per baseline process. The
+# plane counts are cut at the model's K (and K itself is always a point): bench_planes().
 BENCH_FRAMES = 33
 BENCH_SIZE = (640, 360)
-BENCH_PLANES = (4, 6, 8, 12, 18)
+BENCH_PLANES = (1, 2, 4, 8, 12, 18, 24, 32)
 BENCH_THREADS = 2
+
+
+def bench_planes(bits: int) -> tuple[int, ...]:
+    """The default vtoken sweep for a model with `bits` planes: BENCH_PLANES below K, then K."""
+    return tuple(p for p in BENCH_PLANES if p < bits) + (bits,)

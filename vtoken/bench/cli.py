@@ -147,8 +147,10 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
     w, h = parse_size(size or suite.get("size") or "{}x{}".format(*defaults.BENCH_SIZE))
     sq = suite.get("qualities", {})
     quals = {c: [int(q) for q in sq.get(c, bl.DEFAULT_QUALITIES[c])] for c in bl.CODECS}
-    planes = parse_list([qualities] if qualities else [",".join(map(str, sq.get("vtoken", defaults.BENCH_PLANES)))],
-                        kind=int, name="--qualities")
+    if qualities or "vtoken" in sq:
+        planes = parse_list([qualities] if qualities else [",".join(map(str, sq["vtoken"]))], kind=int, name="--qualities")
+    else:
+        planes = list(defaults.bench_planes(_model_bits(model))) if not no_vtoken else []
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
@@ -161,6 +163,12 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures")
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)
+
+
+def _model_bits(spec: str | None) -> int:
+    from ..models import load_model
+
+    return load_model(spec).bits
 
 
 def _run(settings, codec_list, configs, quals, suite, out_dir, no_plots) -> None:

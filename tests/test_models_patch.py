@@ -114,3 +114,32 @@ def test_graft_renames_and_leaves_misfits_fresh():
     assert w in report["copied"]
     assert torch.equal(dst.state_dict()[w], src.state_dict()["encoder.blocks.3.0.conv1.conv.weight"])
     assert "encoder.conv_in.conv.weight" in report["fresh"]   # 48 -> 8 input channels: no source fits
+
+
+def test_token_vocabulary_is_token_bits_of_the_coded_planes(tmp_path):
+    """A codec model may code more planes than a token holds: tokenize gives the first
+    token_bits planes by default, detokenize reads them back as the decoder sees them."""
+    import numpy as np
+
+    import vtoken
+    from vtoken.models import save_model
+
+    cfg = PATCH.replace(bits=8, token_bits=5, entropy_group_size=4)
+    assert cfg.token_bits == 5 and cfg.replace(bits=6).token_bits == 6   # a new K resets it
+    with pytest.raises(ValueError, match="token_bits"):
+        PATCH.replace(token_bits=7)
+    torch.manual_seed(0)
+    net = Tokenizer(cfg).eval()
+    (tmp_path / "zoo").mkdir()
+    model = vtoken.load_model(save_model(net, tmp_path / "zoo", "tok-test"), cache=False)
+    frames = np.random.default_rng(0).integers(0, 256, (5, 16, 24, 3), dtype=np.uint8)
+    tokens = vtoken.tokenize(frames, model=model, device="cpu")
+    assert tokens.shape == (2, 2, 3) and tokens.max() < 2**5
+    all_planes = vtoken.tokenize(frames, model=model, planes=8, device="cpu")
+    assert np.array_equal(all_planes % 2**5, tokens)
+    with torch.no_grad():
+        bits = net.encode_bits(torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1)
+        want = net.decode_bits(bits[:, :5])
+    got = vtoken.detokenize(tokens, model=model, device="cpu")
+    ref = ((want[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    assert got.shape == ref.shape and np.abs(got.astype(int) - ref.astype(int)).max() <= 1

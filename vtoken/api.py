@@ -246,8 +246,9 @@ def _frames_array(frames) -> np.ndarray:
 def tokenize(frames, *, model=None, planes: int | None = None, device: str = defaults.DEVICE) -> np.ndarray:
     """Token grid of a clip or an image: int64 [T', H', W'] with T' = 1 + ceil((T-1)/4).
 
-    Token = sum_k bit_k * 2**k over the first `planes` bit-planes (all by default), so an
-    image and a video share one vocabulary of 2**K tokens. Frames are padded to the model's
+    Token = sum_k bit_k * 2**k over the first `planes` bit-planes (by default the model's
+    `token_bits`: 18 for the shipped model, which codes 32), so an image and a video share one
+    vocabulary of 2**planes tokens. Frames are padded to the model's
     multiples (replicating edges), so H' = ceil(H/8) for the default model."""
     import torch
 
@@ -258,7 +259,7 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     dev = resolve_device(device)
     net = _model(model, dev, "encode_bits")
     cfg = net.config
-    keep = cfg.bits if planes is None else planes
+    keep = cfg.token_bits if planes is None else planes
     if not 1 <= keep <= cfg.bits:
         raise UsageError(f"planes must be from 1 to {cfg.bits}, got {planes}")
     padded = pad_frames(arr, cfg.temporal_factor, cfg.spatial_factor)
@@ -268,7 +269,8 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
 
 
 def detokenize(tokens, *, model=None, planes: int | None = None, device: str = defaults.DEVICE) -> np.ndarray:
-    """Frames (uint8 [T, H, W, 3], T = 1 + 4(T'-1)) from a token grid [T', H', W']."""
+    """Frames (uint8 [T, H, W, 3], T = 1 + 4(T'-1)) from a token grid [T', H', W'] of
+    `planes` bits (default: the model's token_bits, as `tokenize` gives)."""
     import torch
 
     from .codec.frames import to_frames
@@ -282,7 +284,7 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     dev = resolve_device(device)
     net = _model(model, dev, "decode_bits")
     cfg = net.config
-    keep = cfg.bits if planes is None else planes
+    keep = cfg.token_bits if planes is None else planes
     if grid.min() < 0 or grid.max() >= 2**keep:
         raise UsageError(f"tokens must lie in [0, 2**{keep})")
     bits = indices_to_bits(torch.from_numpy(grid.astype(np.int64)), keep, dim=0).to(torch.uint8)

@@ -30,7 +30,7 @@ def workers_option(f):
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder for the shards and manifest.")
 @click.option("--clip-frames", type=int, default=DEFAULT_CLIP_FRAMES, show_default=True,
               help="Frames per clip (1 + 4n); each clip is tokenized as its own causal stream.")
-@click.option("--planes", type=int, help="Bit-planes kept per token (default: all).")
+@click.option("--planes", type=int, help="Bit-planes kept per token (default: the model's token planes, 18 for the shipped model).")
 @click.option("--max-side", type=int, default=DEFAULT_MAX_SIDE, show_default=True,
               help="Downsize so that the longer side is at most this (0: keep the size).")
 @workers_option

@@ -23,6 +23,7 @@ DEFAULT_CLIP_FRAMES = 17
 DEFAULT_MAX_SIDE = 640
 DEFAULT_SOURCES_PER_SHARD = 64
 DEFAULT_SHARD_MB = 256
+MAX_PLANES = 31  # shards store tokens as int32
 
 
 @dataclass
@@ -101,9 +102,10 @@ def tokenize_corpus(
     tf = cfg.temporal_factor
     if clip_frames < 1 or (clip_frames - 1) % tf:
         raise UsageError(f"clip frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), got {clip_frames}")
-    keep = cfg.bits if planes is None else planes
-    if not 1 <= keep <= cfg.bits:
-        raise UsageError(f"planes must be from 1 to {cfg.bits}, got {planes}")
+    keep = cfg.token_bits if planes is None else planes
+    top = min(cfg.bits, MAX_PLANES)
+    if not 1 <= keep <= top:
+        raise UsageError(f"planes must be from 1 to {top} (tokens are stored as int32), got {planes}")
     out = Path(out)
     params = {"clip_frames": clip_frames, "planes": keep, "max_side": max_side, "model_name": ident.name,
               "model_sha256": ident.sha256, "sources_per_shard": sources_per_shard, "shard_mb": shard_mb,

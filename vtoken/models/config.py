@@ -29,7 +29,10 @@ def _bools(value: Any) -> tuple[bool, ...]:
 class TokenizerConfig:
     """Keyword-only fields; `validate()` runs on construction."""
 
-    bits: int = 18  # K: LFQ bits per latent position = bit-planes = log2(vocabulary)
+    bits: int = 18  # K: LFQ bits per latent position = bit-planes the codec can code
+    # Planes that make a token for language models (vocabulary 2**token_bits; 0 = all K). A
+    # codec model may code more planes than a token needs: the rest refine the picture.
+    token_bits: int = 0
     channels: tuple[int, ...] = (32, 64, 192, 256)  # width per level (full, 1/2, 1/4, 1/8)
     res_blocks: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per level (encoder and decoder)
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
@@ -58,6 +61,8 @@ class TokenizerConfig:
         object.__setattr__(self, "res_blocks", _ints(self.res_blocks))
         object.__setattr__(self, "conv3d", _bools(self.conv3d))
         object.__setattr__(self, "temporal_down", _bools(self.temporal_down))
+        if self.token_bits == 0:
+            object.__setattr__(self, "token_bits", self.bits)
         if not self.spatial_down:
             object.__setattr__(self, "spatial_down", (True,) * (len(self.channels) - 1))
         object.__setattr__(self, "spatial_down", _bools(self.spatial_down))
@@ -80,6 +85,8 @@ class TokenizerConfig:
             raise ValueError(f"config version {self.version} is not supported; allowed: {CONFIG_VERSION}")
         if not 1 <= self.bits <= 32:
             raise ValueError(f"bits={self.bits} is out of range; allowed: 1..32")
+        if not 1 <= self.token_bits <= min(self.bits, 62):
+            raise ValueError(f"token_bits={self.token_bits} is out of range; allowed: 1..{min(self.bits, 62)}")
         levels = len(self.channels)
         if levels < 1:
             raise ValueError("channels must list at least one level width, e.g. (32, 64, 192, 256)")
@@ -155,6 +162,8 @@ class TokenizerConfig:
         """A copy with `changes`; derived factors are recomputed unless given explicitly."""
         data = self.to_dict()
         data["spatial_factor"] = data["temporal_factor"] = 0
+        if "bits" in changes and "token_bits" not in changes:
+            data["token_bits"] = 0  # follows the new K
         if len(changes.get("channels", self.channels)) != self.levels and "spatial_down" not in changes:
             data["spatial_down"] = []  # the default for the new level count
         data.update(changes)
@@ -182,7 +191,7 @@ PRESETS: dict[str, TokenizerConfig] = {
     # at 1/4 (half frame rate) and 1/8 (quarter frame rate). 32 bit-planes: the first 18
     # are the tokenizer's vocabulary, the rest refine the picture for higher rates.
     "vtoken-patch": TokenizerConfig(
-        bits=32, channels=(32, 48, 64), res_blocks=(1, 1, 1), conv3d=(False, True, True),
+        bits=32, token_bits=18, channels=(32, 48, 64), res_blocks=(1, 1, 1), conv3d=(False, True, True),
         spatial_down=(False, True), temporal_down=(True, True), patch_size=4, norm_groups=8,
     ),
 }

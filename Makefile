@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q "$(TORCH_SPEC)"
 	# every other dependency, holding torch at the installed build
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
-	$(PIP) install -q -c $(VENV)/torch-constraint.txt -e ".[bench,dev]"
+	$(PIP) install -q -c $(VENV)/torch-constraint.txt -e ".[bench,dev,ray]"
 	# lpips only for its v0.1 linear heads: its torchvision dependency fails with the CPU torch
 	$(PIP) install -q --no-deps "lpips==0.1.4"
 	$(PY) -m vtoken.metrics.build_lpips_weights
@@ -34,8 +34,8 @@ demo: $(STAMP) ## encode and decode a generated clip, print its info
 	mkdir -p out
 	$(PY) -m vtoken.demo out
 
-bench: $(STAMP) ## the codec comparison on shared/data/eval/video (needs ../shared)
-	$(VENV)/bin/vtoken bench --codec all --videos ../shared/data/eval/video --out benchmarks/results/eval
+bench: $(STAMP) ## the codec comparison on the development eval clips (benchmarks/suites/eval.json: ../shared/data/eval/video)
+	$(VENV)/bin/vtoken bench --codec all --suite benchmarks/suites/eval.json --out benchmarks/results/eval
 
 gpu-wheels: ## wheels/ for the GPU machine: the cp312 wheels its image lacks (see benchmarks/gpu_session.sh)
 	mkdir -p wheels && rm -f wheels/*.whl

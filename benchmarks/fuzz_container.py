@@ -1,4 +1,4 @@
-"""Long fuzz of the .mvt reader (issue 5): mutate valid streams, parse each one the way a
+"""Long fuzz of the .mvt reader (hostile input must end in vtoken's own errors): mutate valid streams, parse each one the way a
 decoder would, and count outcomes. Only vtoken.errors types may escape; any other exception
 is a bug and is printed with its seed. Half of the in-place mutations get their CRCs
 recomputed afterwards, so the limit checks behind the CRCs are exercised too.
@@ -59,11 +59,11 @@ def crc_regions(data: bytes) -> list[tuple[int, int, int]]:
     """(start, end, crc_offset) of every CRC in a valid stream, in the order to recompute
     them (a segment's CRC lives inside its chunk header, so segments come first)."""
     r = MvtReader(io.BytesIO(data))
-    hs = r._header_size
+    hs = r.header_size
     regions = [(0, hs - 4, hs - 4)]
     offsets = [e.offset for e in r.entries]
-    if r._audio_offset:
-        offsets.append(r._audio_offset)
+    if r.audio_offset:
+        offsets.append(r.audio_offset)
     index_offset = int.from_bytes(data[-FOOTER.size:-FOOTER.size + 8], "little")
     for off in offsets + [index_offset]:
         regions.append((off, off + 16, off + 16))

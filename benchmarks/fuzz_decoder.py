@@ -1,6 +1,7 @@
-"""Fuzz the whole decoder (issue 5): container parse, entropy decoding, the model and the
-concealment logic, on mutated real streams. Only vtoken.errors types may escape and no decode
-may run long; anything else is printed with its seed.
+"""Fuzz the whole decoder (hostile input must end in vtoken's own errors): container parse,
+entropy decoding, the model and the concealment logic, on mutated real streams. Only
+vtoken.errors types may escape and no decode may run long; anything else is printed with its
+seed.
 
     python benchmarks/fuzz_decoder.py --files 10000 [--seed 0] [--out results.txt]
     python benchmarks/fuzz_decoder.py --files 5000 --structured   # issue 11

@@ -3,9 +3,9 @@
 Runs in a separate environment where ``import lpips`` works (torch + torchvision + lpips + av +
 safetensors + scipy + pillow), never in the product venv, e.g.:
 
-    python3 -m venv /tmp/refvenv
-    /tmp/refvenv/bin/pip install torch torchvision lpips numpy av safetensors scipy pillow
-    /tmp/refvenv/bin/python benchmarks/lpips_reference_check.py [--videos DIR] [--frames N]
+    python3 -m venv .refvenv
+    .refvenv/bin/pip install torch torchvision lpips numpy av safetensors scipy pillow
+    .refvenv/bin/python benchmarks/lpips_reference_check.py [--videos DIR] [--frames N]
 
 It loads vtoken's converted AlexNet backbone into ``lpips.LPIPS(net='alex', pretrained=True,
 pnet_rand=True)`` (the torchvision AlexNet left uninitialised so nothing is downloaded; the

@@ -1,4 +1,4 @@
-"""Peak memory against video length (issue 5): encode and decode generated clips of growing
+"""Peak memory against video length: encode and decode generated clips of growing
 length in fresh processes and report peak RSS (and peak GPU memory on CUDA). Flat numbers
 mean memory is bounded by one chunk, not by the video.
 
@@ -23,6 +23,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 import vtoken
+from vtoken.device import cuda_available
 torch.set_num_threads(2)
 job, src, dst, device = sys.argv[1:5]
 t0 = time.perf_counter()
@@ -32,7 +33,7 @@ else:
     res = vtoken.decode(src, dst, device=device, overwrite=True)
 out = {"seconds": time.perf_counter() - t0, "frames": res.frames, "fps": res.fps,
        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-if torch.cuda.is_available() and device != "cpu":
+if device != "cpu" and cuda_available():
     out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
 if job == "encode":
     out["bytes"] = res.bytes

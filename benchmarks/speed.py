@@ -1,4 +1,4 @@
-"""Speed benchmark (issue 6): vtoken encode and decode fps end to end (file in, file out,
+"""Speed benchmark: vtoken encode and decode fps end to end (file in, file out,
 entropy coding included), where the time goes, peak memory, entropy coder throughput, and
 x265 / vvenc (medium) encode and decode fps on the same clip, machine and run. Without the
 ffmpeg program (the GPU machine has none), x265 runs through PyAV's libx265 and vvenc is
@@ -35,7 +35,7 @@ a = json.loads(sys.argv[1])
 import torch
 torch.set_num_threads(a["threads"])
 import vtoken
-from vtoken.api import resolve_device
+from vtoken.device import resolve_device
 import numpy as np
 from vtoken.bitstream import open_mvt
 
@@ -113,23 +113,6 @@ def _size(text: str) -> tuple[int, int]:
     if w < 16 or h < 16 or w % 2 or h % 2:
         raise argparse.ArgumentTypeError(f"size {text!r}: need even WxH, at least 16x16")
     return w, h
-
-
-def _gpu_info(device: str) -> dict | None:
-    """GPU name, memory, CUDA and driver version, or None when the run is on the CPU."""
-    import torch
-
-    if device == "cpu" or not torch.cuda.is_available():
-        return None
-    info = {"name": torch.cuda.get_device_name(0), "cuda": torch.version.cuda,
-            "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1), "driver": None}
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, check=False, timeout=20).stdout.strip()
-        info["driver"] = out.splitlines()[0] if out else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
 
 
 def make_clip(path: Path, frames: int, width: int, height: int) -> None:
@@ -224,7 +207,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
     """Measure every size; returns the JSON-ready report (see module doc)."""
     import torch
 
-    from vtoken.api import resolve_device
+    from vtoken.device import gpu_info, resolve_device
     from vtoken.bench.env import environment
     from vtoken.bench.ffmpeg import ffmpeg_version, find_ffmpeg
     from vtoken.bench.measure import cpu_count
@@ -240,7 +223,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
     if warmup is None:
         warmup = 1 if dev.startswith("cuda") else 0  # first CUDA calls pay for kernel selection
     env = environment(ffmpeg_version(exe) if exe else "none (PyAV's libraries only)")
-    env["gpu"] = _gpu_info(dev)
+    env["gpu"] = gpu_info(dev)
     report = {"environment": env, "load_average_start": list(os.getloadavg()),
               "settings": {"frames": frames, "device": dev, "chunk_frames": chunk_frames, "model": model or "(default)",
                            "torch_threads": threads, "ffmpeg_threads": threads, "warmup_runs": warmup,

@@ -1,4 +1,4 @@
-"""Fingerprints of .mvt files for the cross-machine check (issue 2): a stream encoded on the GPU
+"""Fingerprints of .mvt files for the cross-machine check: a stream encoded on the GPU
 machine must decode to the same bits on any CPU. Prints one JSON line per file:
 
     python benchmarks/stream_hashes.py out/*.mvt
@@ -19,24 +19,19 @@ from pathlib import Path
 
 
 def fingerprint(path: Path) -> dict:
-    from vtoken.api import _open_stream
-    from vtoken.entropy import BitplaneCoder
+    from vtoken.bitstream import open_mvt
+    from vtoken.codec import Codec
     from vtoken.models import load_model_by_identity
 
     data = path.read_bytes()
     bits_hash = hashlib.sha256()
     planes = []
-    with _open_stream(path, tolerant=False) as reader:
+    with open_mvt(path) as reader:
         h = reader.header
-        model = load_model_by_identity(h.model_name, h.sha256_hex, device="cpu")
-        coder = BitplaneCoder(h.bits, model.entropy_prior)
-        for entry in reader.entries:
-            if entry.key:
-                coder.reset()
-            chunk = reader.read_chunk(entry.index)
-            bits = coder.decode(list(chunk.segments), tuple(chunk.latent_shape))
+        codec = Codec(load_model_by_identity(h.model_name, h.sha256_hex, device="cpu"), "cpu")
+        for _, bits in codec.entropy_bits(reader):
             bits_hash.update(bits.astype("uint8").tobytes())
-            planes.append(len(chunk.segments))
+            planes.append(len(bits))
     return {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "bits_sha256": bits_hash.hexdigest(), "chunks": len(planes), "planes": planes,
             "model": f"{h.model_name} {h.sha256_hex[:16]}", "size": f"{h.width}x{h.height}",

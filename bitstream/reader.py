@@ -405,6 +405,16 @@ class MvtReader:
     def fps(self) -> Fraction:
         return self.header.fps
 
+    @property
+    def header_size(self) -> int:
+        """Bytes of the stream header (where the first record starts)."""
+        return self._header_size
+
+    @property
+    def audio_offset(self) -> int:
+        """Offset of the audio record, 0 when there is none."""
+        return self._audio_offset
+
     def close(self) -> None:
         if self._owned:
             self._f.close()

@@ -19,7 +19,7 @@ def truncate_planes(src_fileobj, dst_fileobj, planes: int) -> dict:
     audio = reader.audio()
     # Keep the audio where it was relative to the chunks, so the layout stays familiar.
     audio_first = audio is not None and (
-        not reader.entries or reader._audio_offset < reader.entries[0].offset)
+        not reader.entries or reader.audio_offset < reader.entries[0].offset)
     writer = MvtWriter(dst_fileobj, reader.header, reader.limits)
     if audio_first:
         writer.write_audio(*audio)
@@ -31,4 +31,4 @@ def truncate_planes(src_fileobj, dst_fileobj, planes: int) -> dict:
         writer.write_audio(*audio)
     writer.close()
     return {"chunks": len(reader.entries), "bytes_in": reader.file_bytes,
-            "bytes_out": writer._pos}
+            "bytes_out": writer.bytes_written}

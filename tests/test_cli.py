@@ -108,12 +108,12 @@ def test_batch_outputs_stay_inside_the_named_folder(runner, tmp_path, tiny_model
 
 
 def test_ctrl_c_leaves_no_partial_file(runner, tmp_path, tiny_model_json, monkeypatch):
-    import vtoken.codec.pipeline as pipeline
+    import vtoken.codec.codec as codec
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "encode_chunks", interrupted)
+    monkeypatch.setattr(codec, "encode_chunks", interrupted)
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
     res = runner.invoke(main, ["encode", str(src), str(tmp_path / "o.mvt"), "--model", str(tiny_model_json),
                                "--device", "cpu"])

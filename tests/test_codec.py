@@ -25,19 +25,19 @@ def _encoded_bits(model, frames: np.ndarray, chunk_frames: int, key_interval: in
     import torch
 
     from vtoken.codec.frames import pad_frames, to_tensor
+    from vtoken.models.stream import StreamState
 
     cfg = model.config
-    out, i, index = [], 0, 0
-    with model.streaming():
-        while i < len(frames):
-            key = index % key_interval == 0
-            n = chunk_frames if key else chunk_frames - 1
-            if key:
-                model.reset_stream()
-            padded = pad_frames(frames[i : i + n], cfg.temporal_factor, cfg.spatial_factor, continuing=not key)
-            with torch.inference_mode():
-                out.append(model.encode_bits(to_tensor(padded, "cpu"))[0].numpy())
-            i, index = i + n, index + 1
+    out, i, index, state = [], 0, 0, StreamState()
+    while i < len(frames):
+        key = index % key_interval == 0
+        n = chunk_frames if key else chunk_frames - 1
+        if key:
+            state = StreamState()
+        padded = pad_frames(frames[i : i + n], cfg.temporal_factor, cfg.spatial_factor, continuing=not key)
+        with torch.inference_mode():
+            out.append(model.encode_bits(to_tensor(padded, "cpu"), state=state)[0].numpy())
+        i, index = i + n, index + 1
     return out
 
 
@@ -248,13 +248,14 @@ def test_gpu_out_of_memory_splits_the_chunk(tmp_path, tiny_model_json, monkeypat
 
     from vtoken.models import load_model
 
-    model = load_model(tiny_model_json)
+    model = load_model(tiny_model_json, cache=False)  # patched below: not the shared cached one
     real = model.encode_bits
 
-    def small_memory(video):
+    def small_memory(video, state=None):
+        bits = real(video, state=state)  # the state advances before the failure, as a real OOM may leave it
         if video.shape[2] > 5:  # pretend more than 5 frames at once does not fit
             raise torch.cuda.OutOfMemoryError("simulated")
-        return real(video)
+        return bits
 
     monkeypatch.setattr(model, "encode_bits", small_memory)
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(32, 32))

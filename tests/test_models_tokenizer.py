@@ -6,6 +6,7 @@ import torch
 
 from vtoken.models import Tokenizer, TokenizerConfig
 from vtoken.models.layers import AdaptiveGroupNorm
+from vtoken.models.stream import StreamState
 
 TINY = TokenizerConfig.preset("vtoken-tiny", channels=(8, 8, 16, 16), bits=6, entropy_group_size=3)
 
@@ -157,20 +158,26 @@ def test_frame_sliced_inference_equals_whole_chunk(monkeypatch, conv3d):
 
 @pytest.mark.parametrize("pieces", [(17, 16, 16), (5, 4, 8, 4, 12), (1, 4, 4)])
 def test_streaming_chunks_equal_the_whole_video(pieces):
-    """Chunks fed through `streaming()` (first 1 + 4n frames, then 4n) give the bits and the
-    frames of one pass over the whole video: the causal state is carried, not restarted."""
+    """Chunks fed with a StreamState (first 1 + 4n frames, then 4n) give the bits and the
+    frames of one pass over the whole video: the causal state is carried, not restarted. Both
+    the classic pyramid and the patch-stem architecture."""
     torch.manual_seed(0)
-    model = Tokenizer(TokenizerConfig(bits=6, channels=(8, 16, 16, 16))).eval()
+    for config in (TokenizerConfig(bits=6, channels=(8, 16, 16, 16)),
+                   TokenizerConfig.preset("vtoken-patch", bits=6, channels=(8, 8, 16), entropy_group_size=3, norm_groups=4)):
+        _check_streaming(Tokenizer(config).eval(), pieces)
+
+
+def _check_streaming(model, pieces):
     total = sum(pieces)
     video = torch.rand(1, 3, total, 32, 48) * 2 - 1
     whole_bits = model.encode_bits(video)
     whole_out = model.decode_bits(whole_bits)
     bits, outs, start = [], [], 0
-    with model.streaming():
-        for n in pieces:
-            bits.append(model.encode_bits(video[:, :, start : start + n]))
-            outs.append(model.decode_bits(bits[-1]))
-            start += n
+    enc, dec = StreamState(), StreamState()
+    for n in pieces:
+        bits.append(model.encode_bits(video[:, :, start : start + n], state=enc))
+        outs.append(model.decode_bits(bits[-1], state=dec))
+        start += n
     torch.testing.assert_close(torch.cat(bits, dim=2), whole_bits, atol=0, rtol=0)
     torch.testing.assert_close(torch.cat(outs, dim=2), whole_out, atol=1e-5, rtol=1e-5)
     # Outside the context the model is stateless again.

@@ -1,4 +1,4 @@
-"""Issue 5 checks that cut across the parts: the decoder survives mutated streams."""
+"""Robustness checks that cut across the parts: the decoder survives mutated streams."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, defaults
 from .errors import UsageError, VtokenError
 from .textsafe import escape
 
@@ -137,16 +137,19 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--bitrate", type=float, help="Target bit rate in kbit/s of the whole file, audio included (converted to "
               "bpp from the input's size and rate).")
 @click.option("--model", "model", help="Model name or path to its .json (default: the shipped model).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--chunk-frames", type=int, default=17, show_default=True, help="Frames per chunk (1 + 4n).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True)
+@click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True, help="Frames per chunk (1 + 4n).")
+@click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
-@click.option("--key-interval", type=int, default=8, show_default=True, help="A key chunk every N chunks (seek points).")
+@click.option("--key-interval", type=int, default=defaults.KEY_INTERVAL, show_default=True,
+              help="A key chunk every N chunks (seek points).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option("--workers", type=int, help="With -d: encode on N local worker processes (or N Ray actors with --ray).")
+@click.option("--ray", "ray_address", metavar="auto|ADDRESS", help="With -d: encode on Ray (pip install 'vtoken[ray]').")
 def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, precision, key_interval, overwrite,
-           as_json, progress):
+           as_json, progress, workers, ray_address):
     """Encode a video or image into a .mvt file (OUTPUT `-` writes it to stdout).
 
     \b
@@ -173,6 +176,29 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
         if not bitrate > 0:
             raise UsageError(f"bitrate must be positive, got {bitrate}")
     results, failures = [], []
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if (workers or ray_address) and out_dir is None:
+        raise UsageError("--workers and --ray need several inputs with -d OUTDIR")
+    if workers or ray_address:
+        if bitrate is not None:
+            raise UsageError("--bitrate is not supported with --workers/--ray; give --bpp")
+        from .corpus import encode_corpus
+
+        # The corpus engine: the same vtoken.encode per file, on worker processes or Ray actors.
+        results, failures = encode_corpus(paths, out_dir, model=model, device=device, workers=workers or 1,
+                                          ray=ray_address, overwrite=overwrite, planes=planes, quality=quality,
+                                          bpp=bpp, chunk_frames=chunk_frames, key_interval=key_interval,
+                                          precision=precision)
+        for res in results:
+            if not as_json:
+                _say(f"{res['path']}: {res['frames']} frames {res['width']}x{res['height']}, {res['bytes']} bytes, "
+                     f"{res['bpp']:.4f} bpp, {res['fps']:.1f} fps on {res['device']}")
+            for warning in res.get("warnings", []):
+                _say(f"vtoken: warning: {res['path']}: {warning}", to_stderr=True)
+        for f in failures:
+            _say(f"vtoken: error: {f['input']}: {f['error']}", to_stderr=True)
+        jobs = []
     for src, dst in jobs:
         try:
             target = bpp
@@ -201,7 +227,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
     if as_json:
         click.echo(json.dumps(results[0] if len(jobs) == 1 else {"results": results, "failures": failures}, indent=2))
     if failures:
-        _say(f"vtoken: {len(failures)} of {len(jobs)} inputs failed: " + ", ".join(f["input"] for f in failures), True)
+        _say(f"vtoken: {len(failures)} of {len(paths)} inputs failed: " + ", ".join(f["input"] for f in failures), True)
         sys.exit(1)
 
 
@@ -229,8 +255,8 @@ def _out_dir(out_dir: str) -> Path:
 @click.option("--planes", type=int, help="Decode with only the first N bit-planes (lower quality).")
 @click.option("--tolerant", is_flag=True, help="Conceal damaged chunks instead of failing.")
 @click.option("--model", "model", help="Model name or path (default: the one the file names).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True)
+@click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = bf16 on CUDA, fp32 on the CPU.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -306,7 +332,8 @@ def _register_optional_commands() -> None:
     encode/decode down with it."""
     import importlib
 
-    for module, name in (("vtoken.bench.cli", "bench"), ("vtoken.train.cli", "train")):
+    for module, name in (("vtoken.bench.cli", "bench"), ("vtoken.train.cli", "train"),
+                         ("vtoken.corpus.cli", "tokenize"), ("vtoken.corpus.cli", "detokenize")):
         try:
             main.add_command(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError) as exc:

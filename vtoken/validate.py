@@ -8,6 +8,7 @@ import numbers
 import os
 import re
 
+from .defaults import PRECISIONS
 from .errors import UsageError
 
 
@@ -112,7 +113,6 @@ def token_grid(tokens):
     return grid
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames, key_interval, precision,

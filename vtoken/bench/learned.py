@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import VtokenError
 from .measure import peak_rss_mib, reset_peak_rss
 
 
@@ -49,7 +50,7 @@ def _cuda_peak(device: str) -> float | None:
 
 
 def resolve(device: str) -> str:
-    from ..api import resolve_device
+    from ..device import resolve_device
     return str(resolve_device(device))
 
 
@@ -81,19 +82,17 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
         dec_rss = peak_rss_mib()
         try:
             stream_info = vtoken.info(dst)
-        except Exception:  # info is descriptive only; a failure must not lose the point
+        except (VtokenError, OSError):  # info is descriptive only; a failure must not lose the point
             stream_info = {}
     finally:
         dst.unlink(missing_ok=True)
     frames = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,), np.uint8)
-    settings = {"planes": planes, "model": getattr(enc, "model", None), "vtoken_version": getattr(vtoken, "__version__", None),
-                "chunk_frames": None, "key_interval": None, "stream": stream_info}
-    for k in ("chunk_frames", "key_interval"):
-        if isinstance(stream_info, dict):
-            settings[k] = stream_info.get(k, stream_info.get("header", {}).get(k) if isinstance(stream_info.get("header"), dict) else None)
+    settings = {"planes": planes, "model": enc.model, "vtoken_version": vtoken.__version__,
+                "chunk_frames": enc.chunk_frames, "key_interval": enc.key_interval, "precision": enc.precision,
+                "stream": stream_info}
     return LearnedOutput(nbytes, frames, t_enc, t_dec, enc_rss, dec_rss, enc_gpu, dec_gpu, dev, settings,
                          encode_cpu_seconds=c_enc, decode_cpu_seconds=c_dec,
-                         stage_timings={"encode": getattr(enc, "timings", {})})
+                         stage_timings={"encode": enc.timings})
 
 
 def warm_up(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto", model: str | None = None,

@@ -7,13 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-# name -> (label for tables/plots, higher is better)
-METRICS = {
-    "psnr_rgb": ("PSNR RGB (dB)", True),
-    "psnr_y": ("PSNR Y (dB)", True),
-    "ms_ssim": ("MS-SSIM (Y)", True),
-    "lpips": ("LPIPS (AlexNet v0.1)", False),
-}
+from ..metrics.registry import METRICS
 
 
 def bpp(nbytes: int, frames: int, width: int, height: int) -> float:

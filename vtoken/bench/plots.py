@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .measure import METRICS
-from .report import curves
+from ..metrics.registry import METRICS
+from .curves import curves
 
 # fixed colours so a codec looks the same in every plot; configs differ by line style
 COLORS = {"vtoken": "#d62728", "hevc": "#1f77b4", "vvc": "#2ca02c", "av1": "#9467bd"}

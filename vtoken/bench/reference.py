@@ -14,18 +14,11 @@ import shutil
 from pathlib import Path
 
 from ..errors import InputError
+from ..hashing import sha256_file
 from .ffmpeg import FfmpegError, run_timed
 from .yuv import read_y4m
 
 SCALE_FLAGS = "bicubic"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def reference_filter(width: int, height: int) -> str:
@@ -52,7 +45,7 @@ def make_reference(exe: str | None, src: str | Path, workdir: str | Path, frames
     src = Path(src)
     if not src.is_file():
         raise InputError(f"{src}: no such video file")
-    src_sha = file_sha256(src)
+    src_sha = sha256_file(src)
     key = reference_key(src_sha, frames, width, height)
     dst = Path(workdir) / f"{src.stem}-{width}x{height}-{frames}f.y4m"
     cached = Path(cache_dir) / "refs" / f"{key}.y4m" if cache_dir else None
@@ -75,7 +68,7 @@ def make_reference(exe: str | None, src: str | Path, workdir: str | Path, frames
     header, planes = read_y4m(dst)
     if (header.width, header.height) != (width, height):
         raise InputError(f"{src.name}: reference came out {header.width}x{header.height}, expected {width}x{height}")
-    info = {"source": src.name, "source_sha256": src_sha, "y4m_sha256": file_sha256(dst), "frames": int(planes.shape[0]),
+    info = {"source": src.name, "source_sha256": src_sha, "y4m_sha256": sha256_file(dst), "frames": int(planes.shape[0]),
             "width": width, "height": height, "fps": [header.fps_num, header.fps_den],
             "filter": reference_filter(width, height), "origin": origin,
             "command": ["ffmpeg", *[Path(a).name if a in (str(src), str(dst)) else a for a in command[1:]]]}

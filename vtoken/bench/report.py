@@ -1,5 +1,5 @@
 """Benchmark outputs: results.json, results.csv, summary.md (plots are in plots.py), and the
-aggregation behind them: RD curves per (clip, codec, config) and BD-rates between them."""
+BD-rates between the RD curves (curves.py)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,14 @@ import math
 from pathlib import Path
 from statistics import median
 
-from .measure import METRICS
+from ..metrics.registry import METRICS
+from .curves import curves
 
 BD_METRICS = ("lpips", "psnr_rgb")   # the BD tables; others are in results.json on request
 
 CSV_COLUMNS = ["clip", "codec", "config", "quality_param", "quality", "bytes", "bpp", "frames", "width", "height",
                *METRICS, "encode_s", "decode_s", "encode_fps", "decode_fps", "encode_cpu_s", "decode_cpu_s", "encode_peak_rss_mib",
                "decode_peak_rss_mib", "encode_peak_gpu_mib", "decode_peak_gpu_mib", "device", "ffmpeg", "cached"]
-
-
-def series_name(rec: dict) -> str:
-    """'hevc' for a codec's default config, 'hevc-lowdelay' otherwise ('vtoken' as is)."""
-    return rec["codec"] if rec["config"] == "default" else f"{rec['codec']}-{rec['config']}"
-
-
-def curves(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
-    """{clip: {series: records sorted by bpp}} in first-seen order."""
-    out: dict[str, dict[str, list[dict]]] = {}
-    for r in results:
-        out.setdefault(r["clip"], {}).setdefault(series_name(r), []).append(r)
-    for per_clip in out.values():
-        for recs in per_clip.values():
-            recs.sort(key=lambda r: r["bpp"])
-    return out
 
 
 def bd_pairs(series: list[str]) -> list[tuple[str, str]]:
@@ -193,6 +178,9 @@ def summary_markdown(run: dict) -> str:
             note = "; ".join(n for n in (r["bd_rate_note"], r["bd_metric_note"]) if n)
             lines.append(f"| {r['clip']} | {r['test']} | {r['anchor']} | {r['metric']} | {_fmt(r['bd_rate_pct'], 1)} | "
                          f"{_fmt(r['bd_metric'], 4)} | {note} |")
+    if run.get("pictures"):
+        lines += ["", "## Side by side (source | vtoken | x265 at the nearest rate; a crop at full size)", ""]
+        lines += [f"![{Path(name).stem}](pictures/{name})" for name in run["pictures"]]
     lines += ["", "## Points", "",
               "| clip | codec | q | bytes | bpp | PSNR RGB | PSNR Y | MS-SSIM | LPIPS | enc fps | dec fps |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -216,6 +204,7 @@ def write_outputs(run: dict, out_dir: str | Path, plots: bool = True) -> list[Pa
     write_json(paths[0], run)
     write_csv(paths[1], run["results"])
     paths[2].write_text(summary_markdown(run))
+    paths += [out / "pictures" / name for name in run.get("pictures", [])]
     if plots:
         from .plots import rd_plot
         for metric, name in (("lpips", "rd_lpips.png"), ("psnr_rgb", "rd_psnr.png")):

@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import defaults
 from ..errors import UsageError
+from ..metrics.registry import METRICS
 from . import baselines as bl
 from .cache import BaselineCache, settings_key
 from .env import environment, machine
 from .ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg
-from .measure import METRICS, bpp, means, quality
+from .measure import bpp, means, quality
 from .reference import make_reference
 from .yuv import RGB_CONVERSION, read_y4m, yuv420_to_rgb
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m4v", ".y4m", ".ogv"}
-DEFAULT_VTOKEN_PLANES = [4, 6, 8, 12, 18]
 
 
 @dataclass
@@ -28,19 +28,20 @@ class BenchSettings:
     videos: list[Path]
     codecs: list[str] = field(default_factory=lambda: list(bl.CODECS))
     configs: list[str] = field(default_factory=lambda: ["default"])
-    frames: int = 33
-    width: int = 640
-    height: int = 360
+    frames: int = defaults.BENCH_FRAMES
+    width: int = defaults.BENCH_SIZE[0]
+    height: int = defaults.BENCH_SIZE[1]
     qualities: dict[str, list[int]] = field(default_factory=lambda: {k: list(v) for k, v in bl.DEFAULT_QUALITIES.items()})
-    vtoken_planes: list[int] = field(default_factory=lambda: list(DEFAULT_VTOKEN_PLANES))
+    vtoken_planes: list[int] = field(default_factory=lambda: list(defaults.BENCH_PLANES))
     run_vtoken: bool = True
     device: str = "auto"
     model: str | None = None
     cache_dir: Path | None = None
-    threads: int = 2
+    threads: int = defaults.BENCH_THREADS
     nice: int = 0
     metrics: tuple[str, ...] = tuple(METRICS)
     metrics_device: str | None = None   # default: vtoken's device (cpu for baselines-only runs)
+    pictures_dir: Path | None = None     # side-by-side PNGs (source | vtoken | x265) per clip
 
     def check(self) -> None:
         if not self.videos:
@@ -70,7 +71,7 @@ def list_videos(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"--videos {folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in defaults.VIDEO_EXTENSIONS)
 
 
 def make_record(*, codec: str, config: str, clip: str, quality_param: str, quality_value: int, nbytes: int,
@@ -129,6 +130,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
     specs = [bl.make_spec(c, cfg, s.threads) for c in s.codecs for cfg in s.configs]
     results: list[dict] = []
     references: list[dict] = []
+    pictures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vtoken-bench-", dir=workdir) as tmp:
         tmp = Path(tmp)
         warmed = False
@@ -175,8 +177,10 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 if not warmed:
                     warm_up(ref_path, s.vtoken_planes[0], tmp, vdev, s.model)
                     warmed = True
+                shown: dict[int, object] = {}
                 for p in s.vtoken_planes:
                     out = run_vtoken(ref_path, p, tmp, vdev, s.model)
+                    shown[p] = out.frames
                     if out.frames.shape != ref_rgb.shape:
                         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
                     rec = make_record(
@@ -193,6 +197,8 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     results.append(rec)
                     if on_point:
                         on_point(rec)
+                if s.pictures_dir is not None and exe is not None and "hevc" in s.codecs:
+                    pictures.append(_side_by_side(s, exe, clip, ref_path, ref_rgb, shown, results, tmp).name)
     settings = {"frames": s.frames, "size": [s.width, s.height], "codecs": s.codecs, "configs": s.configs,
                 "qualities": {c: s.qualities.get(c, []) for c in s.codecs}, "vtoken_planes": s.vtoken_planes if s.run_vtoken else [],
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
@@ -201,4 +207,20 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
     models = sorted({str(r["settings"].get("model")) for r in results if r["codec"] == "vtoken"})
     env["vtoken_model"] = models[0] if len(models) == 1 else (models or None)
     return {"environment": env, "settings": settings,
-            "references": references, "results": results}
+            "references": references, "results": results, "pictures": pictures}
+
+
+def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb, vtoken_frames: dict,
+                  results: list[dict], tmp: Path) -> Path:
+    """The clip's picture: the middle vtoken point beside x265 (random access) at the nearest
+    rate, re-encoded here because cached baseline records keep no frames."""
+    from . import sidebyside as sbs
+
+    mine = [r for r in results if r["clip"] == clip and r["codec"] == "vtoken"]
+    x265 = [r for r in results if r["clip"] == clip and r["codec"] == "hevc" and r["config"] == s.configs[0]]
+    vt = sbs.pick_vtoken_point(mine)
+    hv = sbs.nearest_rate(x265, vt["bpp"])
+    spec = bl.make_spec("hevc", s.configs[0], s.threads)
+    out = bl.run_baseline(exe, spec, hv["quality"], ref_path, s.width, s.height, tmp, nice=s.nice)
+    panels = [(sbs.label(vt), vtoken_frames[vt["quality"]]), (sbs.label(hv), yuv420_to_rgb(out.planes))]
+    return sbs.write_side_by_side(Path(s.pictures_dir) / f"{clip}.png", ref_rgb.shape[0] // 2, ref_rgb, panels)

@@ -58,7 +58,7 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
         finally:
             close = getattr(it, "close", None)
             if close is not None:
-                close()  # a generator's cleanup (e.g. leaving model.streaming()) runs here
+                close()  # a generator's cleanup (e.g. closing its video file) runs here
 
     worker = threading.Thread(target=work, name=name, daemon=True)
     worker.start()

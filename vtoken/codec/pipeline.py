@@ -5,9 +5,9 @@ Every `key_interval`-th chunk is a key chunk of `chunk_frames` (= 1 + 4m) frames
 tokenizer starts a new causal stream there (its first frame is coded alone) and the entropy
 coder forgets everything before it, so decoding (and seeking) can start there. The chunks
 between keys have 4m frames and continue the stream: the tokenizer carries its causal state
-(Tokenizer.streaming), so a group of chunks codes exactly as one long clip would, and the
-entropy coder carries its adaptive statistics and the previous latent frames, which is what
-makes still content cheap. Memory is bounded by one chunk whatever the video's length.
+(a StreamState per stream, owned by the call, vtoken/models/stream.py), so a group of chunks
+codes exactly as one long clip would, and the entropy coder carries its adaptive statistics
+and the previous latent frames, which is what makes still content cheap. Memory is bounded by one chunk whatever the video's length.
 
 Decoding always entropy-decodes every stored plane (the coder's context depends on them) and
 hands the model only the planes the caller asked for; from a key chunk on, every chunk goes
@@ -17,7 +17,6 @@ through the model, since each carries the causal state of the next.
 from __future__ import annotations
 
 import copy
-import logging
 import threading
 import time
 from collections import defaultdict
@@ -26,15 +25,15 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .. import defaults
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder
-from ..errors import CorruptChunkError, InputError, StreamError, UsageError
+from ..errors import CorruptChunkError, InputError, UsageError
 from .frames import pad_frames, to_frames, to_tensor
 from .overlap import ahead
 from .precision import autocast
 from .rate import RateController
 
-log = logging.getLogger("vtoken")
 
 # Largest frame the codec runs its model on (4K UHD and DCI 4K fit). The model processes a
 # whole chunk at once, so memory grows with the area; larger inputs are refused up front
@@ -54,7 +53,7 @@ def check_frame_area(width: int, height: int, what: str, error: type = InputErro
 # the largest the default settings make. Memory grows with it (about 2 GB of frames and
 # activations at this size), so a header asking for more is refused before anything is
 # allocated, and the encoder refuses to write a stream its own decoder would refuse.
-MAX_CHUNK_PIXELS = 17 * MAX_FRAME_AREA
+MAX_CHUNK_PIXELS = defaults.CHUNK_FRAMES * MAX_FRAME_AREA
 
 
 def check_chunk_size(frames_per_chunk: int, width: int, height: int, what: str, error: type = UsageError) -> None:
@@ -134,6 +133,7 @@ def encode_chunks(
     timings: Timings,
     precision: str = "fp32",
     on_chunk=None,
+    warnings: list[str] | None = None,
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`. Returns totals.
 
@@ -142,73 +142,83 @@ def encode_chunks(
     coder = BitplaneCoder(model.config.bits, model.entropy_prior)
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
-    coded = ahead(_model_bits(read, model, device, timings, precision), name="vtoken-model")
-    for frames, key, bits in coded:
-        n, h, w, _ = frames.shape
-        clock = time.perf_counter()
-        if key:
-            coder.reset()
-        segments = coder.encode(bits)
-        kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead)
-        coder.commit(bits, kept)
-        clock = timings.add("entropy", clock)
+    coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings),
+                  name="vtoken-model")
+    try:
+        for frames, key, bits in coded:
+            n, h, w, _ = frames.shape
+            clock = time.perf_counter()
+            if key:
+                coder.reset()
+            segments = coder.encode(bits)
+            kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead)
+            coder.commit(bits, kept)
+            clock = timings.add("entropy", clock)
 
-        writer.write_chunk(
-            Chunk(
-                index=index,
-                first_frame=first_frame,
-                frame_count=n,
-                key=key,
-                latent_shape=tuple(bits.shape[1:]),
-                planes_coded=len(segments),
-                segments=list(segments[:kept]),
-                symbol_counts=[int(np.prod(bits.shape[1:]))] * kept,
+            writer.write_chunk(
+                Chunk(
+                    index=index,
+                    first_frame=first_frame,
+                    frame_count=n,
+                    key=key,
+                    latent_shape=tuple(bits.shape[1:]),
+                    planes_coded=len(segments),
+                    segments=list(segments[:kept]),
+                    symbol_counts=[int(np.prod(bits.shape[1:]))] * kept,
+                )
             )
-        )
-        timings.add("write", clock)
-        kept_planes.append(kept)
-        first_frame += n
-        index += 1
-        if on_chunk is not None:
-            on_chunk(n)
+            timings.add("write", clock)
+            kept_planes.append(kept)
+            first_frame += n
+            index += 1
+            if on_chunk is not None:
+                on_chunk(n)
+    finally:
+        # Stop the workers before the caller closes its input: a reading thread left running
+        # after a failure would decode from a container the caller frees (a crash in libav).
+        coded.close()
+        read.close()
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
-def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str = "fp32"):
+def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
+                warnings: list[str]):
     """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk. On
     GPU out-of-memory a chunk is split in two in time and retried from the state it started
     with (a chunk may hold fewer frames than the stream's maximum)."""
     import torch
 
+    from ..models.stream import StreamState
+
     tf, sf = model.config.temporal_factor, model.config.spatial_factor
-    with model.streaming():
-        for frames, key in chunks:
-            pending = [(frames, key)]
-            while pending:
-                clock = time.perf_counter()
-                part, part_key = pending.pop(0)
-                if part_key:
-                    model.reset_stream()
-                state = model.stream_state()
-                padded = pad_frames(part, tf, sf, continuing=not part_key)
-                try:
-                    with torch.inference_mode(), autocast(device, precision):
-                        bits = model.encode_bits(to_tensor(padded, device))[0].cpu().numpy()
-                except torch.cuda.OutOfMemoryError:
-                    if len(part) <= (1 if part_key else tf):
-                        raise
-                    if getattr(device, "type", "") == "cuda":
-                        torch.cuda.empty_cache()
-                    model.load_stream_state(state)
-                    # Split on the latent grid: the first part needs no padding and the
-                    # second continues the stream.
-                    latent = -(-(len(part) - 1) // tf) if part_key else -(-len(part) // tf)
-                    cut = (1 if part_key else 0) + tf * max(1 if not part_key else 0, latent // 2)
-                    log.warning("out of memory on a %d-frame chunk: retrying as %d + %d frames", len(part), cut, len(part) - cut)
-                    pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
-                    continue
-                timings.add("model", clock)
-                yield part, part_key, bits
+    state = StreamState()  # this stream's causal state: the model is shared, the state is not
+    for frames, key in chunks:
+        pending = [(frames, key)]
+        while pending:
+            clock = time.perf_counter()
+            part, part_key = pending.pop(0)
+            if part_key:
+                state = StreamState()
+            snapshot = state.copy()
+            padded = pad_frames(part, tf, sf, continuing=not part_key)
+            try:
+                with torch.inference_mode(), autocast(device, precision):
+                    bits = model.encode_bits(to_tensor(padded, device), state=state)[0].cpu().numpy()
+            except torch.cuda.OutOfMemoryError:
+                if len(part) <= (1 if part_key else tf):
+                    raise
+                if getattr(device, "type", "") == "cuda":
+                    torch.cuda.empty_cache()
+                state = snapshot  # the failed call may have advanced some layers
+                # Split on the latent grid: the first part needs no padding and the
+                # second continues the stream.
+                latent = -(-(len(part) - 1) // tf) if part_key else -(-len(part) // tf)
+                cut = (1 if part_key else 0) + tf * max(1 if not part_key else 0, latent // 2)
+                warnings.append(f"GPU out of memory on a {len(part)}-frame chunk: retried as {cut} + {len(part) - cut} frames")
+                pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
+                continue
+            timings.add("model", clock)
+            yield part, part_key, bits
 
 
 @dataclass
@@ -218,25 +228,28 @@ class DecodedChunk:
     concealed: bool = False
 
 
-def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision: str, warnings: list[str]) -> np.ndarray:
-    """Frames of one chunk. On GPU out-of-memory the chunk is decoded on the CPU instead (the
-    stream fixes the chunk's shape, so it cannot be split the way the encoder splits)."""
+def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision: str, warnings: list[str],
+                 state) -> np.ndarray:
+    """Frames of one chunk, continuing `state`. On GPU out-of-memory the chunk is decoded on
+    the CPU instead (the stream fixes the chunk's shape, so it cannot be split the way the
+    encoder splits)."""
     import torch
 
     x = torch.from_numpy(bits).unsqueeze(0)
+    snapshot = state.copy()
     try:
         with torch.inference_mode(), autocast(device, precision):
-            return to_frames(model.decode_bits(x.to(device), planes=len(bits)), frames, header.height, header.width)
+            return to_frames(model.decode_bits(x.to(device), planes=len(bits), state=state), frames, header.height, header.width)
     except torch.cuda.OutOfMemoryError:
         if getattr(device, "type", "") != "cuda":
             raise
         torch.cuda.empty_cache()
         warnings.append("GPU out of memory: a chunk was decoded on the CPU")
-        cpu_model = copy.deepcopy(model).to("cpu")
-        cpu_model.load_stream_state(model.stream_state())  # .to() does not move the caches
+        cpu_model = copy.deepcopy(model).to("cpu")  # layers keep their slots: the state fits it
+        cpu_state = snapshot.to("cpu")  # from before the failed call, which may have advanced it
         with torch.inference_mode(), autocast("cpu", "fp32"):
-            out = to_frames(cpu_model.decode_bits(x, planes=len(bits)), frames, header.height, header.width)
-        model.load_stream_state(cpu_model.stream_state())  # the next chunk continues on the GPU
+            out = to_frames(cpu_model.decode_bits(x, planes=len(bits), state=cpu_state), frames, header.height, header.width)
+        state.assign(cpu_state.to(device))  # the next chunk continues on the GPU
         return out
 
 
@@ -319,13 +332,8 @@ def decode_chunks(
     `tolerant`, a damaged chunk is concealed (its frames repeat the last good frame) and the
     chunks that depend on it decode only the planes that are still trustworthy. Entropy
     decoding runs in a worker thread, ahead of the model (overlap.py)."""
-    header = reader.header
+    header = reader.header  # checked by the caller (Codec.check_header)
     cfg = model.config
-    check_frame_area(header.width, header.height, "stream", StreamError)
-    check_chunk_size(header.frames_per_chunk, header.width, header.height, "stream", StreamError)
-    if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
-        raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
-                          f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")
     entries = reader.entries
     if not entries:
         return
@@ -343,26 +351,31 @@ def decode_chunks(
         # No intact key chunk to start from: conceal until the next one.
         warnings.append(f"{exc}; frames before the next key chunk are concealed")
         begin, trusted = first, 0
+    from ..models.stream import StreamState
+
     coder = BitplaneCoder(cfg.bits, model.entropy_prior)
     coded = ahead(_entropy_decoded(reader, coder, cfg, begin, stop, trusted, planes, tolerant, timings, warnings),
                   name="vtoken-entropy")
     previous: np.ndarray | None = None  # last frame shown, for concealment
-    with model.streaming():
+    state = StreamState()  # this stream's causal state; bound to the model call only, never across the yield
+    try:
         for item in coded:
             entry, n = item.entry, item.entry.frame_count
             clock = time.perf_counter()
             if entry.key:
-                model.reset_stream()
+                state = StreamState()
             if item.bits is None:
                 fill = previous if previous is not None else np.full((header.height, header.width, 3), 128, np.uint8)
                 frames = np.broadcast_to(fill, (n, *fill.shape)).copy()
             else:
                 # Chunks before the first wanted one still go through the model: they carry
                 # its causal state.
-                frames = _decode_bits(model, item.bits, n, header, device, precision, warnings)
+                frames = _decode_bits(model, item.bits, n, header, device, precision, warnings, state)
                 timings.add("model", clock)
             previous = frames[-1]
             if item.index >= first:
                 lo = max(start - entry.first_frame, 0)
                 hi = min(stop - entry.first_frame, n)
                 yield DecodedChunk(entry.first_frame + lo, frames[lo:hi], item.bits is None)
+    finally:
+        coded.close()  # the entropy thread stops reading before the caller closes the file

@@ -14,7 +14,7 @@ import contextlib
 
 from ..errors import UsageError
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from ..defaults import PRECISIONS
 
 
 def resolve_precision(precision: str | None, device, job: str) -> str:

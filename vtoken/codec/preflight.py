@@ -9,8 +9,20 @@ refused before anything is allocated."""
 
 from __future__ import annotations
 
-from ..errors import CorruptChunkError, StreamError, UsageError
+from ..errors import CorruptChunkError, StreamError, UnsupportedVersionError, UsageError
 from .pipeline import check_chunk_size, check_frame_area, expected_latent_shape
+
+
+def check_container_header(header, src="stream") -> None:
+    """The model-free part of Codec.check_header: the entropy format, and frame and chunk
+    sizes beyond what the decoder runs at once (refused before anything is allocated)."""
+    from ..entropy import FORMAT_VERSION
+
+    if header.entropy_version != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"{src}: entropy coder version {header.entropy_version}; this vtoken decodes version {FORMAT_VERSION}")
+    check_frame_area(header.width, header.height, str(src), StreamError)
+    check_chunk_size(header.frames_per_chunk, header.width, header.height, str(src), StreamError)
 
 
 class _Factors:
@@ -22,13 +34,12 @@ class _Factors:
 
 
 def check_stream(reader, start: int = 0, count: int | None = None, planes: int | None = None,
-                 tolerant: bool = False) -> None:
+                 tolerant: bool = False, src="stream") -> None:
     """Refuse, before any decoding, a stream (or the requested window of it) that cannot
     decode: sizes beyond the decoder's, planes the file does not have, and (strict) any
     damaged chunk in the window or (tolerant) a window without a single decodable chunk."""
     h = reader.header
-    check_frame_area(h.width, h.height, "stream", StreamError)
-    check_chunk_size(h.frames_per_chunk, h.width, h.height, "stream", StreamError)
+    check_container_header(h, src)
     if planes is not None and planes > h.bits:
         raise UsageError(f"planes must be from 1 to {h.bits} for this file, got {planes}")
     entries = reader.entries

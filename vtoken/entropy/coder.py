@@ -13,8 +13,6 @@ from .walk import walk
 # Bump when the coded bytes change for the same input (contexts, counts, order, byte layout).
 FORMAT_VERSION = 1
 
-_FAMILY = constriction.stream.model.Bernoulli(perfect=False)
-
 
 def _words_to_bytes(words: np.ndarray) -> bytes:
     # Trailing zero bytes carry nothing: the decoder pads them back (missing words read as 0).
@@ -26,7 +24,7 @@ def _bytes_to_words(data: bytes) -> np.ndarray:
     return np.frombuffer(bytes(data) + b"\0" * pad, dtype="<u4").astype(np.uint32)
 
 
-def _check_bits(bits: np.ndarray, max_planes: int) -> np.ndarray:
+def check_bits(bits: np.ndarray, max_planes: int) -> np.ndarray:
     bits = np.asarray(bits)
     if bits.ndim != 4 or bits.dtype != np.uint8:
         raise UsageError(f"bits must be uint8 [K, T, H, W], got {bits.dtype} {bits.shape}")
@@ -53,6 +51,9 @@ class BitplaneCoder:
             raise UsageError(f"bits must be >= 1, got {bits}")
         self.bits = bits
         self._start = AdaptiveCounts(bits, prior)  # validates the prior once
+        # constriction objects are per coder, never module-wide: a coder is one stream, and
+        # streams run in several threads at once.
+        self._family = constriction.stream.model.Bernoulli(perfect=False)
         self.reset()
 
     def reset(self) -> None:
@@ -84,7 +85,7 @@ class BitplaneCoder:
 
     def encode(self, bits: np.ndarray) -> list[bytes]:
         """[K', T, H, W] uint8 -> one segment per plane. The coder's state is not changed."""
-        out = _check_bits(bits, self.bits)
+        out = check_bits(bits, self.bits)
         counts = self._counts.copy()
         pending: list[tuple[np.ndarray, np.ndarray]] = []
         segments: list[bytes] = []
@@ -99,7 +100,7 @@ class BitplaneCoder:
             if pending:
                 sym = np.concatenate([s for s, _ in pending]).astype(np.int32)
                 p = as_float(np.concatenate([n for _, n in pending]))
-                enc.encode(sym, _FAMILY, p)
+                enc.encode(sym, self._family, p)
             segments.append(_words_to_bytes(enc.get_compressed()))
             pending.clear()
             snapshots.append(counts.copy())
@@ -110,7 +111,7 @@ class BitplaneCoder:
 
     def commit(self, bits: np.ndarray, planes: int) -> None:
         """Advance the state as a decoder that received the first `planes` planes of `bits`."""
-        bits = _check_bits(bits, self.bits)
+        bits = check_bits(bits, self.bits)
         if not 0 <= planes <= bits.shape[0]:
             raise UsageError(f"planes must be in 0..{bits.shape[0]}, got {planes}")
         cache, self._cache = self._cache, None
@@ -136,7 +137,7 @@ class BitplaneCoder:
 
         def sink(k: int, n: np.ndarray, known: np.ndarray) -> np.ndarray:
             try:
-                return decoders[k].decode(_FAMILY, as_float(n)).astype(np.uint8)
+                return decoders[k].decode(self._family, as_float(n)).astype(np.uint8)
             except Exception as e:  # constriction reports malformed data as a plain exception
                 raise CorruptChunkError(f"entropy-coded plane {k} does not decode: {e}") from e
 
@@ -147,7 +148,7 @@ class BitplaneCoder:
 
     def estimate(self, bits: np.ndarray) -> np.ndarray:
         """Ideal code length in bits of each plane of `bits` (float64 [K']); state untouched."""
-        out = _check_bits(bits, self.bits)
+        out = check_bits(bits, self.bits)
         cost = np.zeros(out.shape[0])
 
         def sink(k: int, n: np.ndarray, known: np.ndarray) -> np.ndarray:

@@ -55,6 +55,8 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     yy, xx = np.indices((h, w))
     dy = np.array([s[0] for s in SHIFTS])
     dx = np.array([s[1] for s in SHIFTS])
+    for a in (yy, xx, dy, dx):
+        a.setflags(write=False)  # cached and shared by every coder in every thread: read-only
     return yy, xx, dy, dx
 
 

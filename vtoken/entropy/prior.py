@@ -6,7 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .coder import BitplaneCoder, _check_bits
+from .coder import BitplaneCoder, check_bits
 from .contexts import N_CONTEXTS
 from .walk import walk
 
@@ -36,7 +36,7 @@ def fit_prior(chunks: Iterable[np.ndarray], bits: int) -> np.ndarray:
     """
     tally = _Tally(bits)
     for chunk in chunks:
-        out = _check_bits(chunk, bits)
+        out = check_bits(chunk, bits)
         walk(tally, None, out, out.shape[0], lambda k, n, s: s)
     return tally.hist
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 
 from ..errors import InputError
-from .reader import _open_container
+from .reader import open_container
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def extract_audio(path) -> tuple[bytes, str] | None:
     when the file has no audio or none of it is usable (a warning is logged for broken audio;
     the video is unaffected). Raises InputError only when the file itself cannot be opened."""
     path = Path(path)
-    container = _open_container(path)
+    container = open_container(path)
     try:
         streams = list(container.streams.audio)
         if not streams:

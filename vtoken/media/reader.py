@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 _IMAGE_DEMUXERS = ("image2",)  # plus every "*_pipe" demuxer (png_pipe, jpeg_pipe, webp_pipe...)
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
+def open_container(path: Path) -> av.container.InputContainer:
     """av.open with every failure turned into one clear InputError line."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -154,7 +154,7 @@ class VideoReader:
     def _open(self) -> None:
         """(Re)open the file and decode the first frame; every check happens here."""
         self.close()
-        self._container = _open_container(self.path)
+        self._container = open_container(self.path)
         try:
             self._stream = _video_stream(self._container, self.path)
             cc = self._stream.codec_context
@@ -255,7 +255,7 @@ def probe(path) -> VideoInfo:
 def count_frames(path) -> int:
     """Number of video packets in the file, counted by demuxing without decoding (fast).
     This is the frame count for every common codec; use it when VideoInfo.frame_count is None."""
-    container = _open_container(Path(path))
+    container = open_container(Path(path))
     try:
         stream = _video_stream(container, Path(path))
         n = 0

@@ -13,12 +13,13 @@ Torch is imported only when LPIPS is used (``LPIPS``, ``lpips_frames``, or ``eva
 """
 
 from .bdrate import BDResult, bd_metric, bd_rate
-from .evaluation import METRICS, evaluate
+from .evaluation import evaluate
 from .msssim import ms_ssim
 from .psnr import PSNR_CAP, psnr_rgb, psnr_y
+from .registry import METRICS, Metric
 
 __all__ = ["psnr_rgb", "psnr_y", "PSNR_CAP", "ms_ssim", "LPIPS", "lpips_frames", "bd_rate",
-           "bd_metric", "BDResult", "evaluate", "METRICS"]
+           "bd_metric", "BDResult", "evaluate", "METRICS", "Metric"]
 
 _LAZY = {"LPIPS": "lpips", "lpips_frames": "lpips"}
 

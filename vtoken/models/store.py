@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from ..device import resolve_device
 from ..errors import ModelError, UsageError
 from ..fsutil import atomic_path
 from .config import TokenizerConfig
@@ -219,9 +220,7 @@ def load_model(spec: str | os.PathLike | None = None, device: str | torch.device
         st = weights.stat()
     except OSError as exc:
         raise ModelError(f"weights {weights} of model {meta['name']} not found: {exc.strerror}") from exc
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda was requested but CUDA is not available here; use the cpu device")
+    device = resolve_device(device)
     key = (str(json_path), json_path.stat().st_mtime_ns, st.st_mtime_ns, st.st_size, str(device))
     if cache:
         with _cache_lock:
@@ -257,7 +256,7 @@ def _load(meta: dict[str, Any], weights: Path, device: torch.device) -> Tokenize
     except RuntimeError as exc:
         raise ModelError(f"weights {weights} do not fit the config of model {meta['name']}: {str(exc).splitlines()[0]}") from exc
     model.to(device).eval()
-    model._identity = ModelIdentity(str(meta["name"]), sha)
+    model.identity = ModelIdentity(str(meta["name"]), sha)
     model.entropy_prior = prior.numpy().astype(np.int64) if prior is not None else None
     return model
 

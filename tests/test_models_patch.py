@@ -1,0 +1,145 @@
+"""The patch-stem architecture (pixel-unshuffle in, depth-to-space out, levels that change only
+the frame rate), its config, and warm-starting it from another architecture (graft)."""
+
+import json
+
+import pytest
+import torch
+
+from vtoken.models import Tokenizer, TokenizerConfig
+from vtoken.models.layers import AdaptiveGroupNorm, depth_to_space, space_to_depth
+from vtoken.train.graft import graft
+
+PATCH = TokenizerConfig.preset("vtoken-patch", channels=(8, 8, 16), bits=6, entropy_group_size=3, norm_groups=4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = Tokenizer(PATCH).eval()
+    for mod in m.modules():
+        if isinstance(mod, AdaptiveGroupNorm):
+            torch.nn.init.normal_(mod.to_scale_shift.weight, std=0.1)
+    return m
+
+
+def test_space_to_depth_inverts_depth_to_space():
+    x = torch.rand(2, 3, 5, 8, 12)
+    folded = space_to_depth(x, 4)
+    assert folded.shape == (2, 48, 5, 2, 3)
+    # channel c*16 + 4*i + j holds pixel (4y + i, 4x + j) of colour c
+    assert folded[1, 2 * 16 + 4 * 3 + 1, 4, 1, 2] == x[1, 2, 4, 4 + 3, 8 + 1]
+    assert torch.equal(depth_to_space(folded, 1, 4), x)
+
+
+def test_config_factors_and_json_round_trip():
+    cfg = TokenizerConfig.preset("vtoken-patch")
+    assert (cfg.spatial_factor, cfg.temporal_factor, cfg.bits) == (8, 4, 32)
+    assert TokenizerConfig.from_json(cfg.to_json()) == cfg
+    # a config written before these fields existed still loads, as the classic pyramid
+    old = json.loads(TokenizerConfig.preset("vtoken-tiny").to_json())
+    del old["spatial_down"], old["patch_size"]
+    assert TokenizerConfig.from_dict(old) == TokenizerConfig.preset("vtoken-tiny")
+    with pytest.raises(ValueError, match="patch_size"):
+        TokenizerConfig.preset("vtoken-patch", patch_size=3)
+    with pytest.raises(ValueError, match="spatial_down"):
+        TokenizerConfig.preset("vtoken-patch", spatial_down=(True,))
+
+
+@pytest.mark.parametrize("frames,latent_frames", [(1, 1), (5, 2), (17, 5)])
+def test_shapes(model, frames, latent_frames):
+    video = torch.rand(1, 3, frames, 16, 24) * 2 - 1
+    with torch.no_grad():
+        out = model(video)
+    assert out.z.shape == (1, 6, latent_frames, 2, 3)
+    assert out.reconstruction.shape == video.shape
+
+
+def test_no_convolution_at_full_resolution(model):
+    """The stem folds 4x4 patches first: every conv sees at most a quarter of the input size."""
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[-2:]))
+             for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    with torch.no_grad():
+        model(torch.rand(1, 3, 5, 32, 32) * 2 - 1)
+    for h in hooks:
+        h.remove()
+    assert seen and max(s[0] for s in seen) <= 8
+
+
+def test_encoder_and_decoder_are_causal(model):
+    torch.manual_seed(1)
+    video = torch.rand(1, 3, 9, 16, 16) * 2 - 1
+    changed = video.clone()
+    changed[:, :, 5:] = torch.rand_like(changed[:, :, 5:])
+    with torch.no_grad():
+        z, z2 = model.encode(video), model.encode(changed)
+        assert torch.allclose(z[:, :, :2], z2[:, :, :2], atol=1e-6)
+        assert not torch.allclose(z[:, :, 2], z2[:, :, 2], atol=1e-3)
+        assert torch.allclose(model.encode(video[:, :, :1]), z[:, :, :1], atol=1e-5)
+        q = torch.where(z >= 0, 1.0, -1.0)
+        q2 = q.clone()
+        q2[:, :, 2] = -q2[:, :, 2]
+        y, y2 = model.decode(q), model.decode(q2)
+    assert torch.allclose(y[:, :, :5], y2[:, :, :5], atol=1e-5)   # latent frame 2 covers frames 5-8
+    assert not torch.allclose(y[:, :, 5:], y2[:, :, 5:], atol=1e-3)
+
+
+def test_graft_extends_planes_and_keeps_the_old_ones():
+    """Same trunk, K 6 -> 10: the grafted model codes the first 6 planes as the source and
+    decodes them identically whatever the new planes hold (their inputs start at zero)."""
+    torch.manual_seed(0)
+    src = Tokenizer(PATCH).eval()
+    for mod in src.modules():
+        if isinstance(mod, AdaptiveGroupNorm):
+            torch.nn.init.normal_(mod.to_scale_shift.weight, std=0.1)
+    dst = Tokenizer(PATCH.replace(bits=10, entropy_group_size=5)).eval()
+    report = graft(dst, src.state_dict(), k_old=6, k_new=10)
+    assert report["fresh"] == [] and "encoder.conv_out.conv.weight" in report["extended"]
+    video = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    with torch.no_grad():
+        bits_src, bits_dst = src.encode_bits(video), dst.encode_bits(video)
+        assert torch.equal(bits_dst[:, :6], bits_src)
+        noise = (torch.rand_like(bits_dst[:, 6:].float()) > 0.5).to(torch.uint8)
+        out_dst = dst.decode_bits(torch.cat([bits_src, noise], 1))
+        torch.testing.assert_close(out_dst, src.decode_bits(bits_src), atol=1e-5, rtol=1e-5)
+
+
+def test_graft_renames_and_leaves_misfits_fresh():
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.preset("vtoken-tiny", channels=(8, 8, 16, 16), bits=6, entropy_group_size=3))
+    dst = Tokenizer(PATCH)
+    report = graft(dst, src.state_dict(), [("encoder.blocks.2.", "encoder.blocks.3.")], 6, 6)
+    w = "encoder.blocks.2.0.conv1.conv.weight"
+    assert w in report["copied"]
+    assert torch.equal(dst.state_dict()[w], src.state_dict()["encoder.blocks.3.0.conv1.conv.weight"])
+    assert "encoder.conv_in.conv.weight" in report["fresh"]   # 48 -> 8 input channels: no source fits
+
+
+def test_token_vocabulary_is_token_bits_of_the_coded_planes(tmp_path):
+    """A codec model may code more planes than a token holds: tokenize gives the first
+    token_bits planes by default, detokenize reads them back as the decoder sees them."""
+    import numpy as np
+
+    import vtoken
+    from vtoken.models import save_model
+
+    cfg = PATCH.replace(bits=8, token_bits=5, entropy_group_size=4)
+    assert cfg.token_bits == 5 and cfg.replace(bits=6).token_bits == 6   # a new K resets it
+    with pytest.raises(ValueError, match="token_bits"):
+        PATCH.replace(token_bits=7)
+    torch.manual_seed(0)
+    net = Tokenizer(cfg).eval()
+    (tmp_path / "zoo").mkdir()
+    model = vtoken.load_model(save_model(net, tmp_path / "zoo", "tok-test"), cache=False)
+    frames = np.random.default_rng(0).integers(0, 256, (5, 16, 24, 3), dtype=np.uint8)
+    tokens = vtoken.tokenize(frames, model=model, device="cpu")
+    assert tokens.shape == (2, 2, 3) and tokens.max() < 2**5
+    all_planes = vtoken.tokenize(frames, model=model, planes=8, device="cpu")
+    assert np.array_equal(all_planes % 2**5, tokens)
+    with torch.no_grad():
+        bits = net.encode_bits(torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1)
+        want = net.decode_bits(bits[:, :5])
+    got = vtoken.detokenize(tokens, model=model, device="cpu")
+    ref = ((want[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    assert got.shape == ref.shape and np.abs(got.astype(int) - ref.astype(int)).max() <= 1

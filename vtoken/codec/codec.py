@@ -1,0 +1,197 @@
+"""The codec surface, symmetric as CompressAI's compress / decompress: one loaded model as a
+codec. It owns everything between frames and the container: the stream header (built on
+encode, checked on decode: entropy format, model identity, factors, frame and chunk size),
+the rate overhead (the whole file: headers, index and carried audio), and the chunk loop
+(pipeline.py). The library API (api.py) keeps files and results.
+
+Hostile streams: `Codec.preflight` checks a stream's header and chunks on the container alone
+(preflight.py), so a caller can run it before loading the model (api.py does); `decompress`
+runs it itself unless told it already ran.
+
+What is safe to share: a `Codec` and its model hold no stream state, so one instance (or one
+model under several instances) serves any number of threads and interleaved generators.
+Every `compress` / `decompress` call owns its stream: the tokenizer's StreamState, the
+entropy coder, the rate controller, the stage threads and the warnings list.
+
+Warnings travel one way: the codec appends them to the call's `warnings` list (the encode
+result's, or the list given to `decompress`); the API hands that list back in its result and
+the CLI prints it. Nothing here logs or prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
+
+from .. import defaults
+from ..bitstream import MvtReader, MvtWriter, StreamHeader, audio_record_size, stream_overhead
+from ..errors import InputError, ModelError, StreamError, UsageError
+from .metadata import color_code_points
+from .pipeline import DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks, stream_chunks
+from .preflight import check_container_header, check_stream
+from .precision import resolve_precision
+from .rate import RateController, planes_for_quality
+
+
+@dataclass
+class Compressed:
+    """What `Codec.compress` wrote: the header, frames and chunks, planes kept per chunk."""
+
+    header: StreamHeader
+    frames: int
+    chunks: int
+    planes: list[int]
+    precision: str
+    warnings: list[str] = field(default_factory=list)
+    bytes: int = 0  # the whole file as written (a pipe or device has no size to ask for afterwards)
+
+
+class Codec:
+    """`model` (a loaded Tokenizer) on `device` (a torch.device, see vtoken.device)."""
+
+    def __init__(self, model, device):
+        self.model = model
+        self.device = device
+        self.config = model.config
+
+    # -- the stream header ------------------------------------------------------------------
+    def stream_header(self, info, *, chunk_frames: int = defaults.CHUNK_FRAMES,
+                      key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
+                      rate: dict | None = None) -> StreamHeader:
+        """The header of a stream coding a video described by `info` (a media VideoInfo)."""
+        from ..entropy import FORMAT_VERSION
+
+        net, cfg = self.model, self.config
+        if net.identity is None:
+            # A .mvt names its model by name + sha256 of the weights file; an unsaved model has neither.
+            raise UsageError("the model has no identity: save it with vtoken.models.save_model and load it back")
+        tf = cfg.temporal_factor
+        if chunk_frames < 1 or (chunk_frames - 1) % tf:
+            raise UsageError(f"chunk frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), "
+                             f"got {chunk_frames}")
+        if key_interval < 1:
+            raise UsageError(f"key interval must be at least 1 chunk, got {key_interval}")
+        check_frame_area(info.width, info.height, source or "input")
+        # The encoder refuses to write a stream its own decoder would refuse.
+        check_chunk_size(chunk_frames, info.width, info.height, source or "input")
+        extra = {"rate": rate or {}}
+        if source is not None:
+            extra = {"source": Path(source).name, **extra}
+        return StreamHeader(
+            model_name=net.identity.name, model_sha256=bytes.fromhex(net.identity.sha256),
+            width=info.width, height=info.height, fps_num=info.fps.numerator, fps_den=info.fps.denominator,
+            frame_count=info.frame_count or 0, bits=cfg.bits, spatial_factor=cfg.spatial_factor,
+            temporal_factor=tf, frames_per_chunk=chunk_frames, key_interval=key_interval,
+            entropy_version=FORMAT_VERSION, **color_code_points(info), extra=extra)
+
+    def check_header(self, header: StreamHeader, src="stream") -> None:
+        """Refuse a stream this codec cannot decode: entropy format, frame and chunk size (the
+        model-free part, preflight.check_container_header), then model identity and factors."""
+        check_container_header(header, src)
+        ident = self.model.identity
+        if ident is not None and ident.sha256 != header.sha256_hex:
+            raise ModelError(
+                f"this file needs model {header.model_name} (sha256 {header.sha256_hex[:16]}...), "
+                f"not {ident.name} (sha256 {ident.sha256[:16]}...)")
+        cfg = self.config
+        if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
+            raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
+                              f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")
+
+    @staticmethod
+    def preflight(reader: MvtReader, *, start: int = 0, frames: int | None = None, planes: int | None = None,
+                  tolerant: bool = False, src="stream") -> None:
+        """The checks a stream passes before anything expensive runs, on the container alone
+        (no model needed): the header (entropy format, frame and chunk size), the window's
+        planes and (strict) every chunk of the window intact, or (tolerant) at least one."""
+        check_stream(reader, start, frames, planes, tolerant, src=src)
+
+    def rate(self, planes: int | None = None, quality: int | None = None, bpp: float | None = None) -> RateController:
+        """The rate controller for one of planes / quality / bpp (all planes when none)."""
+        if sum(x is not None for x in (planes, quality, bpp)) > 1:
+            raise UsageError("give only one of planes/bits, quality or bpp")
+        bits = self.config.bits
+        if quality is not None:
+            planes = planes_for_quality(quality, bits)
+        return RateController(bits, planes=None if bpp is not None else (planes or bits), bpp=bpp)
+
+    # -- compress / decompress -----------------------------------------------------------------
+    def compress(self, frames: Iterable[np.ndarray], out: BinaryIO, info, *, planes: int | None = None,
+                 quality: int | None = None, bpp: float | None = None,
+                 chunk_frames: int = defaults.CHUNK_FRAMES, key_interval: int = defaults.KEY_INTERVAL,
+                 precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
+                 source: str | None = None, timings: Timings | None = None, on_chunk=None) -> Compressed:
+        """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
+        `out` (a binary file), with `audio` (data, description) carried as is."""
+        rate = self.rate(planes, quality, bpp)
+        mode = resolve_precision(precision, self.device, "encode")
+        header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
+                                    rate={"planes": rate.planes, "bpp": bpp})
+        # A rate target counts the whole file: headers, index and the carried audio too.
+        rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
+        rate.total_pixels = (info.frame_count or 0) * info.width * info.height
+        warnings: list[str] = []
+        writer = MvtWriter(out, header)
+        chunks = stream_chunks(frames, chunk_frames, key_interval, self.config.temporal_factor)
+        totals = encode_chunks(chunks, writer, self.model, rate, device=self.device, timings=timings or Timings(),
+                               precision=mode, on_chunk=on_chunk, warnings=warnings)
+        if totals["frames"] == 0:
+            raise InputError(f"{source or 'input'}: no frames could be decoded")
+        if audio is not None:
+            writer.write_audio(*audio)
+        writer.close()
+        size = writer.bytes_written
+        miss = rate.miss(size)  # a target missed by more than rate.TOLERANCE says what it got
+        if miss:
+            warnings.append(miss)
+        return Compressed(header, totals["frames"], totals["chunks"], totals["planes"], mode, warnings, size)
+
+    def decompress(self, reader: MvtReader, *, start: int = 0, frames: int | None = None,
+                   planes: int | None = None, tolerant: bool = False, precision: str = defaults.PRECISION,
+                   warnings: list[str], timings: Timings | None = None,
+                   preflighted: bool = False) -> Iterator[DecodedChunk]:
+        """Decoded chunks covering frames [start, start + frames) of the open stream. The
+        arguments, the header and (unless `preflighted`: the caller ran `preflight` on this
+        reader and window) the chunks are checked now (before the first chunk is asked for); the
+        reader's own warnings (a damaged file read tolerantly) join `warnings` at the end.
+        Close the iterator (or exhaust it) before closing `reader`."""
+        from ..validate import integer
+
+        integer("start", start, 0, 100_000_000)
+        integer("frames", frames, 1, optional=True)
+        integer("planes", planes, 1, 64, optional=True)
+        if not preflighted:
+            self.preflight(reader, start=start, frames=frames, planes=planes, tolerant=tolerant)
+        self.check_header(reader.header)
+        mode = resolve_precision(precision, self.device, "decode")
+        chunks = decode_chunks(reader, self.model, device=self.device, start=start, count=frames, planes=planes,
+                               tolerant=tolerant, timings=timings or Timings(), warnings=warnings, precision=mode)
+        return self._decompressed(reader, chunks, frames is None, warnings)
+
+    @staticmethod
+    def _decompressed(reader: MvtReader, chunks: Iterator[DecodedChunk], whole: bool, warnings: list[str]):
+        try:
+            yield from chunks
+        finally:
+            chunks.close()  # its entropy thread stops before the caller closes the file
+        warnings.extend(reader.warnings)
+        stored = sum(e.frame_count for e in reader.entries)
+        expected = reader.header.frame_count
+        if whole and expected and stored < expected:
+            warnings.append(f"stream ends at frame {stored} of {expected}")
+
+    def entropy_bits(self, reader: MvtReader) -> Iterator[tuple[int, np.ndarray]]:
+        """(chunk index, uint8 bits [planes, T', H', W']) of every stored chunk, entropy
+        decoded in order: what the decoder's model receives (for cross-machine checks)."""
+        from ..entropy import BitplaneCoder
+
+        self.check_header(reader.header)
+        coder = BitplaneCoder(self.config.bits, self.model.entropy_prior)
+        for entry in reader.entries:
+            if entry.key:
+                coder.reset()
+            chunk = reader.read_chunk(entry.index)
+            yield entry.index, coder.decode(list(chunk.segments), tuple(chunk.latent_shape))

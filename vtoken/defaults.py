@@ -1,0 +1,32 @@
+"""Defaults shared by the CLI, the library API and the benchmark: one definition each.
+
+No imports here (the container library and `vtoken --help` read these without torch)."""
+
+# Codec: a key chunk (a seek point, where the causal stream and the entropy context restart)
+# every KEY_INTERVAL chunks; key chunks hold CHUNK_FRAMES = 1 + 4n frames, the chunks after
+# them CHUNK_FRAMES - 1. 17 frames is one training clip; 8 chunks (about 5 s at 25 fps) keeps
+# seeking cheap while a still scene pays its first frame only once in a while.
+CHUNK_FRAMES = 17
+KEY_INTERVAL = 8
+
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE = "auto"
+PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION = "auto"
+
+# Media files vtoken reads as videos, and as still images (lower-case suffixes).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m4v", ".y4m",
+                              ".ogv"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+# Benchmark: frames per clip, size, vtoken plane counts, threads per baseline process. The
+# plane counts are cut at the model's K (and K itself is always a point): bench_planes().
+BENCH_FRAMES = 33
+BENCH_SIZE = (640, 360)
+BENCH_PLANES = (1, 2, 4, 8, 12, 18, 24, 32)
+BENCH_THREADS = 2
+
+
+def bench_planes(bits: int) -> tuple[int, ...]:
+    """The default vtoken sweep for a model with `bits` planes: BENCH_PLANES below K, then K."""
+    return tuple(p for p in BENCH_PLANES if p < bits) + (bits,)

@@ -1,0 +1,55 @@
+"""Warm-starting a new architecture from a trained model of another shape.
+
+A training run that changes the architecture need not start from random weights: every layer
+of the new model that has a counterpart in the source model (same tensor shape, found through
+prefix renames such as "encoder.blocks.2." <- "encoder.blocks.1.") takes its weights. One
+kind of shape change is bridged: more bit-planes (K). A tensor whose K-sized axis grew keeps
+the source values in the first K entries; new *inputs* (axis 1: the decoder reading planes
+it never saw) start at zero, so the grafted model first behaves as the source on the old
+planes, and new *outputs* (axis 0: the encoder's new planes) keep their random init."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+def _source_name(name: str, renames: Iterable[tuple[str, str]]) -> str:
+    for new_prefix, old_prefix in renames:
+        if name.startswith(new_prefix):
+            return old_prefix + name[len(new_prefix):]
+    return name
+
+
+def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
+    if dst.shape == src.shape:
+        return True
+    if dst.ndim != src.ndim or k_old == k_new:
+        return False
+    return all(d == s or (s == k_old and d == k_new) for d, s in zip(dst.shape, src.shape))
+
+
+@torch.no_grad()
+def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[tuple[str, str]] = (),
+          k_old: int = 0, k_new: int = 0) -> dict[str, list[str]]:
+    """Copy what fits from `source` (a state dict) into `model`. `renames` are (new prefix,
+    source prefix) pairs, first match wins. Returns {"copied": [...], "extended": [...],
+    "fresh": [...]} (names in the new model) so a run can log what it started from."""
+    renames = list(renames)
+    report: dict[str, list[str]] = {"copied": [], "extended": [], "fresh": []}
+    for name, dst in model.state_dict().items():
+        src = source.get(_source_name(name, renames))
+        if src is None or not _fits(dst, src, k_old, k_new):
+            report["fresh"].append(name)
+            continue
+        if dst.shape == src.shape:
+            dst.copy_(src)
+            report["copied"].append(name)
+            continue
+        if dst.ndim > 1 and src.shape[1] != dst.shape[1]:
+            dst[:, src.shape[1]:].zero_()  # new inputs start silent
+        dst[tuple(slice(0, s) for s in src.shape)].copy_(src)
+        report["extended"].append(name)
+    return report

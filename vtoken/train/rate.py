@@ -1,0 +1,69 @@
+"""The rate term: what the encoder's bits would cost under a probability model that sees
+what the decoder knows, so training trades bits for quality instead of ignoring rate.
+
+A learned logit per (plane, context), as conditional probability models in learned
+compression do (Mentzer et al. 2018), over a subset of the entropy coder's own contexts
+(vtoken.entropy.contexts) that is cheap to compute on whole tensors:
+
+    latent frame t >= 1   the co-located bit of the same plane in frame t-1 (2)
+                          x the sum of its 4 neighbours there (5) x this position's bit of
+                          plane k-1 (2)                                   20 contexts
+    latent frame 0        the bit of plane k-1 here (2) x the sum of its 4 neighbours (5)
+                                                                          10 contexts
+
+The cost of a bit b under probability p of a 1 is -log2(p if b else 1 - p). Contexts are
+read from detached bits; the bit itself carries the LFQ straight-through gradient, so the
+encoder is pushed toward the value its context predicts. Only kept planes are charged (a
+plane dropped by nested dropout is not coded). The shipped coder does not use this table:
+the export fits the coder's integer prior to the trained encoder's bits (prior.py), which
+keeps decoding bit-exact on every machine."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_TEMPORAL = 20
+N_INTRA = 10
+
+
+def _neighbour_sum(x: torch.Tensor) -> torch.Tensor:
+    """4-neighbour sum over the last two axes, zero outside."""
+    p = F.pad(x, (1, 1, 1, 1))
+    return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+
+
+def contexts(bits: torch.Tensor) -> torch.Tensor:
+    """Context index [B, K, T, H, W] (int64) of every bit of bits [B, K, T, H, W] in {0, 1}."""
+    b = bits.detach().to(torch.int64)
+    below = F.pad(b, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1]  # plane k-1 (0 for plane 0)
+    intra = N_TEMPORAL + below[:, :, :1] * 5 + _neighbour_sum(below[:, :, :1])
+    if b.shape[2] == 1:
+        return intra
+    prev = b[:, :, :-1]
+    temporal = prev * 10 + _neighbour_sum(prev) * 2 + below[:, :, 1:]
+    return torch.cat([intra, temporal], dim=2)
+
+
+class BitRateModel(nn.Module):
+    """Learned P(bit = 1 | plane, context); forward gives the estimated bits of a batch."""
+
+    def __init__(self, planes: int):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(planes, N_TEMPORAL + N_INTRA))
+
+    def forward(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Total estimated bits of the kept planes of straight-through `quantized`
+        [B, K, T', H', W'] (+-1 on kept planes, 0 on dropped ones), summed over the batch."""
+        with torch.autocast(device_type=quantized.device.type, enabled=False):
+            q = quantized.float()
+            kept = (q.detach() != 0).float()
+            bits = (q + 1) / 2
+            ctx = contexts(bits.detach() > 0.5)
+            k = q.shape[1]
+            plane = torch.arange(k, device=q.device).view(1, k, 1, 1, 1)
+            logit = self.logits[plane.expand_as(ctx), ctx]
+            # -log2 p(b): softplus(-l) for b = 1, softplus(l) for b = 0, linear in b
+            nats = bits * F.softplus(-logit) + (1 - bits) * F.softplus(logit)
+            return (nats * kept).sum() / torch.log(torch.tensor(2.0))

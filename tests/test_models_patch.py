@@ -7,20 +7,17 @@ import pytest
 import torch
 
 from vtoken.models import Tokenizer, TokenizerConfig
-from vtoken.models.layers import AdaptiveGroupNorm, depth_to_space, space_to_depth
+from vtoken.models.layers import depth_to_space, space_to_depth
 from vtoken.train.graft import graft
+
+from nets import seeded_model
 
 PATCH = TokenizerConfig.preset("vtoken-patch", channels=(8, 8, 16), bits=6, entropy_group_size=3, norm_groups=4)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = Tokenizer(PATCH).eval()
-    for mod in m.modules():
-        if isinstance(mod, AdaptiveGroupNorm):
-            torch.nn.init.normal_(mod.to_scale_shift.weight, std=0.1)
-    return m
+    return seeded_model(PATCH)
 
 
 def test_space_to_depth_inverts_depth_to_space():
@@ -88,11 +85,7 @@ def test_encoder_and_decoder_are_causal(model):
 def test_graft_extends_planes_and_keeps_the_old_ones():
     """Same trunk, K 6 -> 10: the grafted model codes the first 6 planes as the source and
     decodes them identically whatever the new planes hold (their inputs start at zero)."""
-    torch.manual_seed(0)
-    src = Tokenizer(PATCH).eval()
-    for mod in src.modules():
-        if isinstance(mod, AdaptiveGroupNorm):
-            torch.nn.init.normal_(mod.to_scale_shift.weight, std=0.1)
+    src = seeded_model(PATCH)
     dst = Tokenizer(PATCH.replace(bits=10, entropy_group_size=5)).eval()
     report = graft(dst, src.state_dict(), k_old=6, k_new=10)
     assert report["fresh"] == [] and "encoder.conv_out.conv.weight" in report["extended"]

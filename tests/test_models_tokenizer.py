@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from vtoken.models import Tokenizer, TokenizerConfig
-from vtoken.models.layers import AdaptiveGroupNorm
+
+from nets import seeded_model
 from vtoken.models.stream import StreamState
 
 TINY = TokenizerConfig.preset("vtoken-tiny", channels=(8, 8, 16, 16), bits=6, entropy_group_size=3)
@@ -13,13 +14,7 @@ TINY = TokenizerConfig.preset("vtoken-tiny", channels=(8, 8, 16, 16), bits=6, en
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = Tokenizer(TINY).eval()
-    # AdaGN starts as identity modulation; randomise it so causality is tested through it too.
-    for mod in m.modules():
-        if isinstance(mod, AdaptiveGroupNorm):
-            torch.nn.init.normal_(mod.to_scale_shift.weight, std=0.1)
-    return m
+    return seeded_model(TINY)
 
 
 @pytest.mark.parametrize("frames,latent_frames", [(1, 1), (5, 2), (17, 5)])

@@ -313,6 +313,19 @@ def _entropy_decoded(reader: MvtReader, coder: BitplaneCoder, cfg, begin: int, s
         yield _CodedChunk(i, entry, bits[:use] if use else None, use)
 
 
+def decode_window(reader: MvtReader, start: int, count: int | None) -> tuple[int, int] | None:
+    """(index of the chunk holding frame `start`, the frame after the last one asked for), or
+    None when the file holds no frame from `start` on (nothing to decode, and nothing to check)."""
+    entries = reader.entries
+    if not entries:
+        return None
+    last_frame = entries[-1].first_frame + entries[-1].frame_count
+    stop = last_frame if count is None else min(last_frame, start + count)
+    if start >= stop:
+        return None
+    return reader.chunk_for_frame(start), stop
+
+
 def decode_chunks(
     reader: MvtReader,
     model,
@@ -334,14 +347,10 @@ def decode_chunks(
     decoding runs in a worker thread, ahead of the model (overlap.py)."""
     header = reader.header  # checked by the caller (Codec.check_header)
     cfg = model.config
-    entries = reader.entries
-    if not entries:
+    window = decode_window(reader, start, count)
+    if window is None:
         return
-    last_frame = entries[-1].first_frame + entries[-1].frame_count
-    stop = last_frame if count is None else min(last_frame, start + count)
-    if start >= stop:
-        return
-    first = reader.chunk_for_frame(start)
+    first, stop = window
     trusted = cfg.bits  # planes whose entropy context is intact since the last key chunk
     try:
         begin = reader.key_chunk_before(first)

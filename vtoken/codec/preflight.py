@@ -10,7 +10,7 @@ refused before anything is allocated."""
 from __future__ import annotations
 
 from ..errors import CorruptChunkError, StreamError, UnsupportedVersionError, UsageError
-from .pipeline import check_chunk_size, check_frame_area, expected_latent_shape
+from .pipeline import check_chunk_size, check_frame_area, decode_window, expected_latent_shape
 
 
 def check_container_header(header, src="stream") -> None:
@@ -42,14 +42,11 @@ def check_stream(reader, start: int = 0, count: int | None = None, planes: int |
     check_container_header(h, src)
     if planes is not None and planes > h.bits:
         raise UsageError(f"planes must be from 1 to {h.bits} for this file, got {planes}")
+    window = decode_window(reader, start, count)
+    if window is None:
+        return
+    first, stop = window
     entries = reader.entries
-    if not entries:
-        return
-    last = entries[-1].first_frame + entries[-1].frame_count
-    stop = last if count is None else min(last, start + count)
-    if start >= stop:
-        return
-    first = reader.chunk_for_frame(start)
     try:
         begin = reader.key_chunk_before(first)
     except CorruptChunkError:

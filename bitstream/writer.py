@@ -101,10 +101,6 @@ class MvtWriter:
     def entries(self) -> list[ChunkEntry]:
         return list(self._entries)
 
-    @property
-    def bytes_written(self) -> int:
-        return self._pos
-
     def close(self) -> None:
         """Write the index and footer. Does not close the file object. Idempotent."""
         if self._closed:

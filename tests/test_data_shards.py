@@ -69,3 +69,13 @@ def test_shuffle_is_a_permutation_and_depends_on_the_epoch(shards):
     second = [(r["source"], r["clip_index"]) for r in ds]
     assert sorted(first) == sorted(second) == sorted(plain)
     assert first != second
+
+
+def test_a_file_that_is_not_parquet_is_an_input_error(tmp_path):
+    from vtoken.data import find_record
+    from vtoken.errors import InputError
+
+    bad = tmp_path / "shard-000000-000.parquet"
+    bad.write_bytes(b"not a parquet file at all")
+    with pytest.raises(InputError, match="cannot read the shard"):
+        find_record(bad, row=0)

@@ -177,6 +177,14 @@ def test_rate_gradient_pushes_bits_toward_their_context_prediction():
     assert m(dropped).item() == 0        # dropped planes (q = 0) are not coded, not charged
 
 
+def test_graft_needs_init_from_and_known_fields():
+    cfg = _config(2).to_dict()
+    with pytest.raises(UsageError, match="init_from"):
+        TrainConfig.from_dict({**cfg, "graft": {"renames": []}})
+    with pytest.raises(UsageError, match="unknown graft fields"):
+        TrainConfig.from_dict({**cfg, "init_from": "x", "graft": {"renames": [], "freeze": 3}})
+
+
 def test_graft_warm_start_freezes_grafted_weights(tmp_path):
     """init_from + graft: a run warm-started across a K change copies what fits and keeps the
     grafted tensors fixed for freeze_steps while the fresh ones learn."""

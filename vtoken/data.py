@@ -59,7 +59,7 @@ def shard_paths(root) -> list[Path]:
 def _open(path: Path):
     try:
         return _pq().ParquetFile(path)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid (not Parquet, damaged) is a ValueError
         raise InputError(f"{path}: cannot read the shard: {exc}") from None
 
 

@@ -159,8 +159,12 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
     w, h = parse_size(size or suite.get("size") or "{}x{}".format(*defaults.BENCH_SIZE))
     sq = suite.get("qualities", {})
     quals = {c: [int(q) for q in sq.get(c, bl.DEFAULT_QUALITIES[c])] for c in bl.CODECS}
-    if qualities or "vtoken" in sq:
-        planes = parse_list([qualities] if qualities else [",".join(map(str, sq["vtoken"]))], kind=int, name="--qualities")
+    if qualities:
+        planes = parse_list([qualities], kind=int, name="--qualities")
+    elif "vtoken" in sq and not no_vtoken:
+        # A suite's sweep is cut at the model's K (a model with fewer planes still runs it).
+        bits = _model_bits(model)
+        planes = [p for p in sq["vtoken"] if p <= bits]
     else:
         planes = list(defaults.bench_planes(_model_bits(model))) if not no_vtoken else []
     if any(p < 1 for p in planes):

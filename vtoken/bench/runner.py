@@ -180,7 +180,8 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 shown: dict[int, object] = {}
                 for p in s.vtoken_planes:
                     out = run_vtoken(ref_path, p, tmp, vdev, s.model)
-                    shown[p] = out.frames
+                    if s.pictures_dir is not None:
+                        shown[p] = out.frames
                     if out.frames.shape != ref_rgb.shape:
                         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
                     rec = make_record(
@@ -198,7 +199,9 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     if on_point:
                         on_point(rec)
                 if s.pictures_dir is not None and exe is not None and "hevc" in s.codecs:
-                    pictures.append(_side_by_side(s, exe, clip, ref_path, ref_rgb, shown, results, tmp).name)
+                    picture = _side_by_side(s, exe, clip, ref_path, ref_rgb, shown, results, tmp)
+                    if picture is not None:
+                        pictures.append(picture.name)
     settings = {"frames": s.frames, "size": [s.width, s.height], "codecs": s.codecs, "configs": s.configs,
                 "qualities": {c: s.qualities.get(c, []) for c in s.codecs}, "vtoken_planes": s.vtoken_planes if s.run_vtoken else [],
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
@@ -211,15 +214,18 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
 
 
 def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb, vtoken_frames: dict,
-                  results: list[dict], tmp: Path) -> Path:
-    """The clip's picture: the middle vtoken point beside x265 (random access) at the nearest
-    rate, re-encoded here because cached baseline records keep no frames."""
+                  results: list[dict], tmp: Path) -> Path | None:
+    """The clip's picture: the middle vtoken point beside x265 (in the run's first config) at
+    the nearest rate, re-encoded here because cached baseline records keep no frames. None
+    when the run has no x265 point for the clip."""
     from . import sidebyside as sbs
 
     mine = [r for r in results if r["clip"] == clip and r["codec"] == "vtoken"]
     x265 = [r for r in results if r["clip"] == clip and r["codec"] == "hevc" and r["config"] == s.configs[0]]
     vt = sbs.pick_vtoken_point(mine)
     hv = sbs.nearest_rate(x265, vt["bpp"])
+    if hv is None:
+        return None
     spec = bl.make_spec("hevc", s.configs[0], s.threads)
     out = bl.run_baseline(exe, spec, hv["quality"], ref_path, s.width, s.height, tmp, nice=s.nice)
     panels = [(sbs.label(vt), vtoken_frames[vt["quality"]]), (sbs.label(hv), yuv420_to_rgb(out.planes))]

@@ -11,6 +11,7 @@ from fractions import Fraction
 import click
 
 from ..errors import UsageError
+from ..textsafe import escape
 from .run import DEFAULT_CLIP_FRAMES, DEFAULT_MAX_SIDE, DEFAULT_SHARD_MB, DEFAULT_SOURCES_PER_SHARD
 
 
@@ -60,10 +61,10 @@ def tokenize(sources, out, clip_frames, planes, max_side, workers, threads, ray_
 
     def report(event: dict) -> None:
         if event["error"]:
-            where = "" if event["error"].startswith(event["path"]) else f"{event['path']}: "
-            click.echo(f"vtoken: error: {where}{event['error']}", err=True)
+            where = "" if event["error"].startswith(event["path"]) else f"{escape(event['path'])}: "
+            click.echo(f"vtoken: error: {where}{escape(event['error'])}", err=True)
         elif show:
-            click.echo(f"vtoken: {event['path']}: {event['clips']} clips", err=True)
+            click.echo(f"vtoken: {escape(event['path'])}: {event['clips']} clips", err=True)
 
     if ray_address and logging.getLogger().getEffectiveLevel() > logging.INFO:
         from .engine import import_ray
@@ -117,6 +118,6 @@ def detokenize(src, dst, row, source, clip, model, device, overwrite):
     fps = Fraction(record["fps_num"], record["fps_den"])
     with VideoWriter(dst, record["width"], record["height"], fps, overwrite=overwrite, inputs=[src]) as out:
         out.write(frames)
-    click.echo(f"{record['source']} clip {record['clip_index']} (frames {record['first_frame']}-"
+    click.echo(f"{escape(record['source'])} clip {record['clip_index']} (frames {record['first_frame']}-"
                f"{record['first_frame'] + record['frame_count'] - 1}) -> {dst}: {len(frames)} frames "
                f"{record['width']}x{record['height']}")

@@ -8,13 +8,14 @@ shorter), read at the source's size or downsized so that its longer side is `max
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from ..hashing import sha256_file
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".y4m", ".flv", ".wmv",
                   ".3gp", ".ogv", ".mxf", ".gif"}
@@ -75,14 +76,6 @@ def expand(paths, exclude=None) -> tuple[list[Source], list[dict]]:
     return [Source(i, p, *_identity(p)) for i, p in enumerate(found)], skipped
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     """(width, height) with the longer side at most `max_side`, aspect ratio kept."""
     if not max_side or max(width, height) <= max_side:
@@ -126,9 +119,10 @@ def read_clips(path: str, clip_frames: int, max_side: int | None) -> tuple[Sourc
     Raises vtoken.errors.InputError for a file that is not readable media."""
     from ..media import VideoReader
 
+    digest = sha256_file(path)  # before the reader opens, so a failure here leaks no container
     reader = VideoReader(path)
     info = reader.info
-    meta = SourceMeta(path, file_sha256(path), info.fps.numerator, info.fps.denominator, info.width,
+    meta = SourceMeta(path, digest, info.fps.numerator, info.fps.denominator, info.width,
                       info.height, bool(info.is_image))
     width, height = scaled_size(info.width, info.height, max_side)
 

@@ -7,10 +7,10 @@ the cores (and fp32 results on the CPU were checked equal for 1 and 2 threads).
 
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import asdict, dataclass
 from typing import Iterator
+
+from ..codec.overlap import ahead
 
 
 @dataclass(frozen=True)
@@ -63,53 +63,13 @@ def _device(device: str) -> str:
     return str(resolve_device(device))
 
 
-def ahead(items: Iterator, depth: int = 2) -> Iterator:
-    """Iterate `items` in a thread `depth` items ahead, so decoding (PyAV releases the GIL)
-    overlaps the model. Exceptions come out where they happened, in order."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def put(entry) -> bool:
-        while not stop.is_set():  # the consumer may be gone: never block for good
-            try:
-                q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put((None, exc))
-            return
-        put((done, None))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, exc = q.get()
-            if exc is not None:
-                raise exc
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-
-
 class Tokenizing:
     """A loaded model and the job's settings: `clip(meta, index, first, frames) -> record`."""
 
     def __init__(self, job: TokenizeJob):
         self.job = job
         self.model = load_worker_model(job.model_path, job.model_sha256, job.device, job.threads)
-        self.planes = job.planes or self.model.config.bits
+        self.planes = job.planes or self.model.config.token_bits
 
     def clip(self, meta: dict, clip_index: int, first_frame: int, frames):
         import vtoken
@@ -128,7 +88,7 @@ class Tokenizing:
         records: list[dict] = []
         try:
             meta, clips = read_clips(path, self.job.clip_frames, self.job.max_side)
-            for i, (first, frames) in enumerate(ahead(clips)):
+            for i, (first, frames) in enumerate(ahead(clips, name="vtoken-corpus-read")):
                 records.append(self.clip(meta.to_dict(), i, first, frames))
         except (VtokenError, OSError) as exc:
             return records, one_line(exc)
@@ -158,4 +118,6 @@ class Encoding:
             res = vtoken.encode(src, dst, model=self.model, device=self.job.device, **self.job.options)
         except (VtokenError, OSError) as exc:
             return None, one_line(exc)
+        except Exception as exc:  # noqa: BLE001 - one odd file must not stop a batch
+            return None, f"internal error: {type(exc).__name__}: {one_line(exc)}"
         return res.to_dict(), None

@@ -4,7 +4,7 @@
     vtoken train export RUN_DIR --name NAME [--zoo DIR] [--prior-clips N] [--default] [--fp16]
     vtoken train slim RUN_DIR OUT_DIR          (EMA-only copy, files < 16 MB, for the GPU trip back)
     vtoken train pack-data SRC DST             (training folder small enough to carry to the GPU)
-    vtoken train evaluate [--model SPEC] --videos DIR [--planes 4,8,12,18] [--json]
+    vtoken train evaluate [--model SPEC] --videos DIR [--planes 1,2,4,...] [--json]
 
 Logs are JSON lines on stderr (and RUN_DIR/train.jsonl); results of export/evaluate go to
 stdout as JSON. Also runnable as `python -m vtoken.train.cli` (e.g. under torchrun)."""
@@ -112,7 +112,7 @@ def pack_cmd(src, dst, max_side, quality):
 @train.command("evaluate")
 @click.option("--model", "model_spec", default=None, help="model name or path (default: the default model)")
 @click.option("--videos", required=True, type=click.Path(exists=True), help="folder of clips (or one clip)")
-@click.option("--planes", default="4,8,12,18", show_default=True, help="comma-separated plane counts")
+@click.option("--planes", default=None, help="comma-separated plane counts (default: the bench sweep up to the model's K)")
 @click.option("--frames", type=int, default=17, show_default=True)
 @click.option("--size", default="640x360", show_default=True, help="WxH the clips are scaled to")
 @click.option("--device", default="cpu", show_default=True)
@@ -122,9 +122,14 @@ def evaluate_cmd(model_spec, videos, planes, frames, size, device):
 
     try:
         w, h = (int(v) for v in size.lower().split("x"))
-        plane_list = [int(p) for p in planes.split(",") if p.strip()]
+        plane_list = [int(p) for p in planes.split(",") if p.strip()] if planes else None
     except ValueError as exc:
         raise UsageError(f"--size WxH and --planes a,b,c: {exc}") from exc
+    if plane_list is None:
+        from vtoken.defaults import bench_planes
+        from vtoken.models import load_model
+
+        plane_list = list(bench_planes(_run_guarded(lambda: load_model(model_spec).bits)))
     result = _run_guarded(lambda: evaluate_model(model_spec, videos, plane_list, frames=frames, size=(w, h),
                                                  device=device))
     click.echo(json.dumps(result, indent=1))

@@ -26,7 +26,7 @@ def _source_name(name: str, renames: Iterable[tuple[str, str]]) -> str:
 def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
     if dst.shape == src.shape:
         return True
-    if dst.ndim != src.ndim or k_old == k_new:
+    if dst.ndim != src.ndim or k_new <= k_old:  # only a grown plane count is bridged
         return False
     return all(d == s or (s == k_old and d == k_new) for d, s in zip(dst.shape, src.shape))
 

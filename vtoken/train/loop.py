@@ -88,6 +88,12 @@ class TrainConfig:
         except TypeError as exc:
             raise UsageError(f"bad optim config: {exc}") from exc
         cfg = cls(**data)
+        if cfg.graft is not None:
+            if not cfg.init_from:
+                raise UsageError("graft needs init_from: the shipped model (name or path) to graft from")
+            unknown = sorted(set(cfg.graft) - {"renames", "freeze_steps"})
+            if unknown:
+                raise UsageError(f"unknown graft fields {unknown}; allowed: ['freeze_steps', 'renames']")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -185,7 +191,7 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.dist.rank)
         self.model_config = build_model_config(cfg.model)
         model = Tokenizer(self.model_config)
-        self.graft_report: dict[str, list[str]] = {}
+        self.graft_report: dict[str, list[str]] = {"copied": [], "extended": [], "fresh": []}
         if cfg.init_from:
             from vtoken.models import load_model
 
@@ -381,7 +387,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     tr.log({"event": "start", "step": tr.step, "resumed": resumed, "device": str(tr.device),
             "world": tr.dist.world, "data": describe(tr.sampler.cache),
             "params": sum(p.numel() for p in tr.model.parameters()), "time": time.time(),
-            **({"grafted": {k: len(v) for k, v in tr.graft_report.items()}} if tr.graft_report else {})})
+            **({"grafted": {k: len(v) for k, v in tr.graft_report.items()}} if tr.cfg.graft else {})})
     deadline = start + max_minutes * 60 if max_minutes else None
     step_times: list[float] = []
     save_seconds = 5.0

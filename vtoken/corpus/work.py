@@ -8,7 +8,6 @@ the cores (and fp32 results on the CPU were checked equal for 1 and 2 threads).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 from ..codec.overlap import ahead
 

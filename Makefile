@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test demo bench gpu-wheels gpu-data clean
+.PHONY: help install test demo bench gpu-wheels eval-data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ demo: $(STAMP) ## encode and decode a generated clip, print its info
 	mkdir -p out
 	$(PY) -m vtoken.demo out
 
-bench: $(STAMP) ## the codec comparison on the development eval clips (benchmarks/suites/eval.json: ../shared/data/eval/video)
+bench: $(STAMP) ## the codec comparison on the eval clips in data/eval/video (make eval-data first)
 	$(VENV)/bin/vtoken bench --codec all --suite benchmarks/suites/eval.json --out benchmarks/results/eval
 
 gpu-wheels: ## wheels/ for the GPU machine: the cp312 wheels its image lacks (see benchmarks/gpu_session.sh)
@@ -44,9 +44,10 @@ gpu-wheels: ## wheels/ for the GPU machine: the cp312 wheels its image lacks (se
 		-d wheels "av==$$($(PY) -c 'import av; print(av.__version__)')" constriction safetensors \
 		"setuptools>=68" pytest pluggy iniconfig packaging pygments
 
-gpu-data: ## data/eval/video: the eval clips, to carry to the GPU machine
+eval-data: ## data/eval/video (git-ignored): copy the eval clips from EVAL_VIDEOS=DIR, for `make bench` and the GPU machine
+	@test -n "$(EVAL_VIDEOS)" || { echo "usage: make eval-data EVAL_VIDEOS=DIR (a folder holding the eval clips)"; exit 2; }
 	mkdir -p data/eval
-	rm -rf data/eval/video && cp -r ../shared/data/eval/video data/eval/video
+	rm -rf data/eval/video && cp -r "$(EVAL_VIDEOS)" data/eval/video
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache out

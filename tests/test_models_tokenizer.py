@@ -6,7 +6,7 @@ import torch
 
 from vtoken.models import Tokenizer, TokenizerConfig
 
-from nets import seeded_model
+from nets import PATCH, seeded_model
 from vtoken.models.stream import StreamState
 
 TINY = TokenizerConfig.preset("vtoken-tiny", channels=(8, 8, 16, 16), bits=6, entropy_group_size=3)
@@ -17,8 +17,10 @@ def model():
     return seeded_model(TINY)
 
 
+@pytest.mark.parametrize("config", [TINY, PATCH], ids=["pyramid", "patch"])
 @pytest.mark.parametrize("frames,latent_frames", [(1, 1), (5, 2), (17, 5)])
-def test_shapes(model, frames, latent_frames):
+def test_shapes(config, frames, latent_frames):
+    model = seeded_model(config)
     video = torch.rand(1, 3, frames, 16, 24) * 2 - 1
     with torch.no_grad():
         out = model(video)
@@ -158,7 +160,7 @@ def test_streaming_chunks_equal_the_whole_video(pieces):
     the classic pyramid and the patch-stem architecture."""
     torch.manual_seed(0)
     for config in (TokenizerConfig(bits=6, channels=(8, 16, 16, 16)),
-                   TokenizerConfig.preset("vtoken-patch", bits=6, channels=(8, 8, 16), entropy_group_size=3, norm_groups=4)):
+                   PATCH):
         _check_streaming(Tokenizer(config).eval(), pieces)
 
 

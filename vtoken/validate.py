@@ -71,16 +71,23 @@ def model_spec(value) -> None:
         raise UsageError(f"model must be a Tokenizer, a model name or the path of its .json, got {type(value).__name__}")
 
 
+def _array(value, what: str):
+    """np.asarray(value), refusing scalars, strings, paths and ragged nests with `what`."""
+    import numpy as np
+
+    if value is None or isinstance(value, (str, bytes, os.PathLike, numbers.Number)):
+        raise UsageError(f"{what}, got {type(value).__name__}")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError):
+        raise UsageError(f"{what}; this one is ragged") from None
+
+
 def frames_array(frames):
     """uint8 RGB frames [T, H, W, 3] (an image [H, W, 3] becomes one frame)."""
     import numpy as np
 
-    if frames is None or isinstance(frames, (str, bytes, os.PathLike, numbers.Number)):
-        raise UsageError(f"frames must be a uint8 array [T, H, W, 3], got {type(frames).__name__}")
-    try:
-        arr = np.asarray(frames)
-    except (ValueError, TypeError):
-        raise UsageError("frames must be a uint8 array [T, H, W, 3]; this one is ragged") from None
+    arr = _array(frames, "frames must be a uint8 array [T, H, W, 3]")
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or arr.shape[-1] != 3:
@@ -96,12 +103,7 @@ def token_grid(tokens):
     """An integer token grid [T', H', W'] (a [H', W'] grid becomes one latent frame)."""
     import numpy as np
 
-    if tokens is None or isinstance(tokens, (str, bytes, os.PathLike, numbers.Number)):
-        raise UsageError(f"tokens must be an integer array [T', H', W'], got {type(tokens).__name__}")
-    try:
-        grid = np.asarray(tokens)
-    except (ValueError, TypeError):
-        raise UsageError("tokens must be an integer array [T', H', W']; this one is ragged") from None
+    grid = _array(tokens, "tokens must be an integer array [T', H', W']")
     if grid.ndim == 2:
         grid = grid[None]
     if grid.ndim != 3:

@@ -205,17 +205,15 @@ def encode_corpus(
     """`vtoken encode SRC... -d OUT_DIR` on an engine: each input to OUT_DIR/NAME.mvt.
     `options` are vtoken.encode's (planes, quality, bpp, chunk_frames, key_interval, precision).
     Returns (results in input order, failures [{"input", "error"}])."""
-    from ..fsutil import check_output_path
+    from ..fsutil import check_distinct_outputs, check_output_path
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     pairs = {i: (str(p), str(out / (Path(p).stem + ".mvt"))) for i, p in enumerate(paths)}
-    refused, first_with = {}, {}
-    for i, (src, dst) in pairs.items():
-        if dst in first_with:  # a.mp4 and a.mov: workers must not race for one a.mvt
-            refused[i] = f"{dst} is also the output of {first_with[dst]}"
-            continue
-        first_with[dst] = src
+    # a.mp4 and a.mov: workers must not race for one a.mvt (refused before anything is made)
+    check_distinct_outputs(dst for _, dst in pairs.values())
+    out.mkdir(parents=True, exist_ok=True)
+    refused = {}
+    for i, (_, dst) in pairs.items():
         try:
             check_output_path(dst, overwrite)
         except Exception as exc:  # noqa: BLE001 - reported as this input's failure

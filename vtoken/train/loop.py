@@ -204,6 +204,10 @@ class Trainer:
             else:
                 model.load_state_dict(src.state_dict())
         self.model = model.to(self.device)
+        # Grafted parameters stay fixed for the first freeze_steps updates (graft.py).
+        kept = set(self.graft_report["copied"]) | set(self.graft_report["extended"])
+        self.grafted = [p for name, p in self.model.named_parameters() if name in kept]
+        self.freeze_steps = int(cfg.graft.get("freeze_steps", 0)) if cfg.graft else 0
         self.mem_format = torch.channels_last_3d if cfg.channels_last and self.device.type == "cuda" else None
         if self.mem_format is not None:
             self.model = self.model.to(memory_format=self.mem_format)
@@ -340,11 +344,9 @@ class Trainer:
         if self.rate_opt is not None:
             self.rate_opt.zero_grad(set_to_none=True)
         total.backward()
-        if cfg.graft and self.step < int(cfg.graft.get("freeze_steps", 0)):
-            grafted = set(self.graft_report["copied"]) | set(self.graft_report["extended"])
-            for name, p in self.model.named_parameters():
-                if name in grafted:
-                    p.grad = None  # Adam skips a parameter without a gradient
+        if self.step < self.freeze_steps:
+            for p in self.grafted:
+                p.grad = None  # Adam skips a parameter without a gradient
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
         self.opt.step()
         if self.rate_opt is not None:

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_VERSION = 1
+# Bit-planes per latent position: at most what a .mvt header may declare (SPEC section 3).
+MAX_BITS = 64
+# Planes a token index may hold: an int64 with room to spare.
+MAX_TOKEN_BITS = 62
 
 
 def _ints(value: Any) -> tuple[int, ...]:
@@ -30,7 +34,8 @@ class TokenizerConfig:
     """Keyword-only fields; `validate()` runs on construction."""
 
     bits: int = 18  # K: LFQ bits per latent position = bit-planes the codec can code
-    # Planes that make a token for language models (vocabulary 2**token_bits; 0 = all K). A
+    # Planes that make a token for language models (vocabulary 2**token_bits; 0 = all K, at
+    # most MAX_TOKEN_BITS). A
     # codec model may code more planes than a token needs: the rest refine the picture.
     token_bits: int = 0
     channels: tuple[int, ...] = (32, 64, 192, 256)  # width per level (full, 1/2, 1/4, 1/8)
@@ -62,7 +67,7 @@ class TokenizerConfig:
         object.__setattr__(self, "conv3d", _bools(self.conv3d))
         object.__setattr__(self, "temporal_down", _bools(self.temporal_down))
         if self.token_bits == 0:
-            object.__setattr__(self, "token_bits", self.bits)
+            object.__setattr__(self, "token_bits", min(self.bits, MAX_TOKEN_BITS))
         if not self.spatial_down:
             object.__setattr__(self, "spatial_down", (True,) * (len(self.channels) - 1))
         object.__setattr__(self, "spatial_down", _bools(self.spatial_down))
@@ -83,10 +88,11 @@ class TokenizerConfig:
         """Raise ValueError naming the allowed values."""
         if self.version != CONFIG_VERSION:
             raise ValueError(f"config version {self.version} is not supported; allowed: {CONFIG_VERSION}")
-        if not 1 <= self.bits <= 32:
-            raise ValueError(f"bits={self.bits} is out of range; allowed: 1..32")
-        if not 1 <= self.token_bits <= min(self.bits, 62):
-            raise ValueError(f"token_bits={self.token_bits} is out of range; allowed: 1..{min(self.bits, 62)}")
+        if not 1 <= self.bits <= MAX_BITS:
+            raise ValueError(f"bits={self.bits} is out of range; allowed: 1..{MAX_BITS}")
+        if not 1 <= self.token_bits <= min(self.bits, MAX_TOKEN_BITS):
+            raise ValueError(
+                f"token_bits={self.token_bits} is out of range; allowed: 1..{min(self.bits, MAX_TOKEN_BITS)}")
         levels = len(self.channels)
         if levels < 1:
             raise ValueError("channels must list at least one level width, e.g. (32, 64, 192, 256)")

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import MAX_TOKEN_BITS
+
 
 # -- bit order: the only place the token index is computed ------------------------------------
 def _place(values, dim: int, ndim: int):
@@ -26,8 +28,8 @@ def bits_to_indices(bits, dim: int = -1):
     """Token index = sum_k bits[k] * 2**k along `dim` (plane 0 least significant).
     Works on torch tensors (-> int64 tensor) and numpy arrays (-> int64 array)."""
     k = bits.shape[dim]
-    if k > 62:
-        raise ValueError(f"{k} bits do not fit an int64 token index; allowed: at most 62")
+    if k > MAX_TOKEN_BITS:
+        raise ValueError(f"{k} bits do not fit an int64 token index; allowed: at most {MAX_TOKEN_BITS}")
     if isinstance(bits, torch.Tensor):
         weights = _place(torch.pow(2, torch.arange(k, device=bits.device, dtype=torch.int64)), dim, bits.ndim)
         return (bits.to(torch.int64) * weights).sum(dim)
@@ -72,7 +74,7 @@ class LFQLosses(NamedTuple):
 
 class LFQOutput(NamedTuple):
     quantized: torch.Tensor  # [B, K, ...] in {-1, +1} (0 on dropped planes), straight-through
-    indices: torch.Tensor  # [B, ...] int64 token indices of the full K bits
+    indices: torch.Tensor  # [B, ...] int64 token indices of the first min(K, 62) bits
     losses: LFQLosses | None  # None unless requested (or training)
 
 
@@ -121,7 +123,7 @@ class LFQ(nn.Module):
             hard = torch.where(z >= 0, 1.0, -1.0)
             # Straight-through: forward values exactly +-1, gradient of identity.
             quantized = hard + (z - z.detach())
-            indices = bits_to_indices(hard > 0, dim=1)
+            indices = bits_to_indices(hard[:, :MAX_TOKEN_BITS] > 0, dim=1)
             losses = self._losses(z, hard) if return_losses else None
             if planes is not None:
                 quantized = quantized * plane_mask(planes, self.bits, z.shape[0], z.device)

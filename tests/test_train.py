@@ -185,6 +185,17 @@ def test_graft_needs_init_from_and_known_fields():
         TrainConfig.from_dict({**cfg, "init_from": "x", "graft": {"renames": [], "freeze": 3}})
 
 
+def test_a_bad_model_config_is_a_usage_error():
+    """A model override the preset cannot take is the config's mistake: one line, exit 2."""
+    from vtoken.train.loop import build_model_config
+
+    assert build_model_config({"preset": "vtoken-patch", "bits": 64}).token_bits == 62
+    with pytest.raises(UsageError, match="bad model config: token_bits=20"):
+        build_model_config({"preset": "vtoken-patch", "bits": 16, "token_bits": 20})
+    with pytest.raises(UsageError, match="bad model config"):
+        build_model_config({"preset": "vtoken-patch", "width": 3})
+
+
 def test_graft_warm_start_freezes_grafted_weights(tmp_path):
     """init_from + graft: a run warm-started across a K change copies what fits and keeps the
     grafted tensors fixed for freeze_steps while the fresh ones learn."""

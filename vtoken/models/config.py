@@ -35,8 +35,8 @@ class TokenizerConfig:
 
     bits: int = 18  # K: LFQ bits per latent position = bit-planes the codec can code
     # Planes that make a token for language models (vocabulary 2**token_bits; 0 = all K, at
-    # most MAX_TOKEN_BITS). A
-    # codec model may code more planes than a token needs: the rest refine the picture.
+    # most MAX_TOKEN_BITS). A codec model may code more planes than a token needs: the rest
+    # refine the picture.
     token_bits: int = 0
     channels: tuple[int, ...] = (32, 64, 192, 256)  # width per level (full, 1/2, 1/4, 1/8)
     res_blocks: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per level (encoder and decoder)

@@ -117,13 +117,16 @@ class TrainConfig:
 def build_model_config(spec: str | dict[str, Any]):
     from vtoken.models import TokenizerConfig
 
-    if isinstance(spec, str):
-        return TokenizerConfig.preset(spec)
-    spec = dict(spec)
-    if "preset" in spec:
-        name = spec.pop("preset")
-        return TokenizerConfig.preset(name, **spec)
-    return TokenizerConfig.from_dict(spec)
+    try:
+        if isinstance(spec, str):
+            return TokenizerConfig.preset(spec)
+        spec = dict(spec)
+        if "preset" in spec:
+            name = spec.pop("preset")
+            return TokenizerConfig.preset(name, **spec)
+        return TokenizerConfig.from_dict(spec)
+    except (TypeError, ValueError) as exc:  # a config mistake, not a bug: one line, exit 2
+        raise UsageError(f"bad model config: {exc}") from exc
 
 
 # -- distributed -----------------------------------------------------------------------------

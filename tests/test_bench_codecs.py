@@ -172,7 +172,8 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     from vtoken.bench.report import write_outputs
 
     written = write_outputs(run, tmp_path / "report", plots=False)
-    assert any(p.name == "summary.md" and "vtoken" in p.read_text() for p in written)
+    summary = next(p for p in written if p.name == "summary.md").read_text()
+    assert "- vtoken model test-tiny" in summary and "planes sweep [2, 6]" in summary
 
 
 @needs_ffmpeg

@@ -134,6 +134,12 @@ def summary_markdown(run: dict) -> str:
              f"configs {', '.join(st['configs'])}; metrics on {st['metrics_device']}",
              "- bpp = bytes x 8 / (frames x W x H) of the coded elementary stream; metrics are per-frame means "
              "on RGB (BT.601 limited -> RGB, one conversion for all codecs); LPIPS lower is better.", ""]
+    model = env.get("vtoken_model")
+    if model:
+        # Which weights made the vtoken curve: a results folder is only comparable with another
+        # made by the same model (results.json also holds it per point).
+        names = model if isinstance(model, list) else [model]
+        lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}")
     for sp in st.get("baselines", []):
         lines.append(f"- {sp['codec']} {sp['config']}: {sp['encoder']} preset {sp['preset']}, {sp['structure']}, "
                      f"{sp['gop']}, {sp['bit_depth']}-bit, {sp['quality_param']} sweep "

@@ -15,7 +15,7 @@ import torch
 from vtoken.errors import UsageError
 from vtoken.train import checkpoint as ckpt
 from vtoken.train.data import ClipCache, ClipSampler, DataConfig, _frame_indices, refuse_eval_path
-from vtoken.train.losses import LossConfig, sample_planes
+from vtoken.train.losses import LossConfig, frame_window, sample_planes
 from vtoken.train.loop import OptimConfig, TrainConfig, setup_distributed, train
 
 TINY_MODEL = {"bits": 6, "channels": [8, 8, 16], "res_blocks": [0, 1, 0], "conv3d": [False, True, True],
@@ -143,6 +143,32 @@ def test_adversarial_term_runs(tmp_path):
     steps = [r for r in logs if "gan_d" in r]
     assert steps and all(np.isfinite(r["gan_d"]) and np.isfinite(r["lecam"]) for r in steps)
     assert "disc" in _params(tmp_path)
+
+
+def test_discriminator_frame_window():
+    video = torch.arange(2 * 3 * 9 * 2 * 2, dtype=torch.float32).reshape(2, 3, 9, 2, 2)
+    rng = torch.Generator().manual_seed(0)
+    assert frame_window(video, 0, rng) is video and frame_window(video, 9, rng) is video
+    starts = set()
+    for _ in range(40):
+        w = frame_window(video, 3, rng)
+        assert w.shape == (2, 3, 3, 2, 2)
+        s = int(torch.nonzero((video[:, :, :, 0, 0] == w[0, 0, 0, 0, 0]).any(1).any(0))[0])
+        assert torch.equal(w, video[:, :, s:s + 3])  # consecutive frames, the same for every clip
+        starts.add(s)
+    assert starts == set(range(7))  # every window start is drawn
+
+
+def test_discriminator_warms_up_before_the_generator_sees_it(tmp_path):
+    """With disc_start < gan_start the discriminator takes updates from disc_start while the
+    generator's loss has no adversarial term until gan_start."""
+    logs = []
+    train(_config(4, adversarial=0.1, disc_start=1, gan_start=3, disc_channels=4, disc_frames=3), tmp_path,
+          data_arrays=_arrays(), log_fn=logs.append)
+    steps = {r["step"]: r for r in logs if "step" in r and "total" in r}
+    assert sorted(steps) == [1, 2, 3, 4]  # the log's step counts updates done
+    assert ["gan_d" in steps[s] for s in (1, 2, 3, 4)] == [False, True, True, True]
+    assert ["gan_g" in steps[s] for s in (1, 2, 3, 4)] == [False, False, False, True]
 
 
 def test_rate_term_is_logged_learned_and_resumed(tmp_path):

@@ -358,8 +358,8 @@ class Trainer:
         # Log values stay on the device until a log line is written: a float() per term per
         # step would synchronise the GPU a dozen times per step.
         rec: dict[str, Any] = {k: v.detach() for k, v in terms.items()}
-        if self.loss.gan_active(self.step):
-            d_loss, d_terms = self.loss.discriminator_loss(video, out.reconstruction)
+        if self.loss.disc_active(self.step):
+            d_loss, d_terms = self.loss.discriminator_loss(video, out.reconstruction, self.gen)
             self.disc_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             self.disc_opt.step()

@@ -2,7 +2,8 @@
 
 total = l1 * |x - x̂| + l2 * (x - x̂)^2 + perceptual * LPIPS(x, x̂)
       + commitment * LFQ commitment + entropy(step) * LFQ entropy penalty
-      + adversarial * hinge generator loss   (after `gan_start` steps, off by default)
+      + adversarial * hinge generator loss   (after `gan_start` steps, off by default; the
+        discriminator itself trains from `disc_start`)
       + rate * estimated bits per pixel of the kept planes (rate.py; off by default)
 
 All terms are computed in fp32 (autocast off): the reconstruction is cast up first, and the
@@ -38,8 +39,15 @@ class LossConfig:
     rate: float = 0.0  # weight of the estimated bits per pixel (rate.py); 0 = the encoder ignores rate
     adversarial: float = 0.0  # 0.1 in the paper; off by default (measure before enabling)
     gan_start: int = 2000  # generator gets the adversarial term only after this many steps
+    # The discriminator trains from this step (-1 = from gan_start). Warm-starting a trained
+    # tokenizer, an earlier start lets it learn real from fake before its gradient reaches the
+    # generator: a random discriminator's gradient is noise.
+    disc_start: int = -1
     lecam: float = 0.001
     disc_channels: int = 32
+    # The discriminator sees a random window of this many consecutive frames per clip (0 = all).
+    # At 9 frames of 192 px its full-clip cost is about 5x the tokenizer's step on a CPU.
+    disc_frames: int = 0
     disc_lr: float = 1e-4
     # Nested plane dropout: with probability `all_planes_prob` keep every plane, otherwise
     # keep k planes, k uniform in [min_planes, K].
@@ -137,6 +145,16 @@ class LeCam(nn.Module):
         return F.relu(real_logits - self.ema_fake).pow(2).mean() + F.relu(self.ema_real - fake_logits).pow(2).mean()
 
 
+def frame_window(video: torch.Tensor, frames: int, rng: torch.Generator) -> torch.Tensor:
+    """A random run of `frames` consecutive frames of (B, C, T, H, W); all of them if 0 or T
+    or fewer."""
+    t = video.shape[2]
+    if frames <= 0 or frames >= t:
+        return video
+    start = int(torch.randint(0, t - frames + 1, (1,), generator=rng))
+    return video[:, :, start:start + frames]
+
+
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
@@ -159,7 +177,13 @@ class TokenizerLoss(nn.Module):
         self.lecam = LeCam().to(device) if cfg.adversarial > 0 else None
 
     def gan_active(self, step: int) -> bool:
+        """Whether the generator gets the adversarial term at `step`."""
         return self.disc is not None and step >= self.cfg.gan_start
+
+    def disc_active(self, step: int) -> bool:
+        """Whether the discriminator takes an update at `step`."""
+        start = self.cfg.gan_start if self.cfg.disc_start < 0 else min(self.cfg.disc_start, self.cfg.gan_start)
+        return self.disc is not None and step >= start
 
     def forward(self, video: torch.Tensor, out, step: int, rng: torch.Generator) -> tuple[torch.Tensor, dict]:
         c = self.cfg
@@ -197,17 +221,20 @@ class TokenizerLoss(nn.Module):
             if self.gan_active(step):
                 # The discriminator's weights get no gradient from the generator step.
                 self.disc.requires_grad_(False)
-                g = -self.disc(y).mean()
+                g = -self.disc(frame_window(y, c.disc_frames, rng)).mean()
                 self.disc.requires_grad_(True)
                 terms["gan_g"] = g
                 total = total + c.adversarial * g
             terms["total"] = total
         return total, terms
 
-    def discriminator_loss(self, video: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def discriminator_loss(self, video: torch.Tensor, recon: torch.Tensor,
+                           rng: torch.Generator) -> tuple[torch.Tensor, dict]:
         with torch.autocast(device_type=video.device.type, enabled=False):
-            real = self.disc(video.float())
-            fake = self.disc(recon.detach().float())
+            # Real and fake share the window: the discriminator compares like with like.
+            both = frame_window(torch.stack([video.float(), recon.detach().float()]).flatten(0, 1),
+                                self.cfg.disc_frames, rng)
+            real, fake = self.disc(both).chunk(2)
             d = hinge_d_loss(real, fake)
             reg = self.lecam(real, fake)
             loss = d + self.cfg.lecam * reg

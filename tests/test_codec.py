@@ -43,7 +43,7 @@ def _encoded_bits(model, frames: np.ndarray, chunk_frames: int, key_interval: in
 
 def test_decoded_bits_equal_encoded_bits(tmp_path, tiny_model_json):
     from vtoken.bitstream import open_mvt
-    from vtoken.entropy import BitplaneCoder
+    from vtoken.entropy import coder_for
     from vtoken.models import load_model
 
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=23, size=(48, 40))
@@ -53,7 +53,7 @@ def test_decoded_bits_equal_encoded_bits(tmp_path, tiny_model_json):
     model = load_model(tiny_model_json)
     frames, _ = _read_all(src)
     expected = _encoded_bits(model, frames, 9, 2)
-    coder = BitplaneCoder(model.config.bits, model.entropy_prior)
+    coder = coder_for(model)
     with open_mvt(mvt) as reader:
         assert [e.key for e in reader.entries] == [True, False, True]
         for i, want in enumerate(expected):
@@ -310,7 +310,7 @@ def test_stream_encoded_on_gpu_decodes_bit_exactly_on_cpu(tmp_path, tiny_model_j
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     from vtoken.bitstream import open_mvt
-    from vtoken.entropy import BitplaneCoder
+    from vtoken.entropy import coder_for
     from vtoken.models import load_model
 
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(64, 48))
@@ -323,7 +323,7 @@ def test_stream_encoded_on_gpu_decodes_bit_exactly_on_cpu(tmp_path, tiny_model_j
 
         cfg = gpu_model.config
         want = gpu_model.encode_bits(to_tensor(pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor), "cuda"))[0].cpu().numpy()
-    coder = BitplaneCoder(cfg.bits, gpu_model.entropy_prior)
+    coder = coder_for(gpu_model)
     with open_mvt(mvt) as reader:
         chunk = reader.read_chunk(0)
         got = coder.decode(list(chunk.segments), tuple(chunk.latent_shape))
@@ -350,3 +350,44 @@ def test_an_unsaved_model_is_refused_with_a_reason(tmp_path):
     model = Tokenizer(TokenizerConfig(bits=6, channels=(8, 16, 16, 16))).eval()
     with pytest.raises(UsageError, match="save_model"):
         vtoken.encode(src, tmp_path / "x.mvt", model=model, device="cpu")
+
+
+def test_model_with_cross_plane_predictor_codes_format_2(tmp_path, tiny_model_json):
+    """A model that carries a cross-plane predictor writes entropy version 2; the stream
+    decodes to exactly the model's bits, and a header claiming the other version is refused."""
+    import dataclasses
+
+    from vtoken.bitstream import open_mvt
+    from vtoken.codec.codec import Codec
+    from vtoken.entropy import CrossPlanePredictor
+    from vtoken.entropy.crossplane import SCALE
+    from vtoken.errors import StreamError
+    from vtoken.models import load_model, save_model
+
+    base = load_model(tiny_model_json)
+    k = base.config.bits
+    weight = np.zeros((k, k), dtype=np.int64)
+    weight[np.arange(1, k), np.arange(k - 1)] = 2 * SCALE  # plane k leans on plane k-1
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = save_model(base, folder, "test-tiny-xp", entropy_predictor=CrossPlanePredictor(weight, np.zeros(k, np.int64)))
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=13, size=(48, 40))
+    mvt = tmp_path / "xp.mvt"
+    vtoken.encode(src, mvt, model=path, chunk_frames=9, key_interval=2, device="cpu")
+    model = load_model(path)
+    frames, _ = _read_all(src)
+    with open_mvt(mvt) as reader:
+        assert reader.header.entropy_version == 2
+        codec = Codec(model, "cpu")
+        got = [bits for _, bits in codec.entropy_bits(reader)]
+        with pytest.raises(StreamError, match="codes version 2"):
+            codec.check_header(dataclasses.replace(reader.header, entropy_version=1))
+    for g, want in zip(got, _encoded_bits(model, frames, 9, 2), strict=True):
+        np.testing.assert_array_equal(g, want)
+    out = tmp_path / "xp.mp4"
+    assert vtoken.decode(mvt, out, model=path, device="cpu").frames == 13
+    # The same weights without a predictor still write format 1.
+    plain = tmp_path / "plain.mvt"
+    vtoken.encode(src, plain, model=tiny_model_json, device="cpu")
+    with open_mvt(plain) as reader:
+        assert reader.header.entropy_version == 1

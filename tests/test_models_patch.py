@@ -136,7 +136,7 @@ def test_a_64_plane_model_codes_every_plane(tmp_path):
     import vtoken
     from vtoken.bitstream import open_mvt
     from vtoken.codec.frames import to_tensor
-    from vtoken.entropy import BitplaneCoder
+    from vtoken.entropy import coder_for
     from vtoken.media import VideoReader
     from vtoken.models import save_model
 
@@ -155,7 +155,7 @@ def test_a_64_plane_model_codes_every_plane(tmp_path):
     assert res.planes[0] == 64
     with open_mvt(tmp_path / "all.mvt") as reader:
         chunk = reader.read_chunk(0)
-        got = BitplaneCoder(64, model.entropy_prior).decode(list(chunk.segments), tuple(chunk.latent_shape))
+        got = coder_for(model).decode(list(chunk.segments), tuple(chunk.latent_shape))
     with VideoReader(src) as r:
         clip = np.concatenate(list(r.chunks(64)))
     with torch.no_grad():

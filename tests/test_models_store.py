@@ -63,6 +63,32 @@ def test_prior_is_covered_by_the_hash(tmp_path):
     assert load_model(c).entropy_prior is None
 
 
+def test_cross_plane_predictor_round_trip(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from vtoken.entropy import CrossPlanePredictor
+
+    model, k = _model(), CFG.bits
+    weight = np.tril(np.arange(k * k, dtype=np.int64).reshape(k, k), -1)
+    pred = CrossPlanePredictor(weight, np.arange(k, dtype=np.int64) - 2)
+    path = save_model(model, tmp_path, "xp", entropy_prior=np.ones((k, 4, 2), dtype=np.int16), entropy_predictor=pred)
+    loaded = load_model(path, cache=False)
+    np.testing.assert_array_equal(loaded.entropy_predictor.weight, weight)
+    np.testing.assert_array_equal(loaded.entropy_predictor.bias, pred.bias)
+    assert loaded.entropy_prior.dtype == np.int64 and loaded.entropy_prior.sum() == k * 8
+    assert load_model(save_model(model, tmp_path, "plain"), cache=False).entropy_predictor is None
+    # Half a predictor is a damaged model, not a model without one.
+    weights = tmp_path / json.loads(path.read_text())["weights"]
+    tensors = load_file(weights)
+    del tensors["entropy.crossplane.bias"]
+    save_file(tensors, weights, metadata={"vtoken": json.dumps({"format": "vtoken-model"})})
+    meta = json.loads(path.read_text())
+    meta["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="half of a cross-plane predictor"):
+        load_model(path, cache=False)
+
+
 def test_sha_mismatch_raises(tmp_path):
     path = save_model(_model(), tmp_path, "bad")
     weights = path.with_suffix(".safetensors")

@@ -19,7 +19,7 @@ def _load():
 
 def test_fingerprint_hashes_the_decoded_bits(tmp_path, tiny_model_json):
     from vtoken.bitstream import open_mvt
-    from vtoken.entropy import BitplaneCoder
+    from vtoken.entropy import coder_for
     from vtoken.models import load_model
 
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=13, size=(48, 40))
@@ -28,7 +28,7 @@ def test_fingerprint_hashes_the_decoded_bits(tmp_path, tiny_model_json):
     fp = _load().fingerprint(mvt)
 
     model = load_model(tiny_model_json)
-    coder, want = BitplaneCoder(model.config.bits, model.entropy_prior), hashlib.sha256()
+    coder, want = coder_for(model), hashlib.sha256()
     with open_mvt(mvt) as reader:
         for e in reader.entries:
             if e.key:

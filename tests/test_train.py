@@ -298,7 +298,11 @@ def test_cli_train_resume_export(tmp_path):
     model = load_model(report["json"], cache=False)
     ema = _params(run)["ema"]
     assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
-    assert model.entropy_prior is not None
+    assert model.entropy_prior is not None and model.entropy_prior.shape[0] == TINY_MODEL["bits"]
+    # The export fits a cross-plane predictor (entropy format 2) and reports the rate without it.
+    assert report["prior"]["crossplane"] and model.entropy_predictor is not None
+    assert model.entropy_predictor.planes == TINY_MODEL["bits"]
+    assert 0 < report["prior"]["bits_per_bit_prior_without_crossplane"] <= 1.5
 
 
 def test_eval_root_refused_by_cli(tmp_path):

@@ -62,7 +62,7 @@ class Codec:
                       key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
                       rate: dict | None = None) -> StreamHeader:
         """The header of a stream coding a video described by `info` (a media VideoInfo)."""
-        from ..entropy import FORMAT_VERSION
+        from ..entropy import format_version
 
         net, cfg = self.model, self.config
         if net.identity is None:
@@ -85,7 +85,7 @@ class Codec:
             width=info.width, height=info.height, fps_num=info.fps.numerator, fps_den=info.fps.denominator,
             frame_count=info.frame_count or 0, bits=cfg.bits, spatial_factor=cfg.spatial_factor,
             temporal_factor=tf, frames_per_chunk=chunk_frames, key_interval=key_interval,
-            entropy_version=FORMAT_VERSION, **color_code_points(info), extra=extra)
+            entropy_version=format_version(net.entropy_predictor), **color_code_points(info), extra=extra)
 
     def check_header(self, header: StreamHeader, src="stream") -> None:
         """Refuse a stream this codec cannot decode: entropy format, frame and chunk size (the
@@ -96,6 +96,12 @@ class Codec:
             raise ModelError(
                 f"this file needs model {header.model_name} (sha256 {header.sha256_hex[:16]}...), "
                 f"not {ident.name} (sha256 {ident.sha256[:16]}...)")
+        from ..entropy import format_version
+
+        want = format_version(self.model.entropy_predictor)
+        if header.entropy_version != want:
+            raise StreamError(f"{src}: entropy coder version {header.entropy_version}, but model {header.model_name} "
+                              f"codes version {want}: the file is damaged")
         cfg = self.config
         if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
             raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
@@ -186,10 +192,10 @@ class Codec:
     def entropy_bits(self, reader: MvtReader) -> Iterator[tuple[int, np.ndarray]]:
         """(chunk index, uint8 bits [planes, T', H', W']) of every stored chunk, entropy
         decoded in order: what the decoder's model receives (for cross-machine checks)."""
-        from ..entropy import BitplaneCoder
+        from ..entropy import coder_for
 
         self.check_header(reader.header)
-        coder = BitplaneCoder(self.config.bits, self.model.entropy_prior)
+        coder = coder_for(self.model)
         for entry in reader.entries:
             if entry.key:
                 coder.reset()

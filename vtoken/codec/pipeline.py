@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import defaults
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
-from ..entropy import BitplaneCoder
+from ..entropy import BitplaneCoder, coder_for
 from ..errors import CorruptChunkError, InputError, UsageError
 from .frames import pad_frames, to_frames, to_tensor
 from .overlap import ahead
@@ -139,7 +139,7 @@ def encode_chunks(
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
-    coder = BitplaneCoder(model.config.bits, model.entropy_prior)
+    coder = coder_for(model)
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
     coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings),
@@ -362,7 +362,7 @@ def decode_chunks(
         begin, trusted = first, 0
     from ..models.stream import StreamState
 
-    coder = BitplaneCoder(cfg.bits, model.entropy_prior)
+    coder = coder_for(model)
     coded = ahead(_entropy_decoded(reader, coder, cfg, begin, stop, trusted, planes, tolerant, timings, warnings),
                   name="vtoken-entropy")
     previous: np.ndarray | None = None  # last frame shown, for concealment

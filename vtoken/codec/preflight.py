@@ -16,11 +16,12 @@ from .pipeline import check_chunk_size, check_frame_area, decode_window, expecte
 def check_container_header(header, src="stream") -> None:
     """The model-free part of Codec.check_header: the entropy format, and frame and chunk
     sizes beyond what the decoder runs at once (refused before anything is allocated)."""
-    from ..entropy import FORMAT_VERSION
+    from ..entropy import SUPPORTED_VERSIONS
 
-    if header.entropy_version != FORMAT_VERSION:
+    if header.entropy_version not in SUPPORTED_VERSIONS:
+        versions = " and ".join(str(v) for v in SUPPORTED_VERSIONS)
         raise UnsupportedVersionError(
-            f"{src}: entropy coder version {header.entropy_version}; this vtoken decodes version {FORMAT_VERSION}")
+            f"{src}: entropy coder version {header.entropy_version}; this vtoken decodes versions {versions}")
     check_frame_area(header.width, header.height, str(src), StreamError)
     check_chunk_size(header.frames_per_chunk, header.width, header.height, str(src), StreamError)
 

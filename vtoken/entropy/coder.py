@@ -7,11 +7,25 @@ import constriction
 
 from vtoken.errors import CorruptChunkError, UsageError
 
+from .crossplane import CrossPlanePredictor
 from .model import AdaptiveCounts, as_float, ideal_bits
 from .walk import walk
 
 # Bump when the coded bytes change for the same input (contexts, counts, order, byte layout).
-FORMAT_VERSION = 1
+# 1: the contexts of contexts.py. 2: the same times a cross-plane bucket (crossplane.py), for
+# a model that carries a predictor; a model without one still codes format 1, byte for byte.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+
+
+def format_version(predictor: CrossPlanePredictor | None) -> int:
+    """The entropy format a model with this predictor (or none) codes."""
+    return 1 if predictor is None else 2
+
+
+def coder_for(model) -> "BitplaneCoder":
+    """A fresh coder for a loaded model: its planes, entropy prior and cross-plane predictor."""
+    return BitplaneCoder(model.config.bits, model.entropy_prior, getattr(model, "entropy_predictor", None))
 
 
 def _words_to_bytes(words: np.ndarray) -> bytes:
@@ -46,10 +60,13 @@ class BitplaneCoder:
     even one with no stored plane (`decode([], shape)`). A segment may be empty (b"").
     """
 
-    def __init__(self, bits: int, prior: np.ndarray | None = None):
+    def __init__(self, bits: int, prior: np.ndarray | None = None, predictor: CrossPlanePredictor | None = None):
         if bits < 1:
             raise UsageError(f"bits must be >= 1, got {bits}")
+        if predictor is not None and predictor.planes != bits:
+            raise UsageError(f"the cross-plane predictor is for {predictor.planes} planes, the coder for {bits}")
         self.bits = bits
+        self.predictor = predictor
         self._start = AdaptiveCounts(bits, prior)  # validates the prior once
         # constriction objects are per coder, never module-wide: a coder is one stream, and
         # streams run in several threads at once.
@@ -61,7 +78,8 @@ class BitplaneCoder:
         self._counts = self._start.copy()
         # (frame -2 [P2, H, W] or None, frame -1 [P, H, W]): the last latent frames decoded
         self._tail: tuple[np.ndarray | None, np.ndarray] | None = None
-        self._cache: tuple[np.ndarray, list[AdaptiveCounts]] | None = None
+        # (bits, per plane (final own counts, pooled counts), final counts) of the last encode
+        self._cache: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], AdaptiveCounts] | None = None
 
     def _prev_for(self, shape: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray] | None:
         # A chunk of another size cannot use the previous one as context.
@@ -89,7 +107,7 @@ class BitplaneCoder:
         counts = self._counts.copy()
         pending: list[tuple[np.ndarray, np.ndarray]] = []
         segments: list[bytes] = []
-        snapshots: list[AdaptiveCounts] = []
+        snapshots: list[tuple[np.ndarray, np.ndarray]] = []
 
         def sink(k: int, n: np.ndarray, known: np.ndarray) -> np.ndarray:
             pending.append((known, n))
@@ -103,10 +121,10 @@ class BitplaneCoder:
                 enc.encode(sym, self._family, p)
             segments.append(_words_to_bytes(enc.get_compressed()))
             pending.clear()
-            snapshots.append(counts.copy())
+            snapshots.append((counts.own[k].copy(), counts.last_pooled))
 
-        walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane)
-        self._cache = (out, snapshots)
+        walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane, self.predictor)
+        self._cache = (out, snapshots, counts)
         return segments
 
     def commit(self, bits: np.ndarray, planes: int) -> None:
@@ -119,9 +137,10 @@ class BitplaneCoder:
             self._tail = None
             return
         if cache is not None and cache[0].shape == bits.shape and np.array_equal(cache[0], bits):
-            self._counts = cache[1][planes - 1]  # the snapshot taken after plane planes-1
+            snapshots, final = cache[1], cache[2]
+            self._counts = final if planes == len(snapshots) else self._counts.replayed(snapshots[:planes])
         else:
-            walk(self._counts, self._prev_for(bits.shape), bits, planes, lambda k, n, s: s)
+            walk(self._counts, self._prev_for(bits.shape), bits, planes, lambda k, n, s: s, predictor=self.predictor)
         self._advance_tail(bits[:planes])
 
     def decode(self, segments: list[bytes], shape: tuple[int, int, int]) -> np.ndarray:
@@ -142,7 +161,7 @@ class BitplaneCoder:
                 raise CorruptChunkError(f"entropy-coded plane {k} does not decode: {e}") from e
 
         prev = self._prev_for(out.shape)
-        walk(self._counts, prev, out, len(segments), sink)
+        walk(self._counts, prev, out, len(segments), sink, predictor=self.predictor)
         self._advance_tail(out)
         return out
 
@@ -155,5 +174,5 @@ class BitplaneCoder:
             cost[k] += ideal_bits(n, known)
             return known
 
-        walk(self._counts.copy(), self._prev_for(out.shape), out, out.shape[0], sink)
+        walk(self._counts.copy(), self._prev_for(out.shape), out, out.shape[0], sink, predictor=self.predictor)
         return cost

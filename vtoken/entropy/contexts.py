@@ -22,6 +22,10 @@ Context numbering (per plane; the adaptive model keeps one pair of counts per co
     intra, pass D     932 .. 941   plane k-1 bit(2) x diagonal-sum(5)
     intra, pass B     942 .. 951   plane k-1 bit(2) x same-plane-neighbour-sum(5)
 
+The coder's context is that number times N_BUCKETS plus the cross-plane bucket of the
+position (crossplane.py; 0 without a predictor, which leaves format 1's statistics as they
+were): N_CONTEXTS = 952 * N_BUCKETS.
+
 Changing anything here changes the format: bump FORMAT_VERSION in coder.py.
 """
 
@@ -30,6 +34,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
+from .crossplane import N_BUCKETS
 
 N_TEMPORAL_A = 2 * 5 * 3
 N_TEMPORAL_B = N_TEMPORAL_A * 5 * 3  # pass D and pass B each
@@ -40,7 +46,8 @@ OFF_TB = OFF_TD + N_TEMPORAL_B
 OFF_IA = OFF_TB + N_TEMPORAL_B
 OFF_ID = OFF_IA + N_INTRA_A
 OFF_IB = OFF_ID + N_INTRA_B
-N_CONTEXTS = OFF_IB + N_INTRA_B
+N_BASE_CONTEXTS = OFF_IB + N_INTRA_B  # format 1's contexts
+N_CONTEXTS = N_BASE_CONTEXTS * N_BUCKETS
 
 
 @lru_cache(maxsize=16)

@@ -17,7 +17,8 @@ import numpy as np
 
 from vtoken.errors import ModelError
 
-from .contexts import N_CONTEXTS
+from .contexts import N_BASE_CONTEXTS, N_CONTEXTS
+from .crossplane import N_BUCKETS
 
 PROB_BITS = 16
 ONE = 1 << PROB_BITS
@@ -49,6 +50,11 @@ class AdaptiveCounts:
         if prior is None:
             prior = np.zeros((planes, N_CONTEXTS, 2), dtype=np.int64)
         prior = np.asarray(prior)
+        if prior.ndim == 3 and prior.shape[1:] == (N_BASE_CONTEXTS, 2):
+            # A format-1 prior (no cross-plane buckets): its counts belong to bucket 0.
+            wide = np.zeros((prior.shape[0], N_CONTEXTS, 2), dtype=prior.dtype)
+            wide[:, ::N_BUCKETS] = prior
+            prior = wide
         if prior.ndim != 3 or prior.shape[1:] != (N_CONTEXTS, 2) or prior.dtype.kind not in "iu":
             raise ModelError(
                 f"entropy prior has shape {prior.shape} ({prior.dtype}), expected integer "
@@ -67,6 +73,7 @@ class AdaptiveCounts:
         # Planes not coded since the start: their first chunk adapts in small steps (walk.py).
         self.fresh = np.ones(planes, dtype=bool)
         self._pending = np.zeros((N_CONTEXTS, 2), dtype=np.int64)  # this plane, not yet pooled
+        self.last_pooled = self._pending  # what the last end_plane pooled
 
     def copy(self) -> "AdaptiveCounts":
         new = object.__new__(AdaptiveCounts)
@@ -75,6 +82,7 @@ class AdaptiveCounts:
         new.shared = self.shared.copy()
         new.fresh = self.fresh.copy()
         new._pending = self._pending.copy()
+        new.last_pooled = self.last_pooled
         return new
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
@@ -98,11 +106,25 @@ class AdaptiveCounts:
         self._pending += hist
 
     def end_plane(self, k: int) -> None:
-        """Pool plane k's statistics of this chunk into the tables of planes >= k."""
+        """Pool plane k's statistics of this chunk into the tables of planes >= k. They stay
+        readable as `last_pooled` (for `replayed`)."""
         shared = self.shared[k:]
         shared += self._pending
         _halve(shared)
-        self._pending[:] = 0
+        self.last_pooled, self._pending = self._pending, np.zeros_like(self._pending)
+
+    def replayed(self, planes: list[tuple[np.ndarray, np.ndarray]]) -> "AdaptiveCounts":
+        """A copy advanced as if planes 0..len-1 had been coded, from each one's final own
+        counts and `last_pooled` (what the encoder records): exact, and far cheaper than a
+        full copy of the counts after every plane."""
+        new = self.copy()
+        for k, (own, pooled) in enumerate(planes):
+            new.own[k] = own
+            new.fresh[k] = False
+            new._pending = pooled
+            new.end_plane(k)
+        new._pending = np.zeros_like(self._pending)
+        return new
 
 
 def as_float(n: np.ndarray) -> np.ndarray:

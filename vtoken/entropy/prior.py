@@ -7,6 +7,7 @@ from typing import Iterable
 import numpy as np
 
 from .coder import BitplaneCoder, check_bits
+from .crossplane import CrossPlanePredictor
 from .contexts import N_CONTEXTS
 from .walk import walk
 
@@ -28,7 +29,7 @@ class _Tally:
         pass
 
 
-def fit_prior(chunks: Iterable[np.ndarray], bits: int) -> np.ndarray:
+def fit_prior(chunks: Iterable[np.ndarray], bits: int, predictor: CrossPlanePredictor | None = None) -> np.ndarray:
     """Integer counts int64 [bits, N_CONTEXTS, 2] of the contexts of `chunks` (uint8 [K,T,H,W]).
 
     Each chunk is counted on its own (as a key chunk: no context from the chunk before), so
@@ -37,16 +38,17 @@ def fit_prior(chunks: Iterable[np.ndarray], bits: int) -> np.ndarray:
     tally = _Tally(bits)
     for chunk in chunks:
         out = check_bits(chunk, bits)
-        walk(tally, None, out, out.shape[0], lambda k, n, s: s)
+        walk(tally, None, out, out.shape[0], lambda k, n, s: s, predictor=predictor)
     return tally.hist
 
 
 def estimate_bits(
-    chunks: Iterable[np.ndarray], bits: int, prior: np.ndarray | None = None, key_every: int = 0
+    chunks: Iterable[np.ndarray], bits: int, prior: np.ndarray | None = None, key_every: int = 0,
+    predictor: CrossPlanePredictor | None = None,
 ) -> np.ndarray:
     """Ideal code length (float64 bits per plane, summed over chunks) of a stream of chunks
     coded with every plane kept; a key chunk every `key_every` chunks (0: only the first)."""
-    coder = BitplaneCoder(bits, prior)
+    coder = BitplaneCoder(bits, prior, predictor)
     total = np.zeros(bits)
     for i, chunk in enumerate(chunks):
         if key_every and i % key_every == 0:

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import contexts as cx
 from . import motion as mo
+from .crossplane import N_BUCKETS, CrossPlanePredictor
 
 # Cumulative fractions of a pass after which the counts are updated (format-defining).
 GROUP_SPLITS = (1, 2, 4, 8, 16)  # out of 16
@@ -47,20 +48,25 @@ def walk(
     planes: int,
     sink: Sink,
     on_plane: Callable[[int], None] | None = None,
+    predictor: CrossPlanePredictor | None = None,
 ) -> None:
     """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order.
 
     `history` is None or (frame -2 as uint8 [P2, H, W] or None, frame -1 as uint8 [P, H, W]):
     the latent frames before this chunk as the decoder has them; planes >= P have no temporal
-    context in frame 0. `counts` is updated.
+    context in frame 0. `counts` is updated. `predictor` adds the cross-plane bucket.
     """
     _, t_len, h, w = out.shape
+    # signs (2 * bit - 1) of the planes coded so far, the predictor's input
+    signs = np.empty((planes, t_len * h * w)) if predictor is not None else None
+    bucket = np.zeros((t_len, h * w), dtype=np.int64)
     passes = cx.pass_positions(h, w)
     split = [_group_bounds(len(p)) for p in passes]
     whole = [[(0, len(p))] for p in passes]
     motion = [_FrameMotion() for _ in range(t_len)]
 
     def code_pass(k: int, flat: np.ndarray, pos: np.ndarray, ctx: np.ndarray, bounds) -> None:
+        ctx = ctx * N_BUCKETS + bucket_t[pos]  # bucket_t: this frame's cross-plane buckets
         for a, b in bounds:
             p, c = pos[a:b], ctx[a:b]
             n = counts.probabilities(k, c)
@@ -78,7 +84,10 @@ def walk(
                     past[i] = frame
         pos_a, pos_d, pos_b = passes
         bounds_a, bounds_d, bounds_b = split if counts.fresh[k] else whole
+        if predictor is not None:
+            bucket = predictor.buckets(k, signs).reshape(t_len, h * w)
         for t in range(t_len):
+            bucket_t = bucket[t]
             cur = plane[t]
             flat = cur.reshape(-1)
             below = out[k - 1, t] if k > 0 else None
@@ -97,6 +106,9 @@ def walk(
                 code_pass(k, flat, pos_d, cx.intra_d(below, cur).reshape(-1)[pos_d], bounds_d)
                 ctx_b = cx.intra_b(below, cur)
             code_pass(k, flat, pos_b, ctx_b.reshape(-1)[pos_b], bounds_b)
+        if signs is not None:
+            np.multiply(plane.reshape(-1), 2.0, out=signs[k])
+            signs[k] -= 1.0
         counts.end_plane(k)
         if on_plane is not None:
             on_plane(k)

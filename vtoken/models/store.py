@@ -33,6 +33,7 @@ from .tokenizer import Tokenizer
 FORMAT = "vtoken-model"
 FORMAT_VERSION = 1
 PRIOR_KEY = "entropy.prior"
+CROSSPLANE_KEYS = ("entropy.crossplane.weight", "entropy.crossplane.bias")
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 ENV_VAR = "VTOKEN_MODEL_PATH"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -54,10 +55,12 @@ def save_model(
     name: str,
     entropy_prior: Any = None,
     *,
+    entropy_predictor: Any = None,
     dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write `<name>-<sha8>.safetensors` (weights, plus `entropy.prior` int64 if given) and
-    `<name>-<sha8>.json`; return the JSON path. `dtype` (e.g. torch.float16) casts floating
+    """Write `<name>-<sha8>.safetensors` (weights, plus the integer `entropy.prior` and the
+    cross-plane predictor's integer weights if given) and `<name>-<sha8>.json`; return the
+    JSON path. `dtype` (e.g. torch.float16) casts floating
     weights to make the file smaller; they are cast back to the model's dtype on load."""
     if not _NAME.match(name):
         raise UsageError(
@@ -73,7 +76,13 @@ def save_model(
             value = value.to(dtype)
         tensors[key] = value.contiguous().clone()
     if entropy_prior is not None:
-        tensors[PRIOR_KEY] = torch.from_numpy(np.ascontiguousarray(np.asarray(entropy_prior, dtype=np.int64)))
+        prior = np.asarray(entropy_prior)
+        # An integer prior keeps its width (export stores int16 counts); anything else is int64.
+        prior = prior if prior.dtype in (np.int16, np.int32, np.int64) else prior.astype(np.int64)
+        tensors[PRIOR_KEY] = torch.from_numpy(np.ascontiguousarray(prior))
+    if entropy_predictor is not None:
+        for key, value in zip(CROSSPLANE_KEYS, (entropy_predictor.weight, entropy_predictor.bias)):
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(value.astype(np.int32)))
     config = model.config.to_dict()
     # One metadata key only: safetensors writes several keys in a random (hash map) order,
     # which would make the sha256 of identical weights differ between saves.
@@ -250,6 +259,7 @@ def _load(meta: dict[str, Any], weights: Path, device: torch.device) -> Tokenize
     except Exception as exc:  # safetensors raises its own error types for malformed files
         raise ModelError(f"weights {weights} are not a valid safetensors file: {exc}") from exc
     prior = tensors.pop(PRIOR_KEY, None)
+    crossplane = [tensors.pop(key, None) for key in CROSSPLANE_KEYS]
     model = Tokenizer(config)
     try:
         model.load_state_dict(tensors, strict=True)
@@ -258,6 +268,16 @@ def _load(meta: dict[str, Any], weights: Path, device: torch.device) -> Tokenize
     model.to(device).eval()
     model.identity = ModelIdentity(str(meta["name"]), sha)
     model.entropy_prior = prior.numpy().astype(np.int64) if prior is not None else None
+    model.entropy_predictor = None
+    if any(t is not None for t in crossplane):
+        if any(t is None for t in crossplane):
+            raise ModelError(f"weights {weights} hold half of a cross-plane predictor")
+        from ..entropy.crossplane import CrossPlanePredictor
+
+        model.entropy_predictor = CrossPlanePredictor(*(t.numpy() for t in crossplane))
+        if model.entropy_predictor.planes != config.bits:
+            raise ModelError(f"model {meta['name']}: its cross-plane predictor is for "
+                             f"{model.entropy_predictor.planes} planes, the model has {config.bits}")
     return model
 
 

@@ -184,6 +184,7 @@ class Tokenizer(nn.Module):
         self.quantizer = LFQ(bits=config.bits, entropy_group_size=config.entropy_group_size)
         self._identity: ModelIdentity | None = None
         self.entropy_prior: np.ndarray | None = None  # int64, owned by vtoken.entropy
+        self.entropy_predictor = None  # vtoken.entropy.CrossPlanePredictor, when the model has one
 
     # -- streaming: a long video in successive chunks ---------------------------------------
     # encode/decode/encode_bits/decode_bits take an optional StreamState (stream.py): with

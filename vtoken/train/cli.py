@@ -1,7 +1,7 @@
 """`vtoken train`: a click group registered by vtoken/cli.py.
 
     vtoken train --config FILE --out RUN_DIR [--resume] [--max-minutes M] [--device auto|cpu|cuda]
-    vtoken train export RUN_DIR --name NAME [--zoo DIR] [--prior-clips N] [--default] [--fp16]
+    vtoken train export RUN_DIR --name NAME [--zoo DIR] [--prior-clips N] [--no-crossplane] [--default] [--fp16]
     vtoken train slim RUN_DIR OUT_DIR          (EMA-only copy, files < 16 MB, for the GPU trip back)
     vtoken train pack-data SRC DST             (training folder small enough to carry to the GPU)
     vtoken train evaluate [--model SPEC] --videos DIR [--planes 1,2,4,...] [--json]
@@ -73,15 +73,18 @@ def train(ctx, config_path, out_dir, resume, max_minutes, device, steps, data_ro
 @click.option("--name", required=True, help="model name, e.g. vtoken-tiny-cpu")
 @click.option("--zoo", "zoo_dir", default=None, help="output folder (default: the package zoo)")
 @click.option("--prior-clips", type=int, default=64, show_default=True, help="training clips used to fit the entropy prior (0: no prior)")
+@click.option("--crossplane/--no-crossplane", default=True, show_default=True,
+              help="fit a cross-plane predictor with the prior (entropy format 2; needs --prior-clips > 0)")
 @click.option("--default", "make_default", is_flag=True, help="write DEFAULT in the zoo naming this model")
 @click.option("--fp16", is_flag=True, help="store weights as float16 (half the size; cast back on load)")
 @click.option("--device", default="cpu", show_default=True)
-def export_cmd(run_dir, name, zoo_dir, prior_clips, make_default, fp16, device):
+def export_cmd(run_dir, name, zoo_dir, prior_clips, crossplane, make_default, fp16, device):
     """Export the EMA weights of RUN_DIR's latest checkpoint (+ fitted entropy prior)."""
     from .export import export_run
 
     result = _run_guarded(lambda: export_run(run_dir, name, zoo_dir, prior_clips=prior_clips,
-                                             make_default=make_default, device=device, fp16=fp16))
+                                             make_default=make_default, device=device, fp16=fp16,
+                                             crossplane=crossplane))
     click.echo(json.dumps(result, indent=1))
 
 

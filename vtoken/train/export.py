@@ -49,40 +49,56 @@ def collect_bits(model, data_cfg: DataConfig, clips: int, seed: int, device: str
     return out
 
 
-def fit_and_report_prior(model, data_cfg: DataConfig, clips: int, device: str = "cpu") -> tuple[np.ndarray, dict[str, Any]]:
-    from vtoken.entropy.prior import estimate_bits, fit_prior
+def compact_prior(prior: np.ndarray) -> np.ndarray:
+    """int16 counts with every context's total scaled down to at most 2**15 - 1: a quarter of
+    the file of int64 counts, and the coder scales a prior to 256 counts per context anyway."""
+    prior = np.asarray(prior, dtype=np.int64)
+    total = prior.sum(axis=-1, keepdims=True)
+    return (prior * 32767 // np.maximum(total, 32767)).astype(np.int16)
+
+
+def fit_and_report_prior(model, data_cfg: DataConfig, clips: int, device: str = "cpu", crossplane: bool = True):
+    """(prior, cross-plane predictor or None, report): the model's entropy side, fitted on
+    `clips` training clips and judged on half as many others."""
+    from vtoken.entropy import estimate_bits, fit_crossplane, fit_prior
 
     k = model.bits
     fit_chunks = collect_bits(model, data_cfg, clips, seed=data_cfg.seed + 101, device=device)
     held_out = collect_bits(model, data_cfg, max(4, clips // 2), seed=data_cfg.seed + 202, device=device)
-    prior = fit_prior(fit_chunks, k)
+    predictor = fit_crossplane(fit_chunks, k) if crossplane else None
+    prior = compact_prior(fit_prior(fit_chunks, k, predictor))
     n_bits = sum(c.size for c in held_out)
     # key_every=1: the clips are unrelated, so every chunk starts from the prior alone.
     before = estimate_bits(held_out, k, None, key_every=1)
-    after = estimate_bits(held_out, k, prior, key_every=1)
+    after = estimate_bits(held_out, k, prior, key_every=1, predictor=predictor)
     report = {
         "fit_clips": len(fit_chunks),
         "held_out_clips": len(held_out),
         "clip_shape": list(held_out[0].shape),
+        "crossplane": predictor is not None,
         "bits_per_bit_no_prior": round(float(before.sum()) / n_bits, 4),
         "bits_per_bit_prior": round(float(after.sum()) / n_bits, 4),
         "bits_per_bit_per_plane_prior": [round(float(v) / (n_bits / k), 4) for v in after],
     }
-    return prior, report
+    if predictor is not None:
+        alone = estimate_bits(held_out, k, compact_prior(fit_prior(fit_chunks, k)), key_every=1)
+        report["bits_per_bit_prior_without_crossplane"] = round(float(alone.sum()) / n_bits, 4)
+    return prior, predictor, report
 
 
 def export_run(run_dir: str | os.PathLike, name: str, zoo_dir: str | os.PathLike | None = None, *,
                prior_clips: int = 64, make_default: bool = False, device: str = "cpu",
-               prior_data: dict[str, Any] | None = None, fp16: bool = False) -> dict[str, Any]:
+               prior_data: dict[str, Any] | None = None, fp16: bool = False, crossplane: bool = True) -> dict[str, Any]:
     """Write `<name>-<sha8>.{safetensors,json}` into `zoo_dir` (default: the package zoo);
-    return a JSON-ready report (paths, sha256, step, prior statistics)."""
+    return a JSON-ready report (paths, sha256, step, prior statistics). With `crossplane` the
+    model also gets a cross-plane predictor (entropy format 2, vtoken/entropy/crossplane.py)."""
     from vtoken.models import ZOO_DIR, save_model
 
     zoo = Path(zoo_dir) if zoo_dir is not None else Path(ZOO_DIR)
     if not zoo.is_dir():
         raise UsageError(f"--zoo {zoo} is not a folder; create it first")
     model, cfg, step = ema_model_from_run(run_dir, device)
-    prior, prior_report = None, None
+    prior, predictor, prior_report = None, None, None
     if prior_clips > 0:
         # Whole-ish frames at the model's native multiple: 17 frames, 128 px, like the codec's chunks.
         dcfg = copy.deepcopy(cfg.data)
@@ -90,9 +106,10 @@ def export_run(run_dir: str | os.PathLike, name: str, zoo_dir: str | os.PathLike
         dcfg.scale_min, dcfg.scale_max = 1.0, 2.0
         for key, value in (prior_data or {}).items():
             setattr(dcfg, key, value)
-        prior, prior_report = fit_and_report_prior(model, dcfg, prior_clips, device)
+        prior, predictor, prior_report = fit_and_report_prior(model, dcfg, prior_clips, device, crossplane)
     # fp16 halves the file (the 40 MB budget of the package); the store casts back on load.
-    json_path = save_model(model.cpu(), zoo, name, entropy_prior=prior, dtype=torch.float16 if fp16 else None)
+    json_path = save_model(model.cpu(), zoo, name, entropy_prior=prior, entropy_predictor=predictor,
+                           dtype=torch.float16 if fp16 else None)
     if make_default:
         (zoo / "DEFAULT").write_text(json_path.stem + "\n")
     weights = json_path.with_suffix(".safetensors")

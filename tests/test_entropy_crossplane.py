@@ -1,0 +1,105 @@
+"""Entropy format 2: the cross-plane bucket. Exact round trips and truncation with a
+predictor, format 1 untouched without one, cheap commits, fitting, and model files."""
+
+import numpy as np
+import pytest
+
+from vtoken.entropy import BitplaneCoder, CrossPlanePredictor, estimate_bits, fit_crossplane, fit_prior
+from vtoken.entropy.contexts import N_BASE_CONTEXTS
+from vtoken.entropy.crossplane import N_BUCKETS, SCALE
+from vtoken.entropy.synthetic import smooth_bits
+from vtoken.errors import ModelError, UsageError
+
+K, T, H, W = 6, 3, 12, 20
+
+
+def correlated_bits(seed, k=K, t=T, h=H, w=W):
+    """Smooth bits where each plane after the first mostly repeats or flips a mix of the
+    earlier ones at the same position: what an LFQ encoder's correlated channels look like."""
+    rng = np.random.default_rng(seed)
+    base = smooth_bits(k, t, h, w, seed=seed).astype(np.int64)
+    out = base.copy()
+    for j in range(1, k):
+        vote = (2 * out[:j] - 1).sum(0) * (1 if j % 2 else -1)
+        agree = rng.random((t, h, w)) < 0.9
+        out[j] = np.where(agree, vote > 0, base[j])
+    return out.astype(np.uint8)
+
+
+def predictor_for(chunks, k=K):
+    return fit_crossplane(chunks, k, iterations=50)
+
+
+def nbytes(segments):
+    return sum(len(s) for s in segments)
+
+
+def test_fitted_predictor_lowers_the_rate_and_round_trips_with_cut_streams():
+    train = [correlated_bits(s) for s in range(10, 16)]
+    pred = predictor_for(train)
+    assert pred.weight.shape == (K, K) and not np.triu(pred.weight).any()
+    test = [correlated_bits(s) for s in (20, 21, 22)]
+    plain = estimate_bits(test, K, fit_prior(train, K)).sum()
+    crossed = estimate_bits(test, K, fit_prior(train, K, pred), predictor=pred).sum()
+    assert crossed < 0.85 * plain  # 0.80 here: the planes are mostly a vote of the ones below
+    prior = fit_prior(train, K, pred)
+    enc, dec, cut = (BitplaneCoder(K, prior, pred) for _ in range(3))
+    for i, bits in enumerate(test):
+        segments = enc.encode(bits)
+        keep = (K, 4, K)[i]
+        enc.commit(bits, keep)
+        np.testing.assert_array_equal(dec.decode(segments[:keep], (T, H, W)), bits[:keep])
+        # A stream cut after 2 planes everywhere still decodes them (planes < k only).
+        np.testing.assert_array_equal(cut.decode(segments[:2], (T, H, W)), bits[:2])
+
+
+def test_commit_of_fewer_planes_replays_exactly():
+    # The encoder keeps per-plane records instead of full copies of its counts: committing k
+    # planes must leave the state a full walk of k planes leaves, byte for byte after.
+    pred = predictor_for([correlated_bits(s) for s in range(30, 33)])
+    first, second = correlated_bits(40), correlated_bits(41)
+    for keep in (1, 3, K):
+        cached, walked = BitplaneCoder(K, None, pred), BitplaneCoder(K, None, pred)
+        cached.encode(first)
+        cached.commit(first, keep)
+        walked.commit(first, keep)  # no cached encode: walks the planes again
+        assert cached.encode(second) == walked.encode(second)
+        for a, b in ((cached._counts.own, walked._counts.own), (cached._counts.shared, walked._counts.shared)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_without_a_predictor_every_bucket_is_zero_and_a_format_1_prior_still_fits():
+    bits = smooth_bits(K, T, H, W, seed=50)
+    prior = fit_prior([smooth_bits(K, T, H, W, seed=s) for s in (51, 52)], K)
+    assert prior[:, np.arange(prior.shape[1]) % N_BUCKETS != 0].sum() == 0
+    narrow = prior[:, ::N_BUCKETS]  # what a model of format 1 stores
+    assert narrow.shape[1] == N_BASE_CONTEXTS
+    assert BitplaneCoder(K, narrow).encode(bits) == BitplaneCoder(K, prior).encode(bits)
+
+
+def test_bucket_arithmetic_is_exact_integer():
+    weight = np.zeros((3, 3), dtype=np.int64)
+    weight[1, 0], weight[2, 0], weight[2, 1] = 3 * SCALE, -SCALE // 2, 2 * SCALE + 1
+    pred = CrossPlanePredictor(weight, np.array([-5 * SCALE, 0, -1], dtype=np.int64))
+    signs = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [0, 0, 0, 0]])
+    # plane 0: bias -5 logits -> the lowest bucket everywhere
+    assert pred.buckets(0, signs).tolist() == [0] * 4
+    # plane 1: +-3 logits -> buckets 4 + 3 = 7 and 4 - 3 = 1
+    assert pred.buckets(1, signs).tolist() == [7, 1, 7, 1]
+    # plane 2: -0.5 * s0 + (2 + 1/64) * s1 - 1/64, floor-divided per logit
+    want = [(-32 * a + 129 * b - 1) // SCALE + 4 for a, b in zip(signs[0], signs[1])]
+    assert pred.buckets(2, signs).tolist() == [min(max(v, 0), 7) for v in want]
+
+
+def test_bad_predictors_are_refused():
+    ok = np.zeros((K, K), dtype=np.int64)
+    with pytest.raises(ModelError, match="lower triangular"):
+        CrossPlanePredictor(np.eye(K, dtype=np.int64), np.zeros(K, dtype=np.int64))
+    with pytest.raises(ModelError, match="expected integer"):
+        CrossPlanePredictor(ok.astype(np.float32), np.zeros(K, dtype=np.int64))
+    with pytest.raises(ModelError, match="out of range"):
+        big = ok.copy()
+        big[1, 0] = 1 << 40
+        CrossPlanePredictor(big, np.zeros(K, dtype=np.int64))
+    with pytest.raises(UsageError, match="for 6 planes"):
+        BitplaneCoder(K + 1, None, CrossPlanePredictor(ok, np.zeros(K, dtype=np.int64)))

@@ -22,9 +22,9 @@ Context numbering (per plane; the adaptive model keeps one pair of counts per co
     intra, pass D     932 .. 941   plane k-1 bit(2) x diagonal-sum(5)
     intra, pass B     942 .. 951   plane k-1 bit(2) x same-plane-neighbour-sum(5)
 
-The coder's context is that number times N_BUCKETS plus the cross-plane bucket of the
-position (crossplane.py; 0 without a predictor, which leaves format 1's statistics as they
-were): N_CONTEXTS = 952 * N_BUCKETS.
+The coder's context is that number plus 952 times the cross-plane bucket of the position
+(crossplane.py; 0 without a predictor, which leaves format 1's contexts as they were, and
+the first 952 of the table): N_CONTEXTS = 952 * N_BUCKETS.
 
 Changing anything here changes the format: bump FORMAT_VERSION in coder.py.
 """

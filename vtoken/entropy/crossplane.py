@@ -8,7 +8,7 @@ an integer linear score of the earlier planes' signs,
     score_k = bias[k] + sum_{j<k} weight[k, j] * (2 * bit_j - 1)     (fixed point, SCALE per logit)
 
 and its logit is cut into N_BUCKETS bins of one logit each, which become one more context
-dimension (contexts.py numbers them context * N_BUCKETS + bucket). The weights are fitted at
+dimension (contexts.py numbers them context + 952 * bucket). The weights are fitted at
 export on training clips (`fit_crossplane`) and frozen as integers, so every machine computes
 the same bucket: the score is an exact integer (float64 arithmetic on integers far below 2**53
 is exact in any order of summation). Only planes < k are read, so a stream cut after any plane

@@ -18,7 +18,6 @@ import numpy as np
 from vtoken.errors import ModelError
 
 from .contexts import N_BASE_CONTEXTS, N_CONTEXTS
-from .crossplane import N_BUCKETS
 
 PROB_BITS = 16
 ONE = 1 << PROB_BITS
@@ -53,7 +52,7 @@ class AdaptiveCounts:
         if prior.ndim == 3 and prior.shape[1:] == (N_BASE_CONTEXTS, 2):
             # A format-1 prior (no cross-plane buckets): its counts belong to bucket 0.
             wide = np.zeros((prior.shape[0], N_CONTEXTS, 2), dtype=prior.dtype)
-            wide[:, ::N_BUCKETS] = prior
+            wide[:, :N_BASE_CONTEXTS] = prior
             prior = wide
         if prior.ndim != 3 or prior.shape[1:] != (N_CONTEXTS, 2) or prior.dtype.kind not in "iu":
             raise ModelError(
@@ -87,30 +86,41 @@ class AdaptiveCounts:
 
     def probabilities(self, k: int, ctx: np.ndarray) -> np.ndarray:
         """Integer numerators n (P(bit = 1) = n / 2**16) for contexts `ctx` of plane k."""
-        # One value per context, then a gather: cheaper than working per symbol.
-        own, sh = self.own[k], self.shared[k]
+        # The same integer formula per context, computed where it costs least: over the
+        # contexts [lo, hi) the batch can touch and then gathered, or per symbol.
+        lo, hi = (int(ctx.min()), int(ctx.max()) + 1) if ctx.size else (0, 0)
+        per_context = hi - lo <= ctx.size
+        own = self.own[k, lo:hi] if per_context else np.take(self.own[k], ctx, axis=0)
+        sh = self.shared[k, lo:hi] if per_context else np.take(self.shared[k], ctx, axis=0)
         st = sh[:, 0] + sh[:, 1]
         wt = np.minimum(st, SHARED_WEIGHT)  # the pooled guess weighs no more than its evidence
         num = own[:, 1] * st + wt * sh[:, 1]
         den = (own[:, 0] + own[:, 1] + wt) * st
-        n = (num * ONE + (den >> 1)) // den
-        return np.clip(n, 1, ONE - 1)[ctx]
+        n = np.clip((num * ONE + (den >> 1)) // den, 1, ONE - 1)
+        return n[ctx - lo] if per_context else n
 
     def update(self, k: int, ctx: np.ndarray, symbols: np.ndarray) -> None:
         """Add a coded batch of plane k to its own counts (the pooled tables wait for end_plane)."""
         self.fresh[k] = False
-        hist = np.bincount(ctx * 2 + symbols, minlength=2 * N_CONTEXTS).reshape(N_CONTEXTS, 2)
-        own = self.own[k]
+        if ctx.size == 0:
+            return
+        # Only contexts in [lo, hi) change; every other one is at most MAX_TOTAL already.
+        lo, hi = int(ctx.min()), int(ctx.max()) + 1
+        hist = np.bincount((ctx - lo) * 2 + symbols, minlength=2 * (hi - lo)).reshape(hi - lo, 2)
+        own = self.own[k, lo:hi]
         own += hist
         _halve(own)
-        self._pending += hist
+        self._pending[lo:hi] += hist
 
     def end_plane(self, k: int) -> None:
         """Pool plane k's statistics of this chunk into the tables of planes >= k. They stay
         readable as `last_pooled` (for `replayed`)."""
-        shared = self.shared[k:]
-        shared += self._pending
-        _halve(shared)
+        touched = np.flatnonzero(self._pending.any(axis=1))
+        if touched.size:  # contexts outside [lo, hi) do not change
+            lo, hi = touched[0], touched[-1] + 1
+            shared = self.shared[k:, lo:hi]
+            shared += self._pending[lo:hi]
+            _halve(shared)
         self.last_pooled, self._pending = self._pending, np.zeros_like(self._pending)
 
     def replayed(self, planes: list[tuple[np.ndarray, np.ndarray]]) -> "AdaptiveCounts":

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import contexts as cx
 from . import motion as mo
-from .crossplane import N_BUCKETS, CrossPlanePredictor
+from .crossplane import CrossPlanePredictor
 
 # Cumulative fractions of a pass after which the counts are updated (format-defining).
 GROUP_SPLITS = (1, 2, 4, 8, 16)  # out of 16
@@ -66,7 +66,7 @@ def walk(
     motion = [_FrameMotion() for _ in range(t_len)]
 
     def code_pass(k: int, flat: np.ndarray, pos: np.ndarray, ctx: np.ndarray, bounds) -> None:
-        ctx = ctx * N_BUCKETS + bucket_t[pos]  # bucket_t: this frame's cross-plane buckets
+        ctx = ctx + cx.N_BASE_CONTEXTS * bucket_t[pos]  # bucket_t: this frame's cross-plane buckets
         for a, b in bounds:
             p, c = pos[a:b], ctx[a:b]
             n = counts.probabilities(k, c)

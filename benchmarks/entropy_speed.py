@@ -20,7 +20,7 @@ import time
 import constriction  # noqa: F401  (version check below)
 import numpy as np
 
-from vtoken.entropy import FORMAT_VERSION, BitplaneCoder
+from vtoken.entropy import BitplaneCoder, format_version
 from vtoken.entropy.synthetic import smooth_bits
 
 K, T = 18, 5
@@ -77,7 +77,7 @@ def main() -> None:
         "command: .venv/bin/python benchmarks/entropy_speed.py "
         f"--chunks {args.chunks}{' --ablation' if args.ablation else ''}",
         f"machine: {args.machine} ({platform.machine()}, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, constriction {_version('constriction')}); format {FORMAT_VERSION}",
+        f"numpy {np.__version__}, constriction {_version('constriction')}); format {format_version(None)} (no cross-plane predictor: synthetic bits)",
         f"chunks: K={K} planes, T={T} latent frames, {args.chunks} consecutive chunks "
         "(first is a key chunk), every plane kept; single thread",
         "",

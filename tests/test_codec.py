@@ -370,7 +370,8 @@ def test_model_with_cross_plane_predictor_codes_format_2(tmp_path, tiny_model_js
     weight[np.arange(1, k), np.arange(k - 1)] = 2 * SCALE  # plane k leans on plane k-1
     folder = tmp_path / "models"
     folder.mkdir()
-    path = save_model(base, folder, "test-tiny-xp", entropy_predictor=CrossPlanePredictor(weight, np.zeros(k, np.int64)))
+    pred = CrossPlanePredictor(weight, np.zeros(k, np.int64), weight // 8)  # ... and a little on its neighbours
+    path = save_model(base, folder, "test-tiny-xp", entropy_predictor=pred)
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=13, size=(48, 40))
     mvt = tmp_path / "xp.mvt"
     vtoken.encode(src, mvt, model=path, chunk_frames=9, key_interval=2, device="cpu")

@@ -6,7 +6,7 @@ import pytest
 
 from vtoken.entropy import BitplaneCoder, CrossPlanePredictor, estimate_bits, fit_crossplane, fit_prior
 from vtoken.entropy.contexts import N_BASE_CONTEXTS
-from vtoken.entropy.crossplane import N_BUCKETS, SCALE
+from vtoken.entropy.crossplane import N_BUCKETS, SCALE, neighbour_signs
 from vtoken.entropy.synthetic import smooth_bits
 from vtoken.errors import ModelError, UsageError
 
@@ -77,29 +77,40 @@ def test_without_a_predictor_every_bucket_is_zero_and_a_format_1_prior_still_fit
     assert BitplaneCoder(K, narrow).encode(bits) == BitplaneCoder(K, prior).encode(bits)
 
 
+def test_neighbour_signs():
+    s = np.array([[[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]]])  # one frame, 2 x 3
+    assert neighbour_signs(s).tolist() == [[[-2.0, 1.0, 0.0], [0.0, -1.0, 0.0]]]
+
+
 def test_bucket_arithmetic_is_exact_integer():
-    weight = np.zeros((3, 3), dtype=np.int64)
+    weight, nweight = np.zeros((3, 3), dtype=np.int64), np.zeros((3, 3), dtype=np.int64)
     weight[1, 0], weight[2, 0], weight[2, 1] = 3 * SCALE, -SCALE // 2, 2 * SCALE + 1
-    pred = CrossPlanePredictor(weight, np.array([-5 * SCALE, 0, -1], dtype=np.int64))
+    nweight[2, 0] = 3
+    pred = CrossPlanePredictor(weight, np.array([-5 * SCALE, 0, -1], dtype=np.int64), nweight)
     signs = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [0, 0, 0, 0]])
+    neighbours = np.array([[4.0, -4.0, 0.0, 2.0], [0, 0, 0, 0], [0, 0, 0, 0]])
     # plane 0: bias -5 logits -> the lowest bucket everywhere
-    assert pred.buckets(0, signs).tolist() == [0] * 4
-    # plane 1: +-3 logits -> buckets 4 + 3 = 7 and 4 - 3 = 1
-    assert pred.buckets(1, signs).tolist() == [7, 1, 7, 1]
-    # plane 2: -0.5 * s0 + (2 + 1/64) * s1 - 1/64, floor-divided per logit
-    want = [(-32 * a + 129 * b - 1) // SCALE + 4 for a, b in zip(signs[0], signs[1])]
-    assert pred.buckets(2, signs).tolist() == [min(max(v, 0), 7) for v in want]
+    assert pred.buckets(0, signs, neighbours).tolist() == [0] * 4
+    # plane 1: +-3 logits -> buckets 4 + 3 = 7 and 4 - 3 = 1 (plane 1 has no neighbour weight)
+    assert pred.buckets(1, signs, neighbours).tolist() == [7, 1, 7, 1]
+    # plane 2: -0.5 * s0 + (2 + 1/64) * s1 + 3/64 * n0 - 1/64, floor-divided per logit
+    want = [(-32 * a + 129 * b + 3 * n - 1) // SCALE + 4 for a, b, n in zip(signs[0], signs[1], neighbours[0])]
+    assert pred.buckets(2, signs, neighbours).tolist() == [min(max(v, 0), 7) for v in want]
 
 
 def test_bad_predictors_are_refused():
-    ok = np.zeros((K, K), dtype=np.int64)
+    ok, zero = np.zeros((K, K), dtype=np.int64), np.zeros(K, dtype=np.int64)
     with pytest.raises(ModelError, match="lower triangular"):
-        CrossPlanePredictor(np.eye(K, dtype=np.int64), np.zeros(K, dtype=np.int64))
+        CrossPlanePredictor(np.eye(K, dtype=np.int64), zero, ok)
+    with pytest.raises(ModelError, match="lower triangular"):
+        CrossPlanePredictor(ok, zero, np.eye(K, dtype=np.int64))
     with pytest.raises(ModelError, match="expected integer"):
-        CrossPlanePredictor(ok.astype(np.float32), np.zeros(K, dtype=np.int64))
+        CrossPlanePredictor(ok.astype(np.float32), zero, ok)
+    with pytest.raises(ModelError, match="expected integer"):
+        CrossPlanePredictor(ok, zero, ok[:3])
     with pytest.raises(ModelError, match="out of range"):
         big = ok.copy()
         big[1, 0] = 1 << 40
-        CrossPlanePredictor(big, np.zeros(K, dtype=np.int64))
+        CrossPlanePredictor(ok, zero, big)
     with pytest.raises(UsageError, match="for 6 planes"):
-        BitplaneCoder(K + 1, None, CrossPlanePredictor(ok, np.zeros(K, dtype=np.int64)))
+        BitplaneCoder(K + 1, None, CrossPlanePredictor(ok, zero, ok))

@@ -70,14 +70,15 @@ def test_cross_plane_predictor_round_trip(tmp_path):
 
     model, k = _model(), CFG.bits
     weight = np.tril(np.arange(k * k, dtype=np.int64).reshape(k, k), -1)
-    pred = CrossPlanePredictor(weight, np.arange(k, dtype=np.int64) - 2)
+    pred = CrossPlanePredictor(weight, np.arange(k, dtype=np.int64) - 2, -weight // 2)
     path = save_model(model, tmp_path, "xp", entropy_prior=np.ones((k, 4, 2), dtype=np.int16), entropy_predictor=pred)
     loaded = load_model(path, cache=False)
     np.testing.assert_array_equal(loaded.entropy_predictor.weight, weight)
     np.testing.assert_array_equal(loaded.entropy_predictor.bias, pred.bias)
+    np.testing.assert_array_equal(loaded.entropy_predictor.neighbour_weight, pred.neighbour_weight)
     assert loaded.entropy_prior.dtype == np.int64 and loaded.entropy_prior.sum() == k * 8
     assert load_model(save_model(model, tmp_path, "plain"), cache=False).entropy_predictor is None
-    # Half a predictor is a damaged model, not a model without one.
+    # Part of a predictor is a damaged model, not a model without one.
     weights = tmp_path / json.loads(path.read_text())["weights"]
     tensors = load_file(weights)
     del tensors["entropy.crossplane.bias"]
@@ -85,7 +86,7 @@ def test_cross_plane_predictor_round_trip(tmp_path):
     meta = json.loads(path.read_text())
     meta["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     path.write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match="half of a cross-plane predictor"):
+    with pytest.raises(ModelError, match="part of a cross-plane predictor"):
         load_model(path, cache=False)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import contexts as cx
 from . import motion as mo
-from .crossplane import CrossPlanePredictor
+from .crossplane import CrossPlanePredictor, neighbour_signs
 
 # Cumulative fractions of a pass after which the counts are updated (format-defining).
 GROUP_SPLITS = (1, 2, 4, 8, 16)  # out of 16
@@ -57,8 +57,9 @@ def walk(
     context in frame 0. `counts` is updated. `predictor` adds the cross-plane bucket.
     """
     _, t_len, h, w = out.shape
-    # signs (2 * bit - 1) of the planes coded so far, the predictor's input
+    # signs (2 * bit - 1) of the planes coded so far and their neighbour sums: the predictor's input
     signs = np.empty((planes, t_len * h * w)) if predictor is not None else None
+    neighbours = np.empty_like(signs) if predictor is not None else None
     bucket = np.zeros((t_len, h * w), dtype=np.int64)
     passes = cx.pass_positions(h, w)
     split = [_group_bounds(len(p)) for p in passes]
@@ -85,7 +86,7 @@ def walk(
         pos_a, pos_d, pos_b = passes
         bounds_a, bounds_d, bounds_b = split if counts.fresh[k] else whole
         if predictor is not None:
-            bucket = predictor.buckets(k, signs).reshape(t_len, h * w)
+            bucket = predictor.buckets(k, signs, neighbours).reshape(t_len, h * w)
         for t in range(t_len):
             bucket_t = bucket[t]
             cur = plane[t]
@@ -109,6 +110,7 @@ def walk(
         if signs is not None:
             np.multiply(plane.reshape(-1), 2.0, out=signs[k])
             signs[k] -= 1.0
+            neighbours[k] = neighbour_signs(signs[k].reshape(t_len, h, w)).reshape(-1)
         counts.end_plane(k)
         if on_plane is not None:
             on_plane(k)

@@ -33,7 +33,7 @@ from .tokenizer import Tokenizer
 FORMAT = "vtoken-model"
 FORMAT_VERSION = 1
 PRIOR_KEY = "entropy.prior"
-CROSSPLANE_KEYS = ("entropy.crossplane.weight", "entropy.crossplane.bias")
+CROSSPLANE_KEYS = ("entropy.crossplane.weight", "entropy.crossplane.bias", "entropy.crossplane.neighbour_weight")
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 ENV_VAR = "VTOKEN_MODEL_PATH"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -81,7 +81,8 @@ def save_model(
         prior = prior if prior.dtype in (np.int16, np.int32, np.int64) else prior.astype(np.int64)
         tensors[PRIOR_KEY] = torch.from_numpy(np.ascontiguousarray(prior))
     if entropy_predictor is not None:
-        for key, value in zip(CROSSPLANE_KEYS, (entropy_predictor.weight, entropy_predictor.bias)):
+        parts = (entropy_predictor.weight, entropy_predictor.bias, entropy_predictor.neighbour_weight)
+        for key, value in zip(CROSSPLANE_KEYS, parts):
             tensors[key] = torch.from_numpy(np.ascontiguousarray(value.astype(np.int32)))
     config = model.config.to_dict()
     # One metadata key only: safetensors writes several keys in a random (hash map) order,
@@ -271,7 +272,7 @@ def _load(meta: dict[str, Any], weights: Path, device: torch.device) -> Tokenize
     model.entropy_predictor = None
     if any(t is not None for t in crossplane):
         if any(t is None for t in crossplane):
-            raise ModelError(f"weights {weights} hold half of a cross-plane predictor")
+            raise ModelError(f"weights {weights} hold part of a cross-plane predictor")
         from ..entropy.crossplane import CrossPlanePredictor
 
         model.entropy_predictor = CrossPlanePredictor(*(t.numpy() for t in crossplane))

@@ -245,6 +245,30 @@ def test_graft_warm_start_freezes_grafted_weights(tmp_path):
     assert not torch.equal(after["encoder.conv_out.conv.weight"][6:], torch.zeros_like(after["encoder.conv_out.conv.weight"][6:]))
 
 
+def test_graft_silent_new_blocks_start_as_identities():
+    """More mid blocks, grafted with silent_new_blocks: the deeper model reconstructs exactly as
+    its source before training, and only the entirely new blocks were silenced."""
+    from vtoken.models import Tokenizer, TokenizerConfig
+    from vtoken.train.graft import graft
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL)).eval()
+    deeper = Tokenizer(TokenizerConfig.from_dict({**TINY_MODEL, "mid_blocks": 2})).eval()
+    loud = Tokenizer(TokenizerConfig.from_dict({**TINY_MODEL, "mid_blocks": 2})).eval()
+    report = graft(deeper, src.state_dict(), silent_new_blocks=True)
+    graft(loud, src.state_dict())
+    assert report["silenced"] == ["encoder.mid.0", "encoder.mid.1", "decoder.mid.0", "decoder.mid.1"]
+    video = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    with torch.no_grad():
+        want = src.decode_bits(src.encode_bits(video))
+        assert torch.equal(deeper.encode_bits(video), src.encode_bits(video))
+        assert torch.allclose(deeper.decode_bits(deeper.encode_bits(video)), want, atol=1e-6)
+        # without the option the new blocks are random and change the reconstruction
+        assert not torch.allclose(loud.decode_bits(src.encode_bits(video)), want, atol=1e-3)
+    cfg = _config(2).to_dict()
+    TrainConfig.from_dict({**cfg, "init_from": "x", "graft": {"renames": [], "silent_new_blocks": True}})
+
+
 def test_distributed_world_size_one(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     d = setup_distributed("cpu")

@@ -33,10 +33,11 @@ def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
 
 @torch.no_grad()
 def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[tuple[str, str]] = (),
-          k_old: int = 0, k_new: int = 0) -> dict[str, list[str]]:
+          k_old: int = 0, k_new: int = 0, silent_new_blocks: bool = False) -> dict[str, list[str]]:
     """Copy what fits from `source` (a state dict) into `model`. `renames` are (new prefix,
     source prefix) pairs, first match wins. Returns {"copied": [...], "extended": [...],
-    "fresh": [...]} (names in the new model) so a run can log what it started from."""
+    "fresh": [...]} (names in the new model) so a run can log what it started from; with
+    `silent_new_blocks` also "silenced": the entirely new residual blocks made identities."""
     renames = list(renames)
     report: dict[str, list[str]] = {"copied": [], "extended": [], "fresh": []}
     for name, dst in model.state_dict().items():
@@ -52,4 +53,24 @@ def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[t
             dst[:, src.shape[1]:].zero_()  # new inputs start silent
         dst[tuple(slice(0, s) for s in src.shape)].copy_(src)
         report["extended"].append(name)
+    if silent_new_blocks:
+        report["silenced"] = _silence_new_blocks(model, set(report["fresh"]))
     return report
+
+
+@torch.no_grad()
+def _silence_new_blocks(model: nn.Module, fresh: set[str]) -> list[str]:
+    """Zero the last convolution of every ResBlock none of whose tensors came from the source:
+    its output is then skip(x) + 0 = x (same width), the identity."""
+    from vtoken.models.layers import ResBlock
+
+    silenced = []
+    for name, module in model.named_modules():
+        if not isinstance(module, ResBlock) or not isinstance(module.skip, nn.Identity):
+            continue
+        own = [f"{name}.{p}" for p, _ in module.named_parameters()] + [f"{name}.{b}" for b, _ in module.named_buffers()]
+        if own and all(n in fresh for n in own):
+            for p in module.conv2.parameters():
+                p.zero_()
+            silenced.append(name)
+    return silenced

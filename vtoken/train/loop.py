@@ -71,8 +71,9 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
     init_from: str | None = None  # a shipped model (path or name) to start from
     # Warm start across an architecture change (graft.py): {"renames": [[new prefix, source
-    # prefix], ...], "freeze_steps": N}: the grafted weights stay fixed for N steps while the
-    # new layers learn to fit around them.
+    # prefix], ...], "freeze_steps": N, "silent_new_blocks": true}: the grafted weights stay
+    # fixed for N steps while the new layers learn to fit around them; new residual blocks may
+    # start as identities.
     graft: dict[str, Any] | None = None
 
     @classmethod
@@ -91,9 +92,10 @@ class TrainConfig:
         if cfg.graft is not None:
             if not cfg.init_from:
                 raise UsageError("graft needs init_from: the shipped model (name or path) to graft from")
-            unknown = sorted(set(cfg.graft) - {"renames", "freeze_steps"})
+            allowed = ["freeze_steps", "renames", "silent_new_blocks"]
+            unknown = sorted(set(cfg.graft) - set(allowed))
             if unknown:
-                raise UsageError(f"unknown graft fields {unknown}; allowed: ['freeze_steps', 'renames']")
+                raise UsageError(f"unknown graft fields {unknown}; allowed: {allowed}")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -203,7 +205,8 @@ class Trainer:
                 from .graft import graft
 
                 renames = [tuple(pair) for pair in cfg.graft.get("renames", [])]
-                self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits)
+                self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits,
+                                          silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)))
             else:
                 model.load_state_dict(src.state_dict())
         self.model = model.to(self.device)

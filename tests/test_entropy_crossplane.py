@@ -114,3 +114,28 @@ def test_bad_predictors_are_refused():
         CrossPlanePredictor(ok, zero, big)
     with pytest.raises(UsageError, match="for 6 planes"):
         BitplaneCoder(K + 1, None, CrossPlanePredictor(ok, zero, ok))
+
+
+@pytest.mark.parametrize("scale", [SCALE, 1 << 20])
+def test_all_planes_at_once_are_the_plane_by_plane_buckets(scale):
+    """The encoder's one product (all_buckets) and the decoder's plane-by-plane scores give the
+    same integers, in float32 for small weights and float64 where float32 could round; a
+    stream coded by one decodes with the other."""
+    rng = np.random.default_rng(scale)
+    weight = np.tril(rng.integers(-scale, scale + 1, (K, K)), -1)
+    nweight = np.tril(rng.integers(-scale, scale + 1, (K, K)), -1)
+    bias = rng.integers(-scale, scale + 1, K)
+    weight[-1, :-1] = nweight[-1, :-1] = scale  # the last plane's score reaches 25 * scale
+    pred = CrossPlanePredictor(weight, bias, nweight)
+    assert pred.dtype == (np.float32 if scale == SCALE else np.float64)
+    bits = correlated_bits(7)
+    signs = bits.reshape(K, -1).astype(pred.dtype) * 2 - 1
+    neighbours = neighbour_signs(signs.reshape(bits.shape)).reshape(K, -1)
+    s64, n64 = signs.astype(np.int64), neighbours.astype(np.int64)
+    exact = bias[:, None] + weight @ s64 + nweight @ n64  # int64 reference
+    want = np.clip(exact // SCALE + N_BUCKETS // 2, 0, N_BUCKETS - 1)
+    assert np.array_equal(pred.all_buckets(signs, neighbours), want)
+    assert all(np.array_equal(pred.buckets(k, signs, neighbours), want[k]) for k in range(K))
+    coder = BitplaneCoder(K, None, pred)
+    segments = coder.encode(bits)
+    assert np.array_equal(BitplaneCoder(K, None, pred).decode(segments, bits.shape[1:]), bits)

@@ -123,7 +123,7 @@ class BitplaneCoder:
             pending.clear()
             snapshots.append((counts.own[k].copy(), counts.last_pooled))
 
-        walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane, self.predictor)
+        walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane, self.predictor, known=True)
         self._cache = (out, snapshots, counts)
         return segments
 
@@ -140,7 +140,8 @@ class BitplaneCoder:
             snapshots, final = cache[1], cache[2]
             self._counts = final if planes == len(snapshots) else self._counts.replayed(snapshots[:planes])
         else:
-            walk(self._counts, self._prev_for(bits.shape), bits, planes, lambda k, n, s: s, predictor=self.predictor)
+            walk(self._counts, self._prev_for(bits.shape), bits, planes, lambda k, n, s: s, predictor=self.predictor,
+                 known=True)
         self._advance_tail(bits[:planes])
 
     def decode(self, segments: list[bytes], shape: tuple[int, int, int]) -> np.ndarray:
@@ -174,5 +175,6 @@ class BitplaneCoder:
             cost[k] += ideal_bits(n, known)
             return known
 
-        walk(self._counts.copy(), self._prev_for(out.shape), out, out.shape[0], sink, predictor=self.predictor)
+        walk(self._counts.copy(), self._prev_for(out.shape), out, out.shape[0], sink, predictor=self.predictor,
+             known=True)
         return cost

@@ -13,9 +13,11 @@ over the 4 neighbours in the same latent frame n_j (outside the frame counts as 
 and its logit is cut into N_BUCKETS bins of one logit each, which become one more context
 dimension (contexts.py numbers them context + 952 * bucket). The weights are fitted at
 export on training clips (`fit_crossplane`) and frozen as integers, so every machine computes
-the same bucket: the score is an exact integer (float64 arithmetic on integers far below 2**53
-is exact in any order of summation). Only planes < k are read, so a stream cut after any plane
-still decodes (the truncation rule).
+the same bucket: the score is an exact integer. Floating-point sums of integers are exact in
+any order of summation while every partial sum stays below 2**24 (float32) or 2**53
+(float64) in magnitude; a predictor computes in float32 (half the memory traffic) when its
+weights guarantee the first bound, in float64 otherwise. Only planes < k are read, so a
+stream cut after any plane still decodes (the truncation rule).
 
 Without a predictor every bucket is 0, and the contexts and the coded bytes are those of
 format 1.
@@ -59,19 +61,40 @@ class CrossPlanePredictor:
         self.weight = weight.astype(np.int64)
         self.neighbour_weight = nweight.astype(np.int64)
         self.bias = bias.astype(np.int64)
-        self._weights_f = np.concatenate([self.weight, self.neighbour_weight], axis=1).astype(np.float64)
+        # |signs| <= 1 and |neighbours| <= 4: no partial sum of a score exceeds this bound.
+        bound = int((np.abs(self.weight) + 4 * np.abs(self.neighbour_weight)).sum(axis=1).max(initial=0))
+        self.dtype = np.float32 if bound < 1 << 24 else np.float64
+        self._weights_f = np.concatenate([self.weight, self.neighbour_weight], axis=1).astype(self.dtype)
+
+    def _to_buckets(self, score: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor_divide(score, SCALE) + N_BUCKETS // 2, 0, N_BUCKETS - 1)
 
     def buckets(self, k: int, signs: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-        """int64 buckets [N] of plane k from float64 [>= k, N] arrays: `signs` (2 * bit - 1)
-        and `neighbours` (their neighbour_signs) of planes 0..k-1 (rows from k on are unread)."""
+        """int64 buckets [N] of plane k from [>= k, N] arrays of `self.dtype`: `signs` (2 * bit
+        - 1) and `neighbours` (their neighbour_signs) of planes 0..k-1 (rows from k on are
+        unread). What a decoder can compute after decoding plane k - 1."""
         if k >= self.planes:
             return np.zeros(signs.shape[1], dtype=np.int64)
         score = self.bias[k] + np.zeros(signs.shape[1], dtype=np.int64)
         if k:
-            # exact: every product and partial sum is an integer far below 2**53
-            w = self._weights_f
+            w = self._weights_f  # exact: see the module docstring
             score += (w[k, :k] @ signs[:k] + w[k, self.planes:self.planes + k] @ neighbours[:k]).astype(np.int64)
-        return np.clip(np.floor_divide(score, SCALE) + N_BUCKETS // 2, 0, N_BUCKETS - 1)
+        return self._to_buckets(score)
+
+    def all_buckets(self, signs: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+        """int64 buckets [P, N] of planes 0..P-1 at once from the [P, N] `signs` and
+        `neighbours` of all of them: the same integers as P calls of `buckets`, in one matrix
+        product (an encoder knows every plane up front)."""
+        p = signs.shape[0]
+        score = np.zeros((p, signs.shape[1]), dtype=np.int64)
+        m = min(p, self.planes)
+        if m:
+            w = self._weights_f  # strictly lower triangular: plane k reads rows < k only
+            score[:m] = (w[:m, :m] @ signs[:m] + w[:m, self.planes:self.planes + m] @ neighbours[:m]).astype(np.int64)
+            score[:m] += self.bias[:m, None]
+        buckets = self._to_buckets(score)
+        buckets[m:] = 0
+        return buckets
 
 
 def fit_crossplane(chunks: list[np.ndarray], bits: int, iterations: int = 200) -> CrossPlanePredictor:

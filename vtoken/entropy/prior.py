@@ -38,7 +38,7 @@ def fit_prior(chunks: Iterable[np.ndarray], bits: int, predictor: CrossPlanePred
     tally = _Tally(bits)
     for chunk in chunks:
         out = check_bits(chunk, bits)
-        walk(tally, None, out, out.shape[0], lambda k, n, s: s, predictor=predictor)
+        walk(tally, None, out, out.shape[0], lambda k, n, s: s, predictor=predictor, known=True)
     return tally.hist
 
 

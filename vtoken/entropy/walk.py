@@ -49,17 +49,26 @@ def walk(
     sink: Sink,
     on_plane: Callable[[int], None] | None = None,
     predictor: CrossPlanePredictor | None = None,
+    known: bool = False,
 ) -> None:
     """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order.
 
     `history` is None or (frame -2 as uint8 [P2, H, W] or None, frame -1 as uint8 [P, H, W]):
     the latent frames before this chunk as the decoder has them; planes >= P have no temporal
-    context in frame 0. `counts` is updated. `predictor` adds the cross-plane bucket.
+    context in frame 0. `counts` is updated. `predictor` adds the cross-plane bucket. `known`:
+    `out` already holds every bit (encoding, estimating), so the predictor scores all planes
+    in one product instead of plane by plane as a decoder must (the same buckets).
     """
     _, t_len, h, w = out.shape
     # signs (2 * bit - 1) of the planes coded so far and their neighbour sums: the predictor's input
-    signs = np.empty((planes, t_len * h * w)) if predictor is not None else None
-    neighbours = np.empty_like(signs) if predictor is not None else None
+    signs = neighbours = all_buckets = None
+    if predictor is not None and known:
+        signs = out[:planes].reshape(planes, -1).astype(predictor.dtype) * 2 - 1
+        neighbours = neighbour_signs(signs.reshape(planes, t_len, h, w)).reshape(planes, -1)
+        all_buckets = predictor.all_buckets(signs, neighbours).reshape(planes, t_len, h * w)
+    elif predictor is not None:
+        signs = np.empty((planes, t_len * h * w), dtype=predictor.dtype)
+        neighbours = np.empty_like(signs)
     bucket = np.zeros((t_len, h * w), dtype=np.int64)
     passes = cx.pass_positions(h, w)
     split = [_group_bounds(len(p)) for p in passes]
@@ -85,7 +94,9 @@ def walk(
                     past[i] = frame
         pos_a, pos_d, pos_b = passes
         bounds_a, bounds_d, bounds_b = split if counts.fresh[k] else whole
-        if predictor is not None:
+        if all_buckets is not None:
+            bucket = all_buckets[k]
+        elif predictor is not None:
             bucket = predictor.buckets(k, signs, neighbours).reshape(t_len, h * w)
         for t in range(t_len):
             bucket_t = bucket[t]
@@ -107,7 +118,7 @@ def walk(
                 code_pass(k, flat, pos_d, cx.intra_d(below, cur).reshape(-1)[pos_d], bounds_d)
                 ctx_b = cx.intra_b(below, cur)
             code_pass(k, flat, pos_b, ctx_b.reshape(-1)[pos_b], bounds_b)
-        if signs is not None:
+        if signs is not None and all_buckets is None:
             np.multiply(plane.reshape(-1), 2.0, out=signs[k])
             signs[k] -= 1.0
             neighbours[k] = neighbour_signs(signs[k].reshape(t_len, h, w)).reshape(-1)

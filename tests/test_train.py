@@ -245,6 +245,35 @@ def test_graft_warm_start_freezes_grafted_weights(tmp_path):
     assert not torch.equal(after["encoder.conv_out.conv.weight"][6:], torch.zeros_like(after["encoder.conv_out.conv.weight"][6:]))
 
 
+def test_freeze_encoder_trains_the_decoder_alone(tmp_path):
+    """freeze ["encoder"]: the encoder (so every coded bit) stays exactly the source's, the
+    decoder learns, and the EMA copy of the encoder is the source too."""
+    from vtoken.models import Tokenizer, TokenizerConfig, save_model
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
+    (tmp_path / "zoo").mkdir()
+    path = save_model(src, tmp_path / "zoo", "src-model")
+    cfg = {**_config(3).to_dict(), "init_from": str(path), "freeze": ["encoder"]}
+    train(TrainConfig.from_dict(cfg), tmp_path / "run", data_arrays=_arrays())
+    st = _params(tmp_path / "run")
+    before = src.state_dict()
+    for name in ("model", "ema"):
+        enc = {k: v for k, v in st[name].items() if k.startswith("encoder.")}
+        assert enc and all(torch.equal(v, before[k]) for k, v in enc.items())
+    dec = [k for k in st["model"] if k.startswith("decoder.") and k.endswith("weight")]
+    assert any(not torch.equal(st["model"][k], before[k]) for k in dec)
+
+
+def test_freeze_names_one_half_of_a_trained_model():
+    cfg = _config(2).to_dict()
+    with pytest.raises(UsageError, match="freeze needs init_from"):
+        TrainConfig.from_dict({**cfg, "freeze": ["encoder"]})
+    for bad in (["quantizer"], ["encoder", "decoder"]):
+        with pytest.raises(UsageError, match="name at most one of"):
+            TrainConfig.from_dict({**cfg, "init_from": "x", "freeze": bad})
+
+
 def test_graft_silent_new_blocks_start_as_identities():
     """More mid blocks, grafted with silent_new_blocks: the deeper model reconstructs exactly as
     its source before training, and only the entirely new blocks were silenced."""

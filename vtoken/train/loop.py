@@ -51,6 +51,9 @@ class OptimConfig:
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * a)))
 
 
+FREEZABLE = ("encoder", "decoder")
+
+
 @dataclass
 class TrainConfig:
     model: str | dict[str, Any] = "vtoken-tiny"  # preset name, or {"preset": name, **overrides}, or a full config dict
@@ -75,6 +78,10 @@ class TrainConfig:
     # fixed for N steps while the new layers learn to fit around them; new residual blocks may
     # start as identities.
     graft: dict[str, Any] | None = None
+    # Halves of the tokenizer that stay fixed for the whole run (["encoder"]: train the decoder
+    # alone). A frozen encoder keeps every bit, so the shipped entropy prior and predictor still
+    # fit them and the run is a pure decoder upgrade; steps are cheaper (no encoder backward).
+    freeze: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -96,6 +103,11 @@ class TrainConfig:
             unknown = sorted(set(cfg.graft) - set(allowed))
             if unknown:
                 raise UsageError(f"unknown graft fields {unknown}; allowed: {allowed}")
+        unknown = sorted(set(cfg.freeze) - set(FREEZABLE))
+        if unknown or len(set(cfg.freeze)) == len(FREEZABLE):
+            raise UsageError(f"freeze={cfg.freeze}: name at most one of {list(FREEZABLE)}")
+        if cfg.freeze and not cfg.init_from:
+            raise UsageError("freeze needs init_from: a frozen half must come from a trained model")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -209,6 +221,8 @@ class Trainer:
                                           silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)))
             else:
                 model.load_state_dict(src.state_dict())
+        for half in cfg.freeze:
+            getattr(model, half).requires_grad_(False)
         self.model = model.to(self.device)
         # Grafted parameters stay fixed for the first freeze_steps updates (graft.py).
         kept = set(self.graft_report["copied"]) | set(self.graft_report["extended"])
@@ -220,7 +234,8 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.loss = TokenizerLoss(cfg.losses, self.device, bits=self.model_config.bits)
         fused = self.device.type == "cuda"
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+        self.trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.trained, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                     weight_decay=cfg.optim.weight_decay, **({"fused": True} if fused else {}))
         # The rate model's probabilities are bit statistics of the current encoder: their own
         # optimiser, fast enough to track the encoder (and optional when a run is resumed).
@@ -353,7 +368,7 @@ class Trainer:
         if self.step < self.freeze_steps:
             for p in self.grafted:
                 p.grad = None  # Adam skips a parameter without a gradient
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
+        gnorm = torch.nn.utils.clip_grad_norm_(self.trained, cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
         self.opt.step()
         if self.rate_opt is not None:
             self.rate_opt.step()

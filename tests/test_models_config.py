@@ -28,6 +28,7 @@ def test_defaults_match_the_paper_layout():
         ({"bits": 65}, "allowed: 1..64"),
         ({"channels": (32, 64, 100, 256)}, "multiples of norm_groups"),
         ({"res_blocks": (1, 1)}, "one non-negative count per level"),
+        ({"decoder_res_blocks": (1, 1)}, "empty \\(as res_blocks\\) or one non-negative count per level"),
         ({"conv3d": (True,)}, "one True/False per level"),
         ({"temporal_down": (True,)}, "one True/False per downsampling"),
         ({"spatial_factor": 16}, "allowed: 8"),

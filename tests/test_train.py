@@ -298,6 +298,27 @@ def test_graft_silent_new_blocks_start_as_identities():
     TrainConfig.from_dict({**cfg, "init_from": "x", "graft": {"renames": [], "silent_new_blocks": True}})
 
 
+def test_deeper_decoder_grafts_silently_and_keeps_the_encoder():
+    """decoder_res_blocks: a decoder deeper than the encoder, grafted with silent_new_blocks,
+    decodes exactly as its source before training; the encoder is the source's."""
+    from vtoken.models import Tokenizer, TokenizerConfig
+    from vtoken.train.graft import graft
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL)).eval()
+    cfg = TokenizerConfig.from_dict({**TINY_MODEL, "decoder_res_blocks": [2, 1, 0]})
+    assert cfg.decoder_blocks == (2, 1, 0) and TokenizerConfig.from_dict(TINY_MODEL).decoder_blocks == (0, 1, 0)
+    deeper = Tokenizer(cfg).eval()
+    report = graft(deeper, src.state_dict(), silent_new_blocks=True)
+    assert report["silenced"] == ["decoder.blocks.2.0", "decoder.blocks.2.1"]  # level 0 is the decoder's last
+    assert not any(name.startswith("encoder.blocks.0.") for name in deeper.state_dict())
+    video = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    with torch.no_grad():
+        bits = src.encode_bits(video)
+        assert torch.equal(deeper.encode_bits(video), bits)
+        assert torch.allclose(deeper.decode_bits(bits), src.decode_bits(bits), atol=1e-6)
+
+
 def test_distributed_world_size_one(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     d = setup_distributed("cpu")

@@ -40,6 +40,9 @@ class TokenizerConfig:
     token_bits: int = 0
     channels: tuple[int, ...] = (32, 64, 192, 256)  # width per level (full, 1/2, 1/4, 1/8)
     res_blocks: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per level (encoder and decoder)
+    # The decoder's own residual blocks per level, when it is deeper than the encoder (empty:
+    # res_blocks). Decoding is where a codec can spend capacity: the encoder's bits stay put.
+    decoder_res_blocks: tuple[int, ...] = ()
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
     # half resolution are 2D so 1080p decoding stays affordable (DESIGN.md, speed table).
     conv3d: tuple[bool, ...] = (False, False, True, True)
@@ -64,6 +67,7 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", _ints(self.channels))
         object.__setattr__(self, "res_blocks", _ints(self.res_blocks))
+        object.__setattr__(self, "decoder_res_blocks", _ints(self.decoder_res_blocks))
         object.__setattr__(self, "conv3d", _bools(self.conv3d))
         object.__setattr__(self, "temporal_down", _bools(self.temporal_down))
         if self.token_bits == 0:
@@ -83,6 +87,11 @@ class TokenizerConfig:
     @property
     def levels(self) -> int:
         return len(self.channels)
+
+    @property
+    def decoder_blocks(self) -> tuple[int, ...]:
+        """Residual blocks per level in the decoder."""
+        return self.decoder_res_blocks or self.res_blocks
 
     def validate(self) -> None:
         """Raise ValueError naming the allowed values."""
@@ -105,6 +114,11 @@ class TokenizerConfig:
         if len(self.res_blocks) != levels or any(r < 0 for r in self.res_blocks):
             raise ValueError(
                 f"res_blocks={self.res_blocks}: allowed is one non-negative count per level ({levels} levels)"
+            )
+        if self.decoder_res_blocks and (len(self.decoder_res_blocks) != levels or min(self.decoder_res_blocks) < 0):
+            raise ValueError(
+                f"decoder_res_blocks={self.decoder_res_blocks}: allowed is empty (as res_blocks) or one "
+                f"non-negative count per level ({levels} levels)"
             )
         if len(self.conv3d) != levels:
             raise ValueError(f"conv3d={self.conv3d}: allowed is one True/False per level ({levels} levels)")

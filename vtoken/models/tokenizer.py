@@ -119,7 +119,7 @@ class Decoder(StreamStart, nn.Module):
             self.blocks.append(
                 nn.ModuleList(
                     ResBlock(ch[i], ch[i], temporal=cfg.conv3d[i], groups=g, cond_channels=k)
-                    for _ in range(cfg.res_blocks[i])
+                    for _ in range(cfg.decoder_blocks[i])
                 )
             )
             if i > 0:

@@ -55,3 +55,14 @@ def test_preset_sizes():
     tiny = count_parameters(Tokenizer(PRESETS["vtoken-tiny"]))
     assert 15e6 <= base <= 20e6  # 20M params = 40 MB in fp16, the zoo's size limit
     assert 0.5e6 <= tiny <= 2e6
+
+
+def test_decoder_res_blocks_is_stored_only_when_used():
+    """A config without its own decoder depth serializes as before the field existed (the
+    model's hash and the golden stream depend on it); one with it round-trips."""
+    plain = TokenizerConfig.preset("vtoken-patch")
+    assert "decoder_res_blocks" not in plain.to_dict()
+    deeper = plain.replace(decoder_res_blocks=(2, 1, 1))
+    assert deeper.to_dict()["decoder_res_blocks"] == [2, 1, 1]
+    assert TokenizerConfig.from_json(deeper.to_json()) == deeper
+    assert deeper.decoder_blocks == (2, 1, 1) and plain.decoder_blocks == plain.res_blocks

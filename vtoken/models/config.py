@@ -161,6 +161,10 @@ class TokenizerConfig:
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
+        if not self.decoder_res_blocks:
+            # Absent unless used: a model saved before the field existed serializes (and so
+            # hashes) as it did.
+            del out["decoder_res_blocks"]
         return out
 
     @classmethod

@@ -203,6 +203,30 @@ def test_rate_gradient_pushes_bits_toward_their_context_prediction():
     assert m(dropped).item() == 0        # dropped planes (q = 0) are not coded, not charged
 
 
+def test_crossplane_rate_model_learns_what_earlier_planes_say():
+    """Planes 0 and 1 are random and plane 2 copies plane 0. The context table sees plane k-1
+    only, so it cannot predict plane 2 (about 1 bit each); the cross-plane term learns to."""
+    from vtoken.train.rate import BitRateModel
+
+    g = torch.Generator().manual_seed(0)
+    b0, b1 = (torch.randint(0, 2, (2, 1, 3, 8, 8), generator=g).float() for _ in range(2))
+    q = torch.cat([b0, b1, b0], dim=1) * 2 - 1
+    below_2 = torch.cat([q[:, :2], torch.zeros_like(q[:, 2:])], dim=1)  # plane 2 dropped
+
+    def plane_2_cost(crossplane):
+        m = BitRateModel(3, crossplane=crossplane)
+        opt = torch.optim.Adam(m.parameters(), lr=0.1)
+        for _ in range(200):
+            opt.zero_grad()
+            m(q).backward()
+            opt.step()
+        with torch.no_grad():
+            return m(q).item() - m(below_2).item()
+
+    n = b0.numel()
+    assert plane_2_cost(False) > 0.8 * n and plane_2_cost(True) < 0.1 * n
+
+
 def test_graft_needs_init_from_and_known_fields():
     cfg = _config(2).to_dict()
     with pytest.raises(UsageError, match="init_from"):

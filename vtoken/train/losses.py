@@ -37,6 +37,7 @@ class LossConfig:
     entropy_anneal_steps: int = 0
     entropy_final_ratio: float = 0.0
     rate: float = 0.0  # weight of the estimated bits per pixel (rate.py); 0 = the encoder ignores rate
+    rate_crossplane: bool = False  # the rate model also reads the earlier planes, as the coder does
     adversarial: float = 0.0  # 0.1 in the paper; off by default (measure before enabling)
     gan_start: int = 2000  # generator gets the adversarial term only after this many steps
     # The discriminator trains from this step (-1 = from gan_start). Warm-starting a trained
@@ -172,7 +173,7 @@ class TokenizerLoss(nn.Module):
         if cfg.rate > 0:
             from .rate import BitRateModel
 
-            self.rate = BitRateModel(bits).to(device)
+            self.rate = BitRateModel(bits, crossplane=cfg.rate_crossplane).to(device)
         self.disc = PatchDiscriminator(cfg.disc_channels).to(device) if cfg.adversarial > 0 else None
         self.lecam = LeCam().to(device) if cfg.adversarial > 0 else None
 

@@ -14,9 +14,9 @@ compression do (Mentzer et al. 2018), over a subset of the entropy coder's own c
 With `crossplane` the logit also gets a learned linear score of the earlier planes' signs
 at the same position and of their 4-neighbour sums in the same latent frame (weights strictly
 lower triangular in the planes), the form of the shipped coder's cross-plane predictor
-(vtoken.entropy.crossplane). The coder codes a bit in about 0.4 bits where the table alone
-predicts about 0.6: without that term the encoder is charged for redundancy the coder removes
-anyway, and pushed where it pays nothing.
+(vtoken.entropy.crossplane). With its predictor the coder spends about 0.43 bits per coded
+bit on held-out training clips, without it about 0.63: a rate model without that term charges
+the encoder for redundancy the coder removes anyway, and pushes where it pays nothing.
 
 The cost of a bit b under probability p of a 1 is -log2(p if b else 1 - p). Contexts are
 read from detached bits; the bit itself carries the LFQ straight-through gradient, so the
@@ -66,9 +66,8 @@ class BitRateModel(nn.Module):
     def _cross_score(self, signs: torch.Tensor) -> torch.Tensor:
         """Score [B, K, T, H, W] of every plane from the detached signs of the planes below it."""
         w = self.cross * self.mask
-        p = F.pad(signs, (1, 1, 1, 1))
-        neighbours = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
-        return torch.einsum("kj,bjthw->bkthw", w[0], signs) + torch.einsum("kj,bjthw->bkthw", w[1], neighbours)
+        return (torch.einsum("kj,bjthw->bkthw", w[0], signs)
+                + torch.einsum("kj,bjthw->bkthw", w[1], _neighbour_sum(signs)))
 
     def forward(self, quantized: torch.Tensor) -> torch.Tensor:
         """Total estimated bits of the kept planes of straight-through `quantized`

@@ -59,9 +59,11 @@ class BitRateModel(nn.Module):
     def __init__(self, planes: int, crossplane: bool = False):
         super().__init__()
         self.logits = nn.Parameter(torch.zeros(planes, N_TEMPORAL + N_INTRA))
-        # [signs, neighbour sums] x plane k x plane j; only j < k is ever read
-        self.cross = nn.Parameter(torch.zeros(2, planes, planes)) if crossplane else None
-        self.register_buffer("mask", torch.tril(torch.ones(planes, planes), diagonal=-1), persistent=False)
+        self.cross = None
+        if crossplane:
+            # [signs, neighbour sums] x plane k x plane j; the mask keeps j < k only
+            self.cross = nn.Parameter(torch.zeros(2, planes, planes))
+            self.register_buffer("mask", torch.tril(torch.ones(planes, planes), diagonal=-1), persistent=False)
 
     def _cross_score(self, signs: torch.Tensor) -> torch.Tensor:
         """Score [B, K, T, H, W] of every plane from the detached signs of the planes below it."""

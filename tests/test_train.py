@@ -472,3 +472,33 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
     subprocess.run(base + ["--resume", "--steps", "4", "--max-minutes", "5"], check=True, env=env,
                    capture_output=True, timeout=120)
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step-00000002", "step-00000004"]
+
+
+def test_init_halves_joins_one_models_encoder_with_anothers_decoder(tmp_path):
+    """init_halves {"encoder": B} after init_from A: the run starts with B's encoder and A's
+    decoder; a half that does not fit is a usage error, not a traceback."""
+    from vtoken.models import Tokenizer, TokenizerConfig, save_model
+    from vtoken.train.loop import Trainer
+
+    (tmp_path / "zoo").mkdir()
+    models, paths = {}, {}
+    for seed, name in ((0, "a"), (1, "b")):
+        torch.manual_seed(seed)
+        models[name] = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
+        paths[name] = str(save_model(models[name], tmp_path / "zoo", name))
+    cfg = {**_config(1).to_dict(), "init_from": paths["a"], "init_halves": {"encoder": paths["b"]}}
+    state = Trainer(TrainConfig.from_dict(cfg), tmp_path / "run", data_arrays=_arrays()).model.state_dict()
+    for key, value in state.items():
+        source = models["b" if key.startswith("encoder.") else "a"].state_dict()[key]
+        assert torch.equal(value, source), key
+    assert any(not torch.equal(models["a"].state_dict()[k], models["b"].state_dict()[k]) for k in state)
+
+    torch.manual_seed(2)
+    other = Tokenizer(TokenizerConfig.from_dict({**TINY_MODEL, "bits": 8, "entropy_group_size": 4}))
+    cfg["init_halves"] = {"encoder": str(save_model(other, tmp_path / "zoo", "c"))}
+    with pytest.raises(UsageError, match="the encoder of .* does not fit"):
+        Trainer(TrainConfig.from_dict(cfg), tmp_path / "run2", data_arrays=_arrays())
+    with pytest.raises(UsageError, match="init_halves needs init_from"):
+        TrainConfig.from_dict({**_config(1).to_dict(), "init_halves": {"encoder": "x"}})
+    with pytest.raises(UsageError, match="name at most one of"):
+        TrainConfig.from_dict({**cfg, "init_halves": {"quantizer": "x"}})

@@ -82,6 +82,10 @@ class TrainConfig:
     # alone). A frozen encoder keeps every bit, so the shipped entropy prior and predictor still
     # fit them and the run is a pure decoder upgrade; steps are cheaper (no encoder backward).
     freeze: list[str] = field(default_factory=list)
+    # One half taken from another model after init_from ({"encoder": "<model>"}): joins an
+    # encoder trained for rate with a decoder trained longer elsewhere. The half's
+    # architecture must match the model being trained.
+    init_halves: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -108,6 +112,11 @@ class TrainConfig:
             raise UsageError(f"freeze={cfg.freeze}: name at most one of {list(FREEZABLE)}")
         if cfg.freeze and not cfg.init_from:
             raise UsageError("freeze needs init_from: a frozen half must come from a trained model")
+        unknown = sorted(set(cfg.init_halves) - set(FREEZABLE))
+        if unknown or len(cfg.init_halves) == len(FREEZABLE):
+            raise UsageError(f"init_halves={sorted(cfg.init_halves)}: name at most one of {list(FREEZABLE)}")
+        if cfg.init_halves and not cfg.init_from:
+            raise UsageError("init_halves needs init_from: the other half comes from that model")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -181,6 +190,18 @@ def resolve_device(device: str, d: Dist) -> torch.device:
 
 # -- EMA -----------------------------------------------------------------------------------------
 @torch.no_grad()
+def _load_half(model: nn.Module, half: str, spec: str) -> None:
+    """Replace `half` of `model` with the same half of the shipped model `spec`."""
+    from vtoken.models import load_model
+
+    source = load_model(spec, cache=False)
+    try:
+        getattr(model, half).load_state_dict(getattr(source, half).state_dict())
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise UsageError(f"init_halves: the {half} of {spec} does not fit this model ({first})") from exc
+
+
 def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
     # Warm-up of the decay: a short run's EMA would otherwise still be mostly the init.
     d = min(decay, (1 + step) / (10 + step))
@@ -221,6 +242,8 @@ class Trainer:
                                           silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)))
             else:
                 model.load_state_dict(src.state_dict())
+        for half, spec in cfg.init_halves.items():
+            _load_half(model, half, spec)
         for half in cfg.freeze:
             getattr(model, half).requires_grad_(False)
         self.model = model.to(self.device)

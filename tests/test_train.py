@@ -476,7 +476,7 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
 
 def test_init_halves_joins_one_models_encoder_with_anothers_decoder(tmp_path):
     """init_halves {"encoder": B} after init_from A: the run starts with B's encoder and A's
-    decoder; a half that does not fit is a usage error, not a traceback."""
+    decoder; a start model or half that does not fit is a usage error, not a traceback."""
     from vtoken.models import Tokenizer, TokenizerConfig, save_model
     from vtoken.train.loop import Trainer
 
@@ -498,6 +498,10 @@ def test_init_halves_joins_one_models_encoder_with_anothers_decoder(tmp_path):
     cfg["init_halves"] = {"encoder": str(save_model(other, tmp_path / "zoo", "c"))}
     with pytest.raises(UsageError, match="the encoder of .* does not fit"):
         Trainer(TrainConfig.from_dict(cfg), tmp_path / "run2", data_arrays=_arrays())
+    with pytest.raises(UsageError, match="init_from .* does not fit the configured model"):
+        train(TrainConfig.from_dict({**cfg, "init_from": cfg["init_halves"]["encoder"], "init_halves": {}}),
+              tmp_path / "run3", data_arrays=_arrays())
+    assert not (tmp_path / "run3").exists()                      # a bad config leaves no run folder
     with pytest.raises(UsageError, match="init_halves needs init_from"):
         TrainConfig.from_dict({**_config(1).to_dict(), "init_halves": {"encoder": "x"}})
     with pytest.raises(UsageError, match="name at most one of"):

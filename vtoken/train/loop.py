@@ -188,20 +188,27 @@ def resolve_device(device: str, d: Dist) -> torch.device:
     return dev
 
 
-# -- EMA -----------------------------------------------------------------------------------------
-@torch.no_grad()
+# -- warm start from two models ------------------------------------------------------------
+def _load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """load_state_dict, with a mismatch reported as the config's mistake in one line."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        detail = lines[-1] if len(lines) > 1 else lines[0]
+        raise UsageError(f"{what} does not fit the configured model ({detail[:200]})") from exc
+
+
 def _load_half(model: nn.Module, half: str, spec: str) -> None:
     """Replace `half` of `model` with the same half of the shipped model `spec`."""
     from vtoken.models import load_model
 
     source = load_model(spec, cache=False)
-    try:
-        getattr(model, half).load_state_dict(getattr(source, half).state_dict())
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise UsageError(f"init_halves: the {half} of {spec} does not fit this model ({first})") from exc
+    _load_into(getattr(model, half), getattr(source, half).state_dict(), f"init_halves: the {half} of {spec}")
 
 
+# -- EMA -----------------------------------------------------------------------------------------
+@torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
     # Warm-up of the decay: a short run's EMA would otherwise still be mostly the init.
     d = min(decay, (1 + step) / (10 + step))
@@ -241,7 +248,7 @@ class Trainer:
                 self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits,
                                           silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)))
             else:
-                model.load_state_dict(src.state_dict())
+                _load_into(model, src.state_dict(), f"init_from {cfg.init_from}")
         for half, spec in cfg.init_halves.items():
             _load_half(model, half, spec)
         for half in cfg.freeze:
@@ -423,12 +430,13 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     enough before `max_minutes` to write a final checkpoint."""
     start = time.monotonic()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if not resume and ckpt.latest_checkpoint(run_dir) is not None:
         raise UsageError(f"{run_dir} already holds checkpoints; pass --resume to continue or choose a new --out")
     tr = Trainer(cfg, run_dir, device, log_fn, data_arrays)
     resumed = tr.resume() if resume else False
     if tr.dist.main:
+        # Made only once the model and data are set up, so a bad config leaves no folder behind.
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     tr.log({"event": "start", "step": tr.step, "resumed": resumed, "device": str(tr.device),
             "world": tr.dist.world, "data": describe(tr.sampler.cache),

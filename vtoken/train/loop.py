@@ -107,16 +107,8 @@ class TrainConfig:
             unknown = sorted(set(cfg.graft) - set(allowed))
             if unknown:
                 raise UsageError(f"unknown graft fields {unknown}; allowed: {allowed}")
-        unknown = sorted(set(cfg.freeze) - set(FREEZABLE))
-        if unknown or len(set(cfg.freeze)) == len(FREEZABLE):
-            raise UsageError(f"freeze={cfg.freeze}: name at most one of {list(FREEZABLE)}")
-        if cfg.freeze and not cfg.init_from:
-            raise UsageError("freeze needs init_from: a frozen half must come from a trained model")
-        unknown = sorted(set(cfg.init_halves) - set(FREEZABLE))
-        if unknown or len(cfg.init_halves) == len(FREEZABLE):
-            raise UsageError(f"init_halves={sorted(cfg.init_halves)}: name at most one of {list(FREEZABLE)}")
-        if cfg.init_halves and not cfg.init_from:
-            raise UsageError("init_halves needs init_from: the other half comes from that model")
+        _check_one_half(cfg, "freeze", list(cfg.freeze), "a frozen half must come from a trained model")
+        _check_one_half(cfg, "init_halves", sorted(cfg.init_halves), "the other half comes from that model")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -135,6 +127,14 @@ class TrainConfig:
         out = asdict(self)
         out["optim"]["betas"] = list(self.optim.betas)
         return out
+
+
+def _check_one_half(cfg: TrainConfig, key: str, halves: list[str], why: str) -> None:
+    """`freeze` and `init_halves` name at most one half, and only on top of init_from."""
+    if set(halves) - set(FREEZABLE) or len(set(halves)) == len(FREEZABLE):
+        raise UsageError(f"{key}={halves}: name at most one of {list(FREEZABLE)}")
+    if halves and not cfg.init_from:
+        raise UsageError(f"{key} needs init_from: {why}")
 
 
 def build_model_config(spec: str | dict[str, Any]):
@@ -188,15 +188,14 @@ def resolve_device(device: str, d: Dist) -> torch.device:
     return dev
 
 
-# -- warm start from two models ------------------------------------------------------------
+# -- warm starts ----------------------------------------------------------------------------------
 def _load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """load_state_dict, with a mismatch reported as the config's mistake in one line."""
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        detail = lines[-1] if len(lines) > 1 else lines[0]
-        raise UsageError(f"{what} does not fit the configured model ({detail[:200]})") from exc
+        last = [ln.strip() for ln in str(exc).splitlines() if ln.strip()][-1]
+        raise UsageError(f"{what} does not fit the configured model ({last[:200]})") from exc
 
 
 def _load_half(model: nn.Module, half: str, spec: str) -> None:

@@ -12,7 +12,7 @@ class Limits:
     max_height: int = 16384
     max_frames: int = 100_000_000  # about 38 days at 30 fps
     max_frames_per_chunk: int = 1025
-    max_planes: int = 64
+    max_planes: int = 128  # the header's u8 could say 255; a model has no use for more
     max_chunks: int = 10_000_000
     # Symbols (bits) of one plane of one chunk: 16384^2 pixels / 8^2 * 32 latent frames.
     max_symbols: int = 1 << 27

@@ -403,7 +403,7 @@ def test_imports_without_torch_or_numpy():
 
 def test_default_limits_bound_allocation():
     lim = Limits()
-    assert lim.max_planes == 64 and lim.max_width == 16384
+    assert lim.max_planes == 128 and lim.max_width == 16384
     # One plane of the largest chunk stays below 128 Mi symbols.
     assert lim.max_symbols <= 1 << 27
 

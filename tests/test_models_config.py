@@ -24,8 +24,8 @@ def test_defaults_match_the_paper_layout():
 @pytest.mark.parametrize(
     "changes,allowed",
     [
-        ({"bits": 0}, "allowed: 1..64"),
-        ({"bits": 65}, "allowed: 1..64"),
+        ({"bits": 0}, "allowed: 1..128"),
+        ({"bits": 129}, "allowed: 1..128"),
         ({"channels": (32, 64, 100, 256)}, "multiples of norm_groups"),
         ({"res_blocks": (1, 1)}, "one non-negative count per level"),
         ({"decoder_res_blocks": (1, 1)}, "empty \\(as res_blocks\\) or one non-negative count per level"),

@@ -295,10 +295,11 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     from .codec.frames import pad_frames, to_tensor
     from .models.lfq import bits_to_indices
 
+    from .models.config import MAX_BITS
     from .validate import integer
 
     arr = _frames_array(frames)
-    integer("planes", planes, 1, 64, optional=True)
+    integer("planes", planes, 1, MAX_BITS, optional=True)
     dev = resolve_device(device)
     net = _model(model, dev, "encode_bits")
     cfg = net.config
@@ -319,10 +320,11 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     from .codec.frames import to_frames
     from .models.lfq import indices_to_bits
 
+    from .models.config import MAX_BITS
     from .validate import integer, token_grid
 
     grid = token_grid(tokens)
-    integer("planes", planes, 1, 64, optional=True)
+    integer("planes", planes, 1, MAX_BITS, optional=True)
     dev = resolve_device(device)
     net = _model(model, dev, "decode_bits")
     cfg = net.config

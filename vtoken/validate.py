@@ -10,6 +10,7 @@ import re
 
 from .defaults import PRECISIONS
 from .errors import UsageError
+from .models.config import MAX_BITS
 
 
 def integer(name: str, value, lo: int | None = None, hi: int | None = None, *, optional: bool = False):
@@ -122,7 +123,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     """Every encode argument, range-checked before anything is opened or loaded."""
     path("src", src)
     path("dst", dst)
-    integer("planes (bits)", planes, 1, 64, optional=True)
+    integer("planes (bits)", planes, 1, MAX_BITS, optional=True)
     integer("quality", quality, 1, 8, optional=True)
     positive_number("bpp", bpp, optional=True)
     if sum(x is not None for x in (planes, quality, bpp)) > 1:
@@ -144,7 +145,7 @@ def decode_options(*, src, start, frames, planes, tolerant, device, precision, d
         path("dst", dst)
     integer("start", start, 0, 100_000_000)
     integer("frames", frames, 1, optional=True)
-    integer("planes", planes, 1, 64, optional=True)
+    integer("planes", planes, 1, MAX_BITS, optional=True)
     flag("tolerant", tolerant)
     if isinstance(device, str):
         device_name(device)

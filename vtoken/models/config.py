@@ -14,9 +14,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..bitstream import Limits
+
 CONFIG_VERSION = 1
-# Bit-planes per latent position: at most what a .mvt header may declare (SPEC section 3).
-MAX_BITS = 64
+# Bit-planes per latent position: at most what a .mvt reader accepts (SPEC section 8).
+MAX_BITS = Limits.max_planes
 # Planes a token index may hold: an int64 with room to spare.
 MAX_TOKEN_BITS = 62
 

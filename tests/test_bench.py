@@ -253,6 +253,8 @@ def test_shipped_eval_suite_is_consistent():
 def test_default_vtoken_sweep_follows_the_model_planes():
     from vtoken.defaults import bench_planes
 
+    assert bench_planes(80) == (1, 2, 4, 8, 12, 18, 24, 32, 48, 64, 80)
+    assert bench_planes(64) == (1, 2, 4, 8, 12, 18, 24, 32, 48, 64)
     assert bench_planes(32) == (1, 2, 4, 8, 12, 18, 24, 32)
     assert bench_planes(18) == (1, 2, 4, 8, 12, 18)
     assert bench_planes(6) == (1, 2, 4, 6)

@@ -23,7 +23,7 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", 
 # plane counts are cut at the model's K (and K itself is always a point): bench_planes().
 BENCH_FRAMES = 33
 BENCH_SIZE = (640, 360)
-BENCH_PLANES = (1, 2, 4, 8, 12, 18, 24, 32, 48)
+BENCH_PLANES = (1, 2, 4, 8, 12, 18, 24, 32, 48, 64)
 BENCH_THREADS = 2
 
 

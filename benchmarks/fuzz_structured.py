@@ -57,7 +57,7 @@ HEADER_LIMITS = {
     "fps_num": (32, [0, 1, 0x7FFFFFFF, 0x80000000]), "fps_den": (32, [0, 1, 0x7FFFFFFF, 0x80000000]),
     "frame_count": (64, [0, 1, 100_000_000, 100_000_001]),
     "color_primaries": (8, [0, 2, 255]), "color_transfer": (8, [0, 2, 255]), "color_matrix": (8, [0, 255]),
-    "color_range": (8, [0, 1, 2, 3, 255]), "bits": (8, [0, 1, 63, 64, 65]),
+    "color_range": (8, [0, 1, 2, 3, 255]), "bits": (8, [0, 1, 64, 127, 128, 129, 255]),
     "spatial_factor": (8, [0, 1, 64, 65]), "temporal_factor": (8, [0, 1, 2, 64, 65]),
     "frames_per_chunk": (16, [0, 1, 5, 1025, 1026, 1029]), "key_interval": (32, [0, 1]),
     "entropy_version": (16, [0, 2]),

@@ -404,6 +404,8 @@ def test_imports_without_torch_or_numpy():
 def test_default_limits_bound_allocation():
     lim = Limits()
     assert lim.max_planes == 128 and lim.max_width == 16384
+    from vtoken.models.config import MAX_BITS
+    assert MAX_BITS == lim.max_planes  # a model may have as many planes as a reader accepts
     # One plane of the largest chunk stays below 128 Mi symbols.
     assert lim.max_symbols <= 1 << 27
 

@@ -422,3 +422,7 @@ def test_model_with_more_than_64_planes_round_trips(tmp_path):
     vtoken.encode(src, cut, model=path, planes=70, device="cpu")
     assert cut.stat().st_size < mvt.stat().st_size
     assert vtoken.decode(cut, tmp_path / "k70.mp4", model=path, device="cpu").frames == 13
+    # Tokens stay int64 indices: at most 62 of the 80 planes make one.
+    assert vtoken.tokenize(frames[:5], model=path, planes=62).max() < 2**62
+    with pytest.raises(UsageError, match="from 1 to 62"):
+        vtoken.tokenize(frames[:5], model=path, planes=63)

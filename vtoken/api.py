@@ -295,7 +295,7 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     from .codec.frames import pad_frames, to_tensor
     from .models.lfq import bits_to_indices
 
-    from .models.config import MAX_BITS
+    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .validate import integer
 
     arr = _frames_array(frames)
@@ -304,8 +304,9 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     net = _model(model, dev, "encode_bits")
     cfg = net.config
     keep = cfg.token_bits if planes is None else planes
-    if not 1 <= keep <= cfg.bits:
-        raise UsageError(f"planes must be from 1 to {cfg.bits}, got {planes}")
+    top = min(cfg.bits, MAX_TOKEN_BITS)
+    if not 1 <= keep <= top:
+        raise UsageError(f"planes must be from 1 to {top} (a token index is an int64), got {planes}")
     padded = pad_frames(arr, cfg.temporal_factor, cfg.spatial_factor)
     with torch.inference_mode():
         bits = net.encode_bits(to_tensor(padded, dev))[0, :keep]
@@ -320,7 +321,7 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     from .codec.frames import to_frames
     from .models.lfq import indices_to_bits
 
-    from .models.config import MAX_BITS
+    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .validate import integer, token_grid
 
     grid = token_grid(tokens)
@@ -329,8 +330,9 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     net = _model(model, dev, "decode_bits")
     cfg = net.config
     keep = cfg.token_bits if planes is None else planes
-    if not 1 <= keep <= cfg.bits:
-        raise UsageError(f"planes must be from 1 to {cfg.bits}, got {planes}")
+    top = min(cfg.bits, MAX_TOKEN_BITS)
+    if not 1 <= keep <= top:
+        raise UsageError(f"planes must be from 1 to {top} (a token index is an int64), got {planes}")
     if grid.min() < 0 or grid.max() >= 2**keep:
         raise UsageError(f"tokens must lie in [0, 2**{keep})")
     bits = indices_to_bits(torch.from_numpy(grid.astype(np.int64)), keep, dim=0).to(torch.uint8)

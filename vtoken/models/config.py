@@ -14,11 +14,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..bitstream import Limits
-
 CONFIG_VERSION = 1
-# Bit-planes per latent position: at most what a .mvt reader accepts (SPEC section 8).
-MAX_BITS = Limits.max_planes
+# Bit-planes per latent position: at most what a .mvt reader accepts (SPEC section 8,
+# bitstream Limits.max_planes; a test keeps the two equal). Not imported from there: this
+# module must load from a plain checkout on PYTHONPATH, where vtoken.bitstream does not exist.
+MAX_BITS = 128
 # Planes a token index may hold: an int64 with room to spare.
 MAX_TOKEN_BITS = 62
 

@@ -128,31 +128,33 @@ def test_token_vocabulary_is_token_bits_of_the_coded_planes(tmp_path):
     assert got.shape == ref.shape and np.abs(got.astype(int) - ref.astype(int)).max() <= 1
 
 
-def test_a_64_plane_model_codes_every_plane(tmp_path):
-    """K may reach the container's 64 planes: every plane is coded and decoded exactly, a
-    plane count in between is a valid cut, and the token index stays an int64 (62 planes)."""
+def test_a_model_with_more_than_64_planes_codes_every_plane(tmp_path):
+    """K may go past 64 up to the reader's 128: every plane of an 80-plane model is coded and
+    decoded exactly, a plane count in between is a valid cut, and the token index stays an
+    int64 (at most 62 planes make one)."""
     import numpy as np
 
     import vtoken
     from vtoken.bitstream import open_mvt
     from vtoken.codec.frames import to_tensor
     from vtoken.entropy import coder_for
+    from vtoken.errors import UsageError
     from vtoken.media import VideoReader
     from vtoken.models import save_model
 
     from clips import make_clip
 
-    cfg = PATCH.replace(bits=64, entropy_group_size=8)
+    cfg = PATCH.replace(bits=80, entropy_group_size=8)
     assert cfg.token_bits == 62
-    with pytest.raises(ValueError, match="allowed: 1..64"):
-        PATCH.replace(bits=65)
+    with pytest.raises(ValueError, match="allowed: 1..128"):
+        PATCH.replace(bits=129)
     net = seeded_model(cfg)
     assert net(torch.rand(1, 3, 5, 16, 16) * 2 - 1).indices.shape == (1, 2, 2, 2)
     (tmp_path / "zoo").mkdir()
-    model = vtoken.load_model(save_model(net, tmp_path / "zoo", "k64-test"), cache=False)
+    model = vtoken.load_model(save_model(net, tmp_path / "zoo", "k80-test"), cache=False)
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 24))
     res = vtoken.encode(src, tmp_path / "all.mvt", model=model, device="cpu")
-    assert res.planes[0] == 64
+    assert res.planes[0] == 80
     with open_mvt(tmp_path / "all.mvt") as reader:
         chunk = reader.read_chunk(0)
         got = coder_for(model).decode(list(chunk.segments), tuple(chunk.latent_shape))
@@ -160,9 +162,13 @@ def test_a_64_plane_model_codes_every_plane(tmp_path):
         clip = np.concatenate(list(r.chunks(64)))
     with torch.no_grad():
         want = net.encode_bits(to_tensor(clip, "cpu"))[0].numpy()
+    assert got.shape[0] == 80
     np.testing.assert_array_equal(got, want)
-    cut = vtoken.encode(src, tmp_path / "cut.mvt", model=model, planes=40, device="cpu")
-    assert cut.planes[0] == 40 and cut.bytes < res.bytes
+    cut = vtoken.encode(src, tmp_path / "cut.mvt", model=model, planes=70, device="cpu")
+    assert cut.planes[0] == 70 and cut.bytes < res.bytes
     for name in ("all", "cut"):
         out = vtoken.decode(tmp_path / f"{name}.mvt", tmp_path / f"{name}.y4m", model=model, device="cpu")
         assert (out.frames, out.width, out.height) == (5, 32, 24)
+    assert vtoken.tokenize(clip, model=model, planes=62).max() < 2**62
+    with pytest.raises(UsageError, match="from 1 to 62"):
+        vtoken.tokenize(clip, model=model, planes=63)

@@ -184,7 +184,7 @@ def test_bad_names_and_wrong_config(tmp_path):
     path.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="do not fit the config"):
         load_model(path)
-    meta["config"]["bits"] = 99
+    meta["config"]["bits"] = 200
     path.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="invalid config"):
         load_model(path)

@@ -293,9 +293,9 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     import torch
 
     from .codec.frames import pad_frames, to_tensor
+    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .models.lfq import bits_to_indices
 
-    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .validate import integer
 
     arr = _frames_array(frames)
@@ -319,9 +319,9 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     import torch
 
     from .codec.frames import to_frames
+    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .models.lfq import indices_to_bits
 
-    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .validate import integer, token_grid
 
     grid = token_grid(tokens)

@@ -283,6 +283,18 @@ def _frames_array(frames) -> np.ndarray:
     return frames_array(frames)
 
 
+def _token_planes(cfg, planes: int | None) -> int:
+    """Planes that make a token: the model's token_bits by default, at most its K and the 62
+    an int64 index holds."""
+    from .models.config import MAX_TOKEN_BITS
+
+    keep = cfg.token_bits if planes is None else planes
+    top = min(cfg.bits, MAX_TOKEN_BITS)
+    if not 1 <= keep <= top:
+        raise UsageError(f"planes must be from 1 to {top} (a token index is an int64), got {planes}")
+    return keep
+
+
 def tokenize(frames, *, model=None, planes: int | None = None, device: str = defaults.DEVICE) -> np.ndarray:
     """Token grid of a clip or an image: int64 [T', H', W'] with T' = 1 + ceil((T-1)/4).
 
@@ -293,20 +305,16 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     import torch
 
     from .codec.frames import pad_frames, to_tensor
-    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .models.lfq import bits_to_indices
 
-    from .validate import integer
+    from .validate import plane_count
 
     arr = _frames_array(frames)
-    integer("planes", planes, 1, MAX_BITS, optional=True)
+    plane_count("planes", planes, optional=True)
     dev = resolve_device(device)
     net = _model(model, dev, "encode_bits")
     cfg = net.config
-    keep = cfg.token_bits if planes is None else planes
-    top = min(cfg.bits, MAX_TOKEN_BITS)
-    if not 1 <= keep <= top:
-        raise UsageError(f"planes must be from 1 to {top} (a token index is an int64), got {planes}")
+    keep = _token_planes(cfg, planes)
     padded = pad_frames(arr, cfg.temporal_factor, cfg.spatial_factor)
     with torch.inference_mode():
         bits = net.encode_bits(to_tensor(padded, dev))[0, :keep]
@@ -319,20 +327,16 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     import torch
 
     from .codec.frames import to_frames
-    from .models.config import MAX_BITS, MAX_TOKEN_BITS
     from .models.lfq import indices_to_bits
 
-    from .validate import integer, token_grid
+    from .validate import plane_count, token_grid
 
     grid = token_grid(tokens)
-    integer("planes", planes, 1, MAX_BITS, optional=True)
+    plane_count("planes", planes, optional=True)
     dev = resolve_device(device)
     net = _model(model, dev, "decode_bits")
     cfg = net.config
-    keep = cfg.token_bits if planes is None else planes
-    top = min(cfg.bits, MAX_TOKEN_BITS)
-    if not 1 <= keep <= top:
-        raise UsageError(f"planes must be from 1 to {top} (a token index is an int64), got {planes}")
+    keep = _token_planes(cfg, planes)
     if grid.min() < 0 or grid.max() >= 2**keep:
         raise UsageError(f"tokens must lie in [0, 2**{keep})")
     bits = indices_to_bits(torch.from_numpy(grid.astype(np.int64)), keep, dim=0).to(torch.uint8)

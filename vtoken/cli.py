@@ -314,10 +314,9 @@ def trim(src, dst, planes, overwrite):
     DST `-` writes it to stdout."""
     from .bitstream import open_mvt, truncate_planes
     from .fsutil import atomic_path, check_input_path, check_output_path
-    from .models.config import MAX_BITS
-    from .validate import integer
+    from .validate import plane_count
 
-    integer("planes", planes, 1, MAX_BITS)
+    plane_count("planes", planes)
     check_input_path(src, ".mvt file")
     check_output_path(dst, overwrite, inputs=[src])
     with open_mvt(src) as reader:

@@ -13,6 +13,11 @@ from .errors import UsageError
 from .models.config import MAX_BITS
 
 
+def plane_count(name: str, value, *, optional: bool = False):
+    """A bit-plane count: 1 .. MAX_BITS (what a model and a .mvt reader may have)."""
+    return integer(name, value, 1, MAX_BITS, optional=optional)
+
+
 def integer(name: str, value, lo: int | None = None, hi: int | None = None, *, optional: bool = False):
     """`value` as an int in [lo, hi]; None passes when `optional`. Bools and non-integral
     numbers (2.5, "3") are refused: a quality of 2.5 is a mistake, not a rounding request."""
@@ -123,7 +128,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     """Every encode argument, range-checked before anything is opened or loaded."""
     path("src", src)
     path("dst", dst)
-    integer("planes (bits)", planes, 1, MAX_BITS, optional=True)
+    plane_count("planes (bits)", planes, optional=True)
     integer("quality", quality, 1, 8, optional=True)
     positive_number("bpp", bpp, optional=True)
     if sum(x is not None for x in (planes, quality, bpp)) > 1:
@@ -145,7 +150,7 @@ def decode_options(*, src, start, frames, planes, tolerant, device, precision, d
         path("dst", dst)
     integer("start", start, 0, 100_000_000)
     integer("frames", frames, 1, optional=True)
-    integer("planes", planes, 1, MAX_BITS, optional=True)
+    plane_count("planes", planes, optional=True)
     flag("tolerant", tolerant)
     if isinstance(device, str):
         device_name(device)

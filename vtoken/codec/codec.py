@@ -164,12 +164,11 @@ class Codec:
         reader and window) the chunks are checked now (before the first chunk is asked for); the
         reader's own warnings (a damaged file read tolerantly) join `warnings` at the end.
         Close the iterator (or exhaust it) before closing `reader`."""
-        from ..models.config import MAX_BITS
-        from ..validate import integer
+        from ..validate import integer, plane_count
 
         integer("start", start, 0, 100_000_000)
         integer("frames", frames, 1, optional=True)
-        integer("planes", planes, 1, MAX_BITS, optional=True)
+        plane_count("planes", planes, optional=True)
         if not preflighted:
             self.preflight(reader, start=start, frames=frames, planes=planes, tolerant=tolerant)
         self.check_header(reader.header)

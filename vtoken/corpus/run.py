@@ -93,12 +93,11 @@ def tokenize_corpus(
     started = time.perf_counter()
     if not sources:
         raise UsageError("give at least one source file or folder")
-    from ..models.config import MAX_BITS
-    from ..validate import integer
+    from ..validate import integer, plane_count
 
     integer("workers", workers, 1)
     integer("clip frames", clip_frames, 1)
-    integer("planes", planes, 1, MAX_BITS, optional=True)
+    plane_count("planes", planes, optional=True)
     if sources_per_shard < 1 or not shard_mb > 0:
         raise UsageError("sources per shard must be >= 1 and shard size positive")
     if max_side is not None and max_side < 1:

@@ -29,6 +29,8 @@ def test_defaults_match_the_paper_layout():
         ({"channels": (32, 64, 100, 256)}, "multiples of norm_groups"),
         ({"res_blocks": (1, 1)}, "one non-negative count per level"),
         ({"decoder_res_blocks": (1, 1)}, "empty \\(as res_blocks\\) or one non-negative count per level"),
+        ({"decoder_channels": (32, 64)}, "decoder_channels=.*one width per level"),
+        ({"decoder_channels": (32, 64, 196, 256)}, "decoder_channels=.*multiple of norm_groups=8"),
         ({"conv3d": (True,)}, "one True/False per level"),
         ({"temporal_down": (True,)}, "one True/False per downsampling"),
         ({"spatial_factor": 16}, "allowed: 8"),
@@ -66,3 +68,14 @@ def test_decoder_res_blocks_is_stored_only_when_used():
     assert deeper.to_dict()["decoder_res_blocks"] == [2, 1, 1]
     assert TokenizerConfig.from_json(deeper.to_json()) == deeper
     assert deeper.decoder_blocks == (2, 1, 1) and plain.decoder_blocks == plain.res_blocks
+
+
+def test_decoder_channels_is_stored_only_when_used_and_builds_a_wider_decoder():
+    plain = TokenizerConfig.preset("vtoken-patch")
+    assert "decoder_channels" not in plain.to_dict() and plain.decoder_widths == plain.channels
+    wide = plain.replace(decoder_channels=(64, 48, 128))
+    assert wide.to_dict()["decoder_channels"] == [64, 48, 128]
+    assert TokenizerConfig.from_json(wide.to_json()) == wide
+    model = Tokenizer(wide)
+    assert model.decoder.conv_out.conv.in_channels == 64 and model.decoder.conv_in.conv.out_channels == 128
+    assert model.encoder.conv_out.conv.in_channels == 64  # the encoder keeps `channels`

@@ -343,6 +343,39 @@ def test_deeper_decoder_grafts_silently_and_keeps_the_encoder():
         assert torch.allclose(deeper.decode_bits(bits), src.decode_bits(bits), atol=1e-6)
 
 
+def test_widened_decoder_starts_exact_and_its_copies_can_diverge():
+    """decoder_channels: a decoder grafted to twice the width at some levels decodes as its
+    source before training (GroupNorm statistics and every sum preserved), the encoder is the
+    source's, and the copies of a channel get different gradients (else they never separate)."""
+    from vtoken.models import Tokenizer, TokenizerConfig
+    from vtoken.train.graft import graft
+    from vtoken.train.widen import channel_map
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL)).eval()
+    with torch.no_grad():  # a trained-looking decoder: the modulation convs start at zero
+        for p in src.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    wide = Tokenizer(TokenizerConfig.from_dict({**TINY_MODEL, "decoder_channels": [16, 8, 32]})).eval()
+    report = graft(wide, src.state_dict(), widen_from=src.config.decoder_widths)
+    assert report["fresh"] == [] and "decoder.conv_out.conv.weight" in report["widened"]
+    video = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    with torch.no_grad():
+        bits = src.encode_bits(video)
+        assert torch.equal(wide.encode_bits(video), bits)
+        want = src.decode_bits(bits, planes=4)
+        assert want.abs().max() > 0.1
+        assert torch.allclose(wide.decode_bits(bits, planes=4), want, atol=1e-5)
+    # Channel 0 and its copy at level 0 (16 channels in 4 groups: copy = channel 2).
+    assert channel_map(8, 16, 4).tolist() == [0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7]
+    w = wide.decoder.ups[1].conv.conv.weight  # writes level 0: 8 rows a channel (2x time, 2x2 space)
+    assert torch.equal(w[0:8], w[16:24])
+    wide.decoder(bits.float() * 2 - 1).square().mean().backward()
+    assert not torch.allclose(w.grad[0:8], w.grad[16:24])
+    with pytest.raises(ValueError, match="whole multiple of the old"):
+        channel_map(8, 12, 4)
+
+
 def test_distributed_world_size_one(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     d = setup_distributed("cpu")

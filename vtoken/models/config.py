@@ -45,6 +45,10 @@ class TokenizerConfig:
     # The decoder's own residual blocks per level, when it is deeper than the encoder (empty:
     # res_blocks). Decoding is where a codec can spend capacity: the encoder's bits stay put.
     decoder_res_blocks: tuple[int, ...] = ()
+    # The decoder's own width per level, when it is wider than the encoder (empty: channels).
+    # The top of the rate curve is where the decoder runs out of capacity to turn more bits
+    # into detail; widening it there leaves the bits (and the entropy model) as they are.
+    decoder_channels: tuple[int, ...] = ()
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
     # half resolution are 2D so 1080p decoding stays affordable (DESIGN.md, speed table).
     conv3d: tuple[bool, ...] = (False, False, True, True)
@@ -70,6 +74,7 @@ class TokenizerConfig:
         object.__setattr__(self, "channels", _ints(self.channels))
         object.__setattr__(self, "res_blocks", _ints(self.res_blocks))
         object.__setattr__(self, "decoder_res_blocks", _ints(self.decoder_res_blocks))
+        object.__setattr__(self, "decoder_channels", _ints(self.decoder_channels))
         object.__setattr__(self, "conv3d", _bools(self.conv3d))
         object.__setattr__(self, "temporal_down", _bools(self.temporal_down))
         if self.token_bits == 0:
@@ -94,6 +99,11 @@ class TokenizerConfig:
     def decoder_blocks(self) -> tuple[int, ...]:
         """Residual blocks per level in the decoder."""
         return self.decoder_res_blocks or self.res_blocks
+
+    @property
+    def decoder_widths(self) -> tuple[int, ...]:
+        """Channels per level in the decoder."""
+        return self.decoder_channels or self.channels
 
     def validate(self) -> None:
         """Raise ValueError naming the allowed values."""
@@ -121,6 +131,12 @@ class TokenizerConfig:
             raise ValueError(
                 f"decoder_res_blocks={self.decoder_res_blocks}: allowed is empty (as res_blocks) or one "
                 f"non-negative count per level ({levels} levels)"
+            )
+        if self.decoder_channels and (len(self.decoder_channels) != levels
+                                      or any(c < 1 or c % self.norm_groups for c in self.decoder_channels)):
+            raise ValueError(
+                f"decoder_channels={self.decoder_channels}: allowed is empty (as channels) or one width per "
+                f"level ({levels} levels), each a positive multiple of norm_groups={self.norm_groups}"
             )
         if len(self.conv3d) != levels:
             raise ValueError(f"conv3d={self.conv3d}: allowed is one True/False per level ({levels} levels)")
@@ -163,10 +179,11 @@ class TokenizerConfig:
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
-        if not self.decoder_res_blocks:
-            # Absent unless used: a model saved before the field existed serializes (and so
-            # hashes) as it did.
-            del out["decoder_res_blocks"]
+        for key in ("decoder_res_blocks", "decoder_channels"):
+            if not out[key]:
+                # Absent unless used: a model saved before the field existed serializes (and
+                # so hashes) as it did.
+                del out[key]
         return out
 
     @classmethod

@@ -106,7 +106,7 @@ class Encoder(nn.Module):
 class Decoder(StreamStart, nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
-        ch, g, k = cfg.channels, cfg.norm_groups, cfg.bits
+        ch, g, k = cfg.decoder_widths, cfg.norm_groups, cfg.bits
         self.conv_in = CausalConv3d(k, ch[-1], _kernel(cfg.conv3d[-1]))
         self.mid = nn.ModuleList(
             ResBlock(ch[-1], ch[-1], temporal=cfg.conv3d[-1], groups=g, cond_channels=k)

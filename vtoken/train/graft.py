@@ -6,7 +6,9 @@ prefix renames such as "encoder.blocks.2." <- "encoder.blocks.1.") takes its wei
 kind of shape change is bridged: more bit-planes (K). A tensor whose K-sized axis grew keeps
 the source values in the first K entries; new *inputs* (axis 1: the decoder reading planes
 it never saw) start at zero, so the grafted model first behaves as the source on the old
-planes, and new *outputs* (axis 0: the encoder's new planes) keep their random init."""
+planes, and new *outputs* (axis 0: the encoder's new planes) keep their random init. A wider
+decoder (`widen_from`: the source's decoder widths) is filled by widen.py so that it starts
+computing exactly what the source's decoder did."""
 
 from __future__ import annotations
 
@@ -33,14 +35,24 @@ def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
 
 @torch.no_grad()
 def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[tuple[str, str]] = (),
-          k_old: int = 0, k_new: int = 0, silent_new_blocks: bool = False) -> dict[str, list[str]]:
+          k_old: int = 0, k_new: int = 0, silent_new_blocks: bool = False,
+          widen_from: tuple[int, ...] | None = None) -> dict[str, list[str]]:
     """Copy what fits from `source` (a state dict) into `model`. `renames` are (new prefix,
     source prefix) pairs, first match wins. Returns {"copied": [...], "extended": [...],
     "fresh": [...]} (names in the new model) so a run can log what it started from; with
-    `silent_new_blocks` also "silenced": the entirely new residual blocks made identities."""
+    `silent_new_blocks` also "silenced": the entirely new residual blocks made identities;
+    with `widen_from` also "widened": the decoder tensors widened from the source's."""
     renames = list(renames)
     report: dict[str, list[str]] = {"copied": [], "extended": [], "fresh": []}
+    widened: set[str] = set()
+    if widen_from is not None and tuple(widen_from) != model.config.decoder_widths:
+        from .widen import widen_decoder
+
+        widened = set(widen_decoder(model, source, tuple(widen_from)))
+        report["widened"] = sorted(widened)
     for name, dst in model.state_dict().items():
+        if name in widened:
+            continue
         src = source.get(_source_name(name, renames))
         if src is None or not _fits(dst, src, k_old, k_new):
             report["fresh"].append(name)

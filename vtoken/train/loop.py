@@ -245,7 +245,8 @@ class Trainer:
 
                 renames = [tuple(pair) for pair in cfg.graft.get("renames", [])]
                 self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits,
-                                          silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)))
+                                          silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)),
+                                          widen_from=src.config.decoder_widths)
             else:
                 _load_into(model, src.state_dict(), f"init_from {cfg.init_from}")
         for half, spec in cfg.init_halves.items():

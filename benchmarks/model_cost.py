@@ -43,10 +43,12 @@ def conv_macs(module: nn.Module, run) -> int:
 
 def model_cost(model, frames: int, width: int, height: int) -> dict:
     video = torch.zeros(1, 3, frames, height, width)
-    bits = model.encode_bits(video)
     pixels = frames * width * height
-    # The decoder's AdaptiveGroupNorm convs run at latent resolution: counted as they run.
-    enc = conv_macs(model.encoder, lambda: model.encode(video))
+    z = []
+    enc = conv_macs(model.encoder, lambda: z.append(model.encode(video)))
+    bits = (z[0] >= 0).to(torch.uint8)
+    # The decoder's AdaptiveGroupNorm convs run at the latent's spatial size (at every frame
+    # in the per-frame levels): counted as they run.
     dec = conv_macs(model.decoder, lambda: model.decode_bits(bits))
     params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     return {"parameters": params(model), "encoder_parameters": params(model.encoder),

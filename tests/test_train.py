@@ -269,6 +269,30 @@ def test_graft_warm_start_freezes_grafted_weights(tmp_path):
     assert not torch.equal(after["encoder.conv_out.conv.weight"][6:], torch.zeros_like(after["encoder.conv_out.conv.weight"][6:]))
 
 
+def test_graft_widen_is_opt_in_and_runs_in_training(tmp_path):
+    """"widen": true starts a wider decoder from the source's (its tensors count as grafted:
+    fixed for freeze_steps); without it a wider decoder's mismatched tensors start fresh."""
+    from vtoken.models import Tokenizer, TokenizerConfig, save_model
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
+    (tmp_path / "zoo").mkdir()
+    path = save_model(src, tmp_path / "zoo", "src-model")
+    cfg = _config(2).to_dict()
+    cfg["model"] = {**TINY_MODEL, "decoder_channels": [16, 8, 16]}
+    cfg["init_from"] = str(path)
+    cfg["checkpoint_every"] = 0
+    name = "decoder.conv_out.conv.weight"
+    for widen in (True, False):
+        cfg["graft"] = {"renames": [], "freeze_steps": 2, "widen": widen}
+        train(TrainConfig.from_dict(cfg), tmp_path / f"run-{widen}", data_arrays=_arrays())
+        after = _params(tmp_path / f"run-{widen}")["model"][name]
+        # Widened and frozen: the two copies' shares of each old weight add up to it (16
+        # channels in 4 groups: group g holds old channels 2g, 2g+1, 2g, 2g+1).
+        shares = after.view(after.shape[0], 4, 2, 2, 1, 3, 3).sum(2).reshape(src.state_dict()[name].shape)
+        assert torch.allclose(shares, src.state_dict()[name], atol=1e-6) == widen
+
+
 def test_freeze_encoder_trains_the_decoder_alone(tmp_path):
     """freeze ["encoder"]: the encoder (so every coded bit) stays exactly the source's, the
     decoder learns, and the EMA copy of the encoder is the source too."""
@@ -352,20 +376,25 @@ def test_widened_decoder_starts_exact_and_its_copies_can_diverge():
     from vtoken.train.widen import channel_map
 
     torch.manual_seed(0)
-    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL)).eval()
+    narrow = {**TINY_MODEL, "res_blocks": [1, 1, 1], "mid_blocks": 1}
+    src = Tokenizer(TokenizerConfig.from_dict(narrow)).eval()
     with torch.no_grad():  # a trained-looking decoder: the modulation convs start at zero
         for p in src.decoder.parameters():
             p.add_(torch.randn_like(p) * 0.2)
-    wide = Tokenizer(TokenizerConfig.from_dict({**TINY_MODEL, "decoder_channels": [16, 8, 32]})).eval()
-    report = graft(wide, src.state_dict(), widen_from=src.config.decoder_widths)
-    assert report["fresh"] == [] and "decoder.conv_out.conv.weight" in report["widened"]
+    # Levels 0 and 2 widened (every kind of decoder tensor), level 1 kept.
+    wide = Tokenizer(TokenizerConfig.from_dict({**narrow, "decoder_channels": [16, 8, 32]})).eval()
+    report = graft(wide, src.state_dict(), widen_from=src.config)
+    assert report["fresh"] == []
+    assert {"decoder.conv_in.conv.weight", "decoder.mid.0.norm1.to_scale_shift.weight", "decoder.blocks.2.0.conv1.conv.weight",
+            "decoder.ups.0.conv.conv.weight", "decoder.conv_out.conv.weight"} <= set(report["widened"])
     video = torch.rand(1, 3, 5, 16, 16) * 2 - 1
     with torch.no_grad():
         bits = src.encode_bits(video)
         assert torch.equal(wide.encode_bits(video), bits)
-        want = src.decode_bits(bits, planes=4)
-        assert want.abs().max() > 0.1
-        assert torch.allclose(wide.decode_bits(bits, planes=4), want, atol=1e-5)
+        q = (bits.float() * 2 - 1) * (torch.arange(6) < 4).view(1, 6, 1, 1, 1)  # 4 planes kept
+        want = src.decoder(q)  # unclamped: a clamp could hide a difference
+        assert want.abs().max() > 0.5
+        assert torch.allclose(wide.decoder(q), want, atol=1e-5)
     # Channel 0 and its copy at level 0 (16 channels in 4 groups: copy = channel 2).
     assert channel_map(8, 16, 4).tolist() == [0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7]
     w = wide.decoder.ups[1].conv.conv.weight  # writes level 0: 8 rows a channel (2x time, 2x2 space)
@@ -374,6 +403,12 @@ def test_widened_decoder_starts_exact_and_its_copies_can_diverge():
     assert not torch.allclose(w.grad[0:8], w.grad[16:24])
     with pytest.raises(ValueError, match="whole multiple of the old"):
         channel_map(8, 12, 4)
+    with pytest.raises(ValueError, match="only the widths may change"):
+        graft(Tokenizer(TokenizerConfig.from_dict({**narrow, "norm_groups": 8, "decoder_channels": [16, 8, 32]})),
+              src.state_dict(), widen_from=src.config)
+    with pytest.raises(ValueError, match="grow the planes"):
+        graft(Tokenizer(TokenizerConfig.from_dict({**narrow, "bits": 8, "decoder_channels": [16, 8, 32]})),
+              src.state_dict(), k_old=6, k_new=8, widen_from=src.config)
 
 
 def test_distributed_world_size_one(monkeypatch):

@@ -40,14 +40,15 @@ class TokenizerConfig:
     # most MAX_TOKEN_BITS). A codec model may code more planes than a token needs: the rest
     # refine the picture.
     token_bits: int = 0
-    channels: tuple[int, ...] = (32, 64, 192, 256)  # width per level (full, 1/2, 1/4, 1/8)
+    # Width per level (full, 1/2, 1/4, 1/8): the encoder's, and the decoder's unless
+    # decoder_channels says otherwise.
+    channels: tuple[int, ...] = (32, 64, 192, 256)
     res_blocks: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per level (encoder and decoder)
     # The decoder's own residual blocks per level, when it is deeper than the encoder (empty:
     # res_blocks). Decoding is where a codec can spend capacity: the encoder's bits stay put.
     decoder_res_blocks: tuple[int, ...] = ()
-    # The decoder's own width per level, when it is wider than the encoder (empty: channels).
-    # The top of the rate curve is where the decoder runs out of capacity to turn more bits
-    # into detail; widening it there leaves the bits (and the entropy model) as they are.
+    # The decoder's own width per level (empty: channels). A wider decoder buys quality at
+    # the top of the rate curve and leaves the bits, and so the entropy model, as they are.
     decoder_channels: tuple[int, ...] = ()
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
     # half resolution are 2D so 1080p decoding stays affordable (DESIGN.md, speed table).

@@ -36,19 +36,23 @@ def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
 @torch.no_grad()
 def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[tuple[str, str]] = (),
           k_old: int = 0, k_new: int = 0, silent_new_blocks: bool = False,
-          widen_from: tuple[int, ...] | None = None) -> dict[str, list[str]]:
+          widen_from=None) -> dict[str, list[str]]:
     """Copy what fits from `source` (a state dict) into `model`. `renames` are (new prefix,
     source prefix) pairs, first match wins. Returns {"copied": [...], "extended": [...],
     "fresh": [...]} (names in the new model) so a run can log what it started from; with
     `silent_new_blocks` also "silenced": the entirely new residual blocks made identities;
-    with `widen_from` also "widened": the decoder tensors widened from the source's."""
+    with `widen_from` (the source's TokenizerConfig) also "widened": the decoder tensors
+    widened from the source's narrower decoder."""
     renames = list(renames)
     report: dict[str, list[str]] = {"copied": [], "extended": [], "fresh": []}
     widened: set[str] = set()
-    if widen_from is not None and tuple(widen_from) != model.config.decoder_widths:
+    if widen_from is not None:
         from .widen import widen_decoder
 
-        widened = set(widen_decoder(model, source, tuple(widen_from)))
+        if k_old != k_new:
+            raise ValueError(f"cannot widen the decoder and grow the planes ({k_old} -> {k_new}) in one graft; "
+                             "do one, export, then the other")
+        widened = set(widen_decoder(model, source, widen_from, lambda name: _source_name(name, renames)))
         report["widened"] = sorted(widened)
     for name, dst in model.state_dict().items():
         if name in widened:

@@ -74,9 +74,9 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
     init_from: str | None = None  # a shipped model (path or name) to start from
     # Warm start across an architecture change (graft.py): {"renames": [[new prefix, source
-    # prefix], ...], "freeze_steps": N, "silent_new_blocks": true}: the grafted weights stay
-    # fixed for N steps while the new layers learn to fit around them; new residual blocks may
-    # start as identities.
+    # prefix], ...], "freeze_steps": N, "silent_new_blocks": true, "widen": true}: the grafted
+    # weights stay fixed for N steps while the new layers learn to fit around them; new
+    # residual blocks may start as identities; a wider decoder may start as the source's.
     graft: dict[str, Any] | None = None
     # Halves of the tokenizer that stay fixed for the whole run (["encoder"]: train the decoder
     # alone). A frozen encoder keeps every bit, so the shipped entropy prior and predictor still
@@ -103,7 +103,7 @@ class TrainConfig:
         if cfg.graft is not None:
             if not cfg.init_from:
                 raise UsageError("graft needs init_from: the shipped model (name or path) to graft from")
-            allowed = ["freeze_steps", "renames", "silent_new_blocks"]
+            allowed = ["freeze_steps", "renames", "silent_new_blocks", "widen"]
             unknown = sorted(set(cfg.graft) - set(allowed))
             if unknown:
                 raise UsageError(f"unknown graft fields {unknown}; allowed: {allowed}")
@@ -246,7 +246,7 @@ class Trainer:
                 renames = [tuple(pair) for pair in cfg.graft.get("renames", [])]
                 self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits,
                                           silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)),
-                                          widen_from=src.config.decoder_widths)
+                                          widen_from=src.config if cfg.graft.get("widen") else None)
             else:
                 _load_into(model, src.state_dict(), f"init_from {cfg.init_from}")
         for half, spec in cfg.init_halves.items():
@@ -255,7 +255,7 @@ class Trainer:
             getattr(model, half).requires_grad_(False)
         self.model = model.to(self.device)
         # Grafted parameters stay fixed for the first freeze_steps updates (graft.py).
-        kept = set(self.graft_report["copied"]) | set(self.graft_report["extended"])
+        kept = {name for key in ("copied", "extended", "widened") for name in self.graft_report.get(key, [])}
         self.grafted = [p for name, p in self.model.named_parameters() if name in kept]
         self.freeze_steps = int(cfg.graft.get("freeze_steps", 0)) if cfg.graft else 0
         self.mem_format = torch.channels_last_3d if cfg.channels_last and self.device.type == "cuda" else None

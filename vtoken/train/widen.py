@@ -15,6 +15,7 @@ them, stay as they were."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import torch
 from torch import nn
@@ -50,26 +51,31 @@ def _expand(mapping: torch.Tensor, group: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def widen_decoder(model: nn.Module, source: dict[str, torch.Tensor], old_widths: tuple[int, ...],
-                  seed: int = 0) -> list[str]:
-    """Fill the decoder tensors of `model` (decoder_widths a multiple of `old_widths` at every
-    level) from the narrower decoder in `source` (a state dict); returns the names filled.
-    Tensors whose shape did not change are left to the caller."""
+def widen_decoder(model: nn.Module, source: dict[str, torch.Tensor], source_config,
+                  source_name: Callable[[str], str] = lambda name: name, seed: int = 0) -> list[str]:
+    """Fill the decoder tensors of `model` from the narrower decoder in `source` (a state dict
+    of a model built from `source_config`; `source_name` maps a name of `model` to its name
+    there); returns the names filled. Tensors whose shape did not change are left to the
+    caller. Every level's width must be a whole multiple of the source's, with the same
+    GroupNorm groups: otherwise the result would not compute what the source did."""
     cfg = model.config
-    new_widths, levels, groups = cfg.decoder_widths, cfg.levels, cfg.norm_groups
-    if len(old_widths) != levels:
-        raise ValueError(f"cannot widen a {len(old_widths)}-level decoder into a {levels}-level one")
+    old_widths, new_widths, levels, groups = source_config.decoder_widths, cfg.decoder_widths, cfg.levels, cfg.norm_groups
+    if len(old_widths) != levels or source_config.norm_groups != groups:
+        raise ValueError(f"cannot widen a {len(old_widths)}-level decoder in {source_config.norm_groups} groups "
+                         f"into a {levels}-level one in {groups}: only the widths may change")
     maps = [channel_map(o, n, groups) for o, n in zip(old_widths, new_widths)]
     gen = torch.Generator().manual_seed(seed)
 
-    def level_of_block(j: str | None) -> int:
+    def level(j: str | None) -> int:
+        """The level of decoder.blocks[j] / ups[j] (mid blocks: the deepest)."""
         return levels - 1 if j is None else levels - 1 - int(j)
 
     filled = []
     for name, dst in model.state_dict().items():
-        if not name.startswith("decoder.") or name not in source or source[name].shape == dst.shape:
+        old = source.get(source_name(name))
+        if not name.startswith("decoder.") or old is None or old.shape == dst.shape:
             continue
-        src = source[name].to(torch.float64)
+        src = old.to(torch.float64)
         out_map = in_map = None  # channel maps of axis 0 and axis 1
         if name.startswith("decoder.conv_in."):
             out_map = maps[-1]
@@ -79,16 +85,15 @@ def widen_decoder(model: nn.Module, source: dict[str, torch.Tensor], old_widths:
             m = maps[0]
             out_map = torch.cat([m, m + old_widths[0]])  # [scale | shift]
         elif (hit := _BLOCK.match(name)) is not None:
-            level = level_of_block(hit.group(1))
-            m = maps[level]
+            m = maps[level(hit.group(1))]
             if hit.group(2).startswith("norm"):
-                out_map = torch.cat([m, m + old_widths[level]])  # [scale | shift]
+                out_map = torch.cat([m, m + old_widths[level(hit.group(1))]])  # [scale | shift]
             else:
                 out_map, in_map = m, m
         elif (hit := _UP.match(name)) is not None:
-            level = level_of_block(hit.group(1))  # ups[j] reads level L-1-j, writes the one above
-            out_map = _expand(maps[level - 1], dst.shape[0] // len(maps[level - 1]))
-            in_map = maps[level]
+            i = level(hit.group(1))  # ups[j] reads level L-1-j, writes the one above
+            out_map = _expand(maps[i - 1], dst.shape[0] // len(maps[i - 1]))
+            in_map = maps[i]
         else:
             raise ValueError(f"widen_decoder: do not know how to widen {name} {tuple(src.shape)} -> {tuple(dst.shape)}")
         if out_map is not None:

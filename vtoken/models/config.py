@@ -47,8 +47,8 @@ class TokenizerConfig:
     # The decoder's own residual blocks per level, when it is deeper than the encoder (empty:
     # res_blocks). Decoding is where a codec can spend capacity: the encoder's bits stay put.
     decoder_res_blocks: tuple[int, ...] = ()
-    # The decoder's own width per level (empty: channels). A wider decoder buys quality at
-    # the top of the rate curve and leaves the bits, and so the entropy model, as they are.
+    # The decoder's own width per level (empty: channels). Capacity spent where the picture is
+    # made, leaving the bits, and so the entropy model, as they are.
     decoder_channels: tuple[int, ...] = ()
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
     # half resolution are 2D so 1080p decoding stays affordable (DESIGN.md, speed table).

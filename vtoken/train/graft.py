@@ -7,8 +7,8 @@ kind of shape change is bridged: more bit-planes (K). A tensor whose K-sized axi
 the source values in the first K entries; new *inputs* (axis 1: the decoder reading planes
 it never saw) start at zero, so the grafted model first behaves as the source on the old
 planes, and new *outputs* (axis 0: the encoder's new planes) keep their random init. A wider
-decoder (`widen_from`: the source's decoder widths) is filled by widen.py so that it starts
-computing exactly what the source's decoder did."""
+decoder (`widen_from`: the source's config; a run's graft `"widen": true`) is filled by
+widen.py so that it starts computing exactly what the source's decoder did."""
 
 from __future__ import annotations
 

@@ -12,10 +12,13 @@ widen.py so that it starts computing exactly what the source's decoder did."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from vtoken.models.config import TokenizerConfig
 
 
 def _source_name(name: str, renames: Iterable[tuple[str, str]]) -> str:
@@ -36,7 +39,7 @@ def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
 @torch.no_grad()
 def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[tuple[str, str]] = (),
           k_old: int = 0, k_new: int = 0, silent_new_blocks: bool = False,
-          widen_from=None) -> dict[str, list[str]]:
+          widen_from: TokenizerConfig | None = None) -> dict[str, list[str]]:
     """Copy what fits from `source` (a state dict) into `model`. `renames` are (new prefix,
     source prefix) pairs, first match wins. Returns {"copied": [...], "extended": [...],
     "fresh": [...]} (names in the new model) so a run can log what it started from; with

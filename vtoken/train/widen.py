@@ -35,13 +35,18 @@ def channel_map(old: int, new: int, groups: int) -> torch.Tensor:
     return (n // g_new) * g_old + (n % g_new) % g_old
 
 
-def _shares(shape: tuple[int, ...], mapping: torch.Tensor, axis: int, gen: torch.Generator) -> torch.Tensor:
-    """Random positive weights along `axis` that sum to one over the copies of each old
-    channel (mapping[n] = old channel of new channel n)."""
+def _shares(shape: tuple[int, ...], mapping: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random positive weights along axis 1 (a conv's inputs) that sum to one over the copies
+    of each old channel (mapping[n] = old channel of new channel n)."""
     u = 0.5 + torch.rand(shape, generator=gen, dtype=torch.float64)
-    totals = torch.zeros(shape[:axis] + (int(mapping.max()) + 1,) + shape[axis + 1:], dtype=torch.float64)
-    totals.index_add_(axis, mapping, u)
-    return u / totals.index_select(axis, mapping)
+    totals = torch.zeros((shape[0], int(mapping.max()) + 1) + shape[2:], dtype=torch.float64)
+    totals.index_add_(1, mapping, u)
+    return u / totals.index_select(1, mapping)
+
+
+def _scale_shift(mapping: torch.Tensor, old_width: int) -> torch.Tensor:
+    """The map of an AdaptiveGroupNorm's modulation conv, whose outputs are [scale | shift]."""
+    return torch.cat([mapping, mapping + old_width])
 
 
 def _expand(mapping: torch.Tensor, group: int) -> torch.Tensor:
@@ -82,14 +87,13 @@ def widen_decoder(model: nn.Module, source: dict[str, torch.Tensor], source_conf
         elif name.startswith("decoder.conv_out."):
             in_map = maps[0]
         elif name.startswith("decoder.norm_out.to_scale_shift."):
-            m = maps[0]
-            out_map = torch.cat([m, m + old_widths[0]])  # [scale | shift]
+            out_map = _scale_shift(maps[0], old_widths[0])
         elif (hit := _BLOCK.match(name)) is not None:
-            m = maps[level(hit.group(1))]
+            i = level(hit.group(1))
             if hit.group(2).startswith("norm"):
-                out_map = torch.cat([m, m + old_widths[level(hit.group(1))]])  # [scale | shift]
+                out_map = _scale_shift(maps[i], old_widths[i])
             else:
-                out_map, in_map = m, m
+                out_map = in_map = maps[i]
         elif (hit := _UP.match(name)) is not None:
             i = level(hit.group(1))  # ups[j] reads level L-1-j, writes the one above
             out_map = _expand(maps[i - 1], dst.shape[0] // len(maps[i - 1]))
@@ -100,7 +104,7 @@ def widen_decoder(model: nn.Module, source: dict[str, torch.Tensor], source_conf
             src = src.index_select(0, out_map)
         if in_map is not None and src.ndim > 1:
             src = src.index_select(1, in_map)
-            src = src * _shares(tuple(src.shape), in_map, 1, gen)
+            src = src * _shares(tuple(src.shape), in_map, gen)
         if tuple(src.shape) != tuple(dst.shape):
             raise ValueError(f"widen_decoder: {name} came out {tuple(src.shape)}, expected {tuple(dst.shape)}")
         dst.copy_(src.to(dst.dtype))

@@ -2,6 +2,11 @@
 PSNR (RGB) and LPIPS of the first `frames` frames of each clip, scaled to a fixed size,
 with the raw bits per pixel K' T' H' W' / (T H W) of the kept planes.
 
+Each plane count also gets `by_phase`: the same metrics averaged by a frame's place in its
+latent frame. The first frame is coded alone ("key"); after it, every latent frame stands
+for `temporal_factor` frames, phases 1..tf in display order. A model that smears motion
+inside a latent frame shows it here as a gap between the phases, which the clip mean hides.
+
 This is the model card's quick table and the check between training runs; the codec
 benchmark (vtoken bench) measures real files against x265/vvenc."""
 
@@ -39,6 +44,20 @@ def read_clip(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
     return np.stack(out)
 
 
+def frame_phases(frames: int, temporal_factor: int) -> list[str]:
+    """The phase of each frame: "key" for frame 0, then "1".."tf" within each latent frame."""
+    return ["key"] + [str((i - 1) % temporal_factor + 1) for i in range(1, frames)]
+
+
+def _means(psnr: np.ndarray, lpips: np.ndarray, phases: list[str]) -> dict[str, dict[str, float]]:
+    out = {}
+    for ph in dict.fromkeys(phases):
+        sel = np.array([q == ph for q in phases])
+        out[ph] = {"psnr": round(float(psnr[sel].mean()), 3), "lpips": round(float(lpips[sel].mean()), 4),
+                   "frames": int(sel.sum())}
+    return out
+
+
 def clips_in(path: str | os.PathLike) -> list[Path]:
     p = Path(path)
     if p.is_file():
@@ -52,7 +71,7 @@ def clips_in(path: str | os.PathLike) -> list[Path]:
 @torch.no_grad()
 def evaluate_model(model_spec, videos: str | os.PathLike, planes: list[int], *, frames: int = 17,
                    size: tuple[int, int] = (640, 360), device: str = "cpu", model=None) -> dict[str, Any]:
-    """{"clips": {name: {planes: {psnr, lpips, bpp_raw}}}, "mean": {planes: {...}}}."""
+    """{"clips": {name: {planes: {psnr, lpips, bpp_raw, by_phase}}}, "mean": {planes: {...}}}."""
     from vtoken.metrics.lpips import get_lpips, lpips_frames
     from vtoken.metrics.psnr import psnr_rgb
 
@@ -70,20 +89,28 @@ def evaluate_model(model_spec, videos: str | os.PathLike, planes: list[int], *, 
         video = torch.from_numpy(ref).to(device).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
         bits = model.encode_bits(video)
         _, t_, h_, w_ = bits.shape[1:]
+        phases = frame_phases(len(ref), model.temporal_factor)
         rows = {}
         for k in planes:
             rec = model.decode_bits(bits, planes=k)[0]
             dist = ((rec.permute(1, 2, 3, 0).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+            psnr = np.asarray(psnr_rgb(ref, dist), dtype=np.float64)
+            lpips = np.asarray(lpips_frames(ref, dist, device, model=lp), dtype=np.float64)
             rows[str(k)] = {
-                "psnr": round(float(np.mean(psnr_rgb(ref, dist))), 3),
-                "lpips": round(float(np.mean(lpips_frames(ref, dist, device, model=lp))), 4),
+                "psnr": round(float(psnr.mean()), 3),
+                "lpips": round(float(lpips.mean()), 4),
                 "bpp_raw": round(k * t_ * h_ * w_ / (frames * size[0] * size[1]), 5),
+                "by_phase": _means(psnr, lpips, phases),
             }
         per_clip[clip.name] = rows
-    mean = {
-        str(k): {m: round(float(np.mean([per_clip[c][str(k)][m] for c in per_clip])), 5) for m in ("psnr", "lpips", "bpp_raw")}
-        for k in planes
-    }
+    mean = {}
+    for k in planes:
+        r = [per_clip[c][str(k)] for c in per_clip]
+        mean[str(k)] = {m: round(float(np.mean([x[m] for x in r])), 5) for m in ("psnr", "lpips", "bpp_raw")}
+        mean[str(k)]["by_phase"] = {
+            ph: {m: round(float(np.mean([x["by_phase"][ph][m] for x in r])), 4) for m in ("psnr", "lpips")}
+            for ph in r[0]["by_phase"]
+        }
     ident = getattr(model, "identity", None)
     return {
         "model": ident.short if ident is not None else None,

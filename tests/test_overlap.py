@@ -151,3 +151,36 @@ def test_bf16_streams_decode_like_fp32_ones(tmp_path, tiny_model_json):
     diff = np.abs(ref.astype(np.int16) - low)
     assert ref.shape == low.shape
     assert diff.mean() < 1.0 and diff.max() <= 8  # bf16 rounding only, not a different picture
+
+
+def test_an_interrupt_while_the_worker_starts_leaves_no_worker_inside_the_upstream(monkeypatch):
+    """Ctrl-C can land inside Thread.start() (the signal handler runs in the main thread
+    wherever it is). The worker must then end without touching its iterable, so the caller's
+    cleanup can close that iterable (not 'generator already executing', which replaced the
+    interrupt and exited 1) and no thread is left reading from a file the caller frees."""
+    produced = []
+
+    def produce():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    real_start = threading.Thread.start
+
+    def start_then_interrupt(self):
+        real_start(self)
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt  # as the handler would, right after the OS thread exists
+
+    inner = ahead(produce(), name="test-inner")  # iterated by the outer stage's worker
+    outer = ahead(inner, name="test-outer")
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        next(outer)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    for t in threading.enumerate():
+        if t.name in ("test-inner", "test-outer"):
+            t.join(5)
+    assert not any(t.name in ("test-inner", "test-outer") for t in threading.enumerate())
+    inner.close()  # what encode_chunks' finally does after an interrupt
+    assert produced == []

@@ -35,6 +35,8 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
         return
     items: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    decided = threading.Event()
+    verdict = {"run": False}
 
     def put(item) -> bool:
         # Wait for room, but give up once the consumer has gone.
@@ -47,6 +49,12 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
         return False
 
     def work() -> None:
+        # Touch nothing until the consumer knows this thread exists: an interrupt inside
+        # start() would otherwise leave a worker no one stops or joins, still inside
+        # `iterable` when the caller closes it.
+        decided.wait()
+        if not verdict["run"]:
+            return
         it = iter(iterable)
         try:
             for item in it:
@@ -61,8 +69,10 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
                 close()  # a generator's cleanup (e.g. closing its video file) runs here
 
     worker = threading.Thread(target=work, name=name, daemon=True)
-    worker.start()
     try:
+        worker.start()
+        verdict["run"] = True  # only once start() has returned: the thread exists to be joined
+        decided.set()
         while True:
             item = items.get()
             if item is _DONE:
@@ -72,4 +82,6 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
             yield item
     finally:
         stop.set()
-        worker.join()
+        decided.set()  # a worker started but not told to run leaves without touching anything
+        if verdict["run"]:
+            worker.join()

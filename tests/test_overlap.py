@@ -155,9 +155,10 @@ def test_bf16_streams_decode_like_fp32_ones(tmp_path, tiny_model_json):
 
 def test_an_interrupt_while_the_worker_starts_leaves_no_worker_inside_the_upstream(monkeypatch):
     """Ctrl-C can land inside Thread.start() (the signal handler runs in the main thread
-    wherever it is). The worker must then end without touching its iterable, so the caller's
-    cleanup can close that iterable (not 'generator already executing', which replaced the
-    interrupt and exited 1) and no thread is left reading from a file the caller frees."""
+    wherever it is). The worker must then end without touching its iterable: before the fix
+    it ran on unjoined, inside the upstream iterator, so the caller's cleanup could meet
+    'generator already executing' (an interrupt turned into exit 1) or a thread still reading
+    from a file the caller frees."""
     produced = []
 
     def produce():
@@ -180,7 +181,37 @@ def test_an_interrupt_while_the_worker_starts_leaves_no_worker_inside_the_upstre
     monkeypatch.setattr(threading.Thread, "start", real_start)
     for t in threading.enumerate():
         if t.name in ("test-inner", "test-outer"):
-            t.join(5)
+            t.join(2)
     assert not any(t.name in ("test-inner", "test-outer") for t in threading.enumerate())
     inner.close()  # what encode_chunks' finally does after an interrupt
     assert produced == []
+
+
+def test_an_interrupt_during_the_join_still_waits_for_the_worker(monkeypatch):
+    """The first Ctrl-C can also land while the consumer joins its worker on an early
+    close; the worker must be gone before the interrupt goes on up."""
+    release = threading.Event()
+
+    def produce():
+        yield 0
+        release.wait(5)  # a slow item (a model pass) the worker is inside when the consumer leaves
+        yield 1
+
+    real_join = threading.Thread.join
+    calls = []
+
+    def join_interrupted_once(self, timeout=None):
+        if self.name == "test-slow" and not calls:
+            calls.append(1)
+            release.set()
+            raise KeyboardInterrupt
+        return real_join(self, timeout)
+
+    gen = ahead(produce(), name="test-slow")
+    assert next(gen) == 0
+    monkeypatch.setattr(threading.Thread, "join", join_interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        gen.close()
+    monkeypatch.setattr(threading.Thread, "join", real_join)
+    assert calls == [1]
+    assert not any(t.name == "test-slow" for t in threading.enumerate())

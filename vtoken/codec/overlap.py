@@ -53,7 +53,7 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
         # start() would otherwise leave a worker no one stops or joins, still inside
         # `iterable` when the caller closes it.
         decided.wait()
-        if not verdict["run"]:
+        if not verdict["run"] or stop.is_set():
             return
         it = iter(iterable)
         try:
@@ -81,7 +81,23 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
                 raise item.exc
             yield item
     finally:
+        decided.set()  # first: a worker started but not told to run leaves without touching anything
         stop.set()
-        decided.set()  # a worker started but not told to run leaves without touching anything
         if verdict["run"]:
+            _join(worker)
+
+
+def _join(worker: threading.Thread) -> None:
+    """Join `worker` even through an interrupt (the handler raises wherever the main thread
+    is, join included): the worker may be inside the upstream iterator, which the caller
+    closes or frees next. With `stop` set the wait is at most one item; the interrupt is
+    raised once the worker has gone."""
+    pending: BaseException | None = None
+    while True:
+        try:
             worker.join()
+            break
+        except KeyboardInterrupt as exc:
+            pending = exc
+    if pending is not None:
+        raise pending

@@ -53,10 +53,12 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
         # start() would otherwise leave a worker no one stops or joins, still inside
         # `iterable` when the caller closes it.
         decided.wait()
-        if not verdict["run"] or stop.is_set():
+        if not verdict["run"]:
             return
         it = iter(iterable)
         try:
+            if stop.is_set():  # the consumer left before this began: take no item, only close
+                return
             for item in it:
                 if not put(item):
                     return

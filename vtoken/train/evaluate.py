@@ -49,7 +49,7 @@ def frame_phases(frames: int, temporal_factor: int) -> list[str]:
     return ["key"] + [str((i - 1) % temporal_factor + 1) for i in range(1, frames)]
 
 
-def _means(psnr: np.ndarray, lpips: np.ndarray, phases: list[str]) -> dict[str, dict[str, float]]:
+def _phase_means(psnr: np.ndarray, lpips: np.ndarray, phases: list[str]) -> dict[str, dict[str, float]]:
     out = {}
     for ph in dict.fromkeys(phases):
         sel = np.array([q == ph for q in phases])
@@ -100,7 +100,7 @@ def evaluate_model(model_spec, videos: str | os.PathLike, planes: list[int], *, 
                 "psnr": round(float(psnr.mean()), 3),
                 "lpips": round(float(lpips.mean()), 4),
                 "bpp_raw": round(k * t_ * h_ * w_ / (frames * size[0] * size[1]), 5),
-                "by_phase": _means(psnr, lpips, phases),
+                "by_phase": _phase_means(psnr, lpips, phases),
             }
         per_clip[clip.name] = rows
     mean = {}

@@ -15,7 +15,7 @@ import torch
 from vtoken.errors import UsageError
 from vtoken.train import checkpoint as ckpt
 from vtoken.train.data import ClipCache, ClipSampler, DataConfig, _frame_indices, refuse_eval_path
-from vtoken.train.losses import LossConfig, frame_window, sample_planes
+from vtoken.train.losses import LossConfig, TokenizerLoss, frame_weights, frame_window, sample_planes
 from vtoken.train.loop import OptimConfig, TrainConfig, setup_distributed, train
 
 TINY_MODEL = {"bits": 6, "channels": [8, 8, 16], "res_blocks": [0, 1, 0], "conv3d": [False, True, True],
@@ -87,6 +87,68 @@ def test_plane_dropout_sampling():
     assert k.min() >= 2 and k.max() == 6
     assert 0.5 < (k == 6).float().mean() < 0.7  # 0.5 + 0.5 / 5
     assert sample_planes(4, 6, LossConfig(plane_dropout=False), torch.Generator(), "cpu") is None
+
+
+def test_frame_weights_favour_the_worst_frames_and_keep_the_scale():
+    err = torch.tensor([[0.1, 0.3, 0.2, 0.2], [0.5, 0.5, 0.5, 0.5]])
+    assert frame_weights(err, 0.0) is None
+    w = frame_weights(err, 1.0)
+    assert torch.allclose(w.mean(dim=1), torch.ones(2))
+    assert torch.allclose(w[0], torch.tensor([0.5, 1.5, 1.0, 1.0]))
+    assert torch.allclose(w[1], torch.ones(4))          # a clip with even errors is left alone
+    assert w[0, 1] < frame_weights(err, 2.0)[0, 1]      # a higher focus pulls harder
+
+
+def test_frame_focus_moves_gradient_to_the_worst_frame():
+    """Frame 1 is reconstructed 3x worse than frame 0: with frame_focus 1 its L1 gradient is 3x
+    frame 0's per pixel (1x without), while the logged l1 stays the unweighted mean."""
+    from vtoken.models.lfq import LFQLosses
+    from vtoken.models.tokenizer import TokenizerOutput
+
+    video = torch.zeros(1, 3, 2, 4, 4)
+    zero = torch.zeros(())
+
+    def grads(focus):
+        recon = torch.cat([torch.full((1, 3, 1, 4, 4), 0.1), torch.full((1, 3, 1, 4, 4), 0.3)], dim=2)
+        recon.requires_grad_(True)
+        out = TokenizerOutput(reconstruction=recon, z=zero, quantized=zero, indices=zero,
+                              losses=LFQLosses(zero, zero, zero, zero, zero))
+        loss = TokenizerLoss(LossConfig(perceptual=0.0, commitment=0.0, entropy=0.0, frame_focus=focus))
+        total, terms = loss(video, out, 0, torch.Generator())
+        total.backward()
+        assert terms["l1"].item() == pytest.approx(0.2)
+        return recon.grad[0, 0, 0, 0, 0].item(), recon.grad[0, 0, 1, 0, 0].item()
+
+    g0, g1 = grads(0.0)
+    assert g1 == pytest.approx(g0)
+    g0, g1 = grads(1.0)
+    assert g1 == pytest.approx(3 * g0)
+
+
+def test_frame_focus_weights_lpips_frame_by_frame_of_each_clip():
+    """Two clips of three frames, each with its own worst frame: the LPIPS part of the total is
+    the per-frame LPIPS times that clip's frame weights (the frames of clip b are not clip a's)."""
+    from vtoken.metrics.lpips import get_lpips
+    from vtoken.models.lfq import LFQLosses
+    from vtoken.models.tokenizer import TokenizerOutput
+
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(2, 3, 3, 32, 32, generator=g) * 2 - 1
+    noise = torch.zeros(2, 1, 3, 1, 1)
+    noise[0, 0, 1], noise[1, 0, 2] = 0.5, 0.5       # clip 0: frame 1 worst; clip 1: frame 2
+    recon = video + (0.05 + noise) * torch.randn(video.shape, generator=g)
+    zero = torch.zeros(())
+    out = TokenizerOutput(reconstruction=recon, z=zero, quantized=zero, indices=zero,
+                          losses=LFQLosses(zero, zero, zero, zero, zero))
+    cfg = LossConfig(l1=0.0, perceptual=1.0, commitment=0.0, entropy=0.0, frame_focus=1.0)
+    total, terms = TokenizerLoss(cfg)(video, out, 0, torch.Generator())
+    per_frame = get_lpips("cpu")(recon.transpose(1, 2).reshape(6, 3, 32, 32),
+                                 video.transpose(1, 2).reshape(6, 3, 32, 32)).reshape(2, 3)
+    w = frame_weights((recon - video).abs().mean(dim=(1, 3, 4)), 1.0)
+    assert w[0].argmax() == 1 and w[1].argmax() == 2
+    assert terms["lpips"].item() == pytest.approx(per_frame.mean().item(), rel=1e-5)
+    assert total.item() == pytest.approx((per_frame * w).mean().item(), rel=1e-5)
+    assert total.item() > terms["lpips"].item()       # the worst frames are the heavier ones
 
 
 def test_lr_schedule_warmup_and_cosine():

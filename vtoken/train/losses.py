@@ -30,6 +30,10 @@ class LossConfig:
     l2: float = 0.0
     perceptual: float = 0.1
     perceptual_frames: int = 0  # LPIPS on this many random frames per clip (0 = all frames)
+    # Weight each frame's L1 and LPIPS by (its L1 / its clip's mean L1) ** frame_focus, detached
+    # and renormalised to mean 1 per clip: frames the model reconstructs worst within a clip
+    # pull harder (with fast motion, the first frame of each latent frame). 0 = all alike.
+    frame_focus: float = 0.0
     commitment: float = 0.25
     entropy: float = 0.1
     # Entropy weight annealed linearly from `entropy` to `entropy * entropy_final_ratio`
@@ -97,6 +101,15 @@ def load_lpips(device) -> nn.Module:
         ) from exc
     model.eval().requires_grad_(False)
     return model.to(device)
+
+
+def frame_weights(frame_error: torch.Tensor, focus: float) -> torch.Tensor | None:
+    """[B, T] per-frame errors -> [B, T] weights (error / clip mean) ** focus, mean 1 per clip;
+    None when focus is 0 (every frame weighs 1)."""
+    if focus == 0:
+        return None
+    w = (frame_error / frame_error.mean(dim=1, keepdim=True).clamp_min(1e-8)).clamp_min(1e-8) ** focus
+    return w / w.mean(dim=1, keepdim=True)
 
 
 def fold_frames(video: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -194,8 +207,10 @@ class TokenizerLoss(nn.Module):
             terms: dict[str, torch.Tensor] = {}
             total = x.new_zeros(())
             diff = y - x
-            terms["l1"] = diff.abs().mean()
-            total = total + c.l1 * terms["l1"]
+            frame_l1 = diff.abs().mean(dim=(1, 3, 4))  # [B, T]
+            terms["l1"] = frame_l1.mean()  # logged unweighted, comparable across runs
+            weights = frame_weights(frame_l1.detach(), c.frame_focus)
+            total = total + c.l1 * (terms["l1"] if weights is None else (frame_l1 * weights).mean())
             mse = diff.pow(2).mean()
             terms["mse"] = mse.detach()
             if c.l2 > 0:
@@ -205,9 +220,11 @@ class TokenizerLoss(nn.Module):
                 idx = None
                 if 0 < c.perceptual_frames < t:
                     idx = torch.randperm(t, generator=rng)[: c.perceptual_frames].to(x.device)
-                p = self.lpips(fold_frames(y, idx), fold_frames(x, idx)).mean()
-                terms["lpips"] = p
-                total = total + c.perceptual * p
+                p = self.lpips(fold_frames(y, idx), fold_frames(x, idx)).reshape(x.shape[0], -1)  # [B, t]
+                terms["lpips"] = p.mean()
+                if weights is not None:
+                    p = p * (weights if idx is None else weights.index_select(1, idx))
+                total = total + c.perceptual * p.mean()
             lq = out.losses
             terms["commitment"] = lq.commitment.float()
             terms["entropy"] = lq.entropy.float()

@@ -149,6 +149,12 @@ def test_frame_focus_weights_lpips_frame_by_frame_of_each_clip():
     assert terms["lpips"].item() == pytest.approx(per_frame.mean().item(), rel=1e-5)
     assert total.item() == pytest.approx((per_frame * w).mean().item(), rel=1e-5)
     assert total.item() > terms["lpips"].item()       # the worst frames are the heavier ones
+    # LPIPS on 2 random frames per clip (as training runs it): the drawn frames' own weights
+    cfg = LossConfig(l1=0.0, perceptual=1.0, perceptual_frames=2, commitment=0.0, entropy=0.0, frame_focus=1.0)
+    total, terms = TokenizerLoss(cfg)(video, out, 0, torch.Generator().manual_seed(3))
+    idx = torch.randperm(3, generator=torch.Generator().manual_seed(3))[:2]
+    assert terms["lpips"].item() == pytest.approx(per_frame[:, idx].mean().item(), rel=1e-5)
+    assert total.item() == pytest.approx((per_frame[:, idx] * w[:, idx]).mean().item(), rel=1e-5)
 
 
 def test_lr_schedule_warmup_and_cosine():

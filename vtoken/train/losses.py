@@ -33,6 +33,8 @@ class LossConfig:
     # Weight each frame's L1 and LPIPS by (its L1 / its clip's mean L1) ** frame_focus, detached
     # and renormalised to mean 1 per clip: frames the model reconstructs worst within a clip
     # pull harder (with fast motion, the first frame of each latent frame). 0 = all alike.
+    # LPIPS on `perceptual_frames` random frames keeps their clip-level weights (mean 1 only
+    # in expectation over the draw).
     frame_focus: float = 0.0
     commitment: float = 0.25
     entropy: float = 0.1

@@ -35,8 +35,7 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
         return
     items: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
-    decided = threading.Event()
-    verdict = {"run": False}
+    begin = threading.Event()
 
     def put(item) -> bool:
         # Wait for room, but give up once the consumer has gone.
@@ -51,14 +50,13 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
     def work() -> None:
         # Touch nothing until the consumer knows this thread exists: an interrupt inside
         # start() would otherwise leave a worker no one stops or joins, still inside
-        # `iterable` when the caller closes it.
-        decided.wait()
-        if not verdict["run"]:
+        # `iterable` when the caller closes it. A consumer gone before this began (stop is
+        # set before begin) leaves `iterable` untouched, to the caller.
+        begin.wait()
+        if stop.is_set():
             return
         it = iter(iterable)
         try:
-            if stop.is_set():  # the consumer left before this began: take no item, only close
-                return
             for item in it:
                 if not put(item):
                     return
@@ -71,10 +69,11 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
                 close()  # a generator's cleanup (e.g. closing its video file) runs here
 
     worker = threading.Thread(target=work, name=name, daemon=True)
+    started = False
     try:
         worker.start()
-        verdict["run"] = True  # only once start() has returned: the thread exists to be joined
-        decided.set()
+        started = True  # only once start() has returned: the thread exists to be joined
+        begin.set()
         while True:
             item = items.get()
             if item is _DONE:
@@ -83,9 +82,9 @@ def ahead(iterable: Iterable[T], depth: int | None = None, name: str = "vtoken-s
                 raise item.exc
             yield item
     finally:
-        decided.set()  # first: a worker started but not told to run leaves without touching anything
         stop.set()
-        if verdict["run"]:
+        begin.set()  # after stop: a worker not yet begun leaves without touching anything
+        if started:
             _join(worker)
 
 

@@ -99,6 +99,79 @@ def test_graft_renames_and_leaves_misfits_fresh():
     assert "encoder.conv_in.conv.weight" in report["fresh"]   # 48 -> 8 input channels: no source fits
 
 
+TEMPORAL = PATCH.replace(decoder_temporal_blocks=1)
+
+
+def test_decoder_temporal_blocks_config():
+    """Stored only when used (older models hash as before); refused where the decoder has no
+    per-frame level after a temporal upsampling to put them at."""
+    assert "decoder_temporal_blocks" not in PATCH.to_dict()
+    assert TEMPORAL.to_dict()["decoder_temporal_blocks"] == 1
+    assert TokenizerConfig.from_json(TEMPORAL.to_json()) == TEMPORAL
+    with pytest.raises(ValueError, match="needs per-frame levels"):
+        PATCH.replace(decoder_temporal_blocks=1, conv3d=(True, True, True))
+    with pytest.raises(ValueError, match="allowed is 0 or more"):
+        PATCH.replace(decoder_temporal_blocks=-1)
+
+
+def test_decoder_temporal_blocks_look_back_never_ahead():
+    """The blocks sit at the per-frame level, after the last temporal depth-to-space: there, a
+    frame's output changes with the four frames before it and never with a later one."""
+    model = seeded_model(TEMPORAL)
+    assert len(model.decoder.temporal) == 1
+    assert model.decoder.temporal[0].conv1.conv.kernel_size == (3, 1, 1)
+    torch.manual_seed(2)
+    for p in model.decoder.temporal.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(1, 8, 11, 4, 4)
+    q = torch.where(torch.randn(1, 6, 3, 2, 2) >= 0, 1.0, -1.0)
+    block = model.decoder.temporal[0]
+    with torch.no_grad():
+        y = block(x, q)
+        x2 = x.clone()
+        x2[:, :, 4] = torch.randn(1, 8, 4, 4)  # (a constant shift would vanish in the per-frame norm)
+        y2 = block(x2, q)
+    assert torch.equal(y[:, :, :4], y2[:, :, :4])                   # the past never sees frame 4
+    for t in range(5, 9):  # two 3x1x1 convs: the next four frames read it
+        assert not torch.allclose(y[:, :, t], y2[:, :, t], atol=1e-3)
+    assert torch.equal(y[:, :, 9:], y2[:, :, 9:])                   # 5 frames later it is out of reach
+
+
+def test_decoder_temporal_blocks_stream_and_slice_like_the_whole_clip(monkeypatch):
+    """The blocks run on the whole chunk before the frame-sliced levels, and carry their two
+    past frames from one stream chunk to the next."""
+    import vtoken.models.tokenizer as tk
+    from vtoken.models.stream import StreamState
+
+    model = seeded_model(TEMPORAL)
+    for p in model.decoder.temporal.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    torch.manual_seed(3)
+    video = torch.rand(1, 3, 17, 16, 24) * 2 - 1
+    with torch.no_grad():
+        bits = model.encode_bits(video)
+        whole = model.decode_bits(bits)
+        state = StreamState()
+        pieces = [model.decode_bits(bits[:, :, :2], state=state), model.decode_bits(bits[:, :, 2:], state=state)]
+        monkeypatch.setattr(tk, "FRAME_SLICE", 0)
+        unsliced = model.decode_bits(bits)
+    torch.testing.assert_close(torch.cat(pieces, dim=2), whole, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(unsliced, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_decoder_temporal_blocks_graft_as_identities():
+    """Grafted with silent_new_blocks, a model with the new blocks decodes as its source."""
+    src = seeded_model(PATCH)
+    dst = Tokenizer(TEMPORAL).eval()
+    report = graft(dst, src.state_dict(), silent_new_blocks=True)
+    assert report["silenced"] == ["decoder.temporal.0"]
+    video = torch.rand(1, 3, 9, 16, 16) * 2 - 1
+    with torch.no_grad():
+        bits = src.encode_bits(video)
+        assert torch.equal(dst.encode_bits(video), bits)
+        torch.testing.assert_close(dst.decode_bits(bits), src.decode_bits(bits), atol=1e-6, rtol=1e-6)
+
+
 def test_token_vocabulary_is_token_bits_of_the_coded_planes(tmp_path):
     """A codec model may code more planes than a token holds: tokenize gives the first
     token_bits planes by default, detokenize reads them back as the decoder sees them."""

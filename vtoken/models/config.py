@@ -50,6 +50,11 @@ class TokenizerConfig:
     # The decoder's own width per level (empty: channels). Capacity spent where the picture is
     # made, leaving the bits, and so the entropy model, as they are.
     decoder_channels: tuple[int, ...] = ()
+    # Causal temporal residual blocks (two 3x1x1 convs each: a pixel position looks at itself
+    # in the four frames before) at the input of the decoder's per-frame levels, right after its last
+    # temporal depth-to-space. Without them those levels never mix frames, so the first frame
+    # a latent frame unfolds into cannot borrow from the (better decoded) frame before it.
+    decoder_temporal_blocks: int = 0
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
     # half resolution are 2D so 1080p decoding stays affordable (DESIGN.md, speed table).
     conv3d: tuple[bool, ...] = (False, False, True, True)
@@ -95,6 +100,15 @@ class TokenizerConfig:
     @property
     def levels(self) -> int:
         return len(self.channels)
+
+    @property
+    def per_frame_levels(self) -> int:
+        """How many leading (highest-resolution) levels work frame by frame: per-frame (1,3,3)
+        convs, per-frame norms and no temporal resampling between them."""
+        p = 0
+        while p < self.levels and not self.conv3d[p] and (p == 0 or not self.temporal_down[p - 1]):
+            p += 1
+        return p
 
     @property
     def decoder_blocks(self) -> tuple[int, ...]:
@@ -151,6 +165,15 @@ class TokenizerConfig:
                 f"spatial_down={self.spatial_down}: allowed is one True/False per downsampling "
                 f"({levels - 1} for {levels} levels)"
             )
+        if self.decoder_temporal_blocks < 0:
+            raise ValueError(f"decoder_temporal_blocks={self.decoder_temporal_blocks}: allowed is 0 or more")
+        if self.decoder_temporal_blocks:
+            p = self.per_frame_levels
+            if not 0 < p < levels or not self.temporal_down[p - 1]:
+                raise ValueError(
+                    f"decoder_temporal_blocks={self.decoder_temporal_blocks} needs per-frame levels reached by a "
+                    f"temporal upsampling (conv3d={self.conv3d}, temporal_down={self.temporal_down}); allowed: 0"
+                )
         if self.patch_size not in (1, 2, 4, 8):
             raise ValueError(f"patch_size={self.patch_size}: allowed: 1, 2, 4, 8")
         if self.mid_blocks < 0:
@@ -180,7 +203,7 @@ class TokenizerConfig:
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
-        for key in ("decoder_res_blocks", "decoder_channels"):
+        for key in ("decoder_res_blocks", "decoder_channels", "decoder_temporal_blocks"):
             if not out[key]:
                 # Absent unless used: a model saved before the field existed serializes (and
                 # so hashes) as it did.

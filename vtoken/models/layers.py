@@ -217,13 +217,16 @@ class AdaptiveGroupNorm(StreamStart, nn.Module):
 
 class ResBlock(nn.Module):
     """norm-SiLU-conv twice plus a skip (1x1x1 conv when the width changes). With
-    `cond_channels` the norms are AdaptiveGroupNorm and forward takes the condition."""
+    `cond_channels` the norms are AdaptiveGroupNorm and forward takes the condition. The
+    kernel is 3x3x3 (`temporal`) or 1x3x3 unless `kernel` says otherwise."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, *, temporal: bool, groups: int, cond_channels: int = 0
+        self, in_channels: int, out_channels: int, *, temporal: bool, groups: int, cond_channels: int = 0,
+        kernel: Size3 | None = None,
     ):
         super().__init__()
-        kernel = (3, 3, 3) if temporal else (1, 3, 3)
+        if kernel is None:
+            kernel = (3, 3, 3) if temporal else (1, 3, 3)
         self.conditioned = cond_channels > 0
         if self.conditioned:
             self.norm1 = AdaptiveGroupNorm(in_channels, cond_channels, groups)

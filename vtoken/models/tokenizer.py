@@ -32,12 +32,8 @@ FRAME_SLICE = 4
 
 
 def per_frame_levels(cfg: TokenizerConfig) -> int:
-    """How many leading (highest-resolution) levels work frame by frame: per-frame (1,3,3)
-    convs, per-frame norms and no temporal resampling between them."""
-    p = 0
-    while p < cfg.levels and not cfg.conv3d[p] and (p == 0 or not cfg.temporal_down[p - 1]):
-        p += 1
-    return p
+    """How many leading (highest-resolution) levels work frame by frame (TokenizerConfig)."""
+    return cfg.per_frame_levels
 
 
 def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
@@ -131,6 +127,12 @@ class Decoder(StreamStart, nn.Module):
         self.conv_out = CausalConv3d(ch[0], cfg.in_channels * self.patch**2, _kernel(cfg.conv3d[0]))
         # blocks[j] is level levels-1-j: the per-frame levels are the last ones.
         self.frame_from = cfg.levels - per_frame_levels(cfg)
+        # They run on the whole chunk (not frame slices) before the per-frame levels.
+        tw = ch[per_frame_levels(cfg) - 1] if cfg.decoder_temporal_blocks else 0
+        self.temporal = nn.ModuleList(
+            ResBlock(tw, tw, temporal=True, groups=g, cond_channels=k, kernel=(3, 1, 1))
+            for _ in range(cfg.decoder_temporal_blocks)
+        )
 
     def _frame_tail(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The per-frame levels and the output head; `cond` is the latent already repeated to
@@ -159,6 +161,8 @@ class Decoder(StreamStart, nn.Module):
                 x = self.ups[j](x)  # into level levels-2-j (may be temporal)
         if self.frame_from == len(self.blocks):  # no per-frame level: conv_out may be 3D
             return self._head(x, q)
+        for block in self.temporal:
+            x = block(x, q)
         return _by_frames(self._frame_tail, x, expand_time(q, x.shape[2], continuing))
 
 

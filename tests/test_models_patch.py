@@ -172,6 +172,52 @@ def test_decoder_temporal_blocks_graft_as_identities():
         torch.testing.assert_close(dst.decode_bits(bits), src.decode_bits(bits), atol=1e-6, rtol=1e-6)
 
 
+def test_four_tap_temporal_downsampling_reads_every_frame_twice():
+    """With 3 taps and stride 2 an odd frame enters one window; with 4, every frame enters
+    two, and the frame counts stay those of the causal layout."""
+    from vtoken.models.layers import Downsample
+
+    torch.manual_seed(0)
+    for taps, readers in ((3, {3: [2], 4: [2, 3]}), (4, {3: [2, 3], 4: [2, 3]})):
+        down = Downsample(4, 4, temporal=True, spatial=False, time_taps=taps).eval()
+        x = torch.randn(1, 4, 9, 3, 3)
+        with torch.no_grad():
+            y = down(x)
+            assert y.shape[2] == 5
+            for frame, want in readers.items():
+                x2 = x.clone()
+                x2[:, :, frame] = torch.randn(1, 4, 3, 3)
+                changed = [t for t in range(5) if not torch.equal(down(x2)[:, :, t], y[:, :, t])]
+                assert changed == want, (taps, frame, changed)
+    assert "temporal_down_kernel" not in PATCH.to_dict()
+    four = PATCH.replace(temporal_down_kernel=4)
+    assert TokenizerConfig.from_json(four.to_json()) == four and four.to_dict()["temporal_down_kernel"] == 4
+    with pytest.raises(ValueError, match="temporal_down_kernel"):
+        PATCH.replace(temporal_down_kernel=5)
+
+
+def test_four_tap_encoder_grafts_exactly_and_streams():
+    """Grafted from 3 taps (the new oldest tap at zero) the encoder gives the source's bits;
+    trained taps and all, stream chunks give the whole clip's bits."""
+    from vtoken.models.stream import StreamState
+
+    src = seeded_model(PATCH)
+    dst = Tokenizer(PATCH.replace(temporal_down_kernel=4)).eval()
+    report = graft(dst, src.state_dict())
+    assert "encoder.downs.0.conv.conv.weight" in report["extended"] and not report["fresh"]
+    torch.manual_seed(4)
+    video = torch.rand(1, 3, 17, 16, 24) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(dst.encode(video), src.encode(video))
+        for down in dst.encoder.downs:
+            torch.nn.init.normal_(down.conv.conv.weight[:, :, :1], std=0.1)
+        whole = dst.encode_bits(video)
+        state = StreamState()
+        pieces = [dst.encode_bits(video[:, :, :9], state=state), dst.encode_bits(video[:, :, 9:], state=state)]
+    assert not torch.equal(whole, src.encode_bits(video))
+    assert torch.equal(torch.cat(pieces, dim=2), whole)
+
+
 def test_token_vocabulary_is_token_bits_of_the_coded_planes(tmp_path):
     """A codec model may code more planes than a token holds: tokenize gives the first
     token_bits planes by default, detokenize reads them back as the decoder sees them."""

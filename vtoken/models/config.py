@@ -55,6 +55,10 @@ class TokenizerConfig:
     # temporal depth-to-space. Without them those levels never mix frames, so the first frame
     # a latent frame unfolds into cannot borrow from the (better decoded) frame before it.
     decoder_temporal_blocks: int = 0
+    # Time taps of the encoder's temporal downsamplings (3 or 4). With 3 taps and stride 2,
+    # window j reads frames 2j-2, 2j-1, 2j: an even frame enters two windows, an odd one a
+    # single one, and the odd frames decode worse. 4 taps (2j-3 .. 2j) read every frame twice.
+    temporal_down_kernel: int = 3
     # Which levels use 3x3x3 causal convs; the others use per-frame (1,3,3) convs. Full and
     # half resolution are 2D so 1080p decoding stays affordable (DESIGN.md, speed table).
     conv3d: tuple[bool, ...] = (False, False, True, True)
@@ -165,6 +169,8 @@ class TokenizerConfig:
                 f"spatial_down={self.spatial_down}: allowed is one True/False per downsampling "
                 f"({levels - 1} for {levels} levels)"
             )
+        if self.temporal_down_kernel not in (3, 4):
+            raise ValueError(f"temporal_down_kernel={self.temporal_down_kernel}: allowed: 3, 4")
         if self.decoder_temporal_blocks < 0:
             raise ValueError(f"decoder_temporal_blocks={self.decoder_temporal_blocks}: allowed is 0 or more")
         if self.decoder_temporal_blocks:
@@ -208,6 +214,8 @@ class TokenizerConfig:
                 # Absent unless used: a model saved before the field existed serializes (and
                 # so hashes) as it did.
                 del out[key]
+        if out["temporal_down_kernel"] == 3:
+            del out["temporal_down_kernel"]  # likewise
         return out
 
     @classmethod

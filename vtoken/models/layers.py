@@ -248,12 +248,13 @@ class ResBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Strided conv: 2x in space when `spatial`, and 2x in time when `temporal` (kernel 3,
-    causal, so T -> 1 + (T - 1) // 2: 17 -> 9 -> 5, 1 -> 1)."""
+    """Strided conv: 2x in space when `spatial`, and 2x in time when `temporal` (`time_taps`
+    frames, causal, so T -> 1 + (T - 1) // 2: 17 -> 9 -> 5, 1 -> 1, with 3 or 4 taps)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool, spatial: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, *, temporal: bool, spatial: bool = True,
+                 time_taps: int = 3):
         super().__init__()
-        kernel = (3, 3, 3) if temporal else (1, 3, 3)
+        kernel = (time_taps, 3, 3) if temporal else (1, 3, 3)
         stride = (2 if temporal else 1, 2 if spatial else 1, 2 if spatial else 1)
         self.conv = CausalConv3d(in_channels, out_channels, kernel, stride)
 

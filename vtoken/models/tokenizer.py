@@ -64,7 +64,8 @@ class Encoder(nn.Module):
             )
             if i < cfg.levels - 1:
                 self.downs.append(
-                    Downsample(ch[i], ch[i + 1], temporal=cfg.temporal_down[i], spatial=cfg.spatial_down[i])
+                    Downsample(ch[i], ch[i + 1], temporal=cfg.temporal_down[i], spatial=cfg.spatial_down[i],
+                               time_taps=cfg.temporal_down_kernel)
                 )
         self.mid = nn.ModuleList(
             ResBlock(ch[-1], ch[-1], temporal=cfg.conv3d[-1], groups=g) for _ in range(cfg.mid_blocks)

@@ -2,8 +2,9 @@
 
 A training run that changes the architecture need not start from random weights: every layer
 of the new model that has a counterpart in the source model (same tensor shape, found through
-prefix renames such as "encoder.blocks.2." <- "encoder.blocks.1.") takes its weights. One
-kind of shape change is bridged: more bit-planes (K). A tensor whose K-sized axis grew keeps
+prefix renames such as "encoder.blocks.2." <- "encoder.blocks.1.") takes its weights. Two
+kinds of shape change are bridged: a causal time kernel that grew (its new, older taps start
+at zero), and more bit-planes (K). A tensor whose K-sized axis grew keeps
 the source values in the first K entries; new *inputs* (axis 1: the decoder reading planes
 it never saw) start at zero, so the grafted model first behaves as the source on the old
 planes, and new *outputs* (axis 0: the encoder's new planes) keep their random init. A wider
@@ -28,8 +29,14 @@ def _source_name(name: str, renames: Iterable[tuple[str, str]]) -> str:
     return name
 
 
+def _longer_in_time(dst: torch.Tensor, src: torch.Tensor) -> bool:
+    """A conv weight [out, in, kt, kh, kw] whose causal time kernel grew (3 -> 4 taps)."""
+    return (dst.ndim == src.ndim == 5 and dst.shape[2] > src.shape[2]
+            and dst.shape[:2] == src.shape[:2] and dst.shape[3:] == src.shape[3:])
+
+
 def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
-    if dst.shape == src.shape:
+    if dst.shape == src.shape or _longer_in_time(dst, src):
         return True
     if dst.ndim != src.ndim or k_new <= k_old:  # only a grown plane count is bridged
         return False
@@ -67,6 +74,13 @@ def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[t
         if dst.shape == src.shape:
             dst.copy_(src)
             report["copied"].append(name)
+            continue
+        if _longer_in_time(dst, src):
+            # Taps run oldest to newest and the source's end at the present frame: it keeps
+            # the newest taps, the new older ones start at zero (the same outputs).
+            dst.zero_()
+            dst[:, :, -src.shape[2]:].copy_(src)
+            report["extended"].append(name)
             continue
         if dst.ndim > 1 and src.shape[1] != dst.shape[1]:
             dst[:, src.shape[1]:].zero_()  # new inputs start silent

@@ -51,9 +51,9 @@ class TokenizerConfig:
     # made, leaving the bits, and so the entropy model, as they are.
     decoder_channels: tuple[int, ...] = ()
     # Causal temporal residual blocks (two 3x1x1 convs each: a pixel position looks at itself
-    # in the four frames before) at the input of the decoder's per-frame levels, right after its last
-    # temporal depth-to-space. Without them those levels never mix frames, so the first frame
-    # a latent frame unfolds into cannot borrow from the (better decoded) frame before it.
+    # in the four frames before) at the input of the decoder's per-frame levels, right after
+    # its last temporal depth-to-space. Without them those levels never mix frames, so the
+    # first frame a latent frame unfolds into cannot borrow from the better decoded one before.
     decoder_temporal_blocks: int = 0
     # Time taps of the encoder's temporal downsamplings (3 or 4). With 3 taps and stride 2,
     # window j reads frames 2j-2, 2j-1, 2j: an even frame enters two windows, an odd one a

@@ -128,7 +128,8 @@ class Decoder(StreamStart, nn.Module):
         self.conv_out = CausalConv3d(ch[0], cfg.in_channels * self.patch**2, _kernel(cfg.conv3d[0]))
         # blocks[j] is level levels-1-j: the per-frame levels are the last ones.
         self.frame_from = cfg.levels - per_frame_levels(cfg)
-        # They run on the whole chunk (not frame slices) before the per-frame levels.
+        # decoder_temporal_blocks mix frames, so they run on the whole chunk (never in frame
+        # slices), just before the per-frame levels.
         tw = ch[per_frame_levels(cfg) - 1] if cfg.decoder_temporal_blocks else 0
         self.temporal = nn.ModuleList(
             ResBlock(tw, tw, temporal=True, groups=g, cond_channels=k, kernel=(3, 1, 1))

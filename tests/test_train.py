@@ -361,6 +361,36 @@ def test_graft_widen_is_opt_in_and_runs_in_training(tmp_path):
         assert torch.allclose(shares, src.state_dict()[name], atol=1e-6) == widen
 
 
+def test_graft_new_lr_scale_speeds_up_only_the_fresh_tensors(tmp_path):
+    """new_lr_scale: the tensors with no source counterpart (here a mid block grafted as an
+    identity) get their own Adam group at that multiple of the learning rate; the grafted ones
+    keep the configured rate. Adam's first steps move each weight by about the learning rate,
+    so the new block moves about 10x as far with a scale of 10."""
+    from vtoken.models import Tokenizer, TokenizerConfig, save_model
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
+    (tmp_path / "zoo").mkdir()
+    path = save_model(src, tmp_path / "zoo", "src-model")
+    cfg = _config(2).to_dict()
+    cfg.update(model={**TINY_MODEL, "mid_blocks": 1}, init_from=str(path), checkpoint_every=0)
+    cfg["optim"] = {"lr": 1e-4, "warmup_steps": 0}
+    moved = {}
+    for scale in (1, 10):
+        cfg["graft"] = {"renames": [], "silent_new_blocks": True, "new_lr_scale": scale}
+        run = tmp_path / f"run-{scale}"
+        train(TrainConfig.from_dict(cfg), run, data_arrays=_arrays())
+        after = _params(run)["model"]
+        new = after["decoder.mid.0.conv2.conv.weight"]  # started at zero
+        old = after["decoder.conv_out.conv.weight"] - src.state_dict()["decoder.conv_out.conv.weight"]
+        moved[scale] = (new.abs().mean().item(), old.abs().mean().item())
+    assert 5 < moved[10][0] / moved[1][0] < 15
+    assert 0.5 < moved[10][1] / moved[1][1] < 2
+    for bad in (0, -1, "x", True):
+        with pytest.raises(UsageError, match="new_lr_scale"):
+            TrainConfig.from_dict({**cfg, "graft": {"renames": [], "new_lr_scale": bad}})
+
+
 def test_freeze_encoder_trains_the_decoder_alone(tmp_path):
     """freeze ["encoder"]: the encoder (so every coded bit) stays exactly the source's, the
     decoder learns, and the EMA copy of the encoder is the source too."""

@@ -76,7 +76,10 @@ class TrainConfig:
     # Warm start across an architecture change (graft.py): {"renames": [[new prefix, source
     # prefix], ...], "freeze_steps": N, "silent_new_blocks": true, "widen": true}: the grafted
     # weights stay fixed for N steps while the new layers learn to fit around them; new
-    # residual blocks may start as identities; a wider decoder may start as the source's.
+    # residual blocks may start as identities; a wider decoder may start as the source's;
+    # "new_lr_scale": the fresh tensors (no source counterpart) learn at that multiple of the
+    # learning rate: a block grafted as an identity moves little in a short run at the lr
+    # that suits the trained weights around it.
     graft: dict[str, Any] | None = None
     # Halves of the tokenizer that stay fixed for the whole run (["encoder"]: train the decoder
     # alone). A frozen encoder keeps every bit, so the shipped entropy prior and predictor still
@@ -103,10 +106,13 @@ class TrainConfig:
         if cfg.graft is not None:
             if not cfg.init_from:
                 raise UsageError("graft needs init_from: the shipped model (name or path) to graft from")
-            allowed = ["freeze_steps", "renames", "silent_new_blocks", "widen"]
+            allowed = ["freeze_steps", "new_lr_scale", "renames", "silent_new_blocks", "widen"]
             unknown = sorted(set(cfg.graft) - set(allowed))
             if unknown:
                 raise UsageError(f"unknown graft fields {unknown}; allowed: {allowed}")
+            scale = cfg.graft.get("new_lr_scale", 1.0)
+            if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 1000:
+                raise UsageError(f"graft new_lr_scale={scale!r}; allowed: a number in (0, 1000]")
         _check_one_half(cfg, "freeze", list(cfg.freeze), "a frozen half must come from a trained model")
         _check_one_half(cfg, "init_halves", sorted(cfg.init_halves), "the other half comes from that model")
         if cfg.precision not in ("bf16", "fp32"):
@@ -265,7 +271,17 @@ class Trainer:
         self.loss = TokenizerLoss(cfg.losses, self.device, bits=self.model_config.bits)
         fused = self.device.type == "cuda"
         self.trained = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(self.trained, lr=cfg.optim.lr, betas=cfg.optim.betas,
+        # With graft new_lr_scale the fresh tensors form a second group ("lr_scale" is read by
+        # train_step); without it there is one group, as in checkpoints written before.
+        fresh = set(self.graft_report["fresh"])
+        scale = float(cfg.graft.get("new_lr_scale", 1.0)) if cfg.graft else 1.0
+        new = [p for name, p in self.model.named_parameters() if p.requires_grad and name in fresh]
+        groups: list[Any] = self.trained
+        if scale != 1.0 and new:
+            ids = {id(p) for p in new}
+            groups = [{"params": [p for p in self.trained if id(p) not in ids], "lr_scale": 1.0},
+                      {"params": new, "lr_scale": scale}]
+        self.opt = torch.optim.Adam(groups, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                     weight_decay=cfg.optim.weight_decay, **({"fused": True} if fused else {}))
         # The rate model's probabilities are bit statistics of the current encoder: their own
         # optimiser, fast enough to track the encoder (and optional when a run is resumed).
@@ -382,7 +398,7 @@ class Trainer:
         cfg = self.cfg
         lr = cfg.optim.lr_at(self.step, cfg.steps)
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         video = self.sampler.batch(cfg.batch_size, self.device)
         if self.mem_format is not None:
             video = video.contiguous(memory_format=self.mem_format)

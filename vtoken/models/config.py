@@ -21,6 +21,8 @@ CONFIG_VERSION = 1
 MAX_BITS = 128
 # Planes a token index may hold: an int64 with room to spare.
 MAX_TOKEN_BITS = 62
+# Fields added after models were shipped: left out of the JSON while at their default.
+_STORED_WHEN_USED = ("decoder_res_blocks", "decoder_channels", "decoder_temporal_blocks", "temporal_down_kernel")
 
 
 def _ints(value: Any) -> tuple[int, ...]:
@@ -209,13 +211,12 @@ class TokenizerConfig:
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
-        for key in ("decoder_res_blocks", "decoder_channels", "decoder_temporal_blocks"):
-            if not out[key]:
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for key in _STORED_WHEN_USED:
+            if getattr(self, key) == defaults[key]:
                 # Absent unless used: a model saved before the field existed serializes (and
                 # so hashes) as it did.
                 del out[key]
-        if out["temporal_down_kernel"] == 3:
-            del out["temporal_down_kernel"]  # likewise
         return out
 
     @classmethod

@@ -31,11 +31,6 @@ def _kernel(conv3d: bool) -> tuple[int, int, int]:
 FRAME_SLICE = 4
 
 
-def per_frame_levels(cfg: TokenizerConfig) -> int:
-    """How many leading (highest-resolution) levels work frame by frame (TokenizerConfig)."""
-    return cfg.per_frame_levels
-
-
 def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
     """fn over time slices of x (and of conditions with the same frame count), concatenated.
     Exact for frame-wise fn; only used without autograd, where slicing saves memory."""
@@ -72,7 +67,7 @@ class Encoder(nn.Module):
         )
         self.norm_out = FrameGroupNorm(g, ch[-1], eps=1e-6)
         self.conv_out = CausalConv3d(ch[-1], cfg.bits, 1)
-        self.frame_levels = per_frame_levels(cfg)
+        self.frame_levels = cfg.per_frame_levels
 
     def _frame_head(self, x: torch.Tensor) -> torch.Tensor:
         """conv_in and the per-frame levels (with the downsamplings between them)."""
@@ -127,12 +122,12 @@ class Decoder(StreamStart, nn.Module):
         self.patch = cfg.patch_size
         self.conv_out = CausalConv3d(ch[0], cfg.in_channels * self.patch**2, _kernel(cfg.conv3d[0]))
         # blocks[j] is level levels-1-j: the per-frame levels are the last ones.
-        self.frame_from = cfg.levels - per_frame_levels(cfg)
+        self.frame_from = cfg.levels - cfg.per_frame_levels
         # decoder_temporal_blocks mix frames, so they run on the whole chunk (never in frame
-        # slices), just before the per-frame levels.
-        tw = ch[per_frame_levels(cfg) - 1] if cfg.decoder_temporal_blocks else 0
+        # slices), just before the per-frame levels: at the width of the coarsest of those.
         self.temporal = nn.ModuleList(
-            ResBlock(tw, tw, temporal=True, groups=g, cond_channels=k, kernel=(3, 1, 1))
+            ResBlock(ch[cfg.per_frame_levels - 1], ch[cfg.per_frame_levels - 1], temporal=True, groups=g,
+                     cond_channels=k, kernel=(3, 1, 1))
             for _ in range(cfg.decoder_temporal_blocks)
         )
 

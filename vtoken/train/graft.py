@@ -30,7 +30,8 @@ def _source_name(name: str, renames: Iterable[tuple[str, str]]) -> str:
 
 
 def _longer_in_time(dst: torch.Tensor, src: torch.Tensor) -> bool:
-    """A conv weight [out, in, kt, kh, kw] whose causal time kernel grew (3 -> 4 taps)."""
+    """A conv weight [out, in, kt, kh, kw] whose causal time kernel grew (3 -> 4 taps, or a
+    per-frame 1 -> 3)."""
     return (dst.ndim == src.ndim == 5 and dst.shape[2] > src.shape[2]
             and dst.shape[:2] == src.shape[:2] and dst.shape[3:] == src.shape[3:])
 

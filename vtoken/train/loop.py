@@ -273,13 +273,13 @@ class Trainer:
         self.trained = [p for p in self.model.parameters() if p.requires_grad]
         # With graft new_lr_scale the fresh tensors form a second group ("lr_scale" is read by
         # train_step); without it there is one group, as in checkpoints written before.
-        fresh = set(self.graft_report["fresh"])
         scale = float(cfg.graft.get("new_lr_scale", 1.0)) if cfg.graft else 1.0
-        new = [p for name, p in self.model.named_parameters() if p.requires_grad and name in fresh]
+        fresh = set(self.graft_report["fresh"])
+        named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        new = [p for name, p in named if name in fresh]
         groups: list[Any] = self.trained
         if scale != 1.0 and new:
-            ids = {id(p) for p in new}
-            groups = [{"params": [p for p in self.trained if id(p) not in ids], "lr_scale": 1.0},
+            groups = [{"params": [p for name, p in named if name not in fresh], "lr_scale": 1.0},
                       {"params": new, "lr_scale": scale}]
         self.opt = torch.optim.Adam(groups, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                     weight_decay=cfg.optim.weight_decay, **({"fused": True} if fused else {}))

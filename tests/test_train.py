@@ -391,6 +391,33 @@ def test_graft_new_lr_scale_speeds_up_only_the_fresh_tensors(tmp_path):
             TrainConfig.from_dict({**cfg, "graft": {"renames": [], "new_lr_scale": bad}})
 
 
+def test_graft_new_lr_scale_speeds_up_the_new_taps_of_a_grown_kernel(tmp_path):
+    """A 3-tap temporal downsampling grafted to 4 taps: the new oldest tap shares its tensor
+    with the grafted taps, and new_lr_scale moves it (alone) about 10x as far."""
+    from vtoken.models import Tokenizer, TokenizerConfig, save_model
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
+    (tmp_path / "zoo").mkdir()
+    path = save_model(src, tmp_path / "zoo", "src-model")
+    cfg = _config(2).to_dict()
+    cfg.update(model={**TINY_MODEL, "temporal_down_kernel": 4}, init_from=str(path), checkpoint_every=0)
+    cfg["optim"] = {"lr": 1e-4, "warmup_steps": 0}
+    name = "encoder.downs.0.conv.conv.weight"
+    moved = {}
+    for scale in (1, 10):
+        cfg["graft"] = {"renames": [], "new_lr_scale": scale}
+        run = tmp_path / f"run-{scale}"
+        train(TrainConfig.from_dict(cfg), run, data_arrays=_arrays())
+        after = _params(run)["model"][name]
+        new_tap = after[:, :, :1]  # started at zero
+        old_taps = after[:, :, 1:] - src.state_dict()[name]
+        moved[scale] = (new_tap.abs().mean().item(), old_taps.abs().mean().item())
+    assert moved[1][0] > 0
+    assert 5 < moved[10][0] / moved[1][0] < 15
+    assert 0.5 < moved[10][1] / moved[1][1] < 2
+
+
 def test_freeze_encoder_trains_the_decoder_alone(tmp_path):
     """freeze ["encoder"]: the encoder (so every coded bit) stays exactly the source's, the
     decoder learns, and the EMA copy of the encoder is the source too."""

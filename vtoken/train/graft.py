@@ -47,13 +47,16 @@ def _fits(dst: torch.Tensor, src: torch.Tensor, k_old: int, k_new: int) -> bool:
 @torch.no_grad()
 def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[tuple[str, str]] = (),
           k_old: int = 0, k_new: int = 0, silent_new_blocks: bool = False,
-          widen_from: TokenizerConfig | None = None) -> dict[str, list[str]]:
+          widen_from: TokenizerConfig | None = None,
+          new_elements: dict[str, torch.Tensor] | None = None) -> dict[str, list[str]]:
     """Copy what fits from `source` (a state dict) into `model`. `renames` are (new prefix,
     source prefix) pairs, first match wins. Returns {"copied": [...], "extended": [...],
     "fresh": [...]} (names in the new model) so a run can log what it started from; with
     `silent_new_blocks` also "silenced": the entirely new residual blocks made identities;
     with `widen_from` (the source's TokenizerConfig) also "widened": the decoder tensors
-    widened from the source's narrower decoder."""
+    widened from the source's narrower decoder. A dict passed as `new_elements` receives, for
+    each extended tensor, a bool mask of its elements with no source counterpart (a grown
+    time kernel's older taps, a grown plane count's new rows and columns)."""
     renames = list(renames)
     report: dict[str, list[str]] = {"copied": [], "extended": [], "fresh": []}
     widened: set[str] = set()
@@ -79,14 +82,18 @@ def graft(model: nn.Module, source: dict[str, torch.Tensor], renames: Iterable[t
         if _longer_in_time(dst, src):
             # Taps run oldest to newest and the source's end at the present frame: it keeps
             # the newest taps, the new older ones start at zero (the same outputs).
+            old = (slice(None), slice(None), slice(dst.shape[2] - src.shape[2], None))
             dst.zero_()
-            dst[:, :, -src.shape[2]:].copy_(src)
-            report["extended"].append(name)
-            continue
-        if dst.ndim > 1 and src.shape[1] != dst.shape[1]:
-            dst[:, src.shape[1]:].zero_()  # new inputs start silent
-        dst[tuple(slice(0, s) for s in src.shape)].copy_(src)
+        else:
+            old = tuple(slice(0, s) for s in src.shape)
+            if dst.ndim > 1 and src.shape[1] != dst.shape[1]:
+                dst[:, src.shape[1]:].zero_()  # new inputs start silent
+        dst[old].copy_(src)
         report["extended"].append(name)
+        if new_elements is not None:
+            mask = torch.ones(dst.shape, dtype=torch.bool)
+            mask[old] = False
+            new_elements[name] = mask
     if silent_new_blocks:
         report["silenced"] = _silence_new_blocks(model, set(report["fresh"]))
     return report

@@ -77,7 +77,8 @@ class TrainConfig:
     # prefix], ...], "freeze_steps": N, "silent_new_blocks": true, "widen": true}: the grafted
     # weights stay fixed for N steps while the new layers learn to fit around them; new
     # residual blocks may start as identities; a wider decoder may start as the source's;
-    # "new_lr_scale": the fresh tensors (no source counterpart) learn at that multiple of the
+    # "new_lr_scale": what has no source counterpart (fresh tensors, and the new elements of
+    # extended ones: a grown time kernel's older taps) learns at that multiple of the
     # learning rate: a block grafted as an identity moves little in a short run at the lr
     # that suits the trained weights around it.
     graft: dict[str, Any] | None = None
@@ -242,6 +243,7 @@ class Trainer:
         self.model_config = build_model_config(cfg.model)
         model = Tokenizer(self.model_config)
         self.graft_report: dict[str, list[str]] = {"copied": [], "extended": [], "fresh": []}
+        new_elements: dict[str, torch.Tensor] = {}
         if cfg.init_from:
             from vtoken.models import load_model
 
@@ -252,7 +254,8 @@ class Trainer:
                 renames = [tuple(pair) for pair in cfg.graft.get("renames", [])]
                 self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits,
                                           silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)),
-                                          widen_from=src.config if cfg.graft.get("widen") else None)
+                                          widen_from=src.config if cfg.graft.get("widen") else None,
+                                          new_elements=new_elements)
             else:
                 _load_into(model, src.state_dict(), f"init_from {cfg.init_from}")
         for half, spec in cfg.init_halves.items():
@@ -281,6 +284,11 @@ class Trainer:
         if scale != 1.0 and new:
             groups = [{"params": [p for name, p in named if name not in fresh], "lr_scale": 1.0},
                       {"params": new, "lr_scale": scale}]
+        # The new elements of extended tensors share a tensor (and an Adam group) with grafted
+        # ones: their step is scaled after Adam's (train_step); Adam's step is elementwise.
+        self.new_lr_scale = scale
+        self.new_elements = [(p, new_elements[name].to(self.device)) for name, p in named
+                             if name in new_elements] if scale != 1.0 else []
         self.opt = torch.optim.Adam(groups, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                     weight_decay=cfg.optim.weight_decay, **({"fused": True} if fused else {}))
         # The rate model's probabilities are bit statistics of the current encoder: their own
@@ -415,7 +423,11 @@ class Trainer:
             for p in self.grafted:
                 p.grad = None  # Adam skips a parameter without a gradient
         gnorm = torch.nn.utils.clip_grad_norm_(self.trained, cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
+        before = [p.detach().clone() for p, _ in self.new_elements]
         self.opt.step()
+        with torch.no_grad():
+            for (p, mask), p0 in zip(self.new_elements, before):
+                p.add_((p - p0) * mask, alpha=self.new_lr_scale - 1.0)
         if self.rate_opt is not None:
             self.rate_opt.step()
         ema_update(self.ema, self.model, cfg.ema_decay, self.step)

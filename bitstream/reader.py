@@ -474,6 +474,7 @@ def read_info(path, verify: bool = False) -> dict:
             "chunks": len(r.entries),
             "key_chunks": sum(1 for e in r.entries if e.key),
             "frames_per_chunk": h.frames_per_chunk,
+            "temporal_factor": h.temporal_factor,
             "key_interval": h.key_interval,
             "bpp": r.file_bytes * 8 / pixels if pixels else 0.0,
             "model": {"name": h.model_name, "sha256": h.sha256_hex},

@@ -184,6 +184,39 @@ def test_bd_pairs_without_vtoken_use_hevc_as_anchor():
     assert bd_pairs([]) == []
 
 
+def test_vtoken_temporal_factors_get_their_series_and_a_pareto_front():
+    """vtoken at factor 2 (config t2) beside the model's own: series vtoken and vtoken-t2, and
+    vtoken-best, the points no cheaper point matches on LPIPS; every vtoken series is read
+    against every baseline."""
+    recs = [_rec("a", "vtoken", 4, 0.01, 20, 0.40), _rec("a", "vtoken", 8, 0.02, 22, 0.30),
+            _rec("a", "vtoken", 18, 0.04, 23, 0.28), _rec("a", "vtoken", 64, 0.09, 24, 0.25),
+            _rec("a", "vtoken", 8, 0.03, 23, 0.26, config="t2"), _rec("a", "vtoken", 18, 0.06, 25, 0.21, config="t2"),
+            _rec("a", "vtoken", 64, 0.16, 26, 0.22, config="t2"),
+            _rec("a", "hevc", 30, 0.01, 30, 0.20), _rec("a", "hevc", 40, 0.004, 26, 0.35)]
+    cv = curves(recs)["a"]
+    assert list(cv) == ["vtoken", "vtoken-t2", "hevc", "vtoken-best"]
+    best = cv["vtoken-best"]
+    assert [(r["config"], r["bpp"], r["metrics"]["lpips"]) for r in best] == [
+        ("best", 0.01, 0.40), ("best", 0.02, 0.30), ("best", 0.03, 0.26), ("best", 0.06, 0.21)]
+    assert all(r["config"] == "t2" for r in cv["vtoken-t2"])  # the records themselves are untouched
+    assert bd_pairs(list(cv)) == [("vtoken", "hevc"), ("vtoken-t2", "hevc"), ("vtoken-best", "hevc")]
+    assert "vtoken-best" not in curves([r for r in recs if r["config"] != "t2"])["a"]
+
+
+def test_bench_temporal_factors_option_and_suite_form(tiny_model_json):
+    from vtoken.bench.cli import _temporal_factors
+
+    model = str(tiny_model_json)
+    assert _temporal_factors(None, {}, model, False) == {None: None}
+    assert _temporal_factors("4,2,1", {}, model, False) == {None: None, 2: None, 1: None}
+    assert _temporal_factors("2", {}, model, False) == {None: None, 2: None}
+    suite = {"vtoken_temporal_factors": {"2": [8, 18], "1": [18]}}
+    assert _temporal_factors(None, suite, model, False) == {None: None, 2: [8, 18], 1: [18]}
+    assert _temporal_factors(None, suite, model, True) == {None: None}
+    with pytest.raises(UsageError, match="must divide the model's temporal factor 4"):
+        _temporal_factors("3", {}, model, False)
+
+
 def test_curves_group_by_clip_and_series_sorted_by_rate():
     recs = [_rec("a", "hevc", 40, 0.01, 30, 0.3), _rec("a", "hevc", 20, 0.1, 40, 0.1),
             _rec("a", "hevc", 30, 0.05, 35, 0.2, config="lowdelay")]
@@ -242,12 +275,14 @@ def test_cli_option_parsing(tmp_path):
 def test_shipped_eval_suite_is_consistent():
     from vtoken.bench.cli import REPO_ROOT, load_suite
 
-    suite = load_suite(REPO_ROOT / "benchmarks" / "suites" / "eval.json")
-    assert suite["frames"] == 33 and suite["size"] == "640x360"
-    assert set(suite["qualities"]) == {"hevc", "vvc", "av1", "vtoken"}
-    for codec in ("hevc", "vvc", "av1"):
-        q = suite["qualities"][codec]
-        assert q == sorted(q) and 0 <= q[0] and q[-1] <= 63
+    for name in ("eval.json", "eval-temporal.json"):
+        suite = load_suite(REPO_ROOT / "benchmarks" / "suites" / name)
+        assert suite["frames"] == 33 and suite["size"] == "640x360"
+        assert set(suite["qualities"]) == {"hevc", "vvc", "av1", "vtoken"}
+        for codec in ("hevc", "vvc", "av1"):
+            q = suite["qualities"][codec]
+            assert q == sorted(q) and 0 <= q[0] and q[-1] <= 63
+    assert suite["vtoken_temporal_factors"] == {"2": [8, 18, 32, 64], "1": [8, 18, 32, 64]}
 
 
 def test_default_vtoken_sweep_follows_the_model_planes():

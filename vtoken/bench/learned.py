@@ -55,8 +55,9 @@ def resolve(device: str) -> str:
 
 
 def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto",
-               model: str | None = None) -> LearnedOutput:
-    """Encode the reference y4m keeping `planes` bit-planes, decode it back, time both."""
+               model: str | None = None, temporal_factor: int | None = None) -> LearnedOutput:
+    """Encode the reference y4m keeping `planes` bit-planes (at the stream temporal factor
+    `temporal_factor`, None: the model's), decode it back, time both."""
     import vtoken
 
     dev = resolve(device)
@@ -65,7 +66,8 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
         reset_peak_rss()
         _cuda_reset(dev)
         t0, c0 = time.perf_counter(), time.process_time()
-        enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, device=dev, overwrite=True)
+        enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, device=dev, overwrite=True,
+                            temporal_factor=temporal_factor)
         _cuda_peak(dev)  # synchronises, so the wall clock covers the GPU work
         t_enc, c_enc = time.perf_counter() - t0, time.process_time() - c0
         enc_gpu = _cuda_peak(dev)
@@ -89,6 +91,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
     frames = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,), np.uint8)
     settings = {"planes": planes, "model": enc.model, "vtoken_version": vtoken.__version__,
                 "chunk_frames": enc.chunk_frames, "key_interval": enc.key_interval, "precision": enc.precision,
+                "temporal_factor": enc.temporal_factor,
                 "stream": stream_info}
     return LearnedOutput(nbytes, frames, t_enc, t_dec, enc_rss, dec_rss, enc_gpu, dec_gpu, dev, settings,
                          encode_cpu_seconds=c_enc, decode_cpu_seconds=c_dec,

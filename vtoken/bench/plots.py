@@ -9,8 +9,8 @@ from ..metrics.registry import METRICS
 from .curves import curves
 
 # fixed colours so a codec looks the same in every plot; configs differ by line style
-COLORS = {"vtoken": "#d62728", "hevc": "#1f77b4", "vvc": "#2ca02c", "av1": "#9467bd"}
-STYLES = {"default": "-", "lowdelay": "--"}
+COLORS = {"vtoken": "#d62728", "hevc": "#1f77b4", "vvc": "#2ca02c", "av1": "#9467bd", "vtoken-best": "#ff7f0e"}
+STYLES = {"default": "-", "lowdelay": "--", "t2": ":", "t1": "-.", "best": "-"}
 
 
 def rd_plot(results: list[dict], metric: str, path: str | Path) -> bool:
@@ -32,7 +32,7 @@ def rd_plot(results: list[dict], metric: str, path: str | Path) -> bool:
             codec, config = recs[0]["codec"], recs[0]["config"]
             ax.plot([r["bpp"] for r in recs], [r["metrics"][metric] for r in recs],
                     STYLES.get(config, ":"), marker="o", ms=3.5, lw=2.2 if codec == "vtoken" else 1.4,
-                    color=COLORS.get(codec, "0.3"), label=name)
+                    color=COLORS.get(name, COLORS.get(codec, "0.3")), label=name)
         ax.set_xscale("log")
         ax.set_title(clip, fontsize=10)
         ax.set_xlabel("bits per pixel")

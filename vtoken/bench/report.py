@@ -21,10 +21,12 @@ CSV_COLUMNS = ["clip", "codec", "config", "quality_param", "quality", "bytes", "
 
 
 def bd_pairs(series: list[str]) -> list[tuple[str, str]]:
-    """(test, anchor) pairs to report: vtoken against every baseline when vtoken ran, else
-    every other baseline against the first one (HEVC default when present)."""
-    if "vtoken" in series:
-        return [("vtoken", s) for s in series if s != "vtoken"]
+    """(test, anchor) pairs to report: every vtoken series (vtoken, vtoken-t2, ...,
+    vtoken-best) against every baseline when vtoken ran, else every other baseline against
+    the first one (HEVC default when present)."""
+    mine = [s for s in series if s == "vtoken" or s.startswith("vtoken-")]
+    if mine:
+        return [(t, s) for t in mine for s in series if s not in mine]
     if not series:
         return []
     anchor = "hevc" if "hevc" in series else series[0]
@@ -140,6 +142,12 @@ def summary_markdown(run: dict) -> str:
         # made by the same model (results.json also holds it per point).
         names = model if isinstance(model, list) else [model]
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}")
+        finer = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
+        if finer:
+            lines.append("- vtoken at finer temporal factors (series vtoken-t<f>): "
+                         + "; ".join(f"{tf}: planes {planes or st.get('vtoken_planes')}" for tf, planes in finer.items())
+                         + ". vtoken-best: per clip, the vtoken points of any factor on the LPIPS-rate front "
+                         "(an encoder choosing its time grid per clip and rate by LPIPS)")
     for sp in st.get("baselines", []):
         lines.append(f"- {sp['codec']} {sp['config']}: {sp['encoder']} preset {sp['preset']}, {sp['structure']}, "
                      f"{sp['gop']}, {sp['bit_depth']}-bit, {sp['quality_param']} sweep "

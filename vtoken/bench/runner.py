@@ -33,6 +33,15 @@ class BenchSettings:
     height: int = defaults.BENCH_SIZE[1]
     qualities: dict[str, list[int]] = field(default_factory=lambda: {k: list(v) for k, v in bl.DEFAULT_QUALITIES.items()})
     vtoken_planes: list[int] = field(default_factory=lambda: list(defaults.BENCH_PLANES))
+    # Stream temporal factors to sweep vtoken at, each with its plane counts (None: the
+    # vtoken_planes sweep). Factor None is the model's own: its records have config "default";
+    # a factor f's have "t<f>", so series vtoken-t<f>; curves.py adds vtoken-best.
+    vtoken_temporal_factors: dict[int | None, list[int] | None] = field(default_factory=lambda: {None: None})
+
+    def vtoken_points(self) -> list[tuple[int | None, int]]:
+        """(temporal factor, planes) of every vtoken point of a clip, in sweep order."""
+        return [(tf, p) for tf, planes in self.vtoken_temporal_factors.items()
+                for p in (self.vtoken_planes if planes is None else planes)]
     run_vtoken: bool = True
     device: str = "auto"
     model: str | None = None
@@ -63,7 +72,7 @@ class BenchSettings:
         """How many (clip, codec, config, quality) points the sweep has: the progress total."""
         per_clip = sum(len(self.qualities.get(c, [])) for c in self.codecs) * len(self.configs)
         if self.run_vtoken:
-            per_clip += len(self.vtoken_planes)
+            per_clip += len(self.vtoken_points())
         return per_clip * len(self.videos)
 
 
@@ -178,14 +187,15 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     warm_up(ref_path, s.vtoken_planes[0], tmp, vdev, s.model)
                     warmed = True
                 shown: dict[int, object] = {}
-                for p in s.vtoken_planes:
-                    out = run_vtoken(ref_path, p, tmp, vdev, s.model)
-                    if s.pictures_dir is not None:
+                for tf, p in s.vtoken_points():
+                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf)
+                    if s.pictures_dir is not None and tf is None:
                         shown[p] = out.frames
                     if out.frames.shape != ref_rgb.shape:
                         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
                     rec = make_record(
-                        codec="vtoken", config="default", clip=clip, quality_param="planes", quality_value=p,
+                        codec="vtoken", config="default" if tf is None else f"t{tf}", clip=clip,
+                        quality_param="planes", quality_value=p,
                         nbytes=out.bytes, frames=t, width=s.width, height=s.height,
                         per_frame=quality(ref_rgb, out.frames, mdev, s.metrics),
                         encode_s=out.encode_seconds, decode_s=out.decode_seconds,
@@ -204,6 +214,9 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                         pictures.append(picture.name)
     settings = {"frames": s.frames, "size": [s.width, s.height], "codecs": s.codecs, "configs": s.configs,
                 "qualities": {c: s.qualities.get(c, []) for c in s.codecs}, "vtoken_planes": s.vtoken_planes if s.run_vtoken else [],
+                "vtoken_temporal_factors": ({"model" if tf is None else str(tf): planes
+                                             for tf, planes in s.vtoken_temporal_factors.items()}
+                                            if s.run_vtoken else {}),
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
     env = environment(fver, torch_info=s.run_vtoken)
@@ -220,7 +233,7 @@ def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb
     when the run has no x265 point for the clip."""
     from . import sidebyside as sbs
 
-    mine = [r for r in results if r["clip"] == clip and r["codec"] == "vtoken"]
+    mine = [r for r in results if r["clip"] == clip and r["codec"] == "vtoken" and r["config"] == "default"]
     x265 = [r for r in results if r["clip"] == clip and r["codec"] == "hevc" and r["config"] == s.configs[0]]
     vt = sbs.pick_vtoken_point(mine)
     hv = sbs.nearest_rate(x265, vt["bpp"])

@@ -29,6 +29,7 @@ import numpy as np
 from .. import defaults
 from ..bitstream import MvtReader, MvtWriter, StreamHeader, audio_record_size, stream_overhead
 from ..errors import InputError, ModelError, StreamError, UsageError
+from .frames import frame_repeat, model_frames
 from .metadata import color_code_points
 from .pipeline import DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks, stream_chunks
 from .preflight import check_container_header, check_stream
@@ -60,15 +61,19 @@ class Codec:
     # -- the stream header ------------------------------------------------------------------
     def stream_header(self, info, *, chunk_frames: int = defaults.CHUNK_FRAMES,
                       key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
-                      rate: dict | None = None) -> StreamHeader:
-        """The header of a stream coding a video described by `info` (a media VideoInfo)."""
+                      rate: dict | None = None, temporal_factor: int | None = None) -> StreamHeader:
+        """The header of a stream coding a video described by `info` (a media VideoInfo), with
+        `temporal_factor` frames per latent frame (a divisor of the model's; None: the model's)."""
         from ..entropy import format_version
 
         net, cfg = self.model, self.config
         if net.identity is None:
             # A .mvt names its model by name + sha256 of the weights file; an unsaved model has neither.
             raise UsageError("the model has no identity: save it with vtoken.models.save_model and load it back")
-        tf = cfg.temporal_factor
+        tf = cfg.temporal_factor if temporal_factor is None else temporal_factor
+        if isinstance(tf, bool) or not isinstance(tf, int) or tf < 1 or cfg.temporal_factor % tf:
+            divisors = ", ".join(str(d) for d in range(1, cfg.temporal_factor + 1) if cfg.temporal_factor % d == 0)
+            raise UsageError(f"temporal factor must divide the model's {cfg.temporal_factor} ({divisors}), got {tf!r}")
         if chunk_frames < 1 or (chunk_frames - 1) % tf:
             raise UsageError(f"chunk frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), "
                              f"got {chunk_frames}")
@@ -76,7 +81,7 @@ class Codec:
             raise UsageError(f"key interval must be at least 1 chunk, got {key_interval}")
         check_frame_area(info.width, info.height, source or "input")
         # The encoder refuses to write a stream its own decoder would refuse.
-        check_chunk_size(chunk_frames, info.width, info.height, source or "input")
+        check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
         extra = {"rate": rate or {}}
         if source is not None:
             extra = {"source": Path(source).name, **extra}
@@ -103,9 +108,13 @@ class Codec:
             raise StreamError(f"{src}: entropy coder version {header.entropy_version}, but model {header.model_name} "
                               f"codes version {want}: the file is damaged")
         cfg = self.config
-        if (header.bits, header.spatial_factor, header.temporal_factor) != (cfg.bits, cfg.spatial_factor, cfg.temporal_factor):
+        # A stream's time grid may be finer than the model's (frames.frame_repeat).
+        if ((header.bits, header.spatial_factor) != (cfg.bits, cfg.spatial_factor)
+                or cfg.temporal_factor % header.temporal_factor):
             raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
                               f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")
+        check_chunk_size(model_frames(header.frames_per_chunk, cfg.temporal_factor, header.temporal_factor),
+                         header.width, header.height, str(src), StreamError)
 
     @staticmethod
     def preflight(reader: MvtReader, *, start: int = 0, frames: int | None = None, planes: int | None = None,
@@ -129,21 +138,25 @@ class Codec:
                  quality: int | None = None, bpp: float | None = None,
                  chunk_frames: int = defaults.CHUNK_FRAMES, key_interval: int = defaults.KEY_INTERVAL,
                  precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
-                 source: str | None = None, timings: Timings | None = None, on_chunk=None) -> Compressed:
+                 source: str | None = None, timings: Timings | None = None, on_chunk=None,
+                 temporal_factor: int | None = None) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
-        `out` (a binary file), with `audio` (data, description) carried as is."""
+        `out` (a binary file), with `audio` (data, description) carried as is. A
+        `temporal_factor` below the model's gives every frame more latent frames: the model
+        codes each frame model factor / temporal_factor times (more bits, higher quality)."""
         rate = self.rate(planes, quality, bpp)
         mode = resolve_precision(precision, self.device, "encode")
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
-                                    rate={"planes": rate.planes, "bpp": bpp})
+                                    rate={"planes": rate.planes, "bpp": bpp}, temporal_factor=temporal_factor)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
         rate.total_pixels = (info.frame_count or 0) * info.width * info.height
         warnings: list[str] = []
         writer = MvtWriter(out, header)
-        chunks = stream_chunks(frames, chunk_frames, key_interval, self.config.temporal_factor)
+        chunks = stream_chunks(frames, chunk_frames, key_interval, header.temporal_factor)
         totals = encode_chunks(chunks, writer, self.model, rate, device=self.device, timings=timings or Timings(),
-                               precision=mode, on_chunk=on_chunk, warnings=warnings)
+                               precision=mode, on_chunk=on_chunk, warnings=warnings,
+                               repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor))
         if totals["frames"] == 0:
             raise InputError(f"{source or 'input'}: no frames could be decoded")
         if audio is not None:

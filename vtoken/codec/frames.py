@@ -3,6 +3,11 @@
 Frames are uint8 [T, H, W, 3] RGB. The model wants float [1, 3, T', H', W'] in [-1, 1] with
 T' = 1 + 4n and H', W' multiples of the spatial factor. Padding replicates the last frame and
 the edge pixels (no new content for the codec to spend bits on); cropping drops it again.
+
+A stream may have a finer time grid than the model (its temporal factor the model's divided
+by r): the encoder then gives the model every frame r times (a key chunk's first frame once),
+so each frame gets r times the latent frames, and the decoder keeps the last decoded copy of
+each, the one whose latent frame has read all its copies.
 """
 
 from __future__ import annotations
@@ -27,6 +32,34 @@ def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int, co
     if (tp, hp, wp) == (t, h, w):
         return frames
     return np.pad(frames, ((0, tp - t), (0, hp - h), (0, wp - w), (0, 0)), mode="edge")
+
+
+def frame_repeat(model_factor: int, stream_factor: int) -> int:
+    """r: how many times the model sees each frame of a stream with `stream_factor`."""
+    if stream_factor < 1 or model_factor % stream_factor:
+        raise ValueError(f"a stream's temporal factor must divide the model's {model_factor}, got {stream_factor}")
+    return model_factor // stream_factor
+
+
+def model_frames(frames: int, model_factor: int, stream_factor: int) -> int:
+    """Frames the model runs on for a key chunk of `frames` frames (what bounds its memory)."""
+    return 1 + frame_repeat(model_factor, stream_factor) * (frames - 1)
+
+
+def repeat_frames(frames: np.ndarray, r: int, key: bool) -> np.ndarray:
+    """Every frame r times, a key chunk's first frame (coded alone) once."""
+    if r == 1:
+        return frames
+    if key:
+        return np.concatenate([frames[:1], np.repeat(frames[1:], r, axis=0)])
+    return np.repeat(frames, r, axis=0)
+
+
+def last_copies(video, r: int, key: bool):
+    """float [1, 3, T, H, W] decoded from repeat_frames' chunk -> the last copy of each frame."""
+    if r == 1:
+        return video
+    return video[:, :, ::r] if key else video[:, :, r - 1::r]
 
 
 def to_tensor(frames: np.ndarray, device, dtype=None):

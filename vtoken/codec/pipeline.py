@@ -29,7 +29,7 @@ from .. import defaults
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder, coder_for
 from ..errors import CorruptChunkError, InputError, UsageError
-from .frames import pad_frames, to_frames, to_tensor
+from .frames import frame_repeat, last_copies, pad_frames, repeat_frames, to_frames, to_tensor
 from .overlap import ahead
 from .precision import autocast
 from .rate import RateController
@@ -66,7 +66,8 @@ def check_chunk_size(frames_per_chunk: int, width: int, height: int, what: str, 
 
 
 def expected_latent_shape(frames: int, height: int, width: int, cfg, key: bool = True) -> tuple[int, int, int]:
-    """Latent (T', H', W') of a chunk of `frames` frames: what a decoder may accept."""
+    """Latent (T', H', W') of a chunk of `frames` frames: what a decoder may accept. `cfg`
+    holds the stream's factors (its header), which may have a finer time grid than the model."""
     tf, sf = cfg.temporal_factor, cfg.spatial_factor
     latent = 1 + -(-(frames - 1) // tf) if key else -(-frames // tf)
     return latent, -(-height // sf), -(-width // sf)
@@ -134,15 +135,17 @@ def encode_chunks(
     precision: str = "fp32",
     on_chunk=None,
     warnings: list[str] | None = None,
+    repeat: int = 1,
 ) -> dict:
-    """Code every (frames, key) chunk (see stream_chunks) into `writer`. Returns totals.
+    """Code every (frames, key) chunk (see stream_chunks) into `writer`, the model seeing every
+    frame `repeat` times (frames.repeat_frames). Returns totals.
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
     coder = coder_for(model)
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
-    coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings),
+    coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings, repeat),
                   name="vtoken-model")
     try:
         for frames, key, bits in coded:
@@ -182,7 +185,7 @@ def encode_chunks(
 
 
 def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
-                warnings: list[str]):
+                warnings: list[str], repeat: int = 1):
     """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk. On
     GPU out-of-memory a chunk is split in two in time and retried from the state it started
     with (a chunk may hold fewer frames than the stream's maximum)."""
@@ -191,6 +194,7 @@ def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timing
     from ..models.stream import StreamState
 
     tf, sf = model.config.temporal_factor, model.config.spatial_factor
+    stream_tf = tf // repeat  # the chunks' time grid (a split must stay on it)
     state = StreamState()  # this stream's causal state: the model is shared, the state is not
     for frames, key in chunks:
         pending = [(frames, key)]
@@ -200,20 +204,20 @@ def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timing
             if part_key:
                 state = StreamState()
             snapshot = state.copy()
-            padded = pad_frames(part, tf, sf, continuing=not part_key)
+            padded = pad_frames(repeat_frames(part, repeat, part_key), tf, sf, continuing=not part_key)
             try:
                 with torch.inference_mode(), autocast(device, precision):
                     bits = model.encode_bits(to_tensor(padded, device), state=state)[0].cpu().numpy()
             except torch.cuda.OutOfMemoryError:
-                if len(part) <= (1 if part_key else tf):
+                if len(part) <= (1 if part_key else stream_tf):
                     raise
                 if getattr(device, "type", "") == "cuda":
                     torch.cuda.empty_cache()
                 state = snapshot  # the failed call may have advanced some layers
                 # Split on the latent grid: the first part needs no padding and the
                 # second continues the stream.
-                latent = -(-(len(part) - 1) // tf) if part_key else -(-len(part) // tf)
-                cut = (1 if part_key else 0) + tf * max(1 if not part_key else 0, latent // 2)
+                latent = -(-(len(part) - 1) // stream_tf) if part_key else -(-len(part) // stream_tf)
+                cut = (1 if part_key else 0) + stream_tf * max(1 if not part_key else 0, latent // 2)
                 warnings.append(f"GPU out of memory on a {len(part)}-frame chunk: retried as {cut} + {len(part) - cut} frames")
                 pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
                 continue
@@ -229,17 +233,19 @@ class DecodedChunk:
 
 
 def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision: str, warnings: list[str],
-                 state) -> np.ndarray:
+                 state, key: bool) -> np.ndarray:
     """Frames of one chunk, continuing `state`. On GPU out-of-memory the chunk is decoded on
     the CPU instead (the stream fixes the chunk's shape, so it cannot be split the way the
     encoder splits)."""
     import torch
 
     x = torch.from_numpy(bits).unsqueeze(0)
+    r = frame_repeat(model.config.temporal_factor, header.temporal_factor)
     snapshot = state.copy()
     try:
         with torch.inference_mode(), autocast(device, precision):
-            return to_frames(model.decode_bits(x.to(device), planes=len(bits), state=state), frames, header.height, header.width)
+            video = last_copies(model.decode_bits(x.to(device), planes=len(bits), state=state), r, key)
+            return to_frames(video, frames, header.height, header.width)
     except torch.cuda.OutOfMemoryError:
         if getattr(device, "type", "") != "cuda":
             raise
@@ -248,16 +254,17 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
         cpu_model = copy.deepcopy(model).to("cpu")  # layers keep their slots: the state fits it
         cpu_state = snapshot.to("cpu")  # from before the failed call, which may have advanced it
         with torch.inference_mode(), autocast("cpu", "fp32"):
-            out = to_frames(cpu_model.decode_bits(x, planes=len(bits), state=cpu_state), frames, header.height, header.width)
+            video = last_copies(cpu_model.decode_bits(x, planes=len(bits), state=cpu_state), r, key)
+            out = to_frames(video, frames, header.height, header.width)
         state.assign(cpu_state.to(device))  # the next chunk continues on the GPU
         return out
 
 
-def _read_bits(reader: MvtReader, coder: BitplaneCoder, i: int, entry, header, cfg):
+def _read_bits(reader: MvtReader, coder: BitplaneCoder, i: int, entry, header):
     """Chunk `i` and its entropy-decoded bits; CorruptChunkError for anything damaged."""
     chunk = reader.read_chunk(i)
     shape = tuple(chunk.latent_shape)
-    want = expected_latent_shape(entry.frame_count, header.height, header.width, cfg, key=entry.key)
+    want = expected_latent_shape(entry.frame_count, header.height, header.width, header, key=entry.key)
     if shape != want:
         # Never let a header make the model decode more than the video's own size.
         raise CorruptChunkError(f"chunk {i}: latent shape {shape} does not match the video ({want})", chunk=i)
@@ -290,7 +297,7 @@ def _entropy_decoded(reader: MvtReader, coder: BitplaneCoder, cfg, begin: int, s
             coder.reset()
             trusted = cfg.bits
         try:
-            chunk, bits = _read_bits(reader, coder, i, entry, header, cfg)
+            chunk, bits = _read_bits(reader, coder, i, entry, header)
         except CorruptChunkError as exc:
             if not tolerant:
                 raise
@@ -379,7 +386,7 @@ def decode_chunks(
             else:
                 # Chunks before the first wanted one still go through the model: they carry
                 # its causal state.
-                frames = _decode_bits(model, item.bits, n, header, device, precision, warnings, state)
+                frames = _decode_bits(model, item.bits, n, header, device, precision, warnings, state, entry.key)
                 timings.add("model", clock)
             previous = frames[-1]
             if item.index >= first:

@@ -1,0 +1,129 @@
+"""A stream's temporal factor below the model's: every frame coded r times, the last decoded
+copy kept (vtoken.codec.frames.repeat_frames / last_copies)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vtoken
+from vtoken.errors import StreamError, UsageError
+from vtoken.media import VideoReader
+
+from clips import make_clip
+
+
+def _frames(path) -> np.ndarray:
+    with VideoReader(path) as r:
+        return np.concatenate(list(r.chunks(64)))
+
+
+def _model_chunks(model, frames: np.ndarray, r: int, chunk_frames: int, key_interval: int):
+    """(bits, decoded frames) per chunk computed without the pipeline: the model reads every
+    frame r times (a key chunk's first frame once) and the last decoded copy of each is kept."""
+    import torch
+
+    from vtoken.codec.frames import pad_frames, to_frames, to_tensor
+    from vtoken.models.stream import StreamState
+
+    tf, sf = model.config.temporal_factor, model.config.spatial_factor
+    out, i, index = [], 0, 0
+    while i < len(frames):
+        key = index % key_interval == 0
+        n = chunk_frames if key else chunk_frames - 1
+        if key:
+            enc_state, dec_state = StreamState(), StreamState()
+        part = frames[i:i + n]
+        seq = np.concatenate([part[:1], np.repeat(part[1:], r, axis=0)]) if key else np.repeat(part, r, axis=0)
+        with torch.inference_mode():
+            bits = model.encode_bits(to_tensor(pad_frames(seq, tf, sf, continuing=not key), "cpu"), state=enc_state)
+            video = model.decode_bits(bits, state=dec_state)
+        kept = video[:, :, 0::r] if key else video[:, :, r - 1::r]
+        out.append((bits[0].numpy(), to_frames(kept, len(part), frames.shape[1], frames.shape[2])))
+        i, index = i + n, index + 1
+    return out
+
+
+@pytest.mark.parametrize("factor", [2, 1])
+def test_finer_temporal_factor_codes_each_frame_r_times(tmp_path, tiny_model_json, factor):
+    from vtoken.bitstream import open_mvt
+    from vtoken.entropy import coder_for
+    from vtoken.models import load_model
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=23, size=(48, 40))
+    mvt = tmp_path / "t.mvt"
+    res = vtoken.encode(src, mvt, model=tiny_model_json, chunk_frames=9, key_interval=2, device="cpu",
+                        temporal_factor=factor)
+    assert res.frames == 23 and res.temporal_factor == factor
+    model = load_model(tiny_model_json)
+    r = model.config.temporal_factor // factor
+    frames = _frames(src)
+    expected = _model_chunks(model, frames, r, 9, 2)
+    coder = coder_for(model)
+    with open_mvt(mvt) as reader:
+        assert reader.header.temporal_factor == factor
+        assert [e.frame_count for e in reader.entries] == [9, 8, 6]
+        for i, (want, _) in enumerate(expected):
+            chunk = reader.read_chunk(i)
+            if chunk.key:
+                coder.reset()
+            np.testing.assert_array_equal(coder.decode(list(chunk.segments), tuple(chunk.latent_shape)), want)
+    decoded = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
+    np.testing.assert_array_equal(decoded, np.concatenate([f for _, f in expected]))
+    # Seeking lands on the same frames, and r times the latent frames cost more bytes.
+    part = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu", start=12, frames=9)))
+    np.testing.assert_array_equal(part, decoded[12:21])
+    coarse = vtoken.encode(src, tmp_path / "c.mvt", model=tiny_model_json, chunk_frames=9, key_interval=2, device="cpu")
+    assert coarse.temporal_factor == 4 and res.bytes > coarse.bytes
+
+
+def test_temporal_factor_must_divide_the_models(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
+    for bad in (3, 8):
+        with pytest.raises(UsageError, match="temporal factor must divide the model's 4"):
+            vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", temporal_factor=bad)
+    for bad in (0, -1, "2"):
+        with pytest.raises(UsageError, match="temporal factor"):
+            vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", temporal_factor=bad)
+    assert not (tmp_path / "x.mvt").exists()
+
+
+def test_a_stream_the_model_would_run_on_too_many_frames_is_refused(tiny_model_json):
+    """The decoder bounds the frames its model runs on at once: a fine time grid makes a chunk
+    r times longer for the model than the header's frame count says."""
+    from vtoken.bitstream import StreamHeader
+    from vtoken.codec.codec import Codec
+    from vtoken.codec.pipeline import MAX_CHUNK_PIXELS
+    from vtoken.models import load_model
+
+    model = load_model(tiny_model_json)
+    codec = Codec(model, "cpu")
+    side = 256
+    fpc = 1 + 4 * (MAX_CHUNK_PIXELS // (side * side) // 8)  # fits at factor 4, not when read 4 times
+    header = StreamHeader(model_name=model.identity.name, model_sha256=model.identity.sha256, width=side, height=side,
+                          fps_num=25, fps_den=1, bits=model.config.bits, spatial_factor=model.config.spatial_factor,
+                          temporal_factor=4, frames_per_chunk=fpc, entropy_version=1)
+    codec.check_header(header)
+    header.temporal_factor = 1
+    with pytest.raises(StreamError, match="larger than vtoken decodes at once"):
+        codec.check_header(header)
+    header.temporal_factor = 3
+    with pytest.raises(StreamError, match="factors"):
+        codec.check_header(header)
+
+
+def test_cli_encodes_at_a_finer_temporal_factor(tmp_path, tiny_model_json):
+    from click.testing import CliRunner
+
+    from vtoken.cli import main
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=9, size=(32, 32))
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "a.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--temporal-factor", "2", "--json"])
+    assert run.exit_code == 0, run.output
+    assert '"temporal_factor": 2' in run.output
+    assert vtoken.info(tmp_path / "a.mvt")["temporal_factor"] == 2
+    bad = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "b.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--temporal-factor", "3"])
+    assert bad.exit_code != 0 and "temporal factor must divide" in bad.output
+    assert not (tmp_path / "b.mvt").exists()

@@ -96,7 +96,7 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     the record, BD-rate against the baseline and the summary must work for it."""
     import vtoken.bench.learned as learned
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None):
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
@@ -117,6 +117,17 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     write_outputs(run, tmp_path / "out", plots=False)
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {(r["test"], r["anchor"]) for r in data["bd"]} == {("vtoken", "hevc")}
+    # A second temporal factor: its points get config t2, and the run a vtoken-best series.
+    s = _settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2, 4, 8], qualities={"hevc": [24, 34, 44]},
+                  vtoken_temporal_factors={None: None, 2: [4, 8]})
+    assert s.points() == 8
+    run = rn.run_benchmark(s)
+    assert [r["config"] for r in run["results"] if r["codec"] == "vtoken"] == ["default"] * 3 + ["t2"] * 2
+    assert run["settings"]["vtoken_temporal_factors"] == {"model": None, "2": [4, 8]}
+    write_outputs(run, tmp_path / "out2", plots=False)
+    data = json.loads((tmp_path / "out2" / "results.json").read_text())
+    assert {(r["test"], r["anchor"]) for r in data["bd"]} == {("vtoken", "hevc"), ("vtoken-t2", "hevc"),
+                                                              ("vtoken-best", "hevc")}
 
 
 @needs_ffmpeg
@@ -184,7 +195,7 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     from vtoken.bench import sidebyside as sbs
     from vtoken.bench.report import write_outputs
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None):
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})

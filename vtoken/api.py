@@ -35,7 +35,7 @@ class EncodeResult:
     chunk_frames: int = defaults.CHUNK_FRAMES
     key_interval: int = defaults.KEY_INTERVAL
     warnings: list[str] = field(default_factory=list)
-    temporal_factor: int = 4  # frames per latent frame in the stream
+    temporal_factor: int | None = None  # frames per latent frame in the stream (its header)
 
     def to_dict(self) -> dict:
         return asdict(self)

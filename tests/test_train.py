@@ -361,11 +361,10 @@ def test_graft_widen_is_opt_in_and_runs_in_training(tmp_path):
         assert torch.allclose(shares, src.state_dict()[name], atol=1e-6) == widen
 
 
-def test_graft_new_lr_scale_speeds_up_only_the_fresh_tensors(tmp_path):
-    """new_lr_scale: the tensors with no source counterpart (here a mid block grafted as an
-    identity) get their own Adam group at that multiple of the learning rate; the grafted ones
-    keep the configured rate. Adam's first steps move each weight by about the learning rate,
-    so the new block moves about 10x as far with a scale of 10."""
+def _moved_at_scales(tmp_path, model_extra: dict, graft_extra: dict, measure) -> dict:
+    """Train 2 steps from a saved TINY_MODEL grafted to TINY_MODEL + `model_extra`, at
+    new_lr_scale 1 and 10. Returns ({scale: measure(trained state, source state)}, the
+    config, for usage checks)."""
     from vtoken.models import Tokenizer, TokenizerConfig, save_model
 
     torch.manual_seed(0)
@@ -373,17 +372,28 @@ def test_graft_new_lr_scale_speeds_up_only_the_fresh_tensors(tmp_path):
     (tmp_path / "zoo").mkdir()
     path = save_model(src, tmp_path / "zoo", "src-model")
     cfg = _config(2).to_dict()
-    cfg.update(model={**TINY_MODEL, "mid_blocks": 1}, init_from=str(path), checkpoint_every=0)
+    cfg.update(model={**TINY_MODEL, **model_extra}, init_from=str(path), checkpoint_every=0)
     cfg["optim"] = {"lr": 1e-4, "warmup_steps": 0}
     moved = {}
     for scale in (1, 10):
-        cfg["graft"] = {"renames": [], "silent_new_blocks": True, "new_lr_scale": scale}
+        cfg["graft"] = {"renames": [], **graft_extra, "new_lr_scale": scale}
         run = tmp_path / f"run-{scale}"
         train(TrainConfig.from_dict(cfg), run, data_arrays=_arrays())
-        after = _params(run)["model"]
+        moved[scale] = measure(_params(run)["model"], src.state_dict())
+    return moved, cfg
+
+
+def test_graft_new_lr_scale_speeds_up_only_the_fresh_tensors(tmp_path):
+    """new_lr_scale: the tensors with no source counterpart (here a mid block grafted as an
+    identity) get their own Adam group at that multiple of the learning rate; the grafted ones
+    keep the configured rate. Adam's first steps move each weight by about the learning rate,
+    so the new block moves about 10x as far with a scale of 10."""
+    def measure(after, before):
         new = after["decoder.mid.0.conv2.conv.weight"]  # started at zero
-        old = after["decoder.conv_out.conv.weight"] - src.state_dict()["decoder.conv_out.conv.weight"]
-        moved[scale] = (new.abs().mean().item(), old.abs().mean().item())
+        old = after["decoder.conv_out.conv.weight"] - before["decoder.conv_out.conv.weight"]
+        return new.abs().mean().item(), old.abs().mean().item()
+
+    moved, cfg = _moved_at_scales(tmp_path, {"mid_blocks": 1}, {"silent_new_blocks": True}, measure)
     assert 5 < moved[10][0] / moved[1][0] < 15
     assert 0.5 < moved[10][1] / moved[1][1] < 2
     for bad in (0, -1, "x", True):
@@ -394,25 +404,14 @@ def test_graft_new_lr_scale_speeds_up_only_the_fresh_tensors(tmp_path):
 def test_graft_new_lr_scale_speeds_up_the_new_taps_of_a_grown_kernel(tmp_path):
     """A 3-tap temporal downsampling grafted to 4 taps: the new oldest tap shares its tensor
     with the grafted taps, and new_lr_scale moves it (alone) about 10x as far."""
-    from vtoken.models import Tokenizer, TokenizerConfig, save_model
-
-    torch.manual_seed(0)
-    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
-    (tmp_path / "zoo").mkdir()
-    path = save_model(src, tmp_path / "zoo", "src-model")
-    cfg = _config(2).to_dict()
-    cfg.update(model={**TINY_MODEL, "temporal_down_kernel": 4}, init_from=str(path), checkpoint_every=0)
-    cfg["optim"] = {"lr": 1e-4, "warmup_steps": 0}
     name = "encoder.downs.0.conv.conv.weight"
-    moved = {}
-    for scale in (1, 10):
-        cfg["graft"] = {"renames": [], "new_lr_scale": scale}
-        run = tmp_path / f"run-{scale}"
-        train(TrainConfig.from_dict(cfg), run, data_arrays=_arrays())
-        after = _params(run)["model"][name]
-        new_tap = after[:, :, :1]  # started at zero
-        old_taps = after[:, :, 1:] - src.state_dict()[name]
-        moved[scale] = (new_tap.abs().mean().item(), old_taps.abs().mean().item())
+
+    def measure(after, before):
+        new_tap = after[name][:, :, :1]  # started at zero
+        old_taps = after[name][:, :, 1:] - before[name]
+        return new_tap.abs().mean().item(), old_taps.abs().mean().item()
+
+    moved, _ = _moved_at_scales(tmp_path, {"temporal_down_kernel": 4}, {}, measure)
     assert moved[1][0] > 0
     assert 5 < moved[10][0] / moved[1][0] < 15
     assert 0.5 < moved[10][1] / moved[1][1] < 2

@@ -274,22 +274,17 @@ class Trainer:
         self.loss = TokenizerLoss(cfg.losses, self.device, bits=self.model_config.bits)
         fused = self.device.type == "cuda"
         self.trained = [p for p in self.model.parameters() if p.requires_grad]
-        # With graft new_lr_scale the fresh tensors form a second group ("lr_scale" is read by
-        # train_step); without it there is one group, as in checkpoints written before.
+        # graft new_lr_scale: what has no source counterpart (whole fresh tensors, mask None,
+        # and the new elements of extended ones) takes that multiple of Adam's step, applied
+        # after it (train_step); Adam's step is elementwise and proportional to the lr.
         scale = float(cfg.graft.get("new_lr_scale", 1.0)) if cfg.graft else 1.0
         fresh = set(self.graft_report["fresh"])
-        named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
-        new = [p for name, p in named if name in fresh]
-        groups: list[Any] = self.trained
-        if scale != 1.0 and new:
-            groups = [{"params": [p for name, p in named if name not in fresh], "lr_scale": 1.0},
-                      {"params": new, "lr_scale": scale}]
-        # The new elements of extended tensors share a tensor (and an Adam group) with grafted
-        # ones: their step is scaled after Adam's (train_step); Adam's step is elementwise.
         self.new_lr_scale = scale
-        self.new_elements = [(p, new_elements[name].to(self.device)) for name, p in named
-                             if name in new_elements] if scale != 1.0 else []
-        self.opt = torch.optim.Adam(groups, lr=cfg.optim.lr, betas=cfg.optim.betas,
+        self.new_elements = [] if scale == 1.0 else [
+            (p, None if name in fresh else new_elements[name].to(self.device))
+            for name, p in self.model.named_parameters()
+            if p.requires_grad and (name in fresh or name in new_elements)]
+        self.opt = torch.optim.Adam(self.trained, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                     weight_decay=cfg.optim.weight_decay, **({"fused": True} if fused else {}))
         # The rate model's probabilities are bit statistics of the current encoder: their own
         # optimiser, fast enough to track the encoder (and optional when a run is resumed).
@@ -406,7 +401,7 @@ class Trainer:
         cfg = self.cfg
         lr = cfg.optim.lr_at(self.step, cfg.steps)
         for g in self.opt.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)
+            g["lr"] = lr
         video = self.sampler.batch(cfg.batch_size, self.device)
         if self.mem_format is not None:
             video = video.contiguous(memory_format=self.mem_format)
@@ -427,7 +422,8 @@ class Trainer:
         self.opt.step()
         with torch.no_grad():
             for (p, mask), p0 in zip(self.new_elements, before):
-                p.add_((p - p0) * mask, alpha=self.new_lr_scale - 1.0)
+                step = p - p0
+                p.add_(step if mask is None else step * mask, alpha=self.new_lr_scale - 1.0)
         if self.rate_opt is not None:
             self.rate_opt.step()
         ema_update(self.ema, self.model, cfg.ema_decay, self.step)

@@ -417,6 +417,44 @@ def test_graft_new_lr_scale_speeds_up_the_new_taps_of_a_grown_kernel(tmp_path):
     assert 0.5 < moved[10][1] / moved[1][1] < 2
 
 
+def test_graft_to_a_finer_time_grid_starts_as_the_source_on_a_still_scene(tmp_path):
+    """A stage's temporal stride dropped (temporal factor 4 -> 2): the encoder's strided taps
+    are summed into one and the decoder's up-conv keeps its later time phase: on a still clip
+    the new model's latents at the source's frames are the source's, and the up-conv makes the
+    source's aligned frames. A run grafting this way keeps those tensors fixed for
+    freeze_steps."""
+    from vtoken.models import Tokenizer, TokenizerConfig, save_model
+    from vtoken.train.graft import graft
+
+    torch.manual_seed(0)
+    coarse = {**TINY_MODEL, "temporal_down": [True, True]}
+    src = Tokenizer(TokenizerConfig.from_dict(coarse)).eval()
+    new = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL)).eval()
+    report = graft(new, src.state_dict(), source_config=src.config)
+    assert sorted(report["regridded"]) == sorted(
+        f"{half}.conv.conv.{p}" for half in ("encoder.downs.1", "decoder.ups.0") for p in ("weight", "bias"))
+    assert report["fresh"] == [] and report["extended"] == []
+    still = (torch.rand(1, 3, 1, 32, 32) * 2 - 1).repeat(1, 1, 9, 1, 1)
+    with torch.no_grad():
+        z_src, z_new = src.encode(still), new.encode(still)
+        assert (z_src.shape[2], z_new.shape[2]) == (3, 5)
+        torch.testing.assert_close(z_new[:, :, ::2], z_src, atol=1e-5, rtol=1e-4)
+        # The decoder's up-conv gives, per input frame, the source's later frame of the two
+        # (after the causal layout drops the very first frame: the source's even frames).
+        x = torch.randn(1, 16, 3, 4, 4)
+        torch.testing.assert_close(new.decoder.ups[0](x), src.decoder.ups[0](x)[:, :, ::2])
+    with pytest.raises(ValueError, match="finer, not coarser"):
+        graft(Tokenizer(TokenizerConfig.from_dict(coarse)), new.state_dict(), source_config=new.config)
+
+    (tmp_path / "zoo").mkdir()
+    cfg = _config(2).to_dict()
+    cfg.update(init_from=str(save_model(src, tmp_path / "zoo", "coarse")), checkpoint_every=0,
+               graft={"renames": [], "freeze_steps": 2})
+    train(TrainConfig.from_dict(cfg), tmp_path / "run", data_arrays=_arrays())
+    name = "decoder.ups.0.conv.conv.weight"
+    assert torch.equal(_params(tmp_path / "run")["model"][name], new.state_dict()[name])
+
+
 def test_freeze_encoder_trains_the_decoder_alone(tmp_path):
     """freeze ["encoder"]: the encoder (so every coded bit) stays exactly the source's, the
     decoder learns, and the EMA copy of the encoder is the source too."""

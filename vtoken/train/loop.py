@@ -255,7 +255,7 @@ class Trainer:
                 self.graft_report = graft(model, src.state_dict(), renames, src.bits, model.bits,
                                           silent_new_blocks=bool(cfg.graft.get("silent_new_blocks", False)),
                                           widen_from=src.config if cfg.graft.get("widen") else None,
-                                          new_elements=new_elements)
+                                          new_elements=new_elements, source_config=src.config)
             else:
                 _load_into(model, src.state_dict(), f"init_from {cfg.init_from}")
         for half, spec in cfg.init_halves.items():
@@ -264,7 +264,7 @@ class Trainer:
             getattr(model, half).requires_grad_(False)
         self.model = model.to(self.device)
         # Grafted parameters stay fixed for the first freeze_steps updates (graft.py).
-        kept = {name for key in ("copied", "extended", "widened") for name in self.graft_report.get(key, [])}
+        kept = {name for key in ("copied", "extended", "widened", "regridded") for name in self.graft_report.get(key, [])}
         self.grafted = [p for name, p in self.model.named_parameters() if name in kept]
         self.freeze_steps = int(cfg.graft.get("freeze_steps", 0)) if cfg.graft else 0
         self.mem_format = torch.channels_last_3d if cfg.channels_last and self.device.type == "cuda" else None

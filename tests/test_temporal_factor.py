@@ -127,3 +127,62 @@ def test_cli_encodes_at_a_finer_temporal_factor(tmp_path, tiny_model_json):
                                     "--device", "cpu", "--temporal-factor", "3"])
     assert bad.exit_code != 0 and "temporal factor must divide" in bad.output
     assert not (tmp_path / "b.mvt").exists()
+
+
+def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_path, tiny_model_json):
+    """temporal_factor="auto" with a bpp target: the first chunk is coded on every grid the
+    chunk length allows, and the stream uses the grid choose() picks from those trials; each
+    trial codes the first chunk as a plain encode at that grid does."""
+    from vtoken.bitstream import open_mvt
+    from vtoken.bitstream.records import INDEX_ENTRY
+    from vtoken.codec.factor_choice import FactorTrial, choose
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=15, size=(48, 40))
+    res = vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
+                        temporal_factor="auto")
+    trials = [FactorTrial(**t) for t in res.factor_trials]
+    assert [t.factor for t in trials] == [4, 2, 1]
+    assert res.temporal_factor == choose(trials, 0.5)
+    with open_mvt(tmp_path / "a.mvt") as reader:
+        assert reader.header.temporal_factor == res.temporal_factor
+    assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "a.mvt", device="cpu")))) == 15
+    for t in trials:
+        plain = vtoken.encode(src, tmp_path / f"t{t.factor}.mvt", model=tiny_model_json, chunk_frames=9,
+                              device="cpu", bpp=0.5, temporal_factor=t.factor)
+        assert plain.planes[0] == t.planes
+        with open_mvt(tmp_path / f"t{t.factor}.mvt") as reader:
+            chunk_bytes = reader.entries[1].offset - reader.entries[0].offset
+        assert t.bpp * 48 * 40 * 9 / 8 == pytest.approx(chunk_bytes + INDEX_ENTRY.size)
+    with pytest.raises(UsageError, match="auto needs a bpp"):
+        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", planes=3, temporal_factor="auto")
+    assert not (tmp_path / "b.mvt").exists()
+
+
+def test_auto_choice_is_the_best_quality_within_the_target():
+    from vtoken.codec.factor_choice import FactorTrial, candidate_factors, choose
+
+    assert candidate_factors(4, 17) == [4, 2, 1] and candidate_factors(4, 3) == [2, 1]
+    assert candidate_factors(2, 9) == [2, 1] and candidate_factors(4, 2) == [1]
+    trials = [FactorTrial(4, 0.060, 0.210, 64), FactorTrial(2, 0.100, 0.180, 40), FactorTrial(1, 0.100, 0.190, 20)]
+    assert choose(trials, 0.10) == 2
+    # A finer grid over the target (beyond the tolerance) does not count, however good.
+    assert choose(trials, 0.08) == 4
+    # None within the target: the coarsest grid, the fewest bits.
+    assert choose([FactorTrial(4, 0.2, 0.3, 1), FactorTrial(2, 0.3, 0.2, 1)], 0.1) == 4
+    # Equal quality: the coarser grid (cheaper to decode).
+    assert choose([FactorTrial(2, 0.1, 0.2, 9), FactorTrial(4, 0.1, 0.2, 9)], 0.1) == 4
+
+
+def test_cli_auto_temporal_factor_says_what_it_tried(tmp_path, tiny_model_json):
+    from click.testing import CliRunner
+
+    from vtoken.cli import main
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=9, size=(48, 40))
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "a.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.5"])
+    assert run.exit_code == 0, run.output
+    assert "temporal factor" in run.output and "first chunk tried at 4: " in run.output
+    bad = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "b.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--temporal-factor", "best", "--bpp", "0.5"])
+    assert bad.exit_code == 2 and "integer (a divisor of the model's) or auto, got 'best'" in bad.output

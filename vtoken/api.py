@@ -36,6 +36,8 @@ class EncodeResult:
     key_interval: int = defaults.KEY_INTERVAL
     warnings: list[str] = field(default_factory=list)
     temporal_factor: int | None = None  # frames per latent frame in the stream (its header)
+    # temporal_factor="auto": per grid tried, {"factor", "bpp", "lpips", "planes"} of the first chunk
+    factor_trials: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +91,7 @@ def encode(
     precision: str = defaults.PRECISION,
     overwrite: bool = False,
     progress: bool = False,
-    temporal_factor: int | None = None,
+    temporal_factor: int | str | None = None,
 ) -> EncodeResult:
     """Encode a video or image file `src` into the .mvt file `dst`.
 
@@ -99,7 +101,10 @@ def encode(
     auto, fp32 or bf16 (see vtoken.codec.precision; auto encodes in fp32).
     `temporal_factor`: frames per latent frame, a divisor of the model's (None: the model's,
     4). At 2 or 1 the model codes every frame 2 or 4 times: about that many times the bits
-    and the encode / decode time at equal planes, and higher quality than more planes buy."""
+    and the encode / decode time at equal planes, and higher quality than more planes buy.
+    "auto" (needs `bpp`) codes the first chunk at the target on each grid and keeps the one
+    with the lowest LPIPS within the target (vtoken.codec.factor_choice); the result's
+    `factor_trials` say what each gave."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path
@@ -134,7 +139,8 @@ def encode(
         fps=done.frames / seconds, model=f"{ident.name} sha256:{ident.sha256}", device=str(dev),
         timings=timings.as_dict(), precision=done.precision, chunk_frames=done.header.frames_per_chunk,
         key_interval=done.header.key_interval,
-        warnings=done.warnings, temporal_factor=done.header.temporal_factor)
+        warnings=done.warnings, temporal_factor=done.header.temporal_factor,
+        factor_trials=[asdict(t) for t in done.factor_trials])
 
 
 def _model_for(header, model, device):

@@ -123,6 +123,14 @@ def _emit(data: dict, as_json: bool, lines: list[str]) -> None:
             _say(line)
 
 
+def _int_or_word(value: str | None):
+    """An option that takes a number or a word ("auto"): validate.py judges which are allowed."""
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return value
+
+
 def _show_progress(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
@@ -140,8 +148,10 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True)
 @click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True,
               help="Frames per chunk (1 + Tn, T the temporal factor).")
-@click.option("--temporal-factor", type=int, help="Frames per latent frame: the model's (4) by default; 2 or 1 code "
-              "every frame 2 or 4 times, for about that many times the bits and time and higher quality.")
+@click.option("--temporal-factor", callback=lambda ctx, param, v: _int_or_word(v), metavar="N|auto",
+              help="Frames per latent frame: the model's (4) by default; 2 or 1 code every frame 2 or 4 times, for "
+              "about that many times the bits and time and higher quality; auto (with --bpp or --bitrate) codes the "
+              "first chunk on each and keeps the best LPIPS within the target.")
 @click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
 @click.option("--key-interval", type=int, default=defaults.KEY_INTERVAL, show_default=True,
@@ -222,6 +232,11 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                 _say(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, {res.bytes} bytes, "
                      f"{res.bpp:.4f} bpp, planes {min(res.planes)}-{max(res.planes)}, {res.fps:.1f} fps on {res.device}",
                      to_stderr=_stdout_output(dst))
+                if res.factor_trials:
+                    tried = "; ".join(f"{t['factor']}: {t['bpp']:.4f} bpp, LPIPS {t['lpips']:.3f}"
+                                      for t in res.factor_trials)
+                    _say(f"{src}: temporal factor {res.temporal_factor} (first chunk tried at {tried})",
+                         to_stderr=_stdout_output(dst))
         except VtokenError as exc:
             if len(jobs) == 1:
                 raise

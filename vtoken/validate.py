@@ -123,6 +123,18 @@ def token_grid(tokens):
 
 
 
+def temporal_factor_option(value, bpp) -> None:
+    """An integer (the model's divisors are checked by the Codec) or "auto", which needs bpp."""
+    from .codec.factor_choice import AUTO, NEEDS_BPP
+
+    if isinstance(value, str) and value != AUTO:
+        raise UsageError(f"temporal factor must be an integer (a divisor of the model's) or {AUTO}, got {value!r}")
+    if value != AUTO:
+        integer("temporal factor", value, 1, 64, optional=True)
+    elif bpp is None:
+        raise UsageError(NEEDS_BPP)
+
+
 def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames, key_interval, precision,
                    overwrite, progress, temporal_factor=None) -> None:
     """Every encode argument, range-checked before anything is opened or loaded."""
@@ -137,7 +149,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
         device_name(device)
     integer("chunk frames", chunk_frames, 1, 1025)
     integer("key interval", key_interval, 1, 0xFFFFFFFF)
-    integer("temporal factor", temporal_factor, 1, 64, optional=True)  # the model's divisors: Codec
+    temporal_factor_option(temporal_factor, bpp)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)

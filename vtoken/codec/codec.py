@@ -20,6 +20,7 @@ the CLI prints it. Nothing here logs or prints.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -29,6 +30,7 @@ import numpy as np
 from .. import defaults
 from ..bitstream import MvtReader, MvtWriter, StreamHeader, audio_record_size, stream_overhead
 from ..errors import InputError, ModelError, StreamError, UsageError
+from . import factor_choice
 from .frames import frame_repeat, model_frames
 from .metadata import color_code_points
 from .pipeline import DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks, stream_chunks
@@ -48,6 +50,7 @@ class Compressed:
     precision: str
     warnings: list[str] = field(default_factory=list)
     bytes: int = 0  # the whole file as written (a pipe or device has no size to ask for afterwards)
+    factor_trials: list = field(default_factory=list)  # temporal_factor="auto": factor_choice.FactorTrial
 
 
 class Codec:
@@ -139,13 +142,25 @@ class Codec:
                  chunk_frames: int = defaults.CHUNK_FRAMES, key_interval: int = defaults.KEY_INTERVAL,
                  precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
                  source: str | None = None, timings: Timings | None = None, on_chunk=None,
-                 temporal_factor: int | None = None) -> Compressed:
+                 temporal_factor: int | str | None = None) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
-        codes each frame model factor / temporal_factor times (more bits, higher quality)."""
+        codes each frame model factor / temporal_factor times (more bits, higher quality);
+        "auto" (with `bpp`) chooses it by coding the first chunk on each grid
+        (factor_choice.py)."""
         rate = self.rate(planes, quality, bpp)
         mode = resolve_precision(precision, self.device, "encode")
+        trials = []
+        if temporal_factor == factor_choice.AUTO:
+            if bpp is None:
+                raise UsageError(factor_choice.NEEDS_BPP)
+            frames = iter(frames)
+            first = list(itertools.islice(frames, chunk_frames))
+            trials = factor_choice.run_trials(self, first, info, bpp, chunk_frames=chunk_frames, precision=precision,
+                                              source=source)
+            temporal_factor = factor_choice.choose(trials, bpp) if trials else None
+            frames = itertools.chain(first, frames)
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
                                     rate={"planes": rate.planes, "bpp": bpp}, temporal_factor=temporal_factor)
         # A rate target counts the whole file: headers, index and the carried audio too.
@@ -166,7 +181,7 @@ class Codec:
         miss = rate.miss(size)  # a target missed by more than rate.TOLERANCE says what it got
         if miss:
             warnings.append(miss)
-        return Compressed(header, totals["frames"], totals["chunks"], totals["planes"], mode, warnings, size)
+        return Compressed(header, totals["frames"], totals["chunks"], totals["planes"], mode, warnings, size, trials)
 
     def decompress(self, reader: MvtReader, *, start: int = 0, frames: int | None = None,
                    planes: int | None = None, tolerant: bool = False, precision: str = defaults.PRECISION,

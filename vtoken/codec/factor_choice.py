@@ -1,0 +1,83 @@
+"""`temporal_factor="auto"`: the stream's time grid chosen by trial, at the rate asked for.
+
+A finer grid than the model's (frames.frame_repeat) gives every frame more latent frames. On
+moving content that buys more quality per bit than more planes do; on other clips the model's
+own grid with more planes is better at the same rate, and a finer grid with fewer planes
+gives a larger and worse file. Which one wins depends on the clip and the rate, so it is
+measured: the first chunk is coded at the bpp target on each grid the chunk length allows,
+decoded, and scored with LPIPS against the source. The grid kept is the one with the lowest
+LPIPS among the trials that stay within the target (RateController.TOLERANCE); when none
+does, the coarsest (the fewest bits). One header holds one grid, so the choice is the whole
+stream's; the first chunk is a key chunk, so it stands for the rest only as well as the
+clip's start stands for the clip.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UsageError
+from .rate import RateController
+
+AUTO = "auto"
+NEEDS_BPP = ("temporal factor auto needs a bpp (or bitrate) target: it picks the time grid with the best quality at "
+             "that rate")
+
+
+@dataclass
+class FactorTrial:
+    """The first chunk coded on one grid at the target: its rate and its LPIPS."""
+
+    factor: int
+    bpp: float
+    lpips: float
+    planes: int
+
+    def fits(self, target: float) -> bool:
+        return self.bpp <= target * (1 + RateController.TOLERANCE)
+
+
+def candidate_factors(model_factor: int, chunk_frames: int) -> list[int]:
+    """The grids a stream of this model may use with chunks of `chunk_frames` frames, the
+    model's own (coarsest) first."""
+    return [f for f in range(model_factor, 0, -1) if model_factor % f == 0 and (chunk_frames - 1) % f == 0]
+
+
+def choose(trials: list[FactorTrial], target: float) -> int:
+    """The factor of the best trial within the target; the coarsest trial's when none fits."""
+    fitting = [t for t in trials if t.fits(target)]
+    if not fitting:
+        return max(trials, key=lambda t: t.factor).factor
+    return min(fitting, key=lambda t: (t.lpips, -t.factor)).factor
+
+
+def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
+               source: str | None = None, lpips_device: str = "cpu") -> list[FactorTrial]:
+    """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, in memory,
+    as the stream itself would code its first chunk (same header, same rate budget). A
+    trial's bpp is the chunk's own bytes (its segments and index entry) per pixel."""
+    from ..bitstream import MvtReader, stream_overhead
+    from ..metrics.lpips import lpips_frames
+
+    if not frames:
+        return []
+    ref = np.stack(frames)
+    pixels = ref.shape[0] * ref.shape[1] * ref.shape[2]
+    trials = []
+    for factor in candidate_factors(codec.config.temporal_factor, chunk_frames):
+        buf = io.BytesIO()
+        try:
+            done = codec.compress(iter(frames), buf, info, bpp=bpp, chunk_frames=chunk_frames, key_interval=1,
+                                  precision=precision, source=source, temporal_factor=factor)
+        except UsageError:
+            continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
+        buf.seek(0)
+        decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=precision,
+                                                                     warnings=[])])
+        score = float(lpips_frames(ref, decoded[: len(ref)], lpips_device).mean())
+        payload = done.bytes - stream_overhead(done.header)
+        trials.append(FactorTrial(factor, payload * 8 / pixels, score, done.planes[0]))
+    return trials

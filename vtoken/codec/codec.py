@@ -158,7 +158,7 @@ class Codec:
             frames = iter(frames)
             first = list(itertools.islice(frames, chunk_frames))
             trials = factor_choice.run_trials(self, first, info, bpp, chunk_frames=chunk_frames, precision=precision,
-                                              source=source)
+                                              source=source, lpips_device=str(self.device))
             temporal_factor = factor_choice.choose(trials, bpp) if trials else None
             frames = itertools.chain(first, frames)
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,

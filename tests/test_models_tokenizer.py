@@ -179,3 +179,19 @@ def _check_streaming(model, pieces):
     torch.testing.assert_close(torch.cat(outs, dim=2), whole_out, atol=1e-5, rtol=1e-5)
     # Outside the context the model is stateless again.
     torch.testing.assert_close(model.encode_bits(video), whole_bits, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("config", [TINY, PATCH], ids=["pyramid", "patch"])
+def test_decoding_a_slice_of_frames_gives_those_frames(config):
+    """decode_bits(frames=...) skips the per-frame levels of the other frames and returns
+    exactly the slice of the full decode, for a stream's first chunk and a continuing one."""
+    model = seeded_model(config)
+    torch.manual_seed(1)
+    first = torch.randint(0, 2, (1, config.bits, 3, 4, 4), dtype=torch.uint8)
+    later = torch.randint(0, 2, (1, config.bits, 2, 4, 4), dtype=torch.uint8)
+    full, part = StreamState(), StreamState()
+    for bits, keep in ((first, slice(0, None, 2)), (later, slice(1, None, 2))):
+        want = model.decode_bits(bits, state=full)[:, :, keep]
+        got = model.decode_bits(bits, state=part, frames=keep)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)

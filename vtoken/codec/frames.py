@@ -55,11 +55,13 @@ def repeat_frames(frames: np.ndarray, r: int, key: bool) -> np.ndarray:
     return np.repeat(frames, r, axis=0)
 
 
-def last_copies(video, r: int, key: bool):
-    """float [1, 3, T, H, W] decoded from repeat_frames' chunk -> the last copy of each frame."""
+def last_copies(r: int, key: bool) -> slice | None:
+    """The frames to keep of a chunk decoded from repeat_frames' input: the last copy of each
+    (None: all, r = 1). The decoder takes it (Tokenizer.decode_bits' `frames`), so the
+    dropped copies skip its per-frame levels."""
     if r == 1:
-        return video
-    return video[:, :, ::r] if key else video[:, :, r - 1::r]
+        return None
+    return slice(0, None, r) if key else slice(r - 1, None, r)
 
 
 def to_tensor(frames: np.ndarray, device, dtype=None):

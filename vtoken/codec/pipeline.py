@@ -244,7 +244,7 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
     snapshot = state.copy()
     try:
         with torch.inference_mode(), autocast(device, precision):
-            video = last_copies(model.decode_bits(x.to(device), planes=len(bits), state=state), r, key)
+            video = model.decode_bits(x.to(device), planes=len(bits), state=state, frames=last_copies(r, key))
             return to_frames(video, frames, header.height, header.width)
     except torch.cuda.OutOfMemoryError:
         if getattr(device, "type", "") != "cuda":
@@ -254,7 +254,7 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
         cpu_model = copy.deepcopy(model).to("cpu")  # layers keep their slots: the state fits it
         cpu_state = snapshot.to("cpu")  # from before the failed call, which may have advanced it
         with torch.inference_mode(), autocast("cpu", "fp32"):
-            video = last_copies(cpu_model.decode_bits(x, planes=len(bits), state=cpu_state), r, key)
+            video = cpu_model.decode_bits(x, planes=len(bits), state=cpu_state, frames=last_copies(r, key))
             out = to_frames(video, frames, header.height, header.width)
         state.assign(cpu_state.to(device))  # the next chunk continues on the GPU
         return out

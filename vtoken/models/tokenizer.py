@@ -146,7 +146,9 @@ class Decoder(StreamStart, nn.Module):
         x = self.conv_out(F.silu(self.norm_out(x, cond)))
         return depth_to_space(x, 1, self.patch) if self.patch > 1 else x
 
-    def forward(self, q: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, frames: slice | None = None) -> torch.Tensor:
+        """Video from q; with `frames` (a slice of the output frames) only those: the levels
+        that work frame by frame then run on them alone."""
         continuing = self._continuing()
         x = self.conv_in(q)
         for block in self.mid:
@@ -157,10 +159,14 @@ class Decoder(StreamStart, nn.Module):
             if j < len(self.ups):
                 x = self.ups[j](x)  # into level levels-2-j (may be temporal)
         if self.frame_from == len(self.blocks):  # no per-frame level: conv_out may be 3D
-            return self._head(x, q)
+            out = self._head(x, q)
+            return out if frames is None else out[:, :, frames]
         for block in self.temporal:
             x = block(x, q)
-        return _by_frames(self._frame_tail, x, expand_time(q, x.shape[2], continuing))
+        cond = expand_time(q, x.shape[2], continuing)
+        if frames is not None:
+            x, cond = x[:, :, frames], cond[:, :, frames]
+        return _by_frames(self._frame_tail, x, cond)
 
 
 class TokenizerOutput(NamedTuple):
@@ -193,12 +199,12 @@ class Tokenizer(nn.Module):
     # latent frames; later ones 4n frames, n latent frames) and give what one call on the
     # whole video gives. The encoder and the decoder need separate states. The model itself
     # holds none, so any number of streams, threads and generators can share it.
-    def _run(self, half: nn.Module, x: torch.Tensor, state: StreamState | None, role: str) -> torch.Tensor:
+    def _run(self, half: nn.Module, x: torch.Tensor, state: StreamState | None, role: str, **kw) -> torch.Tensor:
         if state is None:
-            return half(x)
+            return half(x, **kw)
         state.claim(role)
         with bound(state):
-            out = half(x)
+            out = half(x, **kw)
         state.chunks += 1
         return out
 
@@ -277,9 +283,11 @@ class Tokenizer(nn.Module):
         return (self.encode(video, state) >= 0).to(torch.uint8)
 
     @torch.no_grad()
-    def decode_bits(self, bits: torch.Tensor, planes: int | None = None, state: StreamState | None = None) -> torch.Tensor:
+    def decode_bits(self, bits: torch.Tensor, planes: int | None = None, state: StreamState | None = None,
+                    frames: slice | None = None) -> torch.Tensor:
         """Video in [-1,1] from bits [B,k,T',H',W'] with k <= K: planes >= `planes` (default:
-        all given) and the K - k missing planes are fed to the decoder as 0."""
+        all given) and the K - k missing planes are fed to the decoder as 0. `frames` (a
+        slice of the chunk's output frames): only those, at less cost (Decoder.forward)."""
         if bits.ndim != 5 or not 1 <= bits.shape[1] <= self.bits:
             raise ValueError(f"bits must be [B, k, T', H', W'] with 1 <= k <= {self.bits}, got shape {tuple(bits.shape)}")
         given = bits.shape[1]
@@ -291,7 +299,7 @@ class Tokenizer(nn.Module):
         b, _, t, h, w = bits.shape
         q = torch.zeros((b, self.bits, t, h, w), device=param.device, dtype=param.dtype)
         q[:, :kept] = bits[:, :kept].to(device=param.device, dtype=param.dtype) * 2 - 1
-        return self._run(self.decoder, q, state, "decode").clamp(-1, 1)
+        return self._run(self.decoder, q, state, "decode", frames=frames).clamp(-1, 1)
 
     def forward(self, video: torch.Tensor, planes=None) -> TokenizerOutput:
         """Training pass: LFQ losses are always computed; `planes` (int or per-sample

@@ -31,7 +31,7 @@ from .. import defaults
 from ..bitstream import MvtReader, MvtWriter, StreamHeader, audio_record_size, stream_overhead
 from ..errors import InputError, ModelError, StreamError, UsageError
 from . import factor_choice
-from .frames import frame_repeat, model_frames
+from .frames import frame_repeat, model_frames, stream_factors
 from .metadata import color_code_points
 from .pipeline import DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks, stream_chunks
 from .preflight import check_container_header, check_stream
@@ -75,7 +75,7 @@ class Codec:
             raise UsageError("the model has no identity: save it with vtoken.models.save_model and load it back")
         tf = cfg.temporal_factor if temporal_factor is None else temporal_factor
         if isinstance(tf, bool) or not isinstance(tf, int) or tf < 1 or cfg.temporal_factor % tf:
-            divisors = ", ".join(str(d) for d in range(1, cfg.temporal_factor + 1) if cfg.temporal_factor % d == 0)
+            divisors = ", ".join(str(d) for d in reversed(stream_factors(cfg.temporal_factor)))
             raise UsageError(f"temporal factor must divide the model's {cfg.temporal_factor} ({divisors}), got {tf!r}")
         if chunk_frames < 1 or (chunk_frames - 1) % tf:
             raise UsageError(f"chunk frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), "

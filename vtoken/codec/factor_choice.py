@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UsageError
+from .frames import stream_factors
 from .rate import RateController
 
 AUTO = "auto"
@@ -43,7 +44,7 @@ class FactorTrial:
 def candidate_factors(model_factor: int, chunk_frames: int) -> list[int]:
     """The grids a stream of this model may use with chunks of `chunk_frames` frames, the
     model's own (coarsest) first."""
-    return [f for f in range(model_factor, 0, -1) if model_factor % f == 0 and (chunk_frames - 1) % f == 0]
+    return [f for f in stream_factors(model_factor) if (chunk_frames - 1) % f == 0]
 
 
 def choose(trials: list[FactorTrial], target: float) -> int:

@@ -34,6 +34,11 @@ def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int, co
     return np.pad(frames, ((0, tp - t), (0, hp - h), (0, wp - w), (0, 0)), mode="edge")
 
 
+def stream_factors(model_factor: int) -> list[int]:
+    """The time grids a stream of this model may use: the divisors of its factor, coarsest first."""
+    return [f for f in range(model_factor, 0, -1) if model_factor % f == 0]
+
+
 def frame_repeat(model_factor: int, stream_factor: int) -> int:
     """r: how many times the model sees each frame of a stream with `stream_factor`."""
     if stream_factor < 1 or model_factor % stream_factor:

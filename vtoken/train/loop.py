@@ -264,7 +264,8 @@ class Trainer:
             getattr(model, half).requires_grad_(False)
         self.model = model.to(self.device)
         # Grafted parameters stay fixed for the first freeze_steps updates (graft.py).
-        kept = {name for key in ("copied", "extended", "widened", "regridded") for name in self.graft_report.get(key, [])}
+        kept = {name for key in ("copied", "extended", "widened", "regridded")
+                for name in self.graft_report.get(key, [])}
         self.grafted = [p for name, p in self.model.named_parameters() if name in kept]
         self.freeze_steps = int(cfg.graft.get("freeze_steps", 0)) if cfg.graft else 0
         self.mem_format = torch.channels_last_3d if cfg.channels_last and self.device.type == "cuda" else None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -36,8 +37,9 @@ from vtoken.entropy.coder import coder_for
 from vtoken.entropy.contexts import pass_positions
 
 
+@lru_cache(maxsize=8)
 def pass_masks(h: int, w: int) -> torch.Tensor:
-    """float [3, H, W]: 1 where a position belongs to pass A, D, B."""
+    """float [3, H, W]: 1 where a position belongs to pass A, D, B (shared: do not modify)."""
     out = torch.zeros(3, h * w)
     for i, pos in enumerate(pass_positions(h, w)):
         out[i, torch.from_numpy(pos.copy())] = 1
@@ -87,11 +89,11 @@ def inputs(cur: torch.Tensor, prev: torch.Tensor | None, ks: torch.Tensor, ps: t
     return torch.cat([x_cur, x_prev, same, has_prev, known], dim=1)
 
 
-def frames_of(chunk: np.ndarray):
-    """(signs of frame t, signs of frame t - 1 or None) over a uint8 chunk [K, T, H, W]."""
-    s = torch.from_numpy(chunk.astype(np.float32) * 2 - 1)
-    for t in range(s.shape[1]):
-        yield s[:, t], (s[:, t - 1] if t else None)
+def frame_signs(chunk: np.ndarray, t: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Signs of latent frame t of a uint8 chunk [K, T, H, W] and of frame t - 1 (None at t = 0)."""
+    def signs(i: int) -> torch.Tensor:
+        return torch.from_numpy(chunk[:, i].astype(np.float32) * 2 - 1)
+    return signs(t), (signs(t - 1) if t else None)
 
 
 def fit(net: BitContext, chunks: list[np.ndarray], steps: int, planes_per_step: int, lr: float, seed: int) -> list[float]:
@@ -103,9 +105,7 @@ def fit(net: BitContext, chunks: list[np.ndarray], steps: int, planes_per_step: 
     log, window = [], []
     for step in range(steps):
         c, t = frames[int(torch.randint(len(frames), (1,), generator=gen))]
-        chunk = chunks[c]
-        s = torch.from_numpy(chunk[:, t].astype(np.float32) * 2 - 1)
-        prev = torch.from_numpy(chunk[:, t - 1].astype(np.float32) * 2 - 1) if t else None
+        s, prev = frame_signs(chunks[c], t)
         masks = pass_masks(*s.shape[1:])
         ks = torch.randperm(kk, generator=gen)[:planes_per_step].repeat_interleave(3)
         ps = torch.arange(3).repeat(planes_per_step)
@@ -131,7 +131,8 @@ def cnn_bits(net: BitContext, chunk: np.ndarray) -> np.ndarray:
     kk = chunk.shape[0]
     cost = np.zeros(kk)
     masks = pass_masks(*chunk.shape[2:])
-    for s, prev in frames_of(chunk):
+    for t in range(chunk.shape[1]):
+        s, prev = frame_signs(chunk, t)
         for k0 in range(0, kk, 16):
             ks = torch.arange(k0, min(kk, k0 + 16)).repeat_interleave(3)
             ps = torch.arange(3).repeat(len(ks) // 3)
@@ -140,11 +141,6 @@ def cnn_bits(net: BitContext, chunk: np.ndarray) -> np.ndarray:
             per = nll.sum(dim=(1, 2)).numpy() / np.log(2)
             np.add.at(cost, ks.numpy(), per)
     return cost
-
-
-def coder_bits(model, chunk: np.ndarray) -> np.ndarray:
-    """The shipped coder's ideal code length of each plane of a chunk coded alone (a key chunk)."""
-    return coder_for(model).estimate(chunk)
 
 
 def summary(cost: np.ndarray, n_per_plane: int) -> dict:
@@ -198,7 +194,7 @@ def main() -> None:
 
     def judge(name: str, chunks: list[np.ndarray]) -> None:
         n = sum(c[0].size for c in chunks)
-        coder = sum(coder_bits(model, c) for c in chunks)
+        coder = sum(coder_for(model).estimate(c) for c in chunks)  # each chunk coded alone, as a key chunk
         cnn = sum(cnn_bits(net, c) for c in chunks)
         report[name] = {"coder": summary(coder, n), "cnn": summary(cnn, n),
                         "cnn_over_coder": round(float(cnn.sum() / coder.sum()), 4)}

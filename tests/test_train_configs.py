@@ -1,0 +1,55 @@
+"""The training configs shipped in vtoken/train/configs: each one parses, and each one that
+starts from a model still in the zoo fits that model's weights, so a recipe in the train
+README does not fail minutes into a run (or a paid GPU call) on a renamed field or a
+mismatched architecture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vtoken.errors import ModelError
+from vtoken.models import Tokenizer, load_model
+from vtoken.models.store import resolve_model
+from vtoken.train.loop import TrainConfig, _load_into, build_model_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "vtoken" / "train" / "configs"
+CONFIGS = sorted(CONFIG_DIR.glob("*.json"))
+
+
+def _shipped(spec: str) -> bool:
+    try:
+        resolve_model(spec)
+    except ModelError:
+        return False
+    return True
+
+
+def test_the_config_folder_is_found():
+    assert len(CONFIGS) > 10
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_parses(path):
+    cfg = TrainConfig.load(path)
+    assert cfg.steps > 0 and cfg.batch_size > 0
+
+
+# Starting points still shipped: the configs a user can run from a fresh checkout as they are.
+FROM_ZOO = [p for p in CONFIGS
+            if (spec := json.loads(p.read_text()).get("init_from")) and _shipped(spec)
+            and "graft" not in json.loads(p.read_text())]
+
+
+def test_the_gpu_recipe_starts_from_a_shipped_model():
+    # The first GPU session runs patch-h100.json as it is (vtoken/train/README.md).
+    assert CONFIG_DIR / "patch-h100.json" in FROM_ZOO
+
+
+@pytest.mark.parametrize("path", FROM_ZOO, ids=lambda p: p.stem)
+def test_config_fits_the_model_it_starts_from(path):
+    cfg = TrainConfig.load(path)
+    model = Tokenizer(build_model_config(cfg.model))
+    _load_into(model, load_model(cfg.init_from, cache=False).state_dict(), f"init_from {cfg.init_from}")

@@ -271,6 +271,44 @@ def test_rate_gradient_pushes_bits_toward_their_context_prediction():
     assert m(dropped).item() == 0        # dropped planes (q = 0) are not coded, not charged
 
 
+def test_rate_predicted_charges_predicted_latent_frames_only():
+    """frame_bits splits the estimate by latent frame; rate_predicted scales what the encoder
+    is charged for frames t >= 1 and leaves the key frame's charge and the logged bpp_est."""
+    from vtoken.models.lfq import LFQLosses
+    from vtoken.models.tokenizer import TokenizerOutput
+
+    g = torch.Generator().manual_seed(0)
+    q = (torch.randint(0, 2, (1, 3, 3, 4, 4), generator=g).float() * 2 - 1).requires_grad_(True)
+    video = torch.zeros(1, 3, 9, 16, 16)
+    zero = torch.zeros(())
+    out = TokenizerOutput(reconstruction=video.clone(), z=q.detach(), quantized=q, indices=None,
+                          losses=LFQLosses(zero, zero, zero, zero, zero))
+
+    def charged(pred_weight):
+        loss = TokenizerLoss(LossConfig(l1=0, perceptual=0, commitment=0, entropy=0, rate=1.0,
+                                        rate_predicted=pred_weight), bits=3)
+        with torch.no_grad():
+            loss.rate.logits.normal_(generator=g)
+        frames = loss.rate.frame_bits(q)
+        assert frames.shape == (3,) and torch.allclose(frames.sum(), loss.rate(q))
+        q.grad = None
+        total, terms = loss(video, out, 0, g)
+        total.backward()
+        npix = 9 * 16 * 16
+        assert torch.allclose(terms["bpp_est"], frames.sum() / npix)
+        assert torch.allclose(total, (frames[0] + pred_weight * frames[1:].sum()) / npix)
+        return q.grad.clone()
+
+    g.manual_seed(1)
+    base = charged(1.0)
+    g.manual_seed(1)
+    key_free = charged(0.0)
+    assert torch.equal(key_free[:, :, 1:], torch.zeros_like(key_free[:, :, 1:]))
+    assert torch.allclose(key_free[:, :, 0], base[:, :, 0])
+    with pytest.raises(UsageError, match="rate_predicted"):
+        LossConfig(rate=1.0, rate_predicted=-1.0)
+
+
 def test_crossplane_rate_model_learns_what_earlier_planes_say():
     """Planes 0 and 1 are random and plane 2 copies plane 0. The context table sees plane k-1
     only, so it cannot predict plane 2 (about 1 bit each); the cross-plane term learns to."""

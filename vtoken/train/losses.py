@@ -44,6 +44,11 @@ class LossConfig:
     entropy_final_ratio: float = 0.0
     rate: float = 0.0  # weight of the estimated bits per pixel (rate.py); 0 = the encoder ignores rate
     rate_crossplane: bool = False  # the rate model also reads the earlier planes, as the coder does
+    # The rate of predicted latent frames (t >= 1) is charged this many times the key frame's:
+    # a codec spends its bits where they carry forward (the causal decoder sees every earlier
+    # latent frame), and a predicted bit that repeats its context costs the coder little.
+    # bpp_est stays the unweighted estimate.
+    rate_predicted: float = 1.0
     adversarial: float = 0.0  # 0.1 in the paper; off by default (measure before enabling)
     gan_start: int = 2000  # generator gets the adversarial term only after this many steps
     # The discriminator trains from this step (-1 = from gan_start). Warm-starting a trained
@@ -61,6 +66,11 @@ class LossConfig:
     plane_dropout: bool = True
     all_planes_prob: float = 0.25
     min_planes: int = 1
+
+    def __post_init__(self):
+        if self.rate < 0 or self.rate_predicted < 0:
+            raise UsageError(f"losses.rate ({self.rate}) and losses.rate_predicted "
+                             f"({self.rate_predicted}) must be >= 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LossConfig":
@@ -234,8 +244,11 @@ class TokenizerLoss(nn.Module):
             terms["codebook_entropy"] = lq.codebook_entropy.detach().float()
             if self.rate is not None:
                 b, _, t, h, w = x.shape
-                terms["bpp_est"] = self.rate(out.quantized) / (b * t * h * w)
-                total = total + c.rate * terms["bpp_est"]
+                frame_bits = self.rate.frame_bits(out.quantized) / (b * t * h * w)
+                terms["bpp_est"] = frame_bits.sum()
+                terms["bpp_est_key"] = frame_bits[0].detach()
+                charged = frame_bits[0] + c.rate_predicted * frame_bits[1:].sum()
+                total = total + c.rate * charged
             ew = c.entropy_weight(step)
             total = total + c.commitment * terms["commitment"] + ew * terms["entropy"]
             if self.gan_active(step):

@@ -74,6 +74,11 @@ class BitRateModel(nn.Module):
     def forward(self, quantized: torch.Tensor) -> torch.Tensor:
         """Total estimated bits of the kept planes of straight-through `quantized`
         [B, K, T', H', W'] (+-1 on kept planes, 0 on dropped ones), summed over the batch."""
+        return self.frame_bits(quantized).sum()
+
+    def frame_bits(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Estimated bits [T'] of each latent frame of `quantized`, summed over the batch,
+        the planes and the positions: frame 0 is the key frame, the rest are predicted."""
         with torch.autocast(device_type=quantized.device.type, enabled=False):
             q = quantized.float()
             kept = (q.detach() != 0).float()
@@ -87,4 +92,4 @@ class BitRateModel(nn.Module):
                 logit = logit + self._cross_score(q.detach())
             # -log2 p(b): softplus(-l) for b = 1, softplus(l) for b = 0, linear in b
             nats = bits * F.softplus(-logit) + (1 - bits) * F.softplus(logit)
-            return (nats * kept).sum() / torch.log(torch.tensor(2.0))
+            return (nats * kept).sum(dim=(0, 1, 3, 4)) / torch.log(torch.tensor(2.0))

@@ -309,6 +309,41 @@ def test_rate_predicted_charges_predicted_latent_frames_only():
         LossConfig(rate=1.0, rate_predicted=-1.0)
 
 
+def test_rate_motion_follows_the_coders_block_motion():
+    """The training rate model's motion-compensated previous frame is the one the entropy
+    coder uses for planes >= MOTION_PLANES, and a panned frame becomes cheap under it."""
+    from vtoken.entropy import motion as mo
+    from vtoken.train.rate import BitRateModel, compensated_previous
+
+    g = torch.Generator().manual_seed(0)
+    h, w = 20, 27  # partial edge blocks
+    frame0 = torch.randint(0, 2, (5, h + 4, w + 4), generator=g)
+    moved = [frame0[:, 2:-2, 2:-2], frame0[:, 1:-3, 3:-1], frame0[:, 3:-1, 2:-2]]  # pans
+    moved[2][:, :8, :8] = torch.randint(0, 2, (5, 8, 8), generator=g)  # a block that matches nothing
+    b = torch.stack(moved, dim=1).unsqueeze(0)  # [1, K=5, T=3, H, W]
+    got = compensated_previous(b)
+    for t in range(2):
+        prev, cur = b[0, :, t].numpy(), b[0, :, t + 1].numpy()
+        cost = sum(mo.block_sums(mo.mismatch(cur[k], prev[k])) for k in range(mo.MOTION_PLANES))
+        index = mo.gather_index(mo.best_field(cost), h, w)
+        assert np.array_equal(got[0, :, t].numpy(), mo.compensate(prev, index))
+    assert (got[0, :, 0] == b[0, :, 1]).float().mean() > 0.95  # the pan is followed
+
+    q = b.float() * 2 - 1
+
+    def trained_cost(motion):
+        m = BitRateModel(5, motion=motion)
+        opt = torch.optim.Adam(m.parameters(), lr=0.1)
+        for _ in range(100):
+            opt.zero_grad()
+            m(q).backward()
+            opt.step()
+        with torch.no_grad():
+            return m.frame_bits(q)[1:].sum().item()
+
+    assert trained_cost(True) < 0.6 * trained_cost(False)
+
+
 def test_crossplane_rate_model_learns_what_earlier_planes_say():
     """Planes 0 and 1 are random and plane 2 copies plane 0. The context table sees plane k-1
     only, so it cannot predict plane 2 (about 1 bit each); the cross-plane term learns to."""

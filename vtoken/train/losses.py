@@ -44,6 +44,7 @@ class LossConfig:
     entropy_final_ratio: float = 0.0
     rate: float = 0.0  # weight of the estimated bits per pixel (rate.py); 0 = the encoder ignores rate
     rate_crossplane: bool = False  # the rate model also reads the earlier planes, as the coder does
+    rate_motion: bool = False  # its temporal contexts follow the coder's block motion
     # The rate of predicted latent frames (t >= 1) is charged this many times the key frame's:
     # a codec spends its bits where they carry forward (the causal decoder sees every earlier
     # latent frame), and a predicted bit that repeats its context costs the coder little.
@@ -198,7 +199,7 @@ class TokenizerLoss(nn.Module):
         if cfg.rate > 0:
             from .rate import BitRateModel
 
-            self.rate = BitRateModel(bits, crossplane=cfg.rate_crossplane).to(device)
+            self.rate = BitRateModel(bits, crossplane=cfg.rate_crossplane, motion=cfg.rate_motion).to(device)
         self.disc = PatchDiscriminator(cfg.disc_channels).to(device) if cfg.adversarial > 0 else None
         self.lecam = LeCam().to(device) if cfg.adversarial > 0 else None
 

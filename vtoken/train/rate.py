@@ -11,6 +11,9 @@ compression do (Mentzer et al. 2018), over a subset of the entropy coder's own c
     latent frame 0        the bit of plane k-1 here (2) x the sum of its 4 neighbours (5)
                                                                           10 contexts
 
+With `motion` the temporal contexts read the previous frame moved by the coder's block
+motion (vtoken.entropy.motion), so the encoder is not charged for a pan the coder follows.
+
 With `crossplane` the logit also gets a learned linear score of the earlier planes' signs
 at the same position and of their 4-neighbour sums in the same latent frame (weights strictly
 lower triangular in the planes), the form of the shipped coder's cross-plane predictor
@@ -31,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtoken.entropy import motion as mo
+
 N_TEMPORAL = 20
 N_INTRA = 10
 
@@ -41,14 +46,41 @@ def _neighbour_sum(x: torch.Tensor) -> torch.Tensor:
     return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
 
 
-def contexts(bits: torch.Tensor) -> torch.Tensor:
-    """Context index [B, K, T, H, W] (int64) of every bit of bits [B, K, T, H, W] in {0, 1}."""
+def compensated_previous(b: torch.Tensor) -> torch.Tensor:
+    """The previous latent frame of every predicted frame of bits b [B, K, T, H, W] (int64),
+    moved by the coder's block motion: per BLOCK x BLOCK block of latent positions the shift
+    (within +-RADIUS, edges replicated) under which the previous frame's first MOTION_PLANES
+    planes best match the current frame's, the shortest among equal matches, as
+    vtoken.entropy.motion picks it. The coder refines its field plane by plane from the
+    planes below; one field from the same planes for every plane is close, and cheap.
+    Returns [B, K, T-1, H, W]."""
+    prev, cur = b[:, :, :-1], b[:, :, 1:]
+    _, _, t, h, w = prev.shape
+    r = mo.RADIUS
+    padded = F.pad(prev.float(), (r, r, r, r, 0, 0), mode="replicate").to(b.dtype)
+    shifted = torch.stack([padded[..., r + dy: r + dy + h, r + dx: r + dx + w] for dy, dx in mo.SHIFTS])
+    m = mo.MOTION_PLANES
+    mismatch = (shifted[:, :, :m] != cur[:, :m]).sum(dim=2)  # [S, B, T-1, H, W]
+    hb, wb = -(-h // mo.BLOCK), -(-w // mo.BLOCK)
+    mismatch = F.pad(mismatch, (0, wb * mo.BLOCK - w, 0, hb * mo.BLOCK - h))
+    cost = mismatch.reshape(*mismatch.shape[:3], hb, mo.BLOCK, wb, mo.BLOCK).sum(dim=(4, 6))
+    length = torch.tensor([abs(dy) + abs(dx) for dy, dx in mo.SHIFTS], device=b.device)
+    cost = cost * 4 + length.view(-1, 1, 1, 1, 1)
+    field = cost.argmin(dim=0)  # [B, T-1, Hb, Wb]
+    per_pos = field.repeat_interleave(mo.BLOCK, dim=-2).repeat_interleave(mo.BLOCK, dim=-1)[..., :h, :w]
+    index = per_pos.unsqueeze(0).unsqueeze(2).expand(1, -1, prev.shape[1], -1, -1, -1)
+    return shifted.gather(0, index).squeeze(0)
+
+
+def contexts(bits: torch.Tensor, motion: bool = False) -> torch.Tensor:
+    """Context index [B, K, T, H, W] (int64) of every bit of bits [B, K, T, H, W] in {0, 1};
+    with `motion` the temporal contexts read the motion-compensated previous frame."""
     b = bits.detach().to(torch.int64)
     below = F.pad(b, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1]  # plane k-1 (0 for plane 0)
     intra = N_TEMPORAL + below[:, :, :1] * 5 + _neighbour_sum(below[:, :, :1])
     if b.shape[2] == 1:
         return intra
-    prev = b[:, :, :-1]
+    prev = compensated_previous(b) if motion else b[:, :, :-1]
     temporal = prev * 10 + _neighbour_sum(prev) * 2 + below[:, :, 1:]
     return torch.cat([intra, temporal], dim=2)
 
@@ -56,8 +88,9 @@ def contexts(bits: torch.Tensor) -> torch.Tensor:
 class BitRateModel(nn.Module):
     """Learned P(bit = 1 | plane, context); forward gives the estimated bits of a batch."""
 
-    def __init__(self, planes: int, crossplane: bool = False):
+    def __init__(self, planes: int, crossplane: bool = False, motion: bool = False):
         super().__init__()
+        self.motion = motion
         self.logits = nn.Parameter(torch.zeros(planes, N_TEMPORAL + N_INTRA))
         self.cross = None
         if crossplane:
@@ -83,7 +116,7 @@ class BitRateModel(nn.Module):
             q = quantized.float()
             kept = (q.detach() != 0).float()
             bits = (q + 1) / 2
-            ctx = contexts(bits.detach() > 0.5)
+            ctx = contexts(bits.detach() > 0.5, motion=self.motion)
             k = q.shape[1]
             plane = torch.arange(k, device=q.device).view(1, k, 1, 1, 1)
             logit = self.logits[plane.expand_as(ctx), ctx]

@@ -61,7 +61,8 @@ def measure(model, frames: np.ndarray) -> dict:
         "flips": round(float(flipped.mean()), 4),
         "coder_pred_over_key": round(float(coder_frames[1:].mean() / coder_frames[0]), 3),
         "estimate_over_coder": {},
-        "flipped_abs_z_below": {str(s): round(float((abs_z < s).mean()), 3) for s in (0.25, 0.5, 1.0)},
+        "flipped_abs_z_below": ({str(s): round(float((abs_z < s).mean()), 3) for s in (0.25, 0.5, 1.0)}
+                                if abs_z.size else None),  # None: no bit flipped
         "median_abs_z": round(float(np.median(np.abs(z))), 3),
     }
     for motion in (False, True):

@@ -309,6 +309,16 @@ def test_rate_predicted_charges_predicted_latent_frames_only():
         LossConfig(rate=1.0, rate_predicted=-1.0)
 
 
+def _fitted(rate_model, q, steps):
+    """rate_model with its table fitted to the bits of q (Adam, as the training loop does)."""
+    opt = torch.optim.Adam(rate_model.parameters(), lr=0.1)
+    for _ in range(steps):
+        opt.zero_grad()
+        rate_model(q).backward()
+        opt.step()
+    return rate_model
+
+
 def test_rate_motion_follows_the_coders_block_motion():
     """The training rate model's motion-compensated previous frame is the one the entropy
     coder uses for planes >= MOTION_PLANES, and a panned frame becomes cheap under it."""
@@ -332,12 +342,7 @@ def test_rate_motion_follows_the_coders_block_motion():
     q = b.float() * 2 - 1
 
     def trained_cost(motion):
-        m = BitRateModel(5, motion=motion)
-        opt = torch.optim.Adam(m.parameters(), lr=0.1)
-        for _ in range(100):
-            opt.zero_grad()
-            m(q).backward()
-            opt.step()
+        m = _fitted(BitRateModel(5, motion=motion), q, 100)
         with torch.no_grad():
             return m.frame_bits(q)[1:].sum().item()
 
@@ -355,12 +360,7 @@ def test_crossplane_rate_model_learns_what_earlier_planes_say():
     below_2 = torch.cat([q[:, :2], torch.zeros_like(q[:, 2:])], dim=1)  # plane 2 dropped
 
     def plane_2_cost(crossplane):
-        m = BitRateModel(3, crossplane=crossplane)
-        opt = torch.optim.Adam(m.parameters(), lr=0.1)
-        for _ in range(200):
-            opt.zero_grad()
-            m(q).backward()
-            opt.step()
+        m = _fitted(BitRateModel(3, crossplane=crossplane), q, 200)
         with torch.no_grad():
             return m(q).item() - m(below_2).item()
 

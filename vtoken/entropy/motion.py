@@ -24,7 +24,8 @@ SHIFTS = sorted(
     [(dy, dx) for dy in range(-RADIUS, RADIUS + 1) for dx in range(-RADIUS, RADIUS + 1)],
     key=lambda s: (abs(s[0]) + abs(s[1]), s),
 )
-_LENGTH = np.array([abs(dy) + abs(dx) for dy, dx in SHIFTS], dtype=np.int64)
+SHIFT_LENGTH = np.array([abs(dy) + abs(dx) for dy, dx in SHIFTS], dtype=np.int64)
+MISMATCH_WEIGHT = 4  # a block's cost: mismatches x 4 + shift length (ties: the shortest shift)
 
 
 def mismatch(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
@@ -47,7 +48,7 @@ def block_sums(m: np.ndarray) -> np.ndarray:
 def best_field(block_cost: np.ndarray) -> np.ndarray:
     """Index into SHIFTS per block from block mismatch counts [S, Hb, Wb]."""
     # Mismatches weigh 4, shift length 1: among equal matches the shortest shift wins.
-    return np.argmin(block_cost * 4 + _LENGTH[:, None, None], axis=0)
+    return np.argmin(block_cost * MISMATCH_WEIGHT + SHIFT_LENGTH[:, None, None], axis=0)
 
 
 @lru_cache(maxsize=16)

@@ -64,8 +64,8 @@ def compensated_previous(b: torch.Tensor) -> torch.Tensor:
     hb, wb = -(-h // mo.BLOCK), -(-w // mo.BLOCK)
     mismatch = F.pad(mismatch, (0, wb * mo.BLOCK - w, 0, hb * mo.BLOCK - h))
     cost = mismatch.reshape(*mismatch.shape[:3], hb, mo.BLOCK, wb, mo.BLOCK).sum(dim=(4, 6))
-    length = torch.tensor([abs(dy) + abs(dx) for dy, dx in mo.SHIFTS], device=b.device)
-    cost = cost * 4 + length.view(-1, 1, 1, 1, 1)
+    length = torch.from_numpy(mo.SHIFT_LENGTH).to(b.device).view(-1, 1, 1, 1, 1)
+    cost = cost * mo.MISMATCH_WEIGHT + length  # the coder's rule (motion.best_field)
     field = cost.argmin(dim=0)  # [B, T-1, Hb, Wb]
     per_pos = field.repeat_interleave(mo.BLOCK, dim=-2).repeat_interleave(mo.BLOCK, dim=-1)[..., :h, :w]
     index = per_pos.unsqueeze(0).unsqueeze(2).expand(1, -1, prev.shape[1], -1, -1, -1)

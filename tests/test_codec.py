@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import vtoken
+from vtoken import defaults
 from vtoken.errors import CorruptChunkError, ModelError, OutputError, UsageError
 from vtoken.media import VideoReader
 
@@ -19,16 +20,19 @@ def _read_all(path) -> tuple[np.ndarray, object]:
         return np.concatenate(list(r.chunks(64))), r.info
 
 
-def _encoded_bits(model, frames: np.ndarray, chunk_frames: int, key_interval: int) -> list[np.ndarray]:
+def _encoded_bits(model, frames: np.ndarray, chunk_frames: int, key_interval: int,
+                  hold: float = defaults.HOLD) -> list[np.ndarray]:
     """What the model produces for each chunk, computed independently of the pipeline: key
-    chunks of `chunk_frames` frames start a stream, the chunks between continue it."""
+    chunks of `chunk_frames` frames start a stream, the chunks between continue it; their
+    signs through the encoder's hysteresis at `hold`."""
     import torch
 
     from vtoken.codec.frames import pad_frames, to_tensor
+    from vtoken.codec.hold import BitHold
     from vtoken.models.stream import StreamState
 
     cfg = model.config
-    out, i, index, state = [], 0, 0, StreamState()
+    out, i, index, state, held = [], 0, 0, StreamState(), BitHold(hold)
     while i < len(frames):
         key = index % key_interval == 0
         n = chunk_frames if key else chunk_frames - 1
@@ -36,7 +40,8 @@ def _encoded_bits(model, frames: np.ndarray, chunk_frames: int, key_interval: in
             state = StreamState()
         padded = pad_frames(frames[i : i + n], cfg.temporal_factor, cfg.spatial_factor, continuing=not key)
         with torch.inference_mode():
-            out.append(model.encode_bits(to_tensor(padded, "cpu"), state=state)[0].numpy())
+            z = model.encode(to_tensor(padded, "cpu"), state=state)[0].numpy()
+        out.append(held.bits(z, key))
         i, index = i + n, index + 1
     return out
 
@@ -164,6 +169,35 @@ def test_bpp_target_keeps_the_plane_prefix_nearest_the_target(tmp_path, tiny_mod
     assert res.planes == [1] and "lowest reachable rate" in res.warnings[0]
 
 
+def test_hold_codes_the_held_bits_and_says_so(tmp_path, tiny_model_json):
+    """With the encoder's hysteresis the stream carries exactly the held bits, chunk after
+    chunk (the previous latent frame crosses chunk boundaries, a key chunk starts afresh), its
+    header names the threshold, and it decodes as any stream does."""
+    from vtoken.bitstream import open_mvt
+    from vtoken.codec.codec import Codec
+    from vtoken.models import load_model
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=30, size=(48, 40))
+    model = load_model(tiny_model_json)
+    frames, _ = _read_all(src)
+    plain, held = _encoded_bits(model, frames, 9, 2, 0.0), _encoded_bits(model, frames, 9, 2, 0.5)
+    assert sum((p != h).sum() for p, h in zip(plain, held)) > 0  # 0.5 holds some of this model's bits
+    for hold, want in ((0.0, plain), (0.5, held)):
+        mvt = tmp_path / f"hold{hold}.mvt"
+        vtoken.encode(src, mvt, model=tiny_model_json, chunk_frames=9, key_interval=2, device="cpu", hold=hold)
+        with open_mvt(mvt) as reader:
+            assert reader.header.extra["hold"] == hold
+            assert [e.key for e in reader.entries] == [True, False, True, False]
+            got = [bits for _, bits in Codec(model, "cpu").entropy_bits(reader)]
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+        assert vtoken.decode(mvt, tmp_path / f"hold{hold}.mp4", model=tiny_model_json, device="cpu").frames == 30
+    for bad in (-0.1, float("nan"), True):
+        with pytest.raises(UsageError, match="hold"):
+            vtoken.encode(src, tmp_path / "bad.mvt", model=tiny_model_json, device="cpu", hold=bad)
+    assert not (tmp_path / "bad.mvt").exists()
+
+
 def test_rate_options_are_validated(tmp_path, tiny_model_json):
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
     with pytest.raises(UsageError):
@@ -249,15 +283,15 @@ def test_gpu_out_of_memory_splits_the_chunk(tmp_path, tiny_model_json, monkeypat
     from vtoken.models import load_model
 
     model = load_model(tiny_model_json, cache=False)  # patched below: not the shared cached one
-    real = model.encode_bits
+    real = model.encode
 
     def small_memory(video, state=None):
-        bits = real(video, state=state)  # the state advances before the failure, as a real OOM may leave it
+        z = real(video, state=state)  # the state advances before the failure, as a real OOM may leave it
         if video.shape[2] > 5:  # pretend more than 5 frames at once does not fit
             raise torch.cuda.OutOfMemoryError("simulated")
-        return bits
+        return z
 
-    monkeypatch.setattr(model, "encode_bits", small_memory)
+    monkeypatch.setattr(model, "encode", small_memory)
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(32, 32))
     mvt = tmp_path / "oom.mvt"
     res = vtoken.encode(src, mvt, model=model, device="cpu")

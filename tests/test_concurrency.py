@@ -123,7 +123,7 @@ def test_a_failed_encode_stops_its_threads_before_returning(tmp_path, tiny_model
     input while the caller closed it (a use-after-free inside libav). Every stage thread must
     be gone when encode raises, even while the exception (and its frames) are still alive."""
     model = vtoken.load_model(tiny_model_json, cache=False)
-    real, calls = model.encode_bits, []
+    real, calls = model.encode, []
 
     def fail_second(video, state=None):
         calls.append(1)
@@ -131,7 +131,7 @@ def test_a_failed_encode_stops_its_threads_before_returning(tmp_path, tiny_model
             raise RuntimeError("simulated model failure")
         return real(video, state=state)
 
-    model.encode_bits = fail_second
+    model.encode = fail_second
     src = make_clip(tmp_path / "long.y4m", codec="rawvideo", frames=41, size=(32, 32))
     with pytest.raises(RuntimeError, match="simulated") as info:
         vtoken.encode(src, tmp_path / "x.mvt", model=model, device="cpu", chunk_frames=5)

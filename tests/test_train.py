@@ -309,6 +309,36 @@ def test_rate_predicted_charges_predicted_latent_frames_only():
         LossConfig(rate=1.0, rate_predicted=-1.0)
 
 
+def test_hold_pushes_only_near_boundary_bits_of_predicted_frames():
+    """The hold hinge moves a predicted frame's bit with abs(z) < margin toward the previous
+    frame's sign, leaves bits beyond the margin and the key frame alone, and is in the total."""
+    from vtoken.models.lfq import LFQLosses
+    from vtoken.models.tokenizer import TokenizerOutput
+    from vtoken.train.losses import hold_loss
+
+    z = torch.tensor([1.0, 0.2, -0.3, 0.1, -2.0, 0.7]).view(1, 1, 6, 1, 1).requires_grad_(True)
+    hinge, flips = hold_loss(z, 0.5)
+    hinge.backward()
+    # frame pairs (prev sign, cur z): (+, 0.2) agree in band, (+, -0.3) flip in band,
+    # (-, 0.1) flip in band, (+, -2.0) flip beyond the margin, (-, 0.7) flip beyond it
+    assert torch.allclose(hinge, torch.tensor([0.5 - 0.2, 0.5 + 0.3, 0.5 + 0.1, 0, 0]).mean())
+    assert flips.item() == pytest.approx(4 / 5)
+    expected = torch.tensor([0.0, -1, -1, 1, 0, 0]) / 5  # descent moves z toward the previous sign
+    assert torch.allclose(z.grad.view(-1), expected)
+    assert hold_loss(z[:, :, :1], 0.5)[0].item() == 0  # one latent frame: nothing to hold
+
+    zero = torch.zeros(())
+    video = torch.zeros(1, 3, 9, 16, 16)
+    q = torch.where(z.detach() >= 0, 1.0, -1.0)
+    out = TokenizerOutput(reconstruction=video.clone(), z=z.detach(), quantized=q, indices=None,
+                          losses=LFQLosses(zero, zero, zero, zero, zero))
+    loss = TokenizerLoss(LossConfig(l1=0, perceptual=0, commitment=0, entropy=0, hold=2.0), bits=1)
+    total, terms = loss(video, out, 0, torch.Generator())
+    assert torch.allclose(total, 2.0 * hinge.detach()) and "flips" in terms
+    with pytest.raises(UsageError, match="hold_margin"):
+        LossConfig(hold=1.0, hold_margin=0.0)
+
+
 def _fitted(rate_model, q, steps):
     """rate_model with its table fitted to the bits of q (Adam, as the training loop does)."""
     opt = torch.optim.Adam(rate_model.parameters(), lr=0.1)

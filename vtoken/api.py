@@ -92,6 +92,7 @@ def encode(
     overwrite: bool = False,
     progress: bool = False,
     temporal_factor: int | str | None = None,
+    hold: float = defaults.HOLD,
 ) -> EncodeResult:
     """Encode a video or image file `src` into the .mvt file `dst`.
 
@@ -104,7 +105,8 @@ def encode(
     and the encode / decode time at equal planes, and higher quality than more planes buy.
     "auto" (needs `bpp`) codes the first chunk at the target on each grid and keeps the one
     with the lowest LPIPS within the target (vtoken.codec.factor_choice); the result's
-    `factor_trials` say what each gave."""
+    `factor_trials` say what each gave. `hold`: the encoder's hysteresis on predicted latent
+    frames (vtoken.codec.hold; 0 codes the model's signs as they are)."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path
@@ -114,7 +116,7 @@ def encode(
     # Arguments, the input and the output are checked before the model loads.
     encode_options(src=src, dst=dst, planes=planes, quality=quality, bpp=bpp, device=device,
                    chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
-                   overwrite=overwrite, progress=progress, temporal_factor=temporal_factor)
+                   overwrite=overwrite, progress=progress, temporal_factor=temporal_factor, hold=hold)
     check_input_path(src, "video file or folder of images", folder_ok=True)
     check_output_path(dst, overwrite, inputs=[src])
     dev = resolve_device(device)
@@ -129,7 +131,7 @@ def encode(
             done = codec.compress(reader.frames(), f, info, planes=planes, quality=quality, bpp=bpp,
                                   chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                                   audio=audio, source=str(src), timings=timings, on_chunk=bar.update,
-                                  temporal_factor=temporal_factor)
+                                  temporal_factor=temporal_factor, hold=hold)
     seconds = time.perf_counter() - started
     size = done.bytes  # as written: a pipe or device written through has no size afterwards
     ident = codec.model.identity

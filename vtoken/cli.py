@@ -156,13 +156,16 @@ def _show_progress(flag: bool | None) -> bool:
               help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
 @click.option("--key-interval", type=int, default=defaults.KEY_INTERVAL, show_default=True,
               help="A key chunk every N chunks (seek points).")
+@click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
+              help="Encoder hysteresis: a bit of a predicted latent frame whose pre-quantization value is within "
+              "this of zero keeps the previous frame's bit (fewer bytes on still scenes); 0 codes the model's signs.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option("--workers", type=int, help="With -d: encode on N local worker processes (or N Ray actors with --ray).")
 @click.option("--ray", "ray_address", metavar="auto|ADDRESS", help="With -d: encode on Ray (pip install 'vtoken[ray]').")
 def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, temporal_factor, precision,
-           key_interval, overwrite, as_json, progress, workers, ray_address):
+           key_interval, hold, overwrite, as_json, progress, workers, ray_address):
     """Encode a video or image into a .mvt file (OUTPUT `-` writes it to stdout).
 
     \b
@@ -202,7 +205,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
         results, failures = encode_corpus(paths, out_dir, model=model, device=device, workers=workers or 1,
                                           ray=ray_address, overwrite=overwrite, planes=planes, quality=quality,
                                           bpp=bpp, chunk_frames=chunk_frames, key_interval=key_interval,
-                                          precision=precision, temporal_factor=temporal_factor)
+                                          precision=precision, temporal_factor=temporal_factor, hold=hold)
         for res in results:
             if not as_json:
                 _say(f"{res['path']}: {res['frames']} frames {res['width']}x{res['height']}, {res['bytes']} bytes, "
@@ -224,7 +227,8 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                 target = bitrate * 1000 / (float(meta.fps) * meta.width * meta.height)
             res = api.encode(src, dst, model=model, planes=planes, quality=quality, bpp=target, device=device,
                              chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
-                             overwrite=overwrite, progress=_show_progress(progress), temporal_factor=temporal_factor)
+                             overwrite=overwrite, progress=_show_progress(progress), temporal_factor=temporal_factor,
+                             hold=hold)
             results.append(res.to_dict())
             for warning in res.warnings:
                 _say(f"vtoken: warning: {src}: {warning}", to_stderr=True)

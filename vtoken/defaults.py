@@ -9,6 +9,10 @@ No imports here (the container library and `vtoken --help` read these without to
 CHUNK_FRAMES = 17
 KEY_INTERVAL = 8
 
+# The encoder's hysteresis (vtoken/codec/hold.py): a predicted latent frame's bit whose abs(z)
+# is below HOLD keeps the previous latent frame's value where the coder predicts it from.
+HOLD = 0.0
+
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE = "auto"
 PRECISIONS = ("auto", "fp32", "bf16")

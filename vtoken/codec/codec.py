@@ -64,7 +64,8 @@ class Codec:
     # -- the stream header ------------------------------------------------------------------
     def stream_header(self, info, *, chunk_frames: int = defaults.CHUNK_FRAMES,
                       key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
-                      rate: dict | None = None, temporal_factor: int | None = None) -> StreamHeader:
+                      rate: dict | None = None, temporal_factor: int | None = None,
+                      hold: float = 0.0) -> StreamHeader:
         """The header of a stream coding a video described by `info` (a media VideoInfo), with
         `temporal_factor` frames per latent frame (a divisor of the model's; None: the model's)."""
         from ..entropy import format_version
@@ -85,7 +86,7 @@ class Codec:
         check_frame_area(info.width, info.height, source or "input")
         # The encoder refuses to write a stream its own decoder would refuse.
         check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
-        extra = {"rate": rate or {}}
+        extra = {"rate": rate or {}, "hold": hold}  # what chose the bits; the decoder needs neither
         if source is not None:
             extra = {"source": Path(source).name, **extra}
         return StreamHeader(
@@ -142,13 +143,14 @@ class Codec:
                  chunk_frames: int = defaults.CHUNK_FRAMES, key_interval: int = defaults.KEY_INTERVAL,
                  precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
                  source: str | None = None, timings: Timings | None = None, on_chunk=None,
-                 temporal_factor: int | str | None = None) -> Compressed:
+                 temporal_factor: int | str | None = None, hold: float = defaults.HOLD) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
         codes each frame model factor / temporal_factor times (more bits, higher quality);
         "auto" (with `bpp`) chooses it by coding the first chunk on each grid
-        (factor_choice.py)."""
+        (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
+        latent frames (hold.py; 0 codes the model's signs as they are)."""
         rate = self.rate(planes, quality, bpp)
         mode = resolve_precision(precision, self.device, "encode")
         trials = []
@@ -158,11 +160,12 @@ class Codec:
             frames = iter(frames)
             first = list(itertools.islice(frames, chunk_frames))
             trials = factor_choice.run_trials(self, first, info, bpp, chunk_frames=chunk_frames, precision=precision,
-                                              source=source, lpips_device=str(self.device))
+                                              source=source, lpips_device=str(self.device), hold=hold)
             temporal_factor = factor_choice.choose(trials, bpp) if trials else None
             frames = itertools.chain(first, frames)
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
-                                    rate={"planes": rate.planes, "bpp": bpp}, temporal_factor=temporal_factor)
+                                    rate={"planes": rate.planes, "bpp": bpp}, temporal_factor=temporal_factor,
+                                    hold=hold)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
         rate.total_pixels = (info.frame_count or 0) * info.width * info.height
@@ -171,7 +174,7 @@ class Codec:
         chunks = stream_chunks(frames, chunk_frames, key_interval, header.temporal_factor)
         totals = encode_chunks(chunks, writer, self.model, rate, device=self.device, timings=timings or Timings(),
                                precision=mode, on_chunk=on_chunk, warnings=warnings,
-                               repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor))
+                               repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor), hold=hold)
         if totals["frames"] == 0:
             raise InputError(f"{source or 'input'}: no frames could be decoded")
         if audio is not None:

@@ -56,7 +56,7 @@ def choose(trials: list[FactorTrial], target: float) -> int:
 
 
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
-               source: str | None = None, lpips_device: str = "cpu") -> list[FactorTrial]:
+               source: str | None = None, lpips_device: str = "cpu", hold: float = 0.0) -> list[FactorTrial]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, in memory,
     as the stream itself would code its first chunk (same header, same rate budget). A
     trial's bpp is the chunk's own bytes (its segments and index entry) per pixel."""
@@ -72,7 +72,7 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
         buf = io.BytesIO()
         try:
             done = codec.compress(iter(frames), buf, info, bpp=bpp, chunk_frames=chunk_frames, key_interval=1,
-                                  precision=precision, source=source, temporal_factor=factor)
+                                  precision=precision, source=source, temporal_factor=factor, hold=hold)
         except UsageError:
             continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
         buf.seek(0)

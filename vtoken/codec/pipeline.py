@@ -136,17 +136,19 @@ def encode_chunks(
     on_chunk=None,
     warnings: list[str] | None = None,
     repeat: int = 1,
+    hold: float = 0.0,
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`, the model seeing every
-    frame `repeat` times (frames.repeat_frames). Returns totals.
+    frame `repeat` times (frames.repeat_frames), its bits held with threshold `hold` (hold.py).
+    Returns totals.
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
     coder = coder_for(model)
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
-    coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings, repeat),
-                  name="vtoken-model")
+    coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings, repeat,
+                              hold), name="vtoken-model")
     try:
         for frames, key, bits in coded:
             n, h, w, _ = frames.shape
@@ -185,17 +187,20 @@ def encode_chunks(
 
 
 def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
-                warnings: list[str], repeat: int = 1):
-    """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk. On
-    GPU out-of-memory a chunk is split in two in time and retried from the state it started
+                warnings: list[str], repeat: int = 1, hold: float = 0.0):
+    """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk, its
+    signs through the encoder's hysteresis (hold.py; `hold` 0: the model's signs as they are).
+    On GPU out-of-memory a chunk is split in two in time and retried from the state it started
     with (a chunk may hold fewer frames than the stream's maximum)."""
     import torch
 
     from ..models.stream import StreamState
+    from .hold import BitHold
 
     tf, sf = model.config.temporal_factor, model.config.spatial_factor
     stream_tf = tf // repeat  # the chunks' time grid (a split must stay on it)
     state = StreamState()  # this stream's causal state: the model is shared, the state is not
+    held = BitHold(hold)  # and so is the last latent frame the hysteresis compares with
     for frames, key in chunks:
         pending = [(frames, key)]
         while pending:
@@ -207,7 +212,7 @@ def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timing
             padded = pad_frames(repeat_frames(part, repeat, part_key), tf, sf, continuing=not part_key)
             try:
                 with torch.inference_mode(), autocast(device, precision):
-                    bits = model.encode_bits(to_tensor(padded, device), state=state)[0].cpu().numpy()
+                    z = model.encode(to_tensor(padded, device), state=state)[0]
             except torch.cuda.OutOfMemoryError:
                 if len(part) <= (1 if part_key else stream_tf):
                     raise
@@ -221,6 +226,7 @@ def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timing
                 warnings.append(f"GPU out of memory on a {len(part)}-frame chunk: retried as {cut} + {len(part) - cut} frames")
                 pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
                 continue
+            bits = held.bits(z.float().cpu().numpy(), part_key)
             timings.add("model", clock)
             yield part, part_key, bits
 

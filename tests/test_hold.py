@@ -1,0 +1,75 @@
+"""The encoder's hysteresis (vtoken.codec.hold): which bits it holds, where it looks for the
+previous value, and what it does at chunk and key boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vtoken.codec.hold import BitHold
+from vtoken.entropy import motion as mo
+
+
+def _latents(rng, k=6, t=3, h=16, w=24, scale=2.0):
+    return rng.normal(0, scale, (k, t, h, w)).astype(np.float32)
+
+
+def test_threshold_zero_codes_the_models_signs():
+    z = _latents(np.random.default_rng(0))
+    assert np.array_equal(BitHold(0).bits(z, key=True), (z >= 0).astype(np.uint8))
+    with pytest.raises(ValueError, match="hold threshold"):
+        BitHold(-0.1)
+    with pytest.raises(ValueError, match="hold threshold"):
+        BitHold(float("nan"))
+
+
+def test_a_still_scenes_near_zero_flips_are_held_and_real_changes_are_not():
+    rng = np.random.default_rng(1)
+    z = _latents(rng, t=1)
+    noisy = z + rng.normal(0, 0.3, z.shape).astype(np.float32)  # the same scene, noise on top
+    changed = -z  # every sign changes, by as much as the scene's values
+    stream = np.concatenate([z, noisy, changed], axis=1)
+    bits = BitHold(0.5).bits(stream, key=True)
+    own = (stream >= 0).astype(np.uint8)
+    assert np.array_equal(bits[:, 0], own[:, 0])  # a key frame is coded as the model gives it
+    small = np.abs(noisy[:, 0]) < 0.5
+    assert small.mean() > 0.1 and (own[:, 1] != own[:, 0])[small].any()  # the case is exercised
+    assert np.array_equal(bits[:, 1][small], bits[:, 0][small])  # near zero: the previous bit
+    assert np.array_equal(bits[:, 1][~small], own[:, 1][~small])  # beyond it: the model's own
+    small = np.abs(changed[:, 0]) < 0.5
+    assert np.array_equal(bits[:, 2][~small], own[:, 2][~small])
+    # every sign changed: the motion search matches some shift, and near zero that is what is held
+    cost = sum(mo.block_sums(mo.mismatch(own[p, 2], bits[p, 1])) for p in range(mo.MOTION_PLANES))
+    moved = mo.compensate(bits[:, 1], mo.gather_index(mo.best_field(cost), *z.shape[2:]))
+    assert np.array_equal(bits[:, 2][small], moved[small])
+    flips = lambda b: (b[:, 1] != b[:, 0]).mean()  # noqa: E731
+    assert flips(bits) < flips(own)
+
+
+def test_the_previous_bit_comes_from_where_the_coders_motion_search_points():
+    """A pan of (1, 2) latent positions: the first planes (large values) show the motion, the
+    others are near zero and take the bit the pan brings, not the co-located one."""
+    rng = np.random.default_rng(2)
+    k, h, w = 6, 16, 24
+    scene = rng.normal(0, 2.0, (k, h + 4, w + 4)).astype(np.float32)
+    scene[mo.MOTION_PLANES:] = np.where(scene[mo.MOTION_PLANES:] >= 0, 1.0, -1.0)
+    prev, cur = scene[:, 2:-2, 2:-2], scene[:, 1:-3, 0:-4].copy()  # cur[y, x] = prev[y - 1, x - 2]
+    cur[mo.MOTION_PLANES:] = rng.uniform(-0.1, 0.1, cur[mo.MOTION_PLANES:].shape)  # unsure: to be held
+    bits = BitHold(0.2).bits(np.stack([prev, cur], axis=1), key=True)
+    moved = bits[mo.MOTION_PLANES:, 0, :-1, :-2]  # the previous frame where the pan came from
+    assert np.array_equal(bits[mo.MOTION_PLANES:, 1, 1:, 2:], moved)
+    colocated = bits[mo.MOTION_PLANES:, 0, 1:, 2:]
+    assert not np.array_equal(moved, colocated)  # the test tells the two apart
+
+
+def test_the_state_crosses_chunks_and_a_key_chunk_resets_it():
+    rng = np.random.default_rng(3)
+    first = _latents(rng, t=2)
+    hold = BitHold(0.1)
+    last = hold.bits(first, key=True)[:, -1]
+    unsure = rng.uniform(-0.05, 0.05, (6, 1, 16, 24)).astype(np.float32)
+    unsure[: mo.MOTION_PLANES, 0] = (last[: mo.MOTION_PLANES] * 2.0 - 1) * 10  # still: no motion to find
+    assert np.array_equal(hold.bits(unsure, key=False)[:, 0], last)  # continues the stream
+    assert np.array_equal(hold.bits(unsure, key=True)[:, 0], (unsure[:, 0] >= 0).astype(np.uint8))
+    other_size = rng.uniform(-0.05, 0.05, (6, 1, 8, 8)).astype(np.float32)
+    assert np.array_equal(hold.bits(other_size, key=False)[:, 0], (other_size[:, 0] >= 0).astype(np.uint8))

@@ -1,0 +1,51 @@
+"""The encoder's hysteresis on predicted latent frames (no format change: the decoder reads
+bits, whatever chose them).
+
+The tokenizer's sign bits are noisy where a latent value sits near zero: on a still scene a
+bit flips from one latent frame to the next because the pixels' noise moved z across the
+boundary, and the entropy coder, which predicts each bit from the previous latent frame moved
+by its block motion (vtoken.entropy.motion), pays several bits for each such flip. With
+`threshold` > 0 a bit of a predicted latent frame whose abs(z) is below it takes the value
+of the previous latent frame's bit at the position the motion search points to: the sign the
+encoder was unsure of becomes the one the coder expects. Key latent frames (the first of a
+key chunk) are coded as the model gives them.
+
+The motion field is the coder's rule (block mismatches of the first MOTION_PLANES planes
+against the previous frame, the shortest shift among equal matches), searched with the
+current frame's own signs; the coder then refines its own field from the held bits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..entropy import motion as mo
+
+
+class BitHold:
+    """Bits of one stream's latents, chunk by chunk, with the hysteresis above. One per
+    stream: it remembers the last latent frame it gave."""
+
+    def __init__(self, threshold: float = 0.0):
+        if not threshold >= 0:  # also refuses NaN
+            raise ValueError(f"hold threshold must be >= 0, got {threshold}")
+        self.threshold = float(threshold)
+        self._last: np.ndarray | None = None  # uint8 [K, H', W']
+
+    def bits(self, z: np.ndarray, key: bool) -> np.ndarray:
+        """uint8 bits [K, T', H', W'] of pre-quantization latents z [K, T', H', W'] of the next
+        chunk (`key`: it starts a key chunk, its first latent frame is not held)."""
+        bits = (z >= 0).astype(np.uint8)
+        if key:
+            self._last = None
+        if self.threshold > 0:
+            k, t, h, w = bits.shape
+            for i in range(t):
+                prev = bits[:, i - 1] if i else self._last
+                if prev is None or prev.shape != (k, h, w):
+                    continue
+                own = bits[:, i]
+                cost = sum(mo.block_sums(mo.mismatch(own[p], prev[p])) for p in range(min(mo.MOTION_PLANES, k)))
+                moved = mo.compensate(prev, mo.gather_index(mo.best_field(cost), h, w))
+                np.copyto(own, moved, where=np.abs(z[:, i]) < self.threshold)
+        self._last = bits[:, -1].copy()
+        return bits

@@ -80,6 +80,11 @@ def test_usage_errors_exit_2(runner, tmp_path, tiny_model_json):
     res = runner.invoke(main, ["encode", str(src), str(tmp_path / "o.mvt"), "--quality", "0",
                                "--model", str(tiny_model_json), "--device", "cpu"])
     assert res.exit_code == 2 and "quality" in res.stderr
+    for hold in ("-1", "nan", "inf"):
+        res = runner.invoke(main, ["encode", str(src), str(tmp_path / "o.mvt"), "--hold", hold,
+                                   "--model", str(tiny_model_json), "--device", "cpu"])
+        assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1 and "hold" in res.stderr
+    assert not (tmp_path / "o.mvt").exists()
     res = runner.invoke(main, ["encode", str(src)])
     assert res.exit_code == 2
 

@@ -151,17 +151,22 @@ def test_file_cut_after_plane_k_decodes_and_is_smaller(tmp_path, tiny_model_json
 
 
 def test_bpp_target_keeps_the_plane_prefix_nearest_the_target(tmp_path, tiny_model_json):
+    from vtoken.bitstream import open_mvt, stream_overhead
+
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(96, 64))
     pixels = 17 * 96 * 64
-    bpp = {}
+    size, payload = {}, {}  # payload: the chunk's bytes (headers record the planes or the target)
     for k in (3, 4):
         mvt = tmp_path / f"k{k}.mvt"
         vtoken.encode(src, mvt, model=tiny_model_json, device="cpu", planes=k)
-        bpp[k] = mvt.stat().st_size * 8 / pixels
-    target = (bpp[3] + bpp[4]) / 2
+        with open_mvt(mvt) as reader:
+            size[k], payload[k] = mvt.stat().st_size, mvt.stat().st_size - stream_overhead(reader.header)
+    target = (size[3] + size[4]) / 2 * 8 / pixels
     res = vtoken.encode(src, tmp_path / "t.mvt", model=tiny_model_json, device="cpu", bpp=target)
-    # One chunk: the nearer of 3 and 4 planes; a miss beyond 10 % says so.
-    nearest = 3 if target - bpp[3] <= bpp[4] - target else 4
+    with open_mvt(tmp_path / "t.mvt") as reader:
+        overhead = stream_overhead(reader.header)
+    # One chunk: the nearer of 3 and 4 planes, counting the file's own headers; a miss beyond 10 % says so.
+    nearest = min((3, 4), key=lambda k: (abs((payload[k] + overhead) * 8 / pixels - target), k))
     assert res.planes == [nearest]
     assert bool(res.warnings) == (abs(res.bpp / target - 1) > 0.10)
     # An unreachable target still keeps one plane per chunk rather than failing, with a warning.

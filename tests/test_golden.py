@@ -1,7 +1,8 @@
 """A golden .mvt: a small fixed model (numpy-seeded weights, so torch's init code does not
 matter), a fixed generated clip, and the sha256 of the file, of its entropy-decoded bits and
-of the decoded frames. Any change to the container, the entropy coder, the codec's chunking
-or the model's arithmetic fails here loudly.
+of the decoded frames. Any change to the container, the entropy coder, the codec's chunking,
+the encoder's decisions (its hysteresis, vtoken.codec.hold) or the model's arithmetic fails
+here loudly.
 
 The pinned values live in tests/golden/tiny-stream.json. Regenerate them only on purpose
 (after a deliberate format or coder change, bumping the version that change needs):

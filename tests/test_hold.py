@@ -73,3 +73,16 @@ def test_the_state_crosses_chunks_and_a_key_chunk_resets_it():
     assert np.array_equal(hold.bits(unsure, key=True)[:, 0], (unsure[:, 0] >= 0).astype(np.uint8))
     other_size = rng.uniform(-0.05, 0.05, (6, 1, 8, 8)).astype(np.float32)
     assert np.array_equal(hold.bits(other_size, key=False)[:, 0], (other_size[:, 0] >= 0).astype(np.uint8))
+
+
+def test_the_threshold_falls_above_full_planes():
+    """Up to FULL_PLANES kept planes the threshold applies in full; at 4x as many a quarter."""
+    from vtoken.codec.hold import FULL_PLANES
+
+    rng = np.random.default_rng(4)
+    z = _latents(rng, t=1)
+    z = np.concatenate([z, z + rng.normal(0, 0.3, z.shape).astype(np.float32)], axis=1)
+    held = lambda planes, threshold=0.4: BitHold(threshold).bits(z, key=True, planes=planes)  # noqa: E731
+    assert np.array_equal(held(FULL_PLANES), held(1)) and np.array_equal(held(None), held(z.shape[0]))
+    assert np.array_equal(held(4 * FULL_PLANES), BitHold(0.1).bits(z, key=True))
+    assert not np.array_equal(held(4 * FULL_PLANES), held(FULL_PLANES))

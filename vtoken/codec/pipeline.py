@@ -144,17 +144,28 @@ def encode_chunks(
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
+    from .hold import BitHold
+
     coder = coder_for(model)
+    held = BitHold(hold)  # this stream's hysteresis: it remembers the last latent frame coded
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
-    coded = ahead(_model_bits(read, model, device, timings, precision, [] if warnings is None else warnings, repeat,
-                              hold), name="vtoken-model")
+    coded = ahead(_model_latents(read, model, device, timings, precision, [] if warnings is None else warnings,
+                                 repeat), name="vtoken-model")
     try:
-        for frames, key, bits in coded:
+        for frames, key, z in coded:
             n, h, w, _ = frames.shape
             clock = time.perf_counter()
             if key:
                 coder.reset()
+            # The hysteresis depends on the planes this chunk keeps: fixed, or (a rate target) as
+            # many as the last chunk kept; the first chunk (a key chunk, so holding it again
+            # starts afresh) is coded once with all planes to learn how many fit.
+            planes = rate.planes or (kept_planes[-1] if kept_planes else None)
+            if planes is None and held.threshold > 0:
+                trial = coder.encode(held.bits(z, key))
+                planes = rate.choose([len(s) for s in trial], pixels=n * h * w, overhead=chunk_overhead, dry_run=True)
+            bits = held.bits(z, key, planes)
             segments = coder.encode(bits)
             kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead)
             coder.commit(bits, kept)
@@ -186,21 +197,19 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
-def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
-                warnings: list[str], repeat: int = 1, hold: float = 0.0):
-    """(frames, key, bits) per chunk, the tokenizer streaming from key chunk to key chunk, its
-    signs through the encoder's hysteresis (hold.py; `hold` 0: the model's signs as they are).
-    On GPU out-of-memory a chunk is split in two in time and retried from the state it started
-    with (a chunk may hold fewer frames than the stream's maximum)."""
+def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
+                   warnings: list[str], repeat: int = 1):
+    """(frames, key, z) per chunk, z the pre-quantization latent float32 [K, T', H', W'], the
+    tokenizer streaming from key chunk to key chunk. On GPU out-of-memory a chunk is split in
+    two in time and retried from the state it started with (a chunk may hold fewer frames
+    than the stream's maximum)."""
     import torch
 
     from ..models.stream import StreamState
-    from .hold import BitHold
 
     tf, sf = model.config.temporal_factor, model.config.spatial_factor
     stream_tf = tf // repeat  # the chunks' time grid (a split must stay on it)
     state = StreamState()  # this stream's causal state: the model is shared, the state is not
-    held = BitHold(hold)  # and so is the last latent frame the hysteresis compares with
     for frames, key in chunks:
         pending = [(frames, key)]
         while pending:
@@ -226,9 +235,9 @@ def _model_bits(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timing
                 warnings.append(f"GPU out of memory on a {len(part)}-frame chunk: retried as {cut} + {len(part) - cut} frames")
                 pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
                 continue
-            bits = held.bits(z.float().cpu().numpy(), part_key)
+            z = z.float().cpu().numpy()
             timings.add("model", clock)
-            yield part, part_key, bits
+            yield part, part_key, z
 
 
 @dataclass

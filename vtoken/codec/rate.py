@@ -50,8 +50,9 @@ class RateController:
         if self.bpp is not None and not (self.bpp > 0 and math.isfinite(self.bpp)):
             raise UsageError(f"bpp must be a positive number, got {self.bpp}")
 
-    def choose(self, segment_sizes: list[int], pixels: int, overhead=lambda planes: 0) -> int:
-        """Number of planes to keep for a chunk whose plane segments have these sizes.
+    def choose(self, segment_sizes: list[int], pixels: int, overhead=lambda planes: 0, dry_run: bool = False) -> int:
+        """Number of planes to keep for a chunk whose plane segments have these sizes
+        (`dry_run`: what it would be, the budget left as it was).
 
         `pixels` = frames x width x height of the chunk; `overhead(planes)` = bytes the chunk
         costs beyond its segments. The budget is cumulative, so a chunk that spends less
@@ -68,6 +69,8 @@ class RateController:
             budget = covered * self.bpp / 8 - self.fixed_bytes * share - self._spent
             costs = [sum(segment_sizes[:k]) + overhead(k) for k in range(1, n + 1)]
             kept = 1 + min(range(len(costs)), key=lambda i: abs(costs[i] - budget)) if costs else 0
+        if dry_run:
+            return kept
         self._spent += overhead(kept) + sum(segment_sizes[:kept])
         self._pixels += pixels
         self._lowest += overhead(min(1, n)) + sum(segment_sizes[:1])

@@ -272,6 +272,17 @@ def test_cli_option_parsing(tmp_path):
         load_suite(suite)
 
 
+def test_bench_refuses_a_bad_hold_before_running_anything(tmp_path):
+    from click.testing import CliRunner
+
+    from vtoken.cli import main
+
+    for bad in ("-0.5", "nan", "inf"):
+        res = CliRunner().invoke(main, ["bench", "--no-vtoken", "--hold", bad, "--out", str(tmp_path / "out")])
+        assert res.exit_code == 2 and "--hold" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_shipped_eval_suite_is_consistent():
     from vtoken.bench.cli import REPO_ROOT, load_suite
 

@@ -150,8 +150,8 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     integer("chunk frames", chunk_frames, 1, 1025)
     integer("key interval", key_interval, 1, 0xFFFFFFFF)
     temporal_factor_option(temporal_factor, bpp)
-    if isinstance(hold, bool) or not isinstance(hold, numbers.Real) or not 0 <= float(hold) <= 16:
-        raise UsageError(f"hold must be a number from 0 to 16 (0: off), got {hold!r}")
+    if isinstance(hold, bool) or not isinstance(hold, numbers.Real) or not 0 <= float(hold) < math.inf:
+        raise UsageError(f"hold must be a finite number >= 0 (0: off), got {hold!r}")
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)

@@ -96,7 +96,7 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     the record, BD-rate against the baseline and the summary must work for it."""
     import vtoken.bench.learned as learned
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None):
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
@@ -195,7 +195,7 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     from vtoken.bench import sidebyside as sbs
     from vtoken.bench.report import write_outputs
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None):
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})

@@ -53,7 +53,7 @@ def test_finer_temporal_factor_codes_each_frame_r_times(tmp_path, tiny_model_jso
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=23, size=(48, 40))
     mvt = tmp_path / "t.mvt"
     res = vtoken.encode(src, mvt, model=tiny_model_json, chunk_frames=9, key_interval=2, device="cpu",
-                        temporal_factor=factor)
+                        temporal_factor=factor, hold=0)  # the model's own signs, as _model_chunks has them
     assert res.frames == 23 and res.temporal_factor == factor
     model = load_model(tiny_model_json)
     r = model.config.temporal_factor // factor

@@ -86,3 +86,19 @@ def test_the_threshold_falls_above_full_planes():
     assert np.array_equal(held(FULL_PLANES), held(1)) and np.array_equal(held(None), held(z.shape[0]))
     assert np.array_equal(held(4 * FULL_PLANES), BitHold(0.1).bits(z, key=True))
     assert not np.array_equal(held(4 * FULL_PLANES), held(FULL_PLANES))
+
+
+def test_a_trial_leaves_the_state_and_only_sent_planes_are_held_across_chunks():
+    rng = np.random.default_rng(5)
+    first = _latents(rng, t=2)
+    hold = BitHold(0.1)
+    last = hold.bits(first, key=True)[:, -1]
+    unsure = rng.uniform(-0.05, 0.05, (6, 1, 16, 24)).astype(np.float32)
+    unsure[: mo.MOTION_PLANES, 0] = (last[: mo.MOTION_PLANES] * 2.0 - 1) * 10  # still: no motion to find
+    hold.bits(_latents(rng, t=2), key=True, commit=False)  # a trial of something else entirely
+    own = (unsure[:, 0] >= 0).astype(np.uint8)
+    hold.sent(4)  # the previous chunk went out with 4 planes: the decoder has no planes 4-5 of it
+    got = hold.bits(unsure, key=False)[:, 0]
+    assert np.array_equal(got[:4], last[:4]) and np.array_equal(got[4:], own[4:])
+    with pytest.raises(ValueError, match="finite"):
+        BitHold(float("inf"))

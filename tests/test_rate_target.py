@@ -67,3 +67,17 @@ def test_controller_diffuses_the_error_across_chunks():
     rc = RateController(4, bpp=1.5)  # 150 bytes per chunk: alternates 1 and 2 planes
     kept = [rc.choose(sizes, pixels=800) for _ in range(10)]
     assert sorted(set(kept)) == [1, 2] and abs(sum(kept) * 100 - 1500) <= 50
+
+
+def test_a_dry_run_choice_leaves_the_budget_as_it_was():
+    def controller():
+        rc = RateController(8, bpp=0.05)
+        rc.total_pixels = 4 * 1000
+        return rc
+
+    sizes = [3, 3, 4, 4, 5, 5, 6, 6]
+    assert controller().choose(sizes, pixels=1000, dry_run=True) == controller().choose(sizes, pixels=1000)
+    # After a trial with far larger planes, the same choices as a controller that never saw it.
+    fresh, tried = controller(), controller()
+    assert tried.choose([100] * 8, pixels=1000, dry_run=True) == 1
+    assert [tried.choose(sizes, pixels=1000) for _ in range(4)] == [fresh.choose(sizes, pixels=1000) for _ in range(4)]

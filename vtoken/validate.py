@@ -150,11 +150,17 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     integer("chunk frames", chunk_frames, 1, 1025)
     integer("key interval", key_interval, 1, 0xFFFFFFFF)
     temporal_factor_option(temporal_factor, bpp)
-    if isinstance(hold, bool) or not isinstance(hold, numbers.Real) or not 0 <= float(hold) < math.inf:
-        raise UsageError(f"hold must be a finite number >= 0 (0: off), got {hold!r}")
+    hold_threshold(hold)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)
+
+
+def hold_threshold(value, name: str = "hold") -> float:
+    """The encoder hysteresis threshold as a float: finite and >= 0 (0: off)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
+        raise UsageError(f"{name} must be a finite number >= 0 (0: off), got {value!r}")
+    return float(value)
 
 
 def decode_options(*, src, start, frames, planes, tolerant, device, precision, dst=None, overwrite=False,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ import click
 
 from .. import defaults
 from ..errors import UsageError
+from ..validate import hold_threshold
 from . import baselines as bl
 
 log = logging.getLogger("vtoken.bench")
@@ -176,8 +176,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
     factors = _temporal_factors(temporal_factors, suite, model, no_vtoken)
-    if not 0 <= hold < math.inf:  # also refuses NaN, before any baseline is run
-        raise UsageError(f"--hold must be a finite number >= 0 (0: off), got {hold}")
+    hold_threshold(hold, "--hold")  # before any baseline is run
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.

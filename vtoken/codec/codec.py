@@ -86,7 +86,7 @@ class Codec:
         check_frame_area(info.width, info.height, source or "input")
         # The encoder refuses to write a stream its own decoder would refuse.
         check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
-        extra = {"rate": rate or {}, "hold": hold}  # what chose the bits; the decoder needs neither
+        extra = {"rate": rate or {}, "hold": float(hold)}  # what chose the bits; the decoder needs neither
         if source is not None:
             extra = {"source": Path(source).name, **extra}
         return StreamHeader(
@@ -164,7 +164,8 @@ class Codec:
             temporal_factor = factor_choice.choose(trials, bpp) if trials else None
             frames = itertools.chain(first, frames)
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
-                                    rate={"planes": rate.planes, "bpp": bpp}, temporal_factor=temporal_factor,
+                                    rate={"planes": rate.planes, "bpp": None if bpp is None else float(bpp)},
+                                    temporal_factor=temporal_factor,
                                     hold=hold)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import defaults
 from ..errors import UsageError
 from .frames import stream_factors
 from .rate import RateController
@@ -56,7 +57,7 @@ def choose(trials: list[FactorTrial], target: float) -> int:
 
 
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
-               source: str | None = None, lpips_device: str = "cpu", hold: float = 0.0) -> list[FactorTrial]:
+               source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD) -> list[FactorTrial]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, in memory,
     as the stream itself would code its first chunk (same header, same rate budget). A
     trial's bpp is the chunk's own bytes (its segments and index entry) per pixel."""

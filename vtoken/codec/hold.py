@@ -17,11 +17,16 @@ FULL_PLANES / planes above: on the eval clip with the most motion, a flat thresh
 at 64 planes cut 12 % of the bytes for LPIPS +0.016, where going from 32 to 64 planes buys
 0.012 for 61 % more bytes; at 4 and 8 planes the same threshold paid.
 
-The motion field is the coder's rule (block mismatches of the first MOTION_PLANES planes
-against the previous frame, the shortest shift among equal matches), searched with the
-current frame's own signs; the coder then refines its own field from the held bits."""
+The motion field follows the coder's rule (block mismatches of the first MOTION_PLANES planes
+against the previous frame, the shortest shift among equal matches), searched once with the
+current frame's own signs; the coder searches plane by plane from the held bits, so for the
+lowest planes its field can differ and a held bit may not be the one it predicts (no harm to
+decoding, a little less saved). The first latent frame of a chunk holds only the planes of
+the previous chunk the decoder received (`sent`)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -32,31 +37,41 @@ FULL_PLANES = 8
 
 class BitHold:
     """Bits of one stream's latents, chunk by chunk, with the hysteresis above. One per
-    stream: it remembers the last latent frame it gave."""
+    stream: it remembers the last latent frame it gave and how many of its planes were sent."""
 
     def __init__(self, threshold: float = 0.0):
-        if not threshold >= 0:  # also refuses NaN
-            raise ValueError(f"hold threshold must be >= 0, got {threshold}")
+        if not 0 <= threshold < math.inf:  # also refuses NaN
+            raise ValueError(f"hold threshold must be finite and >= 0, got {threshold}")
         self.threshold = float(threshold)
         self._last: np.ndarray | None = None  # uint8 [K, H', W']
+        self._sent: int | None = None  # planes of _last the decoder has (None: all)
 
-    def bits(self, z: np.ndarray, key: bool, planes: int | None = None) -> np.ndarray:
+    def bits(self, z: np.ndarray, key: bool, planes: int | None = None, commit: bool = True) -> np.ndarray:
         """uint8 bits [K, T', H', W'] of pre-quantization latents z [K, T', H', W'] of the next
         chunk (`key`: it starts a key chunk, its first latent frame is not held), for a stream
-        that keeps `planes` planes (None: all)."""
+        that keeps `planes` planes (None: all). `commit` False: a trial, the stream's state is
+        left as it was."""
         bits = (z >= 0).astype(np.uint8)
-        if key:
-            self._last = None
+        last = None if key else self._last
         threshold = self.threshold * min(1.0, FULL_PLANES / (planes or z.shape[0]))
         if threshold > 0:
             k, t, h, w = bits.shape
             for i in range(t):
-                prev = bits[:, i - 1] if i else self._last
+                prev = bits[:, i - 1] if i else last
                 if prev is None or prev.shape != (k, h, w):
                     continue
                 own = bits[:, i]
                 cost = sum(mo.block_sums(mo.mismatch(own[p], prev[p])) for p in range(min(mo.MOTION_PLANES, k)))
                 moved = mo.compensate(prev, mo.gather_index(mo.best_field(cost), h, w))
-                np.copyto(own, moved, where=np.abs(z[:, i]) < threshold)
-        self._last = bits[:, -1].copy()
+                unsure = np.abs(z[:, i]) < threshold
+                if not i and self._sent is not None:
+                    unsure[self._sent:] = False  # planes of the previous chunk the decoder never got
+                np.copyto(own, moved, where=unsure)
+        if commit:
+            self._last, self._sent = bits[:, -1].copy(), None
         return bits
+
+    def sent(self, planes: int) -> None:
+        """The chunk just given was sent with its first `planes` planes: the next chunk's first
+        latent frame holds only those toward it."""
+        self._sent = planes

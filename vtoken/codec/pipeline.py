@@ -136,7 +136,7 @@ def encode_chunks(
     on_chunk=None,
     warnings: list[str] | None = None,
     repeat: int = 1,
-    hold: float = 0.0,
+    hold: float = defaults.HOLD,
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`, the model seeing every
     frame `repeat` times (frames.repeat_frames), its bits held with threshold `hold` (hold.py).
@@ -159,15 +159,16 @@ def encode_chunks(
             if key:
                 coder.reset()
             # The hysteresis depends on the planes this chunk keeps: fixed, or (a rate target) as
-            # many as the last chunk kept; the first chunk (a key chunk, so holding it again
-            # starts afresh) is coded once with all planes to learn how many fit.
+            # many as the last chunk kept; the first chunk is coded once on trial (state left as
+            # it was) to learn how many fit.
             planes = rate.planes or (kept_planes[-1] if kept_planes else None)
             if planes is None and held.threshold > 0:
-                trial = coder.encode(held.bits(z, key))
+                trial = coder.encode(held.bits(z, key, commit=False))
                 planes = rate.choose([len(s) for s in trial], pixels=n * h * w, overhead=chunk_overhead, dry_run=True)
             bits = held.bits(z, key, planes)
             segments = coder.encode(bits)
             kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead)
+            held.sent(kept)
             coder.commit(bits, kept)
             clock = timings.add("entropy", clock)
 
@@ -235,7 +236,7 @@ def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, tim
                 warnings.append(f"GPU out of memory on a {len(part)}-frame chunk: retried as {cut} + {len(part) - cut} frames")
                 pending[:0] = [(part[:cut], part_key), (part[cut:], False)]
                 continue
-            z = z.float().cpu().numpy()
+            z = z.cpu().float().numpy()  # copied at the model's precision, widened here
             timings.add("model", clock)
             yield part, part_key, z
 

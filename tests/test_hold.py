@@ -62,13 +62,19 @@ def test_the_previous_bit_comes_from_where_the_coders_motion_search_points():
     assert not np.array_equal(moved, colocated)  # the test tells the two apart
 
 
+def _a_key_chunk_then_an_unsure_frame(rng):
+    """(hold, the last latent frame it gave, a next frame whose motion planes repeat that frame
+    firmly, so the search finds no motion, and whose other planes are all within 0.05 of zero)."""
+    hold = BitHold(0.1)
+    last = hold.bits(_latents(rng, t=2), key=True)[:, -1]
+    unsure = rng.uniform(-0.05, 0.05, (6, 1, 16, 24)).astype(np.float32)
+    unsure[: mo.MOTION_PLANES, 0] = (last[: mo.MOTION_PLANES] * 2.0 - 1) * 10
+    return hold, last, unsure
+
+
 def test_the_state_crosses_chunks_and_a_key_chunk_resets_it():
     rng = np.random.default_rng(3)
-    first = _latents(rng, t=2)
-    hold = BitHold(0.1)
-    last = hold.bits(first, key=True)[:, -1]
-    unsure = rng.uniform(-0.05, 0.05, (6, 1, 16, 24)).astype(np.float32)
-    unsure[: mo.MOTION_PLANES, 0] = (last[: mo.MOTION_PLANES] * 2.0 - 1) * 10  # still: no motion to find
+    hold, last, unsure = _a_key_chunk_then_an_unsure_frame(rng)
     assert np.array_equal(hold.bits(unsure, key=False)[:, 0], last)  # continues the stream
     assert np.array_equal(hold.bits(unsure, key=True)[:, 0], (unsure[:, 0] >= 0).astype(np.uint8))
     other_size = rng.uniform(-0.05, 0.05, (6, 1, 8, 8)).astype(np.float32)
@@ -90,11 +96,7 @@ def test_the_threshold_falls_above_full_planes():
 
 def test_a_trial_leaves_the_state_and_only_sent_planes_are_held_across_chunks():
     rng = np.random.default_rng(5)
-    first = _latents(rng, t=2)
-    hold = BitHold(0.1)
-    last = hold.bits(first, key=True)[:, -1]
-    unsure = rng.uniform(-0.05, 0.05, (6, 1, 16, 24)).astype(np.float32)
-    unsure[: mo.MOTION_PLANES, 0] = (last[: mo.MOTION_PLANES] * 2.0 - 1) * 10  # still: no motion to find
+    hold, last, unsure = _a_key_chunk_then_an_unsure_frame(rng)
     hold.bits(_latents(rng, t=2), key=True, commit=False)  # a trial of something else entirely
     own = (unsure[:, 0] >= 0).astype(np.uint8)
     hold.sent(4)  # the previous chunk went out with 4 planes: the decoder has no planes 4-5 of it

@@ -106,8 +106,8 @@ def encode(
     "auto" (needs `bpp`) codes the first chunk at the target on each grid and keeps the one
     with the lowest LPIPS within the target (vtoken.codec.factor_choice); the result's
     `factor_trials` say what each gave. `hold`: the encoder's hysteresis on predicted latent
-    frames, the threshold in full up to 8 kept planes and 8 / planes of it above
-    (vtoken.codec.hold; 0 codes the model's signs as they are)."""
+    frames, the threshold in full up to defaults.HOLD_FULL_PLANES kept planes and that over
+    the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are)."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path

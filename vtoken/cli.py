@@ -158,8 +158,9 @@ def _show_progress(flag: bool | None) -> bool:
               help="A key chunk every N chunks (seek points).")
 @click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
               help="Encoder hysteresis: a bit of a predicted latent frame whose pre-quantization value is within "
-              "this of zero keeps the previous frame's bit (fewer bytes on still scenes); in full up to 8 kept planes, "
-              "8/planes of it above; 0 codes the model's signs.")
+              "this of zero keeps the previous frame's bit (fewer bytes on still scenes); in full up to "
+              f"{defaults.HOLD_FULL_PLANES} kept planes, {defaults.HOLD_FULL_PLANES}/planes of it above; 0 codes the "
+              "model's signs.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")

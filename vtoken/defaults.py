@@ -10,12 +10,14 @@ CHUNK_FRAMES = 17
 KEY_INTERVAL = 8
 
 # The encoder's hysteresis (vtoken/codec/hold.py): a predicted latent frame's bit whose abs(z)
-# is below HOLD (up to 8 kept planes; less above) keeps the previous latent frame's value where
-# the coder predicts it from. 0.3 saved bits on every clip it was tried on and lost on none:
+# is below HOLD keeps the previous latent frame's value where the coder predicts it from; the
+# threshold applies in full up to HOLD_FULL_PLANES kept planes, HOLD_FULL_PLANES / planes of it
+# above. 0.3 saved bits on every clip it was tried on and lost on none:
 # LPIPS BD-rate -1.9 / -4.3 / -8.7 % on the eval clips (`vtoken bench`; a prototype gave -0.1 /
 # -5.7 / -9.5), -18.3 / -14.5 % on two training clips (prototype); 0.5 gave -7.6 / -13.7 and
 # -22.1 / -18.6 % on the last four but +3.6 % on the eval clip with the most motion (cockatoo).
 HOLD = 0.3
+HOLD_FULL_PLANES = 8
 
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE = "auto"

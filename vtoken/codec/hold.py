@@ -30,9 +30,10 @@ import math
 
 import numpy as np
 
+from .. import defaults
 from ..entropy import motion as mo
 
-FULL_PLANES = 8
+FULL_PLANES = defaults.HOLD_FULL_PLANES
 
 
 class BitHold:

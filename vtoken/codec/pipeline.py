@@ -30,6 +30,7 @@ from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder, coder_for
 from ..errors import CorruptChunkError, InputError, UsageError
 from .frames import frame_repeat, last_copies, pad_frames, repeat_frames, to_frames, to_tensor
+from .hold import BitHold
 from .overlap import ahead
 from .precision import autocast
 from .rate import RateController
@@ -144,8 +145,6 @@ def encode_chunks(
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
-    from .hold import BitHold
-
     coder = coder_for(model)
     held = BitHold(hold)  # this stream's hysteresis: it remembers the last latent frame coded
     first_frame, index, kept_planes = 0, 0, []

@@ -839,3 +839,50 @@ def test_init_halves_joins_one_models_encoder_with_anothers_decoder(tmp_path):
         TrainConfig.from_dict({**_config(1).to_dict(), "init_halves": {"encoder": "x"}})
     with pytest.raises(UsageError, match="name at most one of"):
         TrainConfig.from_dict({**cfg, "init_halves": {"quantizer": "x"}})
+
+
+def test_held_signs_are_the_codecs_held_bits_and_pass_the_gradient_straight_through():
+    """hold_max's bits: BitHold's for each clip as a key chunk at its own plane count, sent in
+    place of sign(z) with the straight-through gradient of LFQ."""
+    from vtoken.codec.hold import BitHold
+    from vtoken.models.lfq import LFQ
+    from vtoken.train.held import HeldSigns
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2, 6, 1, 8, 8))
+    z = torch.tensor(base + 0.3 * rng.normal(size=(2, 6, 4, 8, 8)), dtype=torch.float32, requires_grad=True)
+    planes = torch.tensor([6, 24])  # the second clip's threshold is scaled by 8 / 24
+    held = HeldSigns(0.4, planes)
+    out = LFQ(bits=6, entropy_group_size=3)(z, signs=held, return_losses=False)
+    lat = z.detach().numpy()
+    want = np.stack([BitHold(0.4).bits(lat[b], key=True, planes=p) for b, p in enumerate((6, 24))])
+    assert torch.equal(out.quantized.detach(), torch.from_numpy(want).float() * 2 - 1)
+    changed = want != (lat >= 0)
+    assert changed[0].sum() > changed[1].sum() > 0 and not changed[:, :, 0].any()  # key frames untouched
+    assert held.fraction == pytest.approx(changed.mean())
+    out.quantized.sum().backward()
+    assert torch.equal(z.grad, torch.ones_like(z))
+
+
+def test_hold_max_trains_on_held_bits_and_leaves_the_other_draws_alone(tmp_path):
+    """A run with hold_max logs the step's threshold and the share of bits held, draws the same
+    plane counts as the run without it (a paired control), and resumes bit-exactly."""
+    arrays = _arrays()
+    plain, held = [], []
+    train(_config(3), tmp_path / "plain", data_arrays=arrays, log_fn=plain.append)
+    train(TrainConfig.from_dict({**_config(3).to_dict(), "hold_max": 0.2}), tmp_path / "held",
+          data_arrays=arrays, log_fn=held.append)
+    steps = [r for r in held if "hold_threshold" in r]
+    assert len(steps) == 3 and all(0 <= r["hold_threshold"] <= 0.2 for r in steps)
+    assert any(r["held"] > 0 for r in steps)
+    assert [r["planes_mean"] for r in plain if "planes_mean" in r] == [r["planes_mean"] for r in steps]
+    assert all("hold_threshold" not in r for r in plain)
+    cfg = {**_config(4).to_dict(), "hold_max": 0.2}
+    train(TrainConfig.from_dict(cfg), tmp_path / "full", data_arrays=arrays)
+    train(TrainConfig.from_dict({**cfg, "steps": 2}), tmp_path / "split", data_arrays=arrays)
+    train(TrainConfig.from_dict(cfg), tmp_path / "split", resume=True, data_arrays=arrays)
+    a, b = _params(tmp_path / "full"), _params(tmp_path / "split")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(UsageError, match="hold_max"):
+            TrainConfig.from_dict({**_config(2).to_dict(), "hold_max": bad})

@@ -7,7 +7,7 @@ where the quantized value is +1, i.e. where z >= 0 (z == 0 counts as +1)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -112,7 +112,11 @@ class LFQ(nn.Module):
             codes = indices_to_bits(torch.arange(2**g), g, dim=-1).float() * 2 - 1  # [2**g, g], LSB first
             self.register_buffer(f"codebook{n}", codes, persistent=False)
 
-    def forward(self, z: torch.Tensor, planes=None, return_losses: bool | None = None) -> LFQOutput:
+    def forward(self, z: torch.Tensor, planes=None, return_losses: bool | None = None,
+                signs: Callable[[torch.Tensor], torch.Tensor] | None = None) -> LFQOutput:
+        """`signs` (training): maps the detached z to the +-1 values to send in place of
+        sign(z), e.g. the encoder's hysteresis (vtoken.train.held); the gradient stays the
+        straight-through identity."""
         if z.shape[1] != self.bits:
             raise ValueError(f"LFQ expects {self.bits} channels in dim 1, got shape {tuple(z.shape)}")
         if return_losses is None:
@@ -120,7 +124,7 @@ class LFQ(nn.Module):
         in_dtype = z.dtype
         with torch.autocast(device_type=z.device.type, enabled=False):
             z = z.float()
-            hard = torch.where(z >= 0, 1.0, -1.0)
+            hard = torch.where(z >= 0, 1.0, -1.0) if signs is None else signs(z.detach())
             # Straight-through: forward values exactly +-1, gradient of identity.
             quantized = hard + (z - z.detach())
             indices = bits_to_indices(hard[:, :MAX_TOKEN_BITS] > 0, dim=1)

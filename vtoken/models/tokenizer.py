@@ -301,11 +301,11 @@ class Tokenizer(nn.Module):
         q[:, :kept] = bits[:, :kept].to(device=param.device, dtype=param.dtype) * 2 - 1
         return self._run(self.decoder, q, state, "decode", frames=frames).clamp(-1, 1)
 
-    def forward(self, video: torch.Tensor, planes=None) -> TokenizerOutput:
+    def forward(self, video: torch.Tensor, planes=None, signs=None) -> TokenizerOutput:
         """Training pass: LFQ losses are always computed; `planes` (int or per-sample
-        LongTensor [B]) implements nested plane dropout."""
+        LongTensor [B]) implements nested plane dropout; `signs` replaces sign(z) (LFQ)."""
         z = self.encode(video)
-        quant = self.quantizer(z, planes=planes, return_losses=True)
+        quant = self.quantizer(z, planes=planes, return_losses=True, signs=signs)
         recon = self.decoder(quant.quantized)
         return TokenizerOutput(recon, z, quant.quantized, quant.indices, quant.losses)
 

@@ -28,6 +28,7 @@ from vtoken.errors import InputError, UsageError
 from . import checkpoint as ckpt
 from .data import ClipSampler, DataConfig, describe, make_sampler
 from .fields import known_fields
+from .held import HeldSigns
 from .losses import LossConfig, TokenizerLoss, bit_stats, nats_to_bits, sample_planes
 
 LogFn = Callable[[dict[str, Any]], None]
@@ -90,6 +91,12 @@ class TrainConfig:
     # encoder trained for rate with a decoder trained longer elsewhere. The half's
     # architecture must match the model being trained.
     init_halves: dict[str, str] = field(default_factory=dict)
+    # The decoder trains on the bits the encoder's hysteresis sends (`vtoken encode --hold`,
+    # codec/hold.py) instead of the raw signs: each step draws a threshold uniform in
+    # [0, hold_max] and holds the clip's predicted latent frames as a stream keeping the
+    # step's plane count would (0 = raw signs). A decoder that has seen held bits may lose
+    # less quality to a higher threshold.
+    hold_max: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -116,6 +123,8 @@ class TrainConfig:
                 raise UsageError(f"graft new_lr_scale={scale!r}; allowed: a number in (0, 1000]")
         _check_one_half(cfg, "freeze", list(cfg.freeze), "a frozen half must come from a trained model")
         _check_one_half(cfg, "init_halves", sorted(cfg.init_halves), "the other half comes from that model")
+        if not 0 <= cfg.hold_max < float("inf"):
+            raise UsageError(f"hold_max={cfg.hold_max!r}; allowed: a finite number >= 0")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -301,6 +310,9 @@ class Trainer:
             dcfg.device = str(self.device)
         self.sampler: ClipSampler = make_sampler(dcfg, self.dist.rank, data_arrays)
         self.gen = torch.Generator().manual_seed(cfg.seed * 7 + 13 + self.dist.rank)
+        # Its own stream, so that a run with hold_max draws the same planes and LPIPS frames
+        # as the same run without it (a paired control).
+        self.hold_gen = torch.Generator().manual_seed(cfg.seed * 11 + 5 + self.dist.rank)
         self.step = 0
         self.net: nn.Module = self.model
         if self.dist.world > 1:
@@ -334,6 +346,7 @@ class Trainer:
             "opt": self.opt.state_dict(),
             "data_rng": json.dumps(self.sampler.rng_state()),  # big ints: keep them as text
             "gen": self.gen.get_state(),
+            "hold_gen": self.hold_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
         if cuda_available():
@@ -360,6 +373,8 @@ class Trainer:
         self.opt.load_state_dict(opt)
         self.sampler.set_rng_state(json.loads(st["data_rng"]))
         self.gen.set_state(st["gen"])
+        if "hold_gen" in st:  # checkpoints from before hold_max lack it
+            self.hold_gen.set_state(st["hold_gen"])
         if self.dist.world > 1:
             # Rank 0 wrote the checkpoint, so its streams were saved; every other rank derives
             # fresh, distinct, reproducible streams from (seed, rank, step) instead.
@@ -408,8 +423,11 @@ class Trainer:
             video = video.contiguous(memory_format=self.mem_format)
         planes = sample_planes(video.shape[0], self.model_config.bits, cfg.losses, self.gen, self.device)
         self.model.train()
+        held = None
+        if cfg.hold_max > 0:
+            held = HeldSigns(cfg.hold_max * float(torch.rand((), generator=self.hold_gen)), planes)
         with self.autocast:
-            out = self.net(video, planes=planes)
+            out = self.net(video, planes=planes, **({"signs": held} if held else {}))
         total, terms = self.loss(video, out, self.step, self.gen)
         self.opt.zero_grad(set_to_none=True)
         if self.rate_opt is not None:
@@ -445,6 +463,8 @@ class Trainer:
         rec.update(bit_stats(out.z))
         if planes is not None:
             rec["planes_mean"] = planes.float().mean()
+        if held is not None:
+            rec["hold_threshold"], rec["held"] = held.threshold, held.fraction
         self.step += 1
         return rec
 

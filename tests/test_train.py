@@ -883,6 +883,7 @@ def test_hold_max_trains_on_held_bits_and_leaves_the_other_draws_alone(tmp_path)
     train(TrainConfig.from_dict(cfg), tmp_path / "split", resume=True, data_arrays=arrays)
     a, b = _params(tmp_path / "full"), _params(tmp_path / "split")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    for bad in (-0.1, float("nan"), float("inf")):
-        with pytest.raises(UsageError, match="hold_max"):
-            TrainConfig.from_dict({**_config(2).to_dict(), "hold_max": bad})
+    for name in ("hold_max", "hold_prev_weight"):
+        for bad in (-0.1, float("nan"), float("inf")):
+            with pytest.raises(UsageError, match=name):
+                TrainConfig.from_dict({**_config(2).to_dict(), name: bad})

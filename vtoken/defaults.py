@@ -9,14 +9,17 @@ No imports here (the container library and `vtoken --help` read these without to
 CHUNK_FRAMES = 17
 KEY_INTERVAL = 8
 
-# The encoder's hysteresis (vtoken/codec/hold.py): a predicted latent frame's bit whose abs(z)
-# is below HOLD keeps the previous latent frame's value where the coder predicts it from; the
-# threshold applies in full up to HOLD_FULL_PLANES kept planes, HOLD_FULL_PLANES / planes of it
-# above. 0.3 saved bits on every clip it was tried on and lost on none:
-# LPIPS BD-rate -1.9 / -4.3 / -8.7 % on the eval clips (`vtoken bench`; a prototype gave -0.1 /
-# -5.7 / -9.5), -18.3 / -14.5 % on two training clips (prototype); 0.5 gave -7.6 / -13.7 and
-# -22.1 / -18.6 % on the last four but +3.6 % on the eval clip with the most motion (cockatoo).
+# The encoder's hysteresis (vtoken/codec/hold.py): a predicted latent frame's bit is held, keeps
+# the previous latent frame's value where the coder predicts it from, when abs(z) +
+# HOLD_PREV_WEIGHT * abs(that previous value) is below HOLD; the threshold applies in full up to
+# HOLD_FULL_PLANES kept planes, HOLD_FULL_PLANES / planes of it above. abs(z) alone below 0.3
+# saved bits on every clip it was tried on and lost on none: LPIPS BD-rate -1.9 / -4.3 / -8.7 %
+# on the eval clips (`vtoken bench`; a prototype gave -0.1 / -5.7 / -9.5), -18.3 / -14.5 % on
+# two training clips (prototype). 0.5 gave +1.5 / -1.5 / -3.8 % against 0.3 on the eval clips,
+# and weighing the previous value in (0.5 with a threshold of 1.0) +2.5 / +0.2 / -2.6 %, though
+# a prototype at 4-64 planes had it ahead on 8 of 10 clips (benchmarks/README.md, lever 51).
 HOLD = 0.3
+HOLD_PREV_WEIGHT = 0.0
 HOLD_FULL_PLANES = 8
 
 DEVICES = ("auto", "cpu", "cuda")

@@ -10,23 +10,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vtoken.codec.hold import BitHold
+from vtoken.codec.hold import PREV_WEIGHT, BitHold
 
 
 class HeldSigns:
-    """Callable z [B, K, T', H', W'] -> signs +-1 (z's dtype and device) through BitHold at
-    `threshold`; `planes` (LongTensor [B] or None: all) scales it as a stream keeping that
-    many planes would. `fraction` is the share of bits the last call changed."""
+    """Callable z [B, K, T', H', W'] -> signs +-1 (z's dtype and device) through
+    BitHold(threshold, prev_weight); `planes` (LongTensor [B] or None: all) scales the threshold
+    as a stream keeping that many planes would. `fraction` is the share of bits the last call
+    changed."""
 
-    def __init__(self, threshold: float, planes: torch.Tensor | None = None):
+    def __init__(self, threshold: float, planes: torch.Tensor | None = None, prev_weight: float = PREV_WEIGHT):
         self.threshold = float(threshold)
+        self.prev_weight = float(prev_weight)
         self.planes = None if planes is None else [int(p) for p in planes.tolist()]
         self.fraction = 0.0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         lat = z.detach().float().cpu().numpy()
-        bits = np.stack([
-            BitHold(self.threshold).bits(lat[b], key=True, planes=None if self.planes is None else self.planes[b])
-            for b in range(lat.shape[0])])
+        planes = self.planes or [None] * lat.shape[0]
+        bits = np.stack([BitHold(self.threshold, self.prev_weight).bits(lat[b], key=True, planes=planes[b])
+                         for b in range(lat.shape[0])])
         self.fraction = float(np.mean(bits != (lat >= 0)))
         return torch.from_numpy(bits).to(device=z.device, dtype=z.dtype) * 2 - 1

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from vtoken.defaults import HOLD_PREV_WEIGHT
 from vtoken.device import cuda_available
 from vtoken.device import resolve_device as base_resolve_device
 from vtoken.errors import InputError, UsageError
@@ -95,8 +96,10 @@ class TrainConfig:
     # codec/hold.py) instead of the raw signs: each step draws a threshold uniform in
     # [0, hold_max] and holds the clip's predicted latent frames as a stream keeping the
     # step's plane count would (0 = raw signs). A decoder that has seen held bits may lose
-    # less quality to a higher threshold.
+    # less quality to a higher threshold. hold_prev_weight: the rule's weight of the previous
+    # latent frame's value (BitHold's prev_weight; 0 holds by abs(z) alone, lever 49's rule).
     hold_max: float = 0.0
+    hold_prev_weight: float = HOLD_PREV_WEIGHT
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -123,8 +126,9 @@ class TrainConfig:
                 raise UsageError(f"graft new_lr_scale={scale!r}; allowed: a number in (0, 1000]")
         _check_one_half(cfg, "freeze", list(cfg.freeze), "a frozen half must come from a trained model")
         _check_one_half(cfg, "init_halves", sorted(cfg.init_halves), "the other half comes from that model")
-        if not 0 <= cfg.hold_max < float("inf"):
-            raise UsageError(f"hold_max={cfg.hold_max!r}; allowed: a finite number >= 0")
+        for name in ("hold_max", "hold_prev_weight"):
+            if not 0 <= getattr(cfg, name) < float("inf"):
+                raise UsageError(f"{name}={getattr(cfg, name)!r}; allowed: a finite number >= 0")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -425,7 +429,8 @@ class Trainer:
         self.model.train()
         held = None
         if cfg.hold_max > 0:
-            held = HeldSigns(cfg.hold_max * float(torch.rand((), generator=self.hold_gen)), planes)
+            threshold = cfg.hold_max * float(torch.rand((), generator=self.hold_gen))
+            held = HeldSigns(threshold, planes, cfg.hold_prev_weight)
         with self.autocast:
             out = self.net(video, planes=planes, **({"signs": held} if held else {}))
         total, terms = self.loss(video, out, self.step, self.gen)

@@ -80,9 +80,9 @@ def main() -> None:
             pts = curve(model, coder, lpips, frames, z, weight, threshold, planes)
             bd = bd_rate([p["bpp"] for p in base], [p["lpips"] for p in base],
                          [p["bpp"] for p in pts], [p["lpips"] for p in pts], higher_is_better=False)
-            rows[f"{weight:g}:{threshold:g}"] = {"points": pts, "bd_rate_lpips_pct": bd.value}
+            rows[f"{weight:g}:{threshold:g}"] = {"points": pts, "bd_rate_lpips_pct": bd.value, "why_undefined": bd.reason}
             print(f"{path.name[:24]:24s} W {weight:g} T {threshold:g}: BD-rate "
-                  f"{'-' if bd.value is None else f'{bd.value:+.2f} %'} ({time.time() - t0:.0f} s)", flush=True)
+                  f"{bd.reason if bd.value is None else f'{bd.value:+.2f} %'} ({time.time() - t0:.0f} s)", flush=True)
         report["clips"][str(path)] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -887,3 +887,34 @@ def test_hold_max_trains_on_held_bits_and_leaves_the_other_draws_alone(tmp_path)
         for bad in (-0.1, float("nan"), float("inf")):
             with pytest.raises(UsageError, match=name):
                 TrainConfig.from_dict({**_config(2).to_dict(), name: bad})
+
+
+def test_export_keeps_the_sources_prior_when_the_encoder_was_frozen(tmp_path):
+    """freeze ["encoder"]: the bits are the source's, so the export ships the source's prior
+    and predictor as they are; a run whose encoder learnt gets a prior fitted to its bits."""
+    from vtoken.entropy import fit_crossplane
+    from vtoken.entropy.contexts import N_CONTEXTS
+    from vtoken.models import Tokenizer, TokenizerConfig, load_model, save_model
+    from vtoken.train.export import export_run
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
+    rng = np.random.default_rng(0)
+    bits = [rng.integers(0, 2, (6, 2, 4, 4), dtype=np.uint8) for _ in range(4)]
+    prior = rng.integers(0, 50, (6, N_CONTEXTS, 2)).astype(np.int16)
+    (tmp_path / "zoo").mkdir()
+    path = save_model(src, tmp_path / "zoo", "src-model", prior, entropy_predictor=fit_crossplane(bits, 6))
+    source = load_model(str(path), cache=False)
+    media = tmp_path / "media"
+    _write_media(media)
+    for freeze, kept in ((["encoder"], True), ([], False)):
+        cfg = {**_config(2).to_dict(), "init_from": str(path), "freeze": freeze}
+        cfg["data"]["roots"] = [str(media)]
+        run = tmp_path / f"run{kept}"
+        train(TrainConfig.from_dict(cfg), run)
+        report = export_run(run, "t-model", tmp_path / "zoo", prior_clips=4)
+        model = load_model(report["json"], cache=False)
+        same = np.array_equal(model.entropy_prior, source.entropy_prior) and np.array_equal(
+            model.entropy_predictor.weight, source.entropy_predictor.weight)
+        assert same == kept
+        assert report["prior"].get("kept_from") == (source.identity.short if kept else None)

@@ -72,7 +72,9 @@ def train(ctx, config_path, out_dir, resume, max_minutes, device, steps, data_ro
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--name", required=True, help="model name, e.g. vtoken-tiny-cpu")
 @click.option("--zoo", "zoo_dir", default=None, help="output folder (default: the package zoo)")
-@click.option("--prior-clips", type=int, default=64, show_default=True, help="training clips used to fit the entropy prior (0: no prior)")
+@click.option("--prior-clips", type=int, default=64, show_default=True,
+              help="training clips used to fit the entropy prior (0: no prior; a run that froze its source's "
+              "encoder keeps that model's prior and predictor)")
 @click.option("--crossplane/--no-crossplane", default=True, show_default=True,
               help="fit a cross-plane predictor with the prior (entropy format 2; needs --prior-clips > 0)")
 @click.option("--default", "make_default", is_flag=True, help="write DEFAULT in the zoo naming this model")

@@ -1,7 +1,7 @@
 """Which bits the encoder's hysteresis should hold: LPIPS BD-rate of hold rules against no hold.
 
     python benchmarks/hold_rules.py --videos data/eval/video/cockatoo.mp4 ... \
-        --rules 0:0.3,0.5:1.0 --out benchmarks/results/hold_rules_cpu.json
+        --rules 0:0.3,0:0.5,0.5:1.0 --out benchmarks/results/hold_rules_eval_cpu.json
 
 A rule W:T holds a predicted latent frame's bit when abs(z) + W * abs(previous z) < T
 (vtoken/codec/hold.py; W 0 is lever 49's rule, abs(z) alone), T scaled as the encoder scales
@@ -65,7 +65,7 @@ def main() -> None:
     planes = [int(p) for p in args.planes.split(",")]
     model = load_model(args.model, device="cpu")
     coder, lpips = coder_for(model), LPIPS().eval()
-    report = {"model": model.identity.name if model.identity else args.model, "frames": args.frames,
+    report = {"model": model.identity.short if model.identity else args.model, "frames": args.frames,
               "start": args.start, "max_side": args.max_side, "planes": planes, "clips": {}}
     for path in args.videos:
         frames = load_video(path, args.max_side, args.frames, args.start)

@@ -48,6 +48,18 @@ def curve(model, coder, lpips, frames: np.ndarray, z: np.ndarray, weight: float,
     return points
 
 
+def bd_rate_prefix(base: list[dict], pts: list[dict]) -> tuple[float | None, int, str | None]:
+    """(LPIPS BD-rate %, plane counts used, why undefined): over all points, or, where the
+    no-hold curve stops improving at its top (a flat end is common: 48 -> 64 planes buys
+    almost nothing on a still clip), over the longest prefix of plane counts where both improve."""
+    for n in range(len(base), 3, -1):
+        bd = bd_rate([p["bpp"] for p in base[:n]], [p["lpips"] for p in base[:n]],
+                     [p["bpp"] for p in pts[:n]], [p["lpips"] for p in pts[:n]], higher_is_better=False)
+        if bd.value is not None:
+            return bd.value, n, None
+    return None, 0, bd.reason
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--videos", nargs="+", type=Path, required=True)
@@ -78,11 +90,12 @@ def main() -> None:
         for weight, threshold in rules:
             t0 = time.time()
             pts = curve(model, coder, lpips, frames, z, weight, threshold, planes)
-            bd = bd_rate([p["bpp"] for p in base], [p["lpips"] for p in base],
-                         [p["bpp"] for p in pts], [p["lpips"] for p in pts], higher_is_better=False)
-            rows[f"{weight:g}:{threshold:g}"] = {"points": pts, "bd_rate_lpips_pct": bd.value, "why_undefined": bd.reason}
+            value, used, why = bd_rate_prefix(base, pts)
+            rows[f"{weight:g}:{threshold:g}"] = {"points": pts, "bd_rate_lpips_pct": value,
+                                                  "bd_planes": planes[:used], "why_undefined": why}
             print(f"{path.name[:24]:24s} W {weight:g} T {threshold:g}: BD-rate "
-                  f"{bd.reason if bd.value is None else f'{bd.value:+.2f} %'} ({time.time() - t0:.0f} s)", flush=True)
+                  f"{why if value is None else f'{value:+.2f} % over {planes[0]}-{planes[used - 1]} planes'} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
         report["clips"][str(path)] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -387,6 +387,7 @@ class Trainer:
             key = [self.cfg.seed, self.dist.rank, int(st.get("step", 0))]
             self.sampler.rng = np.random.Generator(np.random.PCG64(key))
             self.gen.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+            self.hold_gen.manual_seed(int(np.random.SeedSequence(key + [1]).generate_state(1)[0]))
         torch.set_rng_state(st["torch_rng"])
         if "cuda_rng" in st and cuda_available():
             states = st["cuda_rng"]
@@ -432,7 +433,7 @@ class Trainer:
             threshold = cfg.hold_max * float(torch.rand((), generator=self.hold_gen))
             held = HeldSigns(threshold, planes, cfg.hold_prev_weight)
         with self.autocast:
-            out = self.net(video, planes=planes, **({"signs": held} if held else {}))
+            out = self.net(video, planes=planes, **({"signs": held} if held is not None else {}))
         total, terms = self.loss(video, out, self.step, self.gen)
         self.opt.zero_grad(set_to_none=True)
         if self.rate_opt is not None:

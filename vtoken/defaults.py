@@ -18,6 +18,8 @@ KEY_INTERVAL = 8
 # two training clips (prototype). 0.5 gave +1.5 / -1.5 / -3.8 % against 0.3 on the eval clips,
 # and weighing the previous value in (0.5 with a threshold of 1.0) +2.5 / +0.2 / -2.6 %, though
 # a prototype at 4-64 planes had it ahead on 8 of 10 clips (benchmarks/README.md, lever 51).
+# benchmarks/hold_rules.py at the bench's plane counts has 0.5 ahead of 0.3 on 6 of 7 clips,
+# all but cockatoo: the candidate for the next default.
 HOLD = 0.3
 HOLD_PREV_WEIGHT = 0.0
 HOLD_FULL_PLANES = 8

@@ -12,15 +12,13 @@ KEY_INTERVAL = 8
 # The encoder's hysteresis (vtoken/codec/hold.py): a predicted latent frame's bit is held, keeps
 # the previous latent frame's value where the coder predicts it from, when abs(z) +
 # HOLD_PREV_WEIGHT * abs(that previous value) is below HOLD; the threshold applies in full up to
-# HOLD_FULL_PLANES kept planes, HOLD_FULL_PLANES / planes of it above. abs(z) alone below 0.3
-# saved bits on every clip it was tried on and lost on none: LPIPS BD-rate -1.9 / -4.3 / -8.7 %
-# on the eval clips (`vtoken bench`; a prototype gave -0.1 / -5.7 / -9.5), -18.3 / -14.5 % on
-# two training clips (prototype). 0.5 gave +1.5 / -1.5 / -3.8 % against 0.3 on the eval clips,
-# and weighing the previous value in (0.5 with a threshold of 1.0) +2.5 / +0.2 / -2.6 %, though
-# a prototype at 4-64 planes had it ahead on 8 of 10 clips (benchmarks/README.md, lever 51).
-# benchmarks/hold_rules.py at the bench's plane counts has 0.5 ahead of 0.3 on 6 of 7 clips,
-# all but cockatoo: the candidate for the next default.
-HOLD = 0.3
+# HOLD_FULL_PLANES kept planes, HOLD_FULL_PLANES / planes of it above. Measured (LPIPS BD-rate,
+# benchmarks/README.md, levers 49 and 51): on the eval bench 0.3 gave -1.9 / -4.3 / -8.7 %
+# against no hold (cockatoo / cityCC0 / VID_20191220_170832) and 0.5 a further +1.5 / -1.5 /
+# -3.8 %; benchmarks/hold_rules.py at the bench's plane counts has 0.5 ahead of 0.3 on 6 of 7
+# clips, all but cockatoo (-1.3 against -2.0 %). Weighing the previous value in (0.5, with a
+# threshold of 1.0) lost to 0.5 on every eval clip.
+HOLD = 0.5
 HOLD_PREV_WEIGHT = 0.0
 HOLD_FULL_PLANES = 8
 

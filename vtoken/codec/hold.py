@@ -79,7 +79,10 @@ class BitHold:
                 cost = sum(mo.block_sums(mo.mismatch(own[p], prev[p])) for p in range(min(mo.MOTION_PLANES, k)))
                 index = mo.gather_index(mo.best_field(cost), h, w)
                 moved = mo.compensate(prev, index)
-                unsure = size[:, i] + self.prev_weight * mo.compensate(prev_abs, index) < threshold
+                doubt = size[:, i]
+                if self.prev_weight:  # the default 0 skips moving the previous values
+                    doubt = doubt + self.prev_weight * mo.compensate(prev_abs, index)
+                unsure = doubt < threshold
                 if not i and self._sent is not None:
                     unsure[self._sent:] = False  # planes of the previous chunk the decoder never got
                 against = unsure & (own != moved)

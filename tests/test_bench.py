@@ -213,8 +213,10 @@ def test_bench_temporal_factors_option_and_suite_form(tiny_model_json):
     suite = {"vtoken_temporal_factors": {"2": [8, 18], "1": [18]}}
     assert _temporal_factors(None, suite, model, False) == {None: None, 2: [8, 18], 1: [18]}
     assert _temporal_factors(None, suite, model, True) == {None: None}
-    with pytest.raises(UsageError, match="must divide the model's temporal factor 4"):
-        _temporal_factors("3", {}, model, False)
+    assert _temporal_factors("16,8,4", {}, model, False) == {None: None, 16: None, 8: None}
+    for bad in ("3", "32"):
+        with pytest.raises(UsageError, match=r"must be one of \[1, 2, 4, 8, 12, 16\] for a model with temporal factor 4"):
+            _temporal_factors(bad, {}, model, False)
 
 
 def test_curves_group_by_clip_and_series_sorted_by_rate():

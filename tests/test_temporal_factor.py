@@ -77,10 +77,10 @@ def test_finer_temporal_factor_codes_each_frame_r_times(tmp_path, tiny_model_jso
     assert coarse.temporal_factor == 4 and res.bytes > coarse.bytes
 
 
-def test_temporal_factor_must_divide_the_models(tmp_path, tiny_model_json):
+def test_temporal_factor_must_be_one_of_the_models_grids(tmp_path, tiny_model_json):
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
-    for bad in (3, 8):
-        with pytest.raises(UsageError, match="temporal factor must divide the model's 4"):
+    for bad in (3, 6, 20, 32):
+        with pytest.raises(UsageError, match=r"temporal factor must be one of 1, 2, 4, 8, 12, 16 for this model \(its own is 4\)"):
             vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", temporal_factor=bad)
     for bad in (0, -1, "2"):
         with pytest.raises(UsageError, match="temporal factor"):
@@ -107,9 +107,12 @@ def test_a_stream_the_model_would_run_on_too_many_frames_is_refused(tiny_model_j
     header.temporal_factor = 1
     with pytest.raises(StreamError, match="larger than vtoken decodes at once"):
         codec.check_header(header)
-    header.temporal_factor = 3
-    with pytest.raises(StreamError, match="factors"):
-        codec.check_header(header)
+    for bad in (3, 32):
+        header.temporal_factor = bad
+        with pytest.raises(StreamError, match="factors"):
+            codec.check_header(header)
+    header.temporal_factor = 16  # every 4th frame: the model runs on fewer frames than the chunk holds
+    codec.check_header(header)
 
 
 def test_cli_encodes_at_a_finer_temporal_factor(tmp_path, tiny_model_json):
@@ -125,7 +128,7 @@ def test_cli_encodes_at_a_finer_temporal_factor(tmp_path, tiny_model_json):
     assert vtoken.info(tmp_path / "a.mvt")["temporal_factor"] == 2
     bad = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "b.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "3"])
-    assert bad.exit_code != 0 and "temporal factor must divide" in bad.output
+    assert bad.exit_code != 0 and "temporal factor must be one of" in bad.output
     assert not (tmp_path / "b.mvt").exists()
 
 
@@ -141,7 +144,7 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
     res = vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
                         temporal_factor="auto")
     trials = [FactorTrial(**t) for t in res.factor_trials]
-    assert [t.factor for t in trials] == [4, 2, 1]
+    assert [t.factor for t in trials] == [8, 4, 2, 1]
     assert res.temporal_factor == choose(trials, 0.5)
     with open_mvt(tmp_path / "a.mvt") as reader:
         assert reader.header.temporal_factor == res.temporal_factor
@@ -161,8 +164,9 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
 def test_auto_choice_is_the_best_quality_within_the_target():
     from vtoken.codec.factor_choice import FactorTrial, candidate_factors, choose
 
-    assert candidate_factors(4, 17) == [4, 2, 1] and candidate_factors(4, 3) == [2, 1]
-    assert candidate_factors(2, 9) == [2, 1] and candidate_factors(4, 2) == [1]
+    assert candidate_factors(4, 17) == [16, 8, 4, 2, 1] and candidate_factors(4, 3) == [2, 1]
+    assert candidate_factors(4, 25) == [12, 8, 4, 2, 1] and candidate_factors(4, 9) == [8, 4, 2, 1]
+    assert candidate_factors(2, 9) == [8, 4, 2, 1] and candidate_factors(2, 13) == [6, 4, 2, 1] and candidate_factors(4, 2) == [1]
     trials = [FactorTrial(4, 0.060, 0.210, 64), FactorTrial(2, 0.100, 0.180, 40), FactorTrial(1, 0.100, 0.190, 20)]
     assert choose(trials, 0.10) == 2
     # A finer grid over the target (beyond the tolerance) does not count, however good.
@@ -182,7 +186,7 @@ def test_cli_auto_temporal_factor_says_what_it_tried(tmp_path, tiny_model_json):
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "a.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.5"])
     assert run.exit_code == 0, run.output
-    assert "temporal factor" in run.output and "first chunk tried at 4: " in run.output
+    assert "temporal factor" in run.output and "first chunk tried at 16: " in run.output and "; 4: " in run.output
     bad = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "b.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "best", "--bpp", "0.5"])
-    assert bad.exit_code == 2 and "integer (a divisor of the model's) or auto, got 'best'" in bad.output
+    assert bad.exit_code == 2 and "integer (one of the model's grids) or auto, got 'best'" in bad.output

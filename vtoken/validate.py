@@ -124,11 +124,11 @@ def token_grid(tokens):
 
 
 def temporal_factor_option(value, bpp) -> None:
-    """An integer (the model's divisors are checked by the Codec) or "auto", which needs bpp."""
+    """An integer (the model's grids are checked by the Codec) or "auto", which needs bpp."""
     from .codec.factor_choice import AUTO, NEEDS_BPP
 
     if isinstance(value, str) and value != AUTO:
-        raise UsageError(f"temporal factor must be an integer (a divisor of the model's) or {AUTO}, got {value!r}")
+        raise UsageError(f"temporal factor must be an integer (one of the model's grids) or {AUTO}, got {value!r}")
     if value != AUTO:
         integer("temporal factor", value, 1, 64, optional=True)
     elif bpp is None:

@@ -201,10 +201,12 @@ def _temporal_factors(option: str | None, suite: dict, model: str | None,
     """{temporal factor: its plane counts (None: the --qualities sweep)} to run vtoken at:
     --temporal-factors 4,2,1 (every factor on the one sweep), else the suite's
     vtoken_temporal_factors ({"2": [18, 32, 64], ...}); the model's own always, keyed None
-    (its series stays `vtoken`). Each factor must divide the model's."""
+    (its series stays `vtoken`). Each factor must be a grid the model's streams may use
+    (codec.frames.stream_factors: its divisors, and 2-4 times it)."""
     given = option or suite.get("vtoken_temporal_factors")
     if no_vtoken or not given:
         return {None: None}
+    from ..codec.frames import stream_factors
     from ..models import load_model
 
     own = load_model(model).config.temporal_factor
@@ -215,9 +217,11 @@ def _temporal_factors(option: str | None, suite: dict, model: str | None,
     else:
         sweep = {f: None for f in parse_list(given if isinstance(given, list) else [given], kind=int,
                                               name="--temporal-factors")}
-    bad = [f for f in sweep if f < 1 or own % f]
+    grids = stream_factors(own)
+    bad = [f for f in sweep if f not in grids]
     if bad:
-        raise UsageError(f"--temporal-factors {bad}: each must divide the model's temporal factor {own}")
+        raise UsageError(f"--temporal-factors {bad}: each must be one of {sorted(grids)} for a model with "
+                         f"temporal factor {own}")
     # The model's own factor always runs (first): the vtoken series the others are read against.
     out: dict[int | None, list[int] | None] = {None: sweep.pop(own, None)}
     out.update(sweep)

@@ -142,10 +142,11 @@ def summary_markdown(run: dict) -> str:
         # made by the same model (results.json also holds it per point).
         names = model if isinstance(model, list) else [model]
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}")
-        finer = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
-        if finer:
-            lines.append("- vtoken at finer temporal factors (series vtoken-t<f>): "
-                         + "; ".join(f"{tf}: planes {planes or st.get('vtoken_planes')}" for tf, planes in finer.items())
+        other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
+        if other:
+            lines.append("- vtoken at other temporal factors (series vtoken-t<f>; finer than the model's: every frame "
+                         "coded more than once; coarser: every 2nd-4th frame coded, the others blended): "
+                         + "; ".join(f"{tf}: planes {planes or st.get('vtoken_planes')}" for tf, planes in other.items())
                          + ". vtoken-best: per clip, the vtoken points of any factor on the LPIPS-rate front "
                          "(an encoder choosing its time grid per clip and rate by LPIPS)")
     for sp in st.get("baselines", []):

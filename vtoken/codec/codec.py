@@ -31,7 +31,7 @@ from .. import defaults
 from ..bitstream import MvtReader, MvtWriter, StreamHeader, audio_record_size, stream_overhead
 from ..errors import InputError, ModelError, StreamError, UsageError
 from . import factor_choice
-from .frames import frame_repeat, model_frames, stream_factors
+from .frames import frame_repeat, frame_stride, model_frames, stream_factors
 from .metadata import color_code_points
 from .pipeline import DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks, stream_chunks
 from .preflight import check_container_header, check_stream
@@ -67,7 +67,7 @@ class Codec:
                       rate: dict | None = None, temporal_factor: int | None = None,
                       hold: float = 0.0) -> StreamHeader:
         """The header of a stream coding a video described by `info` (a media VideoInfo), with
-        `temporal_factor` frames per latent frame (a divisor of the model's; None: the model's)."""
+        `temporal_factor` frames per latent frame (frames.stream_factors; None: the model's)."""
         from ..entropy import format_version
 
         net, cfg = self.model, self.config
@@ -75,9 +75,10 @@ class Codec:
             # A .mvt names its model by name + sha256 of the weights file; an unsaved model has neither.
             raise UsageError("the model has no identity: save it with vtoken.models.save_model and load it back")
         tf = cfg.temporal_factor if temporal_factor is None else temporal_factor
-        if isinstance(tf, bool) or not isinstance(tf, int) or tf < 1 or cfg.temporal_factor % tf:
-            divisors = ", ".join(str(d) for d in reversed(stream_factors(cfg.temporal_factor)))
-            raise UsageError(f"temporal factor must divide the model's {cfg.temporal_factor} ({divisors}), got {tf!r}")
+        if isinstance(tf, bool) or not isinstance(tf, int) or tf not in stream_factors(cfg.temporal_factor):
+            grids = ", ".join(str(d) for d in reversed(stream_factors(cfg.temporal_factor)))
+            raise UsageError(f"temporal factor must be one of {grids} for this model (its own is "
+                             f"{cfg.temporal_factor}), got {tf!r}")
         if chunk_frames < 1 or (chunk_frames - 1) % tf:
             raise UsageError(f"chunk frames must be 1 + {tf}n for this model (1, {1 + tf}, {1 + 2 * tf}, ...), "
                              f"got {chunk_frames}")
@@ -112,9 +113,9 @@ class Codec:
             raise StreamError(f"{src}: entropy coder version {header.entropy_version}, but model {header.model_name} "
                               f"codes version {want}: the file is damaged")
         cfg = self.config
-        # A stream's time grid may be finer than the model's (frames.frame_repeat).
+        # A stream's time grid may be finer or coarser than the model's (frames.stream_factors).
         if ((header.bits, header.spatial_factor) != (cfg.bits, cfg.spatial_factor)
-                or cfg.temporal_factor % header.temporal_factor):
+                or header.temporal_factor not in stream_factors(cfg.temporal_factor)):
             raise StreamError(f"stream has {header.bits} bits, factors {header.spatial_factor}/{header.temporal_factor}; "
                               f"the model has {cfg.bits}, {cfg.spatial_factor}/{cfg.temporal_factor}")
         check_chunk_size(model_frames(header.frames_per_chunk, cfg.temporal_factor, header.temporal_factor),
@@ -148,7 +149,8 @@ class Codec:
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
         codes each frame model factor / temporal_factor times (more bits, higher quality);
-        "auto" (with `bpp`) chooses it by coding the first chunk on each grid
+        one above it (2, 3 or 4 times the model's) codes every 2nd, 3rd or 4th frame and the
+        decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by coding the first chunk on each grid
         (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
         latent frames (hold.py; 0 codes the model's signs as they are)."""
         rate = self.rate(planes, quality, bpp)
@@ -175,7 +177,8 @@ class Codec:
         chunks = stream_chunks(frames, chunk_frames, key_interval, header.temporal_factor)
         totals = encode_chunks(chunks, writer, self.model, rate, device=self.device, timings=timings or Timings(),
                                precision=mode, on_chunk=on_chunk, warnings=warnings,
-                               repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor), hold=hold)
+                               repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor),
+                               stride=frame_stride(self.config.temporal_factor, header.temporal_factor), hold=hold)
         if totals["frames"] == 0:
             raise InputError(f"{source or 'input'}: no frames could be decoded")
         if audio is not None:

@@ -3,7 +3,8 @@
 A finer grid than the model's (frames.frame_repeat) gives every frame more latent frames. On
 moving content that buys more quality per bit than more planes do; on other clips the model's
 own grid with more planes is better at the same rate, and a finer grid with fewer planes
-gives a larger and worse file. Which one wins depends on the clip and the rate, so it is
+gives a larger and worse file. A coarser grid (coarse.py) codes every 2nd-4th frame with more
+planes and blends the rest: at low rates on slow motion that wins, on fast motion it ghosts. Which one wins depends on the clip and the rate, so it is
 measured: the first chunk is coded at the bpp target on each grid the chunk length allows,
 decoded, and scored with LPIPS against the source. The grid kept is the one with the lowest
 LPIPS among the trials that stay within the target (RateController.TOLERANCE); when none
@@ -43,8 +44,8 @@ class FactorTrial:
 
 
 def candidate_factors(model_factor: int, chunk_frames: int) -> list[int]:
-    """The grids a stream of this model may use with chunks of `chunk_frames` frames, the
-    model's own (coarsest) first."""
+    """The grids a stream of this model may use with chunks of `chunk_frames` frames, coarsest
+    first."""
     return [f for f in stream_factors(model_factor) if (chunk_frames - 1) % f == 0]
 
 

@@ -7,7 +7,9 @@ the edge pixels (no new content for the codec to spend bits on); cropping drops 
 A stream may have a finer time grid than the model (its temporal factor the model's divided
 by r): the encoder then gives the model every frame r times (a key chunk's first frame once),
 so each frame gets r times the latent frames, and the decoder keeps the last decoded copy of
-each, the one whose latent frame has read all its copies.
+each, the one whose latent frame has read all its copies. Or a coarser one (the model's times
+s, up to MAX_STRIDE): the model codes every s-th frame and the decoder blends the others
+(coarse.py).
 """
 
 from __future__ import annotations
@@ -34,21 +36,42 @@ def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int, co
     return np.pad(frames, ((0, tp - t), (0, hp - h), (0, wp - w), (0, 0)), mode="edge")
 
 
+# The coarsest grid codes every 4th frame: the default chunk (17 frames, 1 + 16) holds it, and
+# a blend over a longer gap ghosts on all but still content.
+MAX_STRIDE = 4
+
+
 def stream_factors(model_factor: int) -> list[int]:
-    """The time grids a stream of this model may use: the divisors of its factor, coarsest first."""
-    return [f for f in range(model_factor, 0, -1) if model_factor % f == 0]
+    """The time grids a stream of this model may use, coarsest first: its factor times
+    MAX_STRIDE .. 2 (coarser), its own, and its divisors (finer)."""
+    coarse = [model_factor * s for s in range(MAX_STRIDE, 1, -1)]
+    return coarse + [f for f in range(model_factor, 0, -1) if model_factor % f == 0]
+
+
+def _check_factor(model_factor: int, stream_factor: int) -> None:
+    if stream_factor not in stream_factors(model_factor):
+        raise ValueError(f"a stream's temporal factor must be one of {stream_factors(model_factor)} for a model "
+                         f"with {model_factor}, got {stream_factor}")
 
 
 def frame_repeat(model_factor: int, stream_factor: int) -> int:
-    """r: how many times the model sees each frame of a stream with `stream_factor`."""
-    if stream_factor < 1 or model_factor % stream_factor:
-        raise ValueError(f"a stream's temporal factor must divide the model's {model_factor}, got {stream_factor}")
-    return model_factor // stream_factor
+    """r: how many times the model sees each frame of a stream with `stream_factor` (1 on the
+    model's grid or a coarser one)."""
+    _check_factor(model_factor, stream_factor)
+    return max(1, model_factor // stream_factor)
+
+
+def frame_stride(model_factor: int, stream_factor: int) -> int:
+    """s: the model codes every s-th frame of a stream with `stream_factor` (1 on the model's
+    grid or a finer one; coarse.py)."""
+    _check_factor(model_factor, stream_factor)
+    return max(1, stream_factor // model_factor)
 
 
 def model_frames(frames: int, model_factor: int, stream_factor: int) -> int:
     """Frames the model runs on for a key chunk of `frames` frames (what bounds its memory)."""
-    return 1 + frame_repeat(model_factor, stream_factor) * (frames - 1)
+    stride = frame_stride(model_factor, stream_factor)
+    return 1 + frame_repeat(model_factor, stream_factor) * -(-(frames - 1) // stride)
 
 
 def repeat_frames(frames: np.ndarray, r: int, key: bool) -> np.ndarray:

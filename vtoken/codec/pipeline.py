@@ -29,7 +29,8 @@ from .. import defaults
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder, coder_for
 from ..errors import CorruptChunkError, InputError, UsageError
-from .frames import frame_repeat, last_copies, pad_frames, repeat_frames, to_frames, to_tensor
+from .coarse import coded_indices, fill
+from .frames import frame_repeat, frame_stride, last_copies, pad_frames, repeat_frames, to_frames, to_tensor
 from .hold import BitHold
 from .overlap import ahead
 from .precision import autocast
@@ -137,11 +138,12 @@ def encode_chunks(
     on_chunk=None,
     warnings: list[str] | None = None,
     repeat: int = 1,
+    stride: int = 1,
     hold: float = defaults.HOLD,
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`, the model seeing every
-    frame `repeat` times (frames.repeat_frames), its bits held with threshold `hold` (hold.py).
-    Returns totals.
+    frame `repeat` times (frames.repeat_frames) or every `stride`-th frame (coarse.py), its
+    bits held with threshold `hold` (hold.py). Returns totals.
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
@@ -150,7 +152,7 @@ def encode_chunks(
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
     coded = ahead(_model_latents(read, model, device, timings, precision, [] if warnings is None else warnings,
-                                 repeat), name="vtoken-model")
+                                 repeat, stride), name="vtoken-model")
     try:
         for frames, key, z in coded:
             n, h, w, _ = frames.shape
@@ -198,7 +200,7 @@ def encode_chunks(
 
 
 def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
-                   warnings: list[str], repeat: int = 1):
+                   warnings: list[str], repeat: int = 1, stride: int = 1):
     """(frames, key, z) per chunk, z the pre-quantization latent float32 [K, T', H', W'], the
     tokenizer streaming from key chunk to key chunk. On GPU out-of-memory a chunk is split in
     two in time and retried from the state it started with (a chunk may hold fewer frames
@@ -208,7 +210,7 @@ def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, tim
     from ..models.stream import StreamState
 
     tf, sf = model.config.temporal_factor, model.config.spatial_factor
-    stream_tf = tf // repeat  # the chunks' time grid (a split must stay on it)
+    stream_tf = tf * stride // repeat  # the chunks' time grid (a split must stay on it)
     state = StreamState()  # this stream's causal state: the model is shared, the state is not
     for frames, key in chunks:
         pending = [(frames, key)]
@@ -218,7 +220,8 @@ def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, tim
             if part_key:
                 state = StreamState()
             snapshot = state.copy()
-            padded = pad_frames(repeat_frames(part, repeat, part_key), tf, sf, continuing=not part_key)
+            seen = part[coded_indices(len(part), stride, part_key)] if stride > 1 else repeat_frames(part, repeat, part_key)
+            padded = pad_frames(seen, tf, sf, continuing=not part_key)
             try:
                 with torch.inference_mode(), autocast(device, precision):
                     z = model.encode(to_tensor(padded, device), state=state)[0]
@@ -249,9 +252,10 @@ class DecodedChunk:
 
 def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision: str, warnings: list[str],
                  state, key: bool) -> np.ndarray:
-    """Frames of one chunk, continuing `state`. On GPU out-of-memory the chunk is decoded on
-    the CPU instead (the stream fixes the chunk's shape, so it cannot be split the way the
-    encoder splits)."""
+    """The `frames` frames the model decodes of one chunk (on a coarser grid than the
+    model's, its coded frames only), continuing `state`. On GPU out-of-memory the chunk is
+    decoded on the CPU instead (the stream fixes the chunk's shape, so it cannot be split the
+    way the encoder splits)."""
     import torch
 
     x = torch.from_numpy(bits).unsqueeze(0)
@@ -387,7 +391,8 @@ def decode_chunks(
     coder = coder_for(model)
     coded = ahead(_entropy_decoded(reader, coder, cfg, begin, stop, trusted, planes, tolerant, timings, warnings),
                   name="vtoken-entropy")
-    previous: np.ndarray | None = None  # last frame shown, for concealment
+    previous: np.ndarray | None = None  # last frame shown, for concealment (and a coarse grid's blend)
+    stride = frame_stride(cfg.temporal_factor, header.temporal_factor)
     state = StreamState()  # this stream's causal state; bound to the model call only, never across the yield
     try:
         for item in coded:
@@ -396,12 +401,15 @@ def decode_chunks(
             if entry.key:
                 state = StreamState()
             if item.bits is None:
-                fill = previous if previous is not None else np.full((header.height, header.width, 3), 128, np.uint8)
-                frames = np.broadcast_to(fill, (n, *fill.shape)).copy()
+                shown = previous if previous is not None else np.full((header.height, header.width, 3), 128, np.uint8)
+                frames = np.broadcast_to(shown, (n, *shown.shape)).copy()
             else:
                 # Chunks before the first wanted one still go through the model: they carry
                 # its causal state.
-                frames = _decode_bits(model, item.bits, n, header, device, precision, warnings, state, entry.key)
+                modelled = n if stride == 1 else len(coded_indices(n, stride, entry.key))
+                frames = _decode_bits(model, item.bits, modelled, header, device, precision, warnings, state, entry.key)
+                if stride > 1:
+                    frames = fill(frames, n, stride, entry.key, previous)
                 timings.add("model", clock)
             previous = frames[-1]
             if item.index >= first:

@@ -193,6 +193,9 @@ def test_vtoken_temporal_factors_get_their_series_and_a_pareto_front():
             _rec("a", "vtoken", 8, 0.03, 23, 0.26, config="t2"), _rec("a", "vtoken", 18, 0.06, 25, 0.21, config="t2"),
             _rec("a", "vtoken", 64, 0.16, 26, 0.22, config="t2"),
             _rec("a", "hevc", 30, 0.01, 30, 0.20), _rec("a", "hevc", 40, 0.004, 26, 0.35)]
+    # On the Pareto front (only 0.01 is cheaper, and worse) but above vtoken's curve read
+    # between its points (0.35 lies between 0.40 at 0.01 and 0.30 at 0.02 bpp): left out.
+    recs.append(_rec("a", "vtoken", 4, 0.019, 21, 0.35, config="t2"))
     cv = curves(recs)["a"]
     assert list(cv) == ["vtoken", "vtoken-t2", "hevc", "vtoken-best"]
     best = cv["vtoken-best"]
@@ -201,6 +204,8 @@ def test_vtoken_temporal_factors_get_their_series_and_a_pareto_front():
     assert all(r["config"] == "t2" for r in cv["vtoken-t2"])  # the records themselves are untouched
     assert bd_pairs(list(cv)) == [("vtoken", "hevc"), ("vtoken-t2", "hevc"), ("vtoken-best", "hevc")]
     assert "vtoken-best" not in curves([r for r in recs if r["config"] != "t2"])["a"]
+    assert [r["bpp"] for r in curves(recs[:-1] + [_rec("a", "vtoken", 4, 0.011, 21, 0.35, config="t2")])["a"][
+        "vtoken-best"]][:2] == [0.01, 0.011]  # below vtoken's curve there: kept
 
 
 def test_bench_temporal_factors_option_and_suite_form(tiny_model_json):

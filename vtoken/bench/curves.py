@@ -3,9 +3,14 @@ by rate. Shared by the reports and the plots.
 
 A run that swept vtoken at several temporal factors (series vtoken, vtoken-t2, vtoken-t1)
 also gets a derived series, vtoken-best: per clip, the vtoken points of any factor on the
-LPIPS-rate Pareto front (none cheaper is as good). It is what an encoder gets that picks
-its time grid per clip and rate by LPIPS, as a multi-pass encoder with vtoken's own LPIPS
-could; the points are measured ones, only the choice among them is made here."""
+LPIPS-rate Pareto front (none cheaper is as good) that no other factor's curve beats where
+it is read between its points (the interpolation the BD figures use: a plane count between
+two swept ones gives a point between them). It is what an encoder gets that picks its time
+grid per clip and rate by LPIPS, as a multi-pass encoder with vtoken's own LPIPS could; the
+points are measured ones, only the choice among them is made here. Without the second rule a
+point only just cheaper than the next one of another grid, but far above its grid's curve,
+would stay on the front and pull the BD-rate the wrong way (a front with more choices
+scoring worse than one of its series alone)."""
 
 from __future__ import annotations
 
@@ -29,17 +34,47 @@ def curves(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
             recs.sort(key=lambda r: r["bpp"])
         mine = [name for name, recs in per_clip.items() if recs[0]["codec"] == "vtoken"]
         if len(mine) > 1:
-            per_clip[BEST] = pareto_front([r for name in mine for r in per_clip[name]], "lpips")
+            runs = [per_clip[name] for name in mine]
+            front = _front([r for recs in runs for r in recs], "lpips")
+            per_clip[BEST] = [{**r, "config": "best"} for r in front if not beaten_between_points(r, runs, "lpips")]
     return out
+
+
+def beaten_between_points(rec: dict, series: list[list[dict]], metric: str) -> bool:
+    """True when a series `rec` is not part of reaches `rec`'s `metric` (lower is better) at
+    a lower rate, reading its Pareto front between points as bd_rate does (monotone cubic in
+    log10 rate over the metric; no extrapolation)."""
+    import numpy as np
+    from scipy.interpolate import PchipInterpolator
+
+    value = rec["metrics"].get(metric)
+    if value is None:
+        return False
+    for recs in series:
+        if any(r is rec for r in recs):
+            continue
+        front = _front(recs, metric)
+        if len(front) < 2:
+            continue
+        q = np.array([r["metrics"][metric] for r in front])[::-1]  # ascending
+        log_rate = np.log10([r["bpp"] for r in front])[::-1]
+        if q[0] <= value <= q[-1] and 10 ** float(PchipInterpolator(q, log_rate)(value)) < rec["bpp"]:
+            return True
+    return False
 
 
 def pareto_front(records: list[dict], metric: str) -> list[dict]:
     """The records no cheaper record matches or beats on `metric` (lower is better), by bpp,
     each as a copy with config "best" (so it plots and reports as its own series)."""
+    return [{**r, "config": "best"} for r in _front(records, metric)]
+
+
+def _front(records: list[dict], metric: str) -> list[dict]:
+    """The records themselves that pareto_front keeps, by bpp."""
     front, best = [], float("inf")
     for r in sorted(records, key=lambda r: (r["bpp"], r["metrics"].get(metric, float("inf")))):
         value = r["metrics"].get(metric)
         if value is not None and value < best:
-            front.append({**r, "config": "best"})
+            front.append(r)
             best = value
     return front

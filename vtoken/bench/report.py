@@ -148,7 +148,8 @@ def summary_markdown(run: dict) -> str:
                          "coded more than once; coarser: every 2nd-4th frame coded, the others blended): "
                          + "; ".join(f"{tf}: planes {planes or st.get('vtoken_planes')}" for tf, planes in other.items())
                          + ". vtoken-best: per clip, the vtoken points of any factor on the LPIPS-rate front "
-                         "(an encoder choosing its time grid per clip and rate by LPIPS)")
+                         "that no other factor's curve beats between its points (an encoder choosing its time "
+                         "grid per clip and rate by LPIPS)")
     for sp in st.get("baselines", []):
         lines.append(f"- {sp['codec']} {sp['config']}: {sp['encoder']} preset {sp['preset']}, {sp['structure']}, "
                      f"{sp['gop']}, {sp['bit_depth']}-bit, {sp['quality_param']} sweep "

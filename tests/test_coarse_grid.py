@@ -132,3 +132,25 @@ def test_cli_encodes_and_decodes_on_a_coarser_grid(tmp_path, tiny_model_json):
                                     "--device", "cpu", "--temporal-factor", "12"])
     assert bad.exit_code != 0 and "chunk frames must be 1 + 12n" in bad.output
     assert not (tmp_path / "b.mvt").exists()
+
+
+def test_a_damaged_chunk_of_a_coarse_stream_is_concealed_and_the_next_key_chunk_blends_from_nothing(
+        tmp_path, tiny_model_json):
+    from vtoken.bitstream import open_mvt
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=25, size=(32, 32))
+    mvt = tmp_path / "d.mvt"
+    vtoken.encode(src, mvt, model=tiny_model_json, device="cpu", chunk_frames=9, key_interval=2, temporal_factor=8)
+    clean = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
+    data = bytearray(mvt.read_bytes())
+    with open_mvt(mvt) as reader:
+        ends = reader.segment_ends(1)
+    data[ends[0] - 2] ^= 0xFF  # inside chunk 1's first plane segment
+    (tmp_path / "bad.mvt").write_bytes(bytes(data))
+    warnings: list[str] = []
+    out = np.concatenate(list(vtoken.decode_frames(tmp_path / "bad.mvt", device="cpu", tolerant=True,
+                                                   warnings=warnings)))
+    assert len(out) == 25 and warnings
+    np.testing.assert_array_equal(out[:9], clean[:9])
+    np.testing.assert_array_equal(out[9:17], np.broadcast_to(clean[8], (8, *clean.shape[1:])))  # the last good frame
+    np.testing.assert_array_equal(out[17:], clean[17:])  # chunk 2 is a key chunk: nothing blends across it

@@ -36,8 +36,8 @@ def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int, co
     return np.pad(frames, ((0, tp - t), (0, hp - h), (0, wp - w), (0, 0)), mode="edge")
 
 
-# The coarsest grid codes every 4th frame: the default chunk (17 frames, 1 + 16) holds it, and
-# a blend over a longer gap ghosts on all but still content.
+# The coarsest grid codes every 4th frame: the default chunk (17 frames, 1 + 16) holds it. Longer
+# gaps are not offered: they were not measured, and the blend ghosts more the longer the gap.
 MAX_STRIDE = 4
 
 

@@ -11,6 +11,7 @@ from vtoken.codec.coarse import coded_indices, fill
 from vtoken.media import VideoReader
 
 from clips import make_clip
+from stream_checks import assert_stream_is
 
 
 @pytest.mark.parametrize("stride", [2, 3, 4])
@@ -79,8 +80,6 @@ def _model_chunks(model, frames: np.ndarray, stride: int, chunk_frames: int, key
 
 @pytest.mark.parametrize("factor, chunk_frames", [(8, 9), (16, 17)])
 def test_coarser_temporal_factor_codes_every_sth_frame(tmp_path, tiny_model_json, factor, chunk_frames):
-    from vtoken.bitstream import open_mvt
-    from vtoken.entropy import coder_for
     from vtoken.models import load_model
 
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=2 * chunk_frames + 5, size=(48, 40))
@@ -92,17 +91,7 @@ def test_coarser_temporal_factor_codes_every_sth_frame(tmp_path, tiny_model_json
     with VideoReader(src) as r:
         frames = np.stack(list(r.frames()))
     expected = _model_chunks(model, frames, factor // model.config.temporal_factor, chunk_frames, 2)
-    coder = coder_for(model)
-    with open_mvt(mvt) as reader:
-        assert reader.header.temporal_factor == factor
-        assert [e.frame_count for e in reader.entries] == [chunk_frames, chunk_frames - 1, 6]
-        for i, (want, _) in enumerate(expected):
-            chunk = reader.read_chunk(i)
-            if chunk.key:
-                coder.reset()
-            np.testing.assert_array_equal(coder.decode(list(chunk.segments), tuple(chunk.latent_shape)), want)
-    decoded = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
-    np.testing.assert_array_equal(decoded, np.concatenate([f for _, f in expected]))
+    decoded = assert_stream_is(mvt, model, expected, factor, [chunk_frames, chunk_frames - 1, 6])
     # Seeking (from the key chunk before) lands on the same frames, the blended ones included.
     part = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu", start=chunk_frames + 2, frames=9)))
     np.testing.assert_array_equal(part, decoded[chunk_frames + 2:chunk_frames + 11])

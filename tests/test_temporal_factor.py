@@ -11,6 +11,7 @@ from vtoken.errors import StreamError, UsageError
 from vtoken.media import VideoReader
 
 from clips import make_clip
+from stream_checks import assert_stream_is
 
 
 def _frames(path) -> np.ndarray:
@@ -46,8 +47,6 @@ def _model_chunks(model, frames: np.ndarray, r: int, chunk_frames: int, key_inte
 
 @pytest.mark.parametrize("factor", [2, 1])
 def test_finer_temporal_factor_codes_each_frame_r_times(tmp_path, tiny_model_json, factor):
-    from vtoken.bitstream import open_mvt
-    from vtoken.entropy import coder_for
     from vtoken.models import load_model
 
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=23, size=(48, 40))
@@ -59,17 +58,7 @@ def test_finer_temporal_factor_codes_each_frame_r_times(tmp_path, tiny_model_jso
     r = model.config.temporal_factor // factor
     frames = _frames(src)
     expected = _model_chunks(model, frames, r, 9, 2)
-    coder = coder_for(model)
-    with open_mvt(mvt) as reader:
-        assert reader.header.temporal_factor == factor
-        assert [e.frame_count for e in reader.entries] == [9, 8, 6]
-        for i, (want, _) in enumerate(expected):
-            chunk = reader.read_chunk(i)
-            if chunk.key:
-                coder.reset()
-            np.testing.assert_array_equal(coder.decode(list(chunk.segments), tuple(chunk.latent_shape)), want)
-    decoded = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu")))
-    np.testing.assert_array_equal(decoded, np.concatenate([f for _, f in expected]))
+    decoded = assert_stream_is(mvt, model, expected, factor, [9, 8, 6])
     # Seeking lands on the same frames, and r times the latent frames cost more bytes.
     part = np.concatenate(list(vtoken.decode_frames(mvt, device="cpu", start=12, frames=9)))
     np.testing.assert_array_equal(part, decoded[12:21])

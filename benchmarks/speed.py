@@ -6,9 +6,11 @@ left out.
 
     python benchmarks/speed.py [--sizes 640x360,1920x1080] [--device cpu|cuda|auto] [--frames 34]
         [--chunk-frames 17] [--model NAME_OR_JSON] [--threads N] [--codecs hevc,vvc] [--out FILE.md]
-        [--precision auto|fp32|bf16] [--no-overlap] [--channels-last] [--compile]
+        [--precision auto|fp32|bf16] [--no-overlap] [--channels-last] [--compile] [--temporal-factor N]
 
-The last four switch one speed-up at a time, so that each is measured on its own.
+--precision, --no-overlap, --channels-last and --compile switch one speed-up at a time, so that
+each is measured on its own; --temporal-factor times a stream on another time grid (8 or 16:
+the model runs on every 2nd or 4th frame).
 
 Each size gets one generated clip (lavfi testsrc2, made through PyAV: moving pattern, text,
 gradients), written once as y4m. vtoken encodes y4m -> .mvt and decodes .mvt -> .mp4 (so decode includes
@@ -59,7 +61,7 @@ rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def once():
     if a["job"] == "encode":
         return vtoken.encode(a["src"], a["dst"], model=net, device=str(dev), chunk_frames=a["chunk_frames"],
-                             precision=a["precision"], overwrite=True)
+                             precision=a["precision"], overwrite=True, temporal_factor=a["temporal_factor"])
     return vtoken.decode(a["src"], a["dst"], model=net, device=str(dev), precision=a["precision"], overwrite=True)
 
 for _ in range(a["warmup"]):
@@ -134,10 +136,11 @@ def make_clip(path: Path, frames: int, width: int, height: int) -> None:
 
 def run_vtoken(job: str, src: Path, dst: Path, *, model: str, device: str, chunk_frames: int,
                threads: int, warmup: int, precision: str = "auto", overlap: bool = True,
-               channels_last: bool = False, compile: bool = False) -> dict:
+               channels_last: bool = False, compile: bool = False, temporal_factor: int | None = None) -> dict:
     args = {"job": job, "src": str(src), "dst": str(dst), "model": model, "device": device,
             "chunk_frames": chunk_frames, "threads": threads, "warmup": warmup, "precision": precision,
-            "overlap": overlap, "channels_last": channels_last, "compile": compile}
+            "overlap": overlap, "channels_last": channels_last, "compile": compile,
+            "temporal_factor": temporal_factor}
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=False)
     if proc.returncode:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
@@ -203,7 +206,7 @@ def run_ffmpeg_codec(exe: str, codec: str, y4m: Path, workdir: Path, frames: int
 def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames: int = 17, model: str | None = None,
                   threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None,
                   precision: str = "auto", overlap: bool = True, channels_last: bool = False, compile: bool = False,
-                  log=None) -> dict:
+                  temporal_factor: int | None = None, log=None) -> dict:
     """Measure every size; returns the JSON-ready report (see module doc)."""
     import torch
 
@@ -228,7 +231,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
               "settings": {"frames": frames, "device": dev, "chunk_frames": chunk_frames, "model": model or "(default)",
                            "torch_threads": threads, "ffmpeg_threads": threads, "warmup_runs": warmup,
                            "precision": precision, "overlap": overlap, "channels_last": channels_last,
-                           "compile": compile,
+                           "compile": compile, "temporal_factor": temporal_factor or "the model's",
                            "clip": "lavfi testsrc2 (PyAV), 30 fps, y4m yuv420p", "decode_output": "mp4",
                            "torch": torch.__version__},
               "results": []}
@@ -240,7 +243,8 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
             make_clip(y4m, frames, width, height)
             row = {"width": width, "height": height, "frames": frames}
             kw = dict(model=model, device=dev, chunk_frames=chunk_frames, threads=threads, warmup=warmup,
-                      precision=precision, overlap=overlap, channels_last=channels_last, compile=compile)
+                      precision=precision, overlap=overlap, channels_last=channels_last, compile=compile,
+                      temporal_factor=temporal_factor)
             if log:
                 log(f"{width}x{height}: vtoken encode")
             row["encode"] = run_vtoken("encode", y4m, mvt, **kw)
@@ -273,6 +277,7 @@ def _job_precision(report: dict, job: str) -> str:
 def to_markdown(report: dict) -> str:
     env, s = report["environment"], report["settings"]
     m, gpu = env["machine"], env.get("gpu")
+    grid = s.get("temporal_factor", "the model's")  # reports from before the option: the model's
     lines = [
         "# vtoken speed",
         "",
@@ -282,7 +287,8 @@ def to_markdown(report: dict) -> str:
         + (f"; GPU {gpu['name']} ({gpu['memory_gib']} GiB), driver {gpu['driver']}, CUDA {gpu['cuda']}" if gpu else "; no GPU"),
         f"- load average (1/5/15 min) at start {' / '.join(f'{x:.2f}' for x in report['load_average_start'])}, "
         f"at end {' / '.join(f'{x:.2f}' for x in report.get('load_average_end', []))}",
-        f"- clip: {s['clip']}, {s['frames']} frames; chunk {s['chunk_frames']} frames; decode writes {s['decode_output']}; "
+        f"- clip: {s['clip']}, {s['frames']} frames; chunk {s['chunk_frames']} frames; stream temporal factor "
+        f"{grid}; decode writes {s['decode_output']}; "
         f"warm-up runs {s['warmup_runs']}; model load excluded from fps (column `load`)",
         f"- precision {s.get('precision', 'fp32')} (as run: encode {_job_precision(report, 'encode')}, decode "
         f"{_job_precision(report, 'decode')}); stages overlapped in threads: {'yes' if s.get('overlap', False) else 'no'}; "
@@ -368,6 +374,8 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                     help="model arithmetic (auto: bf16 decoding on CUDA, fp32 otherwise)")
     ap.add_argument("--no-overlap", action="store_true", help="run reading, model and entropy coding one after another")
+    ap.add_argument("--temporal-factor", type=int, default=None,
+                    help="the stream's time grid (vtoken encode --temporal-factor; default: the model's)")
     ap.add_argument("--channels-last", action="store_true", help="model weights in channels_last_3d memory format")
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder (warm-up compiles)")
     ap.add_argument("--out", type=Path, help="write the markdown here and the JSON beside it (.json)")
@@ -383,7 +391,7 @@ def main(argv=None) -> int:
     report = run_benchmark(sizes, frames=args.frames, device=args.device, chunk_frames=args.chunk_frames,
                            model=args.model, threads=args.threads, codecs=codecs, warmup=args.warmup,
                            precision=args.precision, overlap=not args.no_overlap, channels_last=args.channels_last,
-                           compile=args.compile,
+                           compile=args.compile, temporal_factor=args.temporal_factor,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
     md = to_markdown(report)
     sys.stdout.write(md)

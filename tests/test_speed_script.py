@@ -72,3 +72,16 @@ def test_speed_runs_without_the_ffmpeg_program(tmp_path, tiny_model_json, monkey
     assert b["encoder"] == "libx265 (PyAV)" and b["bytes"] > 0 and b["decode"]["fps"] > 0
     md = out.read_text()
     assert "precision bf16" in md and "overlapped in threads: no" in md and "libx265 (PyAV)" in md
+
+
+def test_speed_times_a_coarse_stream_grid(tmp_path, tiny_model_json):
+    speed = _load()
+    out = tmp_path / "speed.md"
+    rc = speed.main(["--sizes", "64x48", "--frames", "9", "--chunk-frames", "9", "--device", "cpu", "--threads", "1",
+                     "--model", str(tiny_model_json), "--codecs", "", "--temporal-factor", "8", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["settings"]["temporal_factor"] == 8 and "stream temporal factor 8" in out.read_text()
+    (row,) = report["results"]
+    assert row["encode"]["frames"] == row["decode"]["frames"] == 9
+    assert row["encode"]["entropy_symbols"] == 6 * 2 * 6 * 8  # 2 latent frames: 5 of the 9 frames coded

@@ -125,8 +125,9 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help="Benchmark size WxH (bicubic scaling). Default: the suite's, else {}x{}.".format(*defaults.BENCH_SIZE))
 @click.option("--qualities", default=None, help="vtoken bit-plane counts, e.g. 4,6,8,12,18.")
 @click.option("--temporal-factors", default=None,
-              help="vtoken stream temporal factors to sweep, e.g. 4,2,1 (default: the suite's, else the model's "
-                   "own): a series per factor, and vtoken-best, the LPIPS-rate front over them.")
+              help="vtoken stream temporal factors to sweep, e.g. 16,8,4 (coarser: every 4th / 2nd frame coded) "
+                   "or 4,2,1 (finer) (default: the suite's, else the model's own): a series per factor, and "
+                   "vtoken-best, the LPIPS-rate front over them.")
 @click.option("--config", "config", type=click.Choice(["default", "lowdelay", "both"]), default=None,
               help="Baseline configuration: default (random access), lowdelay, or both.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True,

@@ -219,9 +219,21 @@ def test_bench_temporal_factors_option_and_suite_form(tiny_model_json):
     assert _temporal_factors(None, suite, model, False) == {None: None, 2: [8, 18], 1: [18]}
     assert _temporal_factors(None, suite, model, True) == {None: None}
     assert _temporal_factors("16,8,4", {}, model, False) == {None: None, 16: None, 8: None}
-    for bad in ("3", "32"):
-        with pytest.raises(UsageError, match=r"must be one of \[1, 2, 4, 8, 12, 16\] for a model with temporal factor 4"):
+    for bad in ("3", "64"):
+        with pytest.raises(UsageError, match=r"must be one of \[1, 2, 4, 8, 12, 16, 20, 24, 28, 32\] for a model "
+                                             r"with temporal factor 4"):
             _temporal_factors(bad, {}, model, False)
+
+
+def test_bench_chunk_frames_must_hold_every_swept_factor():
+    from vtoken.bench.cli import _check_chunk_frames
+
+    _check_chunk_frames(33, {None: None, 32: None, 16: None, 8: None})
+    _check_chunk_frames(17, {None: None, 16: None})
+    with pytest.raises(UsageError, match=r"--temporal-factors \[32\] do not fit chunks of 17 frames"):
+        _check_chunk_frames(17, {None: None, 32: None, 16: None})
+    with pytest.raises(UsageError, match="--chunk-frames must be at least 1"):
+        _check_chunk_frames(0, {None: None})
 
 
 def test_curves_group_by_clip_and_series_sorted_by_rate():

@@ -68,8 +68,9 @@ def test_finer_temporal_factor_codes_each_frame_r_times(tmp_path, tiny_model_jso
 
 def test_temporal_factor_must_be_one_of_the_models_grids(tmp_path, tiny_model_json):
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(32, 32))
-    for bad in (3, 6, 20, 32):
-        with pytest.raises(UsageError, match=r"temporal factor must be one of 1, 2, 4, 8, 12, 16 for this model \(its own is 4\)"):
+    for bad in (3, 6, 36, 64):
+        with pytest.raises(UsageError, match=r"temporal factor must be one of 1, 2, 4, 8, 12, 16, 20, 24, 28, 32 for "
+                                             r"this model \(its own is 4\)"):
             vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", temporal_factor=bad)
     for bad in (0, -1, "2"):
         with pytest.raises(UsageError, match="temporal factor"):
@@ -96,7 +97,7 @@ def test_a_stream_the_model_would_run_on_too_many_frames_is_refused(tiny_model_j
     header.temporal_factor = 1
     with pytest.raises(StreamError, match="larger than vtoken decodes at once"):
         codec.check_header(header)
-    for bad in (3, 32):
+    for bad in (3, 36):
         header.temporal_factor = bad
         with pytest.raises(StreamError, match="factors"):
             codec.check_header(header)
@@ -154,8 +155,9 @@ def test_auto_choice_is_the_best_quality_within_the_target():
     from vtoken.codec.factor_choice import FactorTrial, candidate_factors, choose
 
     assert candidate_factors(4, 17) == [16, 8, 4, 2, 1] and candidate_factors(4, 3) == [2, 1]
-    assert candidate_factors(4, 25) == [12, 8, 4, 2, 1] and candidate_factors(4, 9) == [8, 4, 2, 1]
-    assert candidate_factors(2, 9) == [8, 4, 2, 1] and candidate_factors(2, 13) == [6, 4, 2, 1] and candidate_factors(4, 2) == [1]
+    assert candidate_factors(4, 25) == [24, 12, 8, 4, 2, 1] and candidate_factors(4, 9) == [8, 4, 2, 1]
+    assert candidate_factors(4, 33) == [32, 16, 8, 4, 2, 1]
+    assert candidate_factors(2, 9) == [8, 4, 2, 1] and candidate_factors(2, 13) == [12, 6, 4, 2, 1] and candidate_factors(4, 2) == [1]
     trials = [FactorTrial(4, 0.060, 0.210, 64), FactorTrial(2, 0.100, 0.180, 40), FactorTrial(1, 0.100, 0.190, 20)]
     assert choose(trials, 0.10) == 2
     # A finer grid over the target (beyond the tolerance) does not count, however good.

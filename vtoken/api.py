@@ -102,8 +102,8 @@ def encode(
     auto, fp32 or bf16 (see vtoken.codec.precision; auto encodes in fp32).
     `temporal_factor`: frames per latent frame (None: the model's, 4). At 2 or 1 the model
     codes every frame 2 or 4 times: about that many times the bits and the encode / decode
-    time at equal planes, and higher quality than more planes buy. At 8, 12 or 16 it codes
-    every 2nd, 3rd or 4th frame and the decoder blends the frames between (vtoken.codec.coarse):
+    time at equal planes, and higher quality than more planes buy. At 8, 12, ... 32 it codes
+    every 2nd, 3rd, ... 8th frame and the decoder blends the frames between (vtoken.codec.coarse):
     fewer bits, and at low rates on slow motion more quality per bit.
     "auto" (needs `bpp`) codes the first chunk at the target on each grid and keeps the one
     with the lowest LPIPS within the target (vtoken.codec.factor_choice); the result's

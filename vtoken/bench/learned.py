@@ -57,10 +57,10 @@ def resolve(device: str) -> str:
 
 def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto",
                model: str | None = None, temporal_factor: int | None = None,
-               hold: float = defaults.HOLD) -> LearnedOutput:
+               hold: float = defaults.HOLD, chunk_frames: int = defaults.CHUNK_FRAMES) -> LearnedOutput:
     """Encode the reference y4m keeping `planes` bit-planes (at the stream temporal factor
-    `temporal_factor`, None: the model's; with the encoder hysteresis `hold`), decode it back,
-    time both."""
+    `temporal_factor`, None: the model's; with the encoder hysteresis `hold`; chunks of
+    `chunk_frames`), decode it back, time both."""
     import vtoken
 
     dev = resolve(device)
@@ -70,7 +70,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
         _cuda_reset(dev)
         t0, c0 = time.perf_counter(), time.process_time()
         enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, device=dev, overwrite=True,
-                            temporal_factor=temporal_factor, hold=hold)
+                            temporal_factor=temporal_factor, hold=hold, chunk_frames=chunk_frames)
         _cuda_peak(dev)  # synchronises, so the wall clock covers the GPU work
         t_enc, c_enc = time.perf_counter() - t0, time.process_time() - c0
         enc_gpu = _cuda_peak(dev)

@@ -145,7 +145,7 @@ def summary_markdown(run: dict) -> str:
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:
             lines.append("- vtoken at other temporal factors (series vtoken-t<f>; finer than the model's: every frame "
-                         "coded more than once; coarser: every 2nd-4th frame coded, the others blended): "
+                         "coded more than once; coarser: every 2nd-8th frame coded, the others blended): "
                          + "; ".join(f"{tf}: planes {planes or st.get('vtoken_planes')}" for tf, planes in other.items())
                          + ". vtoken-best: per clip, the vtoken points of any factor on the LPIPS-rate front "
                          "that no other factor's curve beats between its points (an encoder choosing its time "

@@ -46,6 +46,7 @@ class BenchSettings:
     device: str = "auto"
     model: str | None = None
     hold: float = defaults.HOLD  # vtoken's encoder hysteresis (vtoken.codec.hold)
+    chunk_frames: int = defaults.CHUNK_FRAMES  # vtoken's chunk length (a coarse grid may need longer ones)
     cache_dir: Path | None = None
     threads: int = defaults.BENCH_THREADS
     nice: int = 0
@@ -189,7 +190,8 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     warmed = True
                 shown: dict[int, object] = {}
                 for tf, p in s.vtoken_points():
-                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold)
+                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold,
+                                     chunk_frames=s.chunk_frames)
                     if s.pictures_dir is not None and tf is None:
                         shown[p] = out.frames
                     if out.frames.shape != ref_rgb.shape:
@@ -219,6 +221,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                                              for tf, planes in s.vtoken_temporal_factors.items()}
                                             if s.run_vtoken else {}),
                 "vtoken_hold": s.hold if s.run_vtoken else None,
+                "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
     env = environment(fver, torch_info=s.run_vtoken)

@@ -149,7 +149,7 @@ class Codec:
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
         codes each frame model factor / temporal_factor times (more bits, higher quality);
-        one above it (2, 3 or 4 times the model's) codes every 2nd, 3rd or 4th frame and the
+        one above it (2 to 8 times the model's) codes every 2nd to 8th frame and the
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
         coding the first chunk on each grid (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
         latent frames (hold.py; 0 codes the model's signs as they are)."""

@@ -3,7 +3,7 @@
 A finer grid than the model's (frames.frame_repeat) gives every frame more latent frames. On
 moving content that buys more quality per bit than more planes do; on other clips the model's
 own grid with more planes is better at the same rate, and a finer grid with fewer planes
-gives a larger and worse file. A coarser grid (coarse.py) codes every 2nd-4th frame with more
+gives a larger and worse file. A coarser grid (coarse.py) codes every 2nd-8th frame with more
 planes and blends the rest: at low rates on slow motion that wins, on fast motion it ghosts.
 Which one wins depends on the clip and the rate, so it is measured: the first chunk is coded
 at the bpp target on each grid the chunk length allows, decoded, and scored with LPIPS

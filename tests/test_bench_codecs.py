@@ -96,8 +96,11 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     the record, BD-rate against the baseline and the summary must work for it."""
     import vtoken.bench.learned as learned
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0):
+    chunks = []
+
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
+        chunks.append(chunk_frames)
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
         return LearnedOutput(100 * planes, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
@@ -119,9 +122,10 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     assert {(r["test"], r["anchor"]) for r in data["bd"]} == {("vtoken", "hevc")}
     # A second temporal factor: its points get config t2, and the run a vtoken-best series.
     s = _settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2, 4, 8], qualities={"hevc": [24, 34, 44]},
-                  vtoken_temporal_factors={None: None, 2: [4, 8]})
+                  vtoken_temporal_factors={None: None, 2: [4, 8]}, chunk_frames=9)
     assert s.points() == 8
     run = rn.run_benchmark(s)
+    assert chunks == [17] * 3 + [9] * 5 and run["settings"]["vtoken_chunk_frames"] == 9
     assert [r["config"] for r in run["results"] if r["codec"] == "vtoken"] == ["default"] * 3 + ["t2"] * 2
     assert run["settings"]["vtoken_temporal_factors"] == {"model": None, "2": [4, 8]}
     write_outputs(run, tmp_path / "out2", plots=False)
@@ -195,7 +199,7 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     from vtoken.bench import sidebyside as sbs
     from vtoken.bench.report import write_outputs
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0):
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})

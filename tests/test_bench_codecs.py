@@ -188,7 +188,7 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
 
     written = write_outputs(run, tmp_path / "report", plots=False)
     summary = next(p for p in written if p.name == "summary.md").read_text()
-    assert "- vtoken model test-tiny" in summary and "planes sweep [2, 6]" in summary
+    assert "- vtoken model test-tiny" in summary and "planes sweep [2, 6], chunks of 17 frames" in summary
 
 
 @needs_ffmpeg

@@ -141,7 +141,9 @@ def summary_markdown(run: dict) -> str:
         # Which weights made the vtoken curve: a results folder is only comparable with another
         # made by the same model (results.json also holds it per point).
         names = model if isinstance(model, list) else [model]
-        lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}")
+        chunk = st.get("vtoken_chunk_frames")  # absent in runs from before the option: 17
+        lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
+                     + (f", chunks of {chunk} frames" if chunk else ""))
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:
             lines.append("- vtoken at other temporal factors (series vtoken-t<f>; finer than the model's: every frame "

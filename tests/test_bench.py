@@ -228,12 +228,14 @@ def test_bench_temporal_factors_option_and_suite_form(tiny_model_json):
 def test_bench_chunk_frames_must_hold_every_swept_factor():
     from vtoken.bench.cli import _check_chunk_frames
 
-    _check_chunk_frames(33, {None: None, 32: None, 16: None, 8: None})
-    _check_chunk_frames(17, {None: None, 16: None})
-    with pytest.raises(UsageError, match=r"--temporal-factors \[32\] do not fit chunks of 17 frames"):
-        _check_chunk_frames(17, {None: None, 32: None, 16: None})
+    _check_chunk_frames(33, {None: None, 32: None, 16: None, 8: None}, 4)
+    _check_chunk_frames(17, {None: None, 16: None}, 4)
+    with pytest.raises(UsageError, match=r"temporal factors \[32\] do not fit --chunk-frames 17"):
+        _check_chunk_frames(17, {None: None, 32: None, 16: None}, 4)
+    with pytest.raises(UsageError, match=r"temporal factors \[4\] do not fit --chunk-frames 10"):  # the model's own grid
+        _check_chunk_frames(10, {None: None}, 4)
     with pytest.raises(UsageError, match="--chunk-frames must be at least 1"):
-        _check_chunk_frames(0, {None: None})
+        _check_chunk_frames(0, {None: None}, 4)
 
 
 def test_curves_group_by_clip_and_series_sorted_by_rate():

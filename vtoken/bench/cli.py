@@ -179,7 +179,8 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
     factors = _temporal_factors(temporal_factors, suite, model, no_vtoken)
-    _check_chunk_frames(chunk_frames, factors)
+    if not no_vtoken:
+        _check_chunk_frames(chunk_frames, factors, _model_factor(model))
     hold_threshold(hold, "--hold")  # before any baseline is run
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
@@ -194,20 +195,27 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)
 
 
-def _check_chunk_frames(chunk_frames: int, factors: dict[int | None, list[int] | None]) -> None:
-    """Every swept factor must fit vtoken's chunks (1 + f n frames), before any baseline runs."""
+def _check_chunk_frames(chunk_frames: int, factors: dict[int | None, list[int] | None], own: int) -> None:
+    """Every swept factor (None: the model's own, `own`) must fit vtoken's chunks (1 + f n
+    frames), before any baseline runs."""
     if chunk_frames < 1:
         raise UsageError(f"--chunk-frames must be at least 1, got {chunk_frames}")
-    bad = [f for f in factors if f is not None and (chunk_frames - 1) % f]
+    bad = [own if f is None else f for f in factors if (chunk_frames - 1) % (own if f is None else f)]
     if bad:
-        raise UsageError(f"--temporal-factors {bad} do not fit chunks of {chunk_frames} frames (1 + f n): "
-                         f"pass --chunk-frames 1 + a multiple of each")
+        raise UsageError(f"vtoken's temporal factors {bad} do not fit --chunk-frames {chunk_frames} (chunks of "
+                         f"1 + f n frames): pass 1 + a multiple of each")
 
 
 def _model_bits(spec: str | None) -> int:
     from ..models import load_model
 
     return load_model(spec).bits
+
+
+def _model_factor(spec: str | None) -> int:
+    from ..models import load_model
+
+    return load_model(spec).config.temporal_factor
 
 
 def _temporal_factors(option: str | None, suite: dict, model: str | None,

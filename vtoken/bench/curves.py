@@ -34,32 +34,38 @@ def curves(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
             recs.sort(key=lambda r: r["bpp"])
         mine = [name for name, recs in per_clip.items() if recs[0]["codec"] == "vtoken"]
         if len(mine) > 1:
-            runs = [per_clip[name] for name in mine]
-            front = _front([r for recs in runs for r in recs], "lpips")
+            runs = [(per_clip[name], _rate_reader(per_clip[name], "lpips")) for name in mine]
+            front = _front([r for recs, _ in runs for r in recs], "lpips")
             per_clip[BEST] = [{**r, "config": "best"} for r in front if not beaten_between_points(r, runs, "lpips")]
     return out
 
 
-def beaten_between_points(rec: dict, series: list[list[dict]], metric: str) -> bool:
-    """True when a series `rec` is not part of reaches `rec`'s `metric` (lower is better) at
-    a lower rate, reading its Pareto front between points as bd_rate does (monotone cubic in
-    log10 rate over the metric; no extrapolation)."""
+def _rate_reader(records: list[dict], metric: str):
+    """bpp as a function of `metric` (lower is better) along the records' Pareto front, read
+    between its points as bd_rate does (monotone cubic in log10 rate over the metric); None
+    outside the front's range (no extrapolation) or for a front of fewer than two points."""
     import numpy as np
     from scipy.interpolate import PchipInterpolator
 
+    front = _front(records, metric)
+    if len(front) < 2:
+        return lambda value: None
+    q = np.array([r["metrics"][metric] for r in front])[::-1]  # ascending
+    curve = PchipInterpolator(q, np.log10([r["bpp"] for r in front])[::-1])
+    return lambda value: 10 ** float(curve(value)) if q[0] <= value <= q[-1] else None
+
+
+def beaten_between_points(rec: dict, series: list[tuple[list[dict], object]], metric: str) -> bool:
+    """True when a series (records, _rate_reader of them) that `rec` is not part of reaches
+    `rec`'s `metric` at a lower rate."""
     value = rec["metrics"].get(metric)
     if value is None:
         return False
-    for recs in series:
-        if any(r is rec for r in recs):
-            continue
-        front = _front(recs, metric)
-        if len(front) < 2:
-            continue
-        q = np.array([r["metrics"][metric] for r in front])[::-1]  # ascending
-        log_rate = np.log10([r["bpp"] for r in front])[::-1]
-        if q[0] <= value <= q[-1] and 10 ** float(PchipInterpolator(q, log_rate)(value)) < rec["bpp"]:
-            return True
+    for recs, rate_at in series:
+        if all(r is not rec for r in recs):
+            rate = rate_at(value)
+            if rate is not None and rate < rec["bpp"]:
+                return True
     return False
 
 

@@ -4,7 +4,7 @@ factor_choice), both decoded and scored with LPIPS against the source; one line 
 target: rate, LPIPS, the grid auto chose with its trials, and the encode wall time.
 
     python benchmarks/temporal_auto.py CLIP.y4m [...] [--names a,b,...] [--bpp 0.04,0.08,0.12]
-        [--model NAME|JSON] [--device cpu] [--out results.md]
+        [--model NAME|JSON] [--device cpu] [--chunk-frames 17] [--out results.md]
 
 The clips are taken as they are (all their frames); `vtoken bench` leaves its references
 (33 frames at 640x360) in .cache/bench/refs.
@@ -26,11 +26,14 @@ def main(argv=None) -> int:
     ap.add_argument("--bpp", default="0.04,0.08,0.12")
     ap.add_argument("--model")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--chunk-frames", type=int, default=None,
+                    help="frames per chunk (vtoken encode --chunk-frames; 33 lets auto try factor 32)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import numpy as np
 
     import vtoken
+    from vtoken import defaults
     from vtoken.bench.env import machine
     from vtoken.media import VideoReader
     from vtoken.metrics.lpips import lpips_frames
@@ -43,7 +46,7 @@ def main(argv=None) -> int:
     lines = ["# --temporal-factor auto against the model's grid at a bpp target", "",
              f"- command: `python benchmarks/temporal_auto.py {' '.join(argv or sys.argv[1:])}`",
              f"- machine: {m['cpu']}, {m['cores']} cores; device {args.device}; model "
-             f"{args.model or 'the default'}", "",
+             f"{args.model or 'the default'}; chunks of {args.chunk_frames or defaults.CHUNK_FRAMES} frames", "",
              "| clip | target bpp | grid | bpp | LPIPS | encode s | auto's trials on the first chunk (grid: bpp, LPIPS) |",
              "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
                     out = Path(tmp) / "x.mvt"
                     start = time.perf_counter()
                     res = vtoken.encode(clip, out, model=args.model, bpp=target, device=args.device,
-                                        temporal_factor=factor, overwrite=True)
+                                        temporal_factor=factor, overwrite=True,
+                                        **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {}))
                     seconds = time.perf_counter() - start
                     dec = np.concatenate(list(vtoken.decode_frames(out, device=args.device)))
                     score = float(lpips_frames(ref, dec[: len(ref)], args.device).mean())

@@ -304,6 +304,19 @@ def test_bench_refuses_a_bad_hold_before_running_anything(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_bench_refuses_bad_rate_targets_before_running_anything(tmp_path, tiny_model_json):
+    from click.testing import CliRunner
+
+    from vtoken.cli import main
+
+    (tmp_path / "clips").mkdir()
+    for bad, says in (("abc", "not a valid float"), ("0", "positive"), ("0.01,-1", "positive"), ("nan", "positive")):
+        res = CliRunner().invoke(main, ["bench", "--model", str(tiny_model_json), "--videos", str(tmp_path / "clips"),
+                                        "--bpp-targets", bad, "--out", str(tmp_path / "out")])
+        assert res.exit_code == 2 and says in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_shipped_eval_suite_is_consistent():
     from vtoken.bench.cli import REPO_ROOT, load_suite
 

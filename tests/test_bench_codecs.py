@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from vtoken.bench import runner as rn
 from vtoken.bench.ffmpeg import FfmpegError, find_ffmpeg, run_timed
 from vtoken.bench.learned import LearnedOutput
+from vtoken.errors import UsageError
 
 FFMPEG = find_ffmpeg()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="imageio-ffmpeg's static ffmpeg is not installed")
@@ -98,7 +99,8 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
 
     chunks = []
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17):
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
+                 bpp=None):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         chunks.append(chunk_frames)
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
@@ -132,6 +134,51 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     data = json.loads((tmp_path / "out2" / "results.json").read_text())
     assert {(r["test"], r["anchor"]) for r in data["bd"]} == {("vtoken", "hevc"), ("vtoken-t2", "hevc"),
                                                               ("vtoken-best", "hevc")}
+
+
+@needs_ffmpeg
+def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, monkeypatch):
+    """--bpp-targets: one vtoken-auto point per target, encoded with the target and temporal
+    factor auto, recorded with its float target, the grid it got shown in the summary, its
+    own BD rows, and kept out of vtoken-best (the front is over the plane sweeps only)."""
+    import vtoken.bench.learned as learned
+    from vtoken.bench.curves import BEST, curves
+    from vtoken.bench.report import summary_markdown
+
+    calls = []
+
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
+                 bpp=None):
+        from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
+        calls.append((temporal_factor, planes, bpp))
+        frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
+        level = planes if bpp is None else int(bpp * 400)  # the auto points land between the swept ones
+        noisy = np.clip(frames.astype(int) + np.random.default_rng(level).integers(-40 // level, 40 // level + 1,
+                                                                                   frames.shape), 0, 255)
+        settings = {"planes": planes} if bpp is None else {"planes": [level], "temporal_factor": 16, "bpp_target": bpp}
+        return LearnedOutput(100 * level + 7, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
+                             settings)
+
+    monkeypatch.setattr(learned, "run_vtoken", fake_run)
+    monkeypatch.setattr(learned, "warm_up", lambda *a, **k: None)
+    monkeypatch.setattr(learned, "resolve", lambda d: "cpu")
+    s = _settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2, 4, 8], qualities={"hevc": [24, 34, 44]},
+                  vtoken_temporal_factors={None: None, 2: [4, 8]}, vtoken_bpp_targets=[0.0075, 0.015])
+    assert s.points() == 3 + 5 + 2
+    run = rn.run_benchmark(s)
+    assert calls[-2:] == [("auto", None, 0.0075), ("auto", None, 0.015)]
+    auto = [r for r in run["results"] if r["config"] == "auto"]
+    assert [(r["quality_param"], r["quality"]) for r in auto] == [("bpp_target", 0.0075), ("bpp_target", 0.015)]
+    assert run["settings"]["vtoken_bpp_targets"] == [0.0075, 0.015]
+    best = curves(run["results"])[Path(s.videos[0]).stem][BEST]
+    assert best and all(r["quality_param"] == "planes" for r in best)
+    text = summary_markdown({**run, "bd": []})
+    assert "| vtoken-auto | bpp_target 0.0075 (grid 16, planes [3]) |" in text
+    assert "--temporal-factor auto` at X = 0.0075, 0.015 bpp" in text
+    from vtoken.bench.report import bd_table
+    assert ("vtoken-auto", "hevc") in {(r["test"], r["anchor"]) for r in bd_table(run["results"])}
+    with pytest.raises(UsageError, match="--bpp-targets"):
+        rn.run_benchmark(_settings(clip_dir, tmp_path, run_vtoken=True, vtoken_bpp_targets=[0.0]))
 
 
 @needs_ffmpeg
@@ -199,7 +246,8 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     from vtoken.bench import sidebyside as sbs
     from vtoken.bench.report import write_outputs
 
-    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17):
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
+                 bpp=None):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})

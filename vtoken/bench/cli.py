@@ -128,6 +128,10 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help="vtoken stream temporal factors to sweep, e.g. 16,8,4 (coarser: every 4th / 2nd frame coded) "
                    "or 4,2,1 (finer) (default: the suite's, else the model's own): a series per factor, and "
                    "vtoken-best, the LPIPS-rate front over them.")
+@click.option("--bpp-targets", default=None,
+              help="vtoken rate targets, e.g. 0.005,0.01,0.02,0.04: series vtoken-auto, each point "
+                   "`vtoken encode --bpp X --temporal-factor auto` (the encoder picks the grid and the planes; "
+                   "default: the suite's, else none).")
 @click.option("--config", "config", type=click.Choice(["default", "lowdelay", "both"]), default=None,
               help="Baseline configuration: default (random access), lowdelay, or both.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True,
@@ -150,7 +154,7 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help=f"Threads per baseline encoder/decoder. Default {defaults.BENCH_THREADS}.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
-def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out_dir, device, cache_dir, no_cache,
+def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets, config, out_dir, device, cache_dir, no_cache,
           suite_path, no_vtoken, model, hold, chunk_frames, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
@@ -179,6 +183,8 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
     if any(p < 1 for p in planes):
         raise UsageError("--qualities: plane counts must be >= 1")
     factors = _temporal_factors(temporal_factors, suite, model, no_vtoken)
+    targets = [] if no_vtoken else parse_list([bpp_targets] if bpp_targets else suite.get("vtoken_bpp_targets"),
+                                               kind=float, name="--bpp-targets")
     if not no_vtoken:
         _check_chunk_frames(chunk_frames, factors, _model_factor(model))
     hold_threshold(hold, "--hold")  # before any baseline is run
@@ -188,7 +194,8 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, config, out
         settings = BenchSettings(
             videos=_videos(videos, suite, cache / "samples" if cache else Path(tmp)), codecs=codec_list,
             configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
-            qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, run_vtoken=not no_vtoken,
+            qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, vtoken_bpp_targets=targets,
+            run_vtoken=not no_vtoken,
             device=device, model=model, hold=hold, chunk_frames=chunk_frames,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures")

@@ -10,7 +10,9 @@ grid per clip and rate by LPIPS, as a multi-pass encoder with vtoken's own LPIPS
 points are measured ones, only the choice among them is made here. Without the second rule a
 point only just cheaper than the next one of another grid, but far above its grid's curve,
 would stay on the front and pull the BD-rate the wrong way (a front with more choices
-scoring worse than one of its series alone)."""
+scoring worse than one of its series alone). The front is over the plane sweeps only: series
+vtoken-auto (rate targets with `--temporal-factor auto`, the encoder choosing by itself) stays
+apart, as what a user gets without hindsight."""
 
 from __future__ import annotations
 
@@ -25,14 +27,14 @@ BEST = "vtoken-best"
 
 def curves(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
     """{clip: {series: records sorted by bpp}} in first-seen order, with vtoken-best where a
-    clip has more than one vtoken series."""
+    clip has more than one vtoken plane sweep."""
     out: dict[str, dict[str, list[dict]]] = {}
     for r in results:
         out.setdefault(r["clip"], {}).setdefault(series_name(r), []).append(r)
     for per_clip in out.values():
         for recs in per_clip.values():
             recs.sort(key=lambda r: r["bpp"])
-        mine = [name for name, recs in per_clip.items() if recs[0]["codec"] == "vtoken"]
+        mine = [name for name, recs in per_clip.items() if recs[0]["codec"] == "vtoken" and recs[0]["config"] != "auto"]
         if len(mine) > 1:
             runs = [(per_clip[name], _rate_reader(per_clip[name], "lpips")) for name in mine]
             front = _front([r for recs, _ in runs for r in recs], "lpips")

@@ -55,21 +55,23 @@ def resolve(device: str) -> str:
     return str(resolve_device(device))
 
 
-def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: str = "auto",
-               model: str | None = None, temporal_factor: int | None = None,
-               hold: float = defaults.HOLD, chunk_frames: int = defaults.CHUNK_FRAMES) -> LearnedOutput:
-    """Encode the reference y4m keeping `planes` bit-planes (at the stream temporal factor
-    `temporal_factor`, None: the model's; with the encoder hysteresis `hold`; chunks of
-    `chunk_frames`), decode it back, time both."""
+def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, device: str = "auto",
+               model: str | None = None, temporal_factor: int | str | None = None,
+               hold: float = defaults.HOLD, chunk_frames: int = defaults.CHUNK_FRAMES,
+               bpp: float | None = None) -> LearnedOutput:
+    """Encode the reference y4m keeping `planes` bit-planes, or at the rate target `bpp`
+    (planes None), at the stream temporal factor `temporal_factor` (None: the model's;
+    "auto": chosen by the encoder's trials, which needs `bpp`), with the encoder hysteresis
+    `hold` and chunks of `chunk_frames`; decode it back, time both."""
     import vtoken
 
     dev = resolve(device)
-    dst = Path(workdir) / f"{Path(ref_y4m).stem}-p{planes}.mvt"
+    dst = Path(workdir) / f"{Path(ref_y4m).stem}-{f'p{planes}' if bpp is None else f'b{bpp:g}'}.mvt"
     try:
         reset_peak_rss()
         _cuda_reset(dev)
         t0, c0 = time.perf_counter(), time.process_time()
-        enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, device=dev, overwrite=True,
+        enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, bpp=bpp, device=dev, overwrite=True,
                             temporal_factor=temporal_factor, hold=hold, chunk_frames=chunk_frames)
         _cuda_peak(dev)  # synchronises, so the wall clock covers the GPU work
         t_enc, c_enc = time.perf_counter() - t0, time.process_time() - c0
@@ -92,10 +94,12 @@ def run_vtoken(ref_y4m: str | Path, planes: int, workdir: str | Path, device: st
     finally:
         dst.unlink(missing_ok=True)
     frames = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,), np.uint8)
-    settings = {"planes": planes, "model": enc.model, "hold": hold, "vtoken_version": vtoken.__version__,
+    settings = {"planes": planes if bpp is None else enc.planes, "model": enc.model, "hold": hold, "vtoken_version": vtoken.__version__,
                 "chunk_frames": enc.chunk_frames, "key_interval": enc.key_interval, "precision": enc.precision,
                 "temporal_factor": enc.temporal_factor,
                 "stream": stream_info}
+    if bpp is not None:
+        settings.update(bpp_target=bpp, factor_trials=enc.factor_trials)
     return LearnedOutput(nbytes, frames, t_enc, t_dec, enc_rss, dec_rss, enc_gpu, dec_gpu, dev, settings,
                          encode_cpu_seconds=c_enc, decode_cpu_seconds=c_dec,
                          stage_timings={"encode": enc.timings})

@@ -152,6 +152,12 @@ def summary_markdown(run: dict) -> str:
                          + ". vtoken-best: per clip, the vtoken points of any factor on the LPIPS-rate front "
                          "that no other factor's curve beats between its points (an encoder choosing its time "
                          "grid per clip and rate by LPIPS)")
+        if st.get("vtoken_bpp_targets"):
+            lines.append(f"- vtoken-auto: `vtoken encode --bpp X --temporal-factor auto` at X = "
+                         f"{', '.join(f'{b:g}' for b in st['vtoken_bpp_targets'])} bpp: the encoder codes the first "
+                         "chunk on every grid the chunk allows, keeps the one with the lowest LPIPS within the "
+                         "target and spends the target chunk by chunk (what a user gets without hindsight; the grid "
+                         "it chose is in the points table)")
     for sp in st.get("baselines", []):
         lines.append(f"- {sp['codec']} {sp['config']}: {sp['encoder']} preset {sp['preset']}, {sp['structure']}, "
                      f"{sp['gop']}, {sp['bit_depth']}-bit, {sp['quality_param']} sweep "
@@ -206,10 +212,19 @@ def summary_markdown(run: dict) -> str:
         for name, recs in per.items():
             for r in recs:
                 mm, tt = r["metrics"], r["timings"]
-                lines.append(f"| {clip} | {name} | {r['quality_param']} {r['quality']} | {r['bytes']} | {r['bpp']:.4f} | "
+                lines.append(f"| {clip} | {name} | {_quality_cell(r)} | {r['bytes']} | {r['bpp']:.4f} | "
                              f"{_fmt(mm.get('psnr_rgb'), 2)} | {_fmt(mm.get('psnr_y'), 2)} | {_fmt(mm.get('ms_ssim'), 4)} | "
                              f"{_fmt(mm.get('lpips'), 4)} | {_fmt(tt.get('encode_fps'), 1)} | {_fmt(tt.get('decode_fps'), 1)} |")
     return "\n".join(lines) + "\n"
+
+
+def _quality_cell(rec: dict) -> str:
+    """'crf 30', 'planes 18'; a rate target with the grid and planes per chunk it was coded at."""
+    cell = f"{rec['quality_param']} {rec['quality']:g}"
+    st = rec.get("settings", {})
+    if rec["quality_param"] == "bpp_target" and "temporal_factor" in st:
+        cell += f" (grid {st['temporal_factor']}, planes {st.get('planes')})"
+    return cell
 
 
 def write_outputs(run: dict, out_dir: str | Path, plots: bool = True) -> list[Path]:

@@ -21,6 +21,9 @@ from .measure import bpp, means, quality
 from .reference import make_reference
 from .yuv import RGB_CONVERSION, read_y4m, yuv420_to_rgb
 
+# `vtoken encode --temporal-factor auto` (vtoken.codec.factor_choice.AUTO, not imported: that
+# package loads torch), and the config name of the records it makes.
+AUTO = "auto"
 
 
 @dataclass
@@ -37,11 +40,16 @@ class BenchSettings:
     # vtoken_planes sweep). Factor None is the model's own: its records have config "default";
     # a factor f's have "t<f>", so series vtoken-t<f>; curves.py adds vtoken-best.
     vtoken_temporal_factors: dict[int | None, list[int] | None] = field(default_factory=lambda: {None: None})
+    # Rate targets for series vtoken-auto (config "auto"): `vtoken encode --bpp X
+    # --temporal-factor auto` at each, what a user gets without choosing a grid or planes.
+    vtoken_bpp_targets: list[float] = field(default_factory=list)
 
-    def vtoken_points(self) -> list[tuple[int | None, int]]:
-        """(temporal factor, planes) of every vtoken point of a clip, in sweep order."""
-        return [(tf, p) for tf, planes in self.vtoken_temporal_factors.items()
-                for p in (self.vtoken_planes if planes is None else planes)]
+    def vtoken_points(self) -> list[tuple[int | str | None, int | None, float | None]]:
+        """(temporal factor, planes, bpp target) of every vtoken point of a clip, in sweep
+        order: the plane sweeps, then the auto points."""
+        return ([(tf, p, None) for tf, planes in self.vtoken_temporal_factors.items()
+                 for p in (self.vtoken_planes if planes is None else planes)]
+                + [(AUTO, None, b) for b in self.vtoken_bpp_targets])
     run_vtoken: bool = True
     device: str = "auto"
     model: str | None = None
@@ -55,6 +63,8 @@ class BenchSettings:
     pictures_dir: Path | None = None     # side-by-side PNGs (source | vtoken | x265) per clip
 
     def check(self) -> None:
+        if any(not 0 < b < float("inf") for b in self.vtoken_bpp_targets):
+            raise UsageError("--bpp-targets: each must be a positive number of bits per pixel")
         if not self.videos:
             raise UsageError("no videos to benchmark; pass --videos DIR (or a suite listing clips)")
         if self.frames < 1:
@@ -94,7 +104,8 @@ def make_record(*, codec: str, config: str, clip: str, quality_param: str, quali
     """The one record shape of the benchmark (classic and learned codecs alike)."""
     return {
         "codec": codec, "config": config, "clip": clip,
-        "quality_param": quality_param, "quality": int(quality_value),
+        "quality_param": quality_param,
+        "quality": float(quality_value) if quality_param == "bpp_target" else int(quality_value),
         "bytes": int(nbytes), "bpp": bpp(nbytes, frames, width, height),
         "frames": int(frames), "width": int(width), "height": int(height),
         "metrics": means(per_frame), "per_frame": per_frame,
@@ -189,16 +200,17 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     warm_up(ref_path, s.vtoken_planes[0], tmp, vdev, s.model)
                     warmed = True
                 shown: dict[int, object] = {}
-                for tf, p in s.vtoken_points():
+                for tf, p, target in s.vtoken_points():
                     out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold,
-                                     chunk_frames=s.chunk_frames)
+                                     chunk_frames=s.chunk_frames, bpp=target)
                     if s.pictures_dir is not None and tf is None:
                         shown[p] = out.frames
                     if out.frames.shape != ref_rgb.shape:
                         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
                     rec = make_record(
-                        codec="vtoken", config="default" if tf is None else f"t{tf}", clip=clip,
-                        quality_param="planes", quality_value=p,
+                        codec="vtoken", config="default" if tf is None else AUTO if tf == AUTO else f"t{tf}",
+                        clip=clip, quality_param="planes" if target is None else "bpp_target",
+                        quality_value=p if target is None else target,
                         nbytes=out.bytes, frames=t, width=s.width, height=s.height,
                         per_frame=quality(ref_rgb, out.frames, mdev, s.metrics),
                         encode_s=out.encode_seconds, decode_s=out.decode_seconds,
@@ -220,6 +232,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_temporal_factors": ({"model" if tf is None else str(tf): planes
                                              for tf, planes in s.vtoken_temporal_factors.items()}
                                             if s.run_vtoken else {}),
+                "vtoken_bpp_targets": s.vtoken_bpp_targets if s.run_vtoken else [],
                 "vtoken_hold": s.hold if s.run_vtoken else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),

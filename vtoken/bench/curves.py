@@ -23,6 +23,9 @@ def series_name(rec: dict) -> str:
 
 
 BEST = "vtoken-best"
+# The config of vtoken-auto's records, and `vtoken encode --temporal-factor auto`
+# (vtoken.codec.factor_choice.AUTO, not imported: that package loads torch).
+AUTO = "auto"
 
 
 def curves(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
@@ -34,7 +37,7 @@ def curves(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
     for per_clip in out.values():
         for recs in per_clip.values():
             recs.sort(key=lambda r: r["bpp"])
-        mine = [name for name, recs in per_clip.items() if recs[0]["codec"] == "vtoken" and recs[0]["config"] != "auto"]
+        mine = [name for name, recs in per_clip.items() if recs[0]["codec"] == "vtoken" and recs[0]["config"] != AUTO]
         if len(mine) > 1:
             runs = [(per_clip[name], _rate_reader(per_clip[name], "lpips")) for name in mine]
             front = _front([r for recs, _ in runs for r in recs], "lpips")

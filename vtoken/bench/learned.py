@@ -94,7 +94,8 @@ def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, dev
     finally:
         dst.unlink(missing_ok=True)
     frames = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,), np.uint8)
-    settings = {"planes": planes if bpp is None else enc.planes, "model": enc.model, "hold": hold, "vtoken_version": vtoken.__version__,
+    settings = {"planes": planes if bpp is None else enc.planes, "model": enc.model, "hold": hold,
+                "vtoken_version": vtoken.__version__,
                 "chunk_frames": enc.chunk_frames, "key_interval": enc.key_interval, "precision": enc.precision,
                 "temporal_factor": enc.temporal_factor,
                 "stream": stream_info}

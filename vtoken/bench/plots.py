@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..metrics.registry import METRICS
-from .curves import curves
+from .curves import AUTO, curves
 
 # fixed colours so a codec looks the same in every plot; configs differ by line style
 # (vtoken-auto, the encoder's own choice at rate targets, must not pass for one of the grids)
 COLORS = {"vtoken": "#d62728", "hevc": "#1f77b4", "vvc": "#2ca02c", "av1": "#9467bd", "vtoken-best": "#ff7f0e",
           "vtoken-auto": "#000000"}
-STYLES = {"default": "-", "lowdelay": "--", "t2": ":", "t1": "-.", "best": "-", "auto": "--"}
+STYLES = {"default": "-", "lowdelay": "--", "t2": ":", "t1": "-.", "best": "-", AUTO: "--"}
 
 
 def rd_plot(results: list[dict], metric: str, path: str | Path) -> bool:

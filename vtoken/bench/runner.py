@@ -15,15 +15,12 @@ from ..errors import UsageError
 from ..metrics.registry import METRICS
 from . import baselines as bl
 from .cache import BaselineCache, settings_key
+from .curves import AUTO
 from .env import environment, machine
 from .ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg
 from .measure import bpp, means, quality
 from .reference import make_reference
 from .yuv import RGB_CONVERSION, read_y4m, yuv420_to_rgb
-
-# `vtoken encode --temporal-factor auto` (vtoken.codec.factor_choice.AUTO, not imported: that
-# package loads torch), and the config name of the records it makes.
-AUTO = "auto"
 
 
 @dataclass

@@ -81,3 +81,82 @@ def test_a_dry_run_choice_leaves_the_budget_as_it_was():
     fresh, tried = controller(), controller()
     assert tried.choose([100] * 8, pixels=1000, dry_run=True) == 1
     assert [tried.choose(sizes, pixels=1000) for _ in range(4)] == [fresh.choose(sizes, pixels=1000) for _ in range(4)]
+
+
+def _grouped(bits, bpp, groups, key_px=1000, inter_px=800, key_interval=4):
+    rc = RateController(bits, bpp=bpp)
+    rc.key_interval, rc.inter_pixels = key_interval, inter_px
+    rc.total_pixels = groups * (key_px + (key_interval - 1) * inter_px)
+    return rc
+
+
+def test_a_key_chunk_is_budgeted_for_its_group():
+    # A key chunk costs 100 bytes a plane, the chunks after it 40 (0.4 of it, what the prior
+    # says for a key chunk of 2 latent frames): 4 planes everywhere cost 400 + 3 x 160 = 880
+    # bytes over 3,400 pixels.
+    key, inter = [100] * 8, [40] * 8
+    bpp = 880 * 8 / 3400
+    rc = _grouped(8, bpp, groups=1)
+    kept = [rc.choose(key, pixels=1000, key=True, latent_frames=2)]
+    kept += [rc.choose(inter, pixels=800, key=False, latent_frames=1) for _ in range(3)]
+    assert kept == [4, 4, 4, 4] and rc.first_projection == pytest.approx(bpp)
+    assert rc.miss(880) is None
+    # Budgeted chunk by chunk, the key chunk keeps fewer planes than the chunks after it.
+    rc = _grouped(8, bpp, groups=1)
+    alone = [rc.choose(key, pixels=1000)] + [rc.choose(inter, pixels=800) for _ in range(3)]
+    assert alone[0] == 3 < min(alone[1:])
+    # A video of unknown length (its last group may be short): chunk by chunk.
+    rc = _grouped(8, bpp, groups=1)
+    rc.total_pixels = 0
+    assert [rc.choose(key, pixels=1000, key=True, latent_frames=2)] + [
+        rc.choose(inter, pixels=800, key=False, latent_frames=1) for _ in range(3)] == alone
+
+
+def test_the_groups_after_the_first_use_the_measured_ratio():
+    # The chunks after a key chunk cost 0.2 of it, not the prior 0.4: the first key chunk
+    # keeps too many planes for its group and the others share what is left; from the second
+    # group on, the measured ratio gives every chunk the same planes.
+    key, inter = [100] * 8, [20] * 8
+    bpp = (400 + 3 * 80) * 8 / 3400  # 4 planes everywhere
+    rc = _grouped(8, bpp, groups=3)
+    kept = []
+    for _ in range(3):
+        kept.append([rc.choose(key, pixels=1000, key=True, latent_frames=2)]
+                    + [rc.choose(inter, pixels=800, key=False, latent_frames=1) for _ in range(3)])
+    assert kept[0][0] == 3 and kept[0][1:] != [4, 4, 4]
+    assert kept[1] == kept[2] == [4, 4, 4, 4]
+    assert rc.miss(3 * 640) is None
+
+
+def test_a_key_chunk_dry_run_leaves_the_group_as_it_was():
+    sizes, bpp = [100] * 8, 880 * 8 / 3400
+    tried = _grouped(8, bpp, groups=1)
+    assert tried.choose([300] * 8, pixels=1000, key=True, latent_frames=2, dry_run=True) == 1
+    fresh = _grouped(8, bpp, groups=1)
+    assert tried.first_projection is None
+    for rc in (tried, fresh):
+        rc.choose(sizes, pixels=1000, key=True, latent_frames=2)
+    assert [tried.choose([40] * 8, pixels=800, key=False) for _ in range(3)] == \
+        [fresh.choose([40] * 8, pixels=800, key=False) for _ in range(3)] == [4, 4, 4]
+
+
+def test_a_rate_target_counts_a_video_whose_header_has_no_length(tmp_path, tiny_model_json):
+    # Y4M does not say how many frames it holds: the encoder counts them (its last group is
+    # budgeted for the chunks it really has) instead of budgeting chunk by chunk.
+    import io
+
+    from vtoken.codec.codec import Codec
+    from vtoken.media import VideoReader
+    from vtoken.models import load_model
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=21, size=(64, 48))
+    with VideoReader(src) as reader:
+        info, frames = reader.info, list(reader.frames())
+    assert info.frame_count is None
+    codec = Codec(load_model(tiny_model_json), "cpu")
+    bpp = 0.2
+    res = vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, device="cpu", chunk_frames=5, bpp=bpp)
+    grouped = codec.compress(iter(frames), io.BytesIO(), info, bpp=bpp, chunk_frames=5, total_frames=21)
+    alone = codec.compress(iter(frames), io.BytesIO(), info, bpp=bpp, chunk_frames=5)
+    assert res.planes == grouped.planes != alone.planes
+    assert grouped.planes[0] > alone.planes[0]

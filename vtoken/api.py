@@ -113,7 +113,7 @@ def encode(
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path
-    from .media import VideoReader, extract_audio
+    from .media import VideoReader, count_frames, extract_audio
     from .validate import encode_options
 
     # Arguments, the input and the output are checked before the model loads.
@@ -128,13 +128,16 @@ def encode(
     timings = Timings()
     with VideoReader(src) as reader:
         info = reader.info
+        # A rate target budgets each key chunk with the chunks after it, so it needs the length
+        # (Y4M, Matroska and MPEG-PS headers do not say it; counting packets does not decode).
+        total = count_frames(src) if bpp is not None and info.frame_count is None else None
         audio = extract_audio(src)
         with atomic_path(dst, overwrite=overwrite, inputs=[src]) as tmp, open(tmp, "wb") as f, \
                 _progress(progress, info.frame_count, "encode") as bar:
             done = codec.compress(reader.frames(), f, info, planes=planes, quality=quality, bpp=bpp,
                                   chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                                   audio=audio, source=str(src), timings=timings, on_chunk=bar.update,
-                                  temporal_factor=temporal_factor, hold=hold)
+                                  temporal_factor=temporal_factor, hold=hold, total_frames=total)
     seconds = time.perf_counter() - started
     size = done.bytes  # as written: a pipe or device written through has no size afterwards
     ident = codec.model.identity

@@ -51,6 +51,7 @@ class Compressed:
     warnings: list[str] = field(default_factory=list)
     bytes: int = 0  # the whole file as written (a pipe or device has no size to ask for afterwards)
     factor_trials: list = field(default_factory=list)  # temporal_factor="auto": factor_choice.FactorTrial
+    projected_bpp: float | None = None  # a rate target: the first group's rate as its key chunk projected it
 
 
 class Codec:
@@ -144,7 +145,8 @@ class Codec:
                  chunk_frames: int = defaults.CHUNK_FRAMES, key_interval: int = defaults.KEY_INTERVAL,
                  precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
                  source: str | None = None, timings: Timings | None = None, on_chunk=None,
-                 temporal_factor: int | str | None = None, hold: float = defaults.HOLD) -> Compressed:
+                 temporal_factor: int | str | None = None, hold: float = defaults.HOLD,
+                 total_frames: int | None = None) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
@@ -152,7 +154,8 @@ class Codec:
         one above it (2 to 8 times the model's) codes every 2nd to 8th frame and the
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
         coding the first chunk on each grid (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
-        latent frames (hold.py; 0 codes the model's signs as they are)."""
+        latent frames (hold.py; 0 codes the model's signs as they are). `total_frames`: the
+        input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
         rate = self.rate(planes, quality, bpp)
         mode = resolve_precision(precision, self.device, "encode")
         trials = []
@@ -162,7 +165,8 @@ class Codec:
             frames = iter(frames)
             first = list(itertools.islice(frames, chunk_frames))
             trials = factor_choice.run_trials(self, first, info, bpp, chunk_frames=chunk_frames, precision=precision,
-                                              source=source, lpips_device=str(self.device), hold=hold)
+                                              source=source, lpips_device=str(self.device), hold=hold,
+                                              key_interval=key_interval, total_frames=total_frames)
             temporal_factor = factor_choice.choose(trials, bpp) if trials else None
             frames = itertools.chain(first, frames)
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
@@ -171,7 +175,9 @@ class Codec:
                                     hold=hold)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
-        rate.total_pixels = (info.frame_count or 0) * info.width * info.height
+        rate.total_pixels = (info.frame_count or total_frames or 0) * info.width * info.height
+        rate.key_interval = header.key_interval  # a key chunk is budgeted for its group (rate.py)
+        rate.inter_pixels = (header.frames_per_chunk - 1) * info.width * info.height
         warnings: list[str] = []
         writer = MvtWriter(out, header)
         chunks = stream_chunks(frames, chunk_frames, key_interval, header.temporal_factor)
@@ -188,7 +194,8 @@ class Codec:
         miss = rate.miss(size)  # a target missed by more than rate.TOLERANCE says what it got
         if miss:
             warnings.append(miss)
-        return Compressed(header, totals["frames"], totals["chunks"], totals["planes"], mode, warnings, size, trials)
+        return Compressed(header, totals["frames"], totals["chunks"], totals["planes"], mode, warnings, size, trials,
+                          rate.first_projection)
 
     def decompress(self, reader: MvtReader, *, start: int = 0, frames: int | None = None,
                    planes: int | None = None, tolerant: bool = False, precision: str = defaults.PRECISION,

@@ -59,10 +59,13 @@ def choose(trials: list[FactorTrial], target: float) -> int:
 
 
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
-               source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD) -> list[FactorTrial]:
+               source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD,
+               key_interval: int = defaults.KEY_INTERVAL, total_frames: int | None = None) -> list[FactorTrial]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, in memory,
-    as the stream itself would code its first chunk (same header, same rate budget). A
-    trial's bpp is the chunk's own bytes (its segments and index entry) per pixel."""
+    as the stream itself would code its first chunk (same header, same rate budget: a key
+    chunk keeps the planes at which its group is projected to meet the target, rate.py). A
+    trial's bpp is that projection (the group's own bytes per pixel), or the chunk's own
+    bytes (its segments and index entry) per pixel where the chunk is the whole group."""
     from ..bitstream import MvtReader, stream_overhead
     from ..metrics.lpips import lpips_frames
 
@@ -74,14 +77,17 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     for factor in candidate_factors(codec.config.temporal_factor, chunk_frames):
         buf = io.BytesIO()
         try:
-            done = codec.compress(iter(frames), buf, info, bpp=bpp, chunk_frames=chunk_frames, key_interval=1,
-                                  precision=precision, source=source, temporal_factor=factor, hold=hold)
+            done = codec.compress(iter(frames), buf, info, bpp=bpp, chunk_frames=chunk_frames,
+                                  key_interval=key_interval, precision=precision, source=source,
+                                  temporal_factor=factor, hold=hold, total_frames=total_frames)
         except UsageError:
             continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
         buf.seek(0)
         decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=precision,
                                                                      warnings=[])])
         score = float(lpips_frames(ref, decoded[: len(ref)], lpips_device).mean())
-        payload = done.bytes - stream_overhead(done.header)
-        trials.append(FactorTrial(factor, payload * 8 / pixels, score, done.planes[0]))
+        rate = done.projected_bpp
+        if rate is None:
+            rate = (done.bytes - stream_overhead(done.header)) * 8 / pixels
+        trials.append(FactorTrial(factor, rate, score, done.planes[0]))
     return trials

@@ -165,10 +165,12 @@ def encode_chunks(
             planes = rate.planes or (kept_planes[-1] if kept_planes else None)
             if planes is None and held.threshold > 0:
                 trial = coder.encode(held.bits(z, key, commit=False))
-                planes = rate.choose([len(s) for s in trial], pixels=n * h * w, overhead=chunk_overhead, dry_run=True)
+                planes = rate.choose([len(s) for s in trial], pixels=n * h * w, overhead=chunk_overhead, dry_run=True,
+                                     key=key, latent_frames=z.shape[1])
             bits = held.bits(z, key, planes)
             segments = coder.encode(bits)
-            kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead)
+            kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead, key=key,
+                               latent_frames=bits.shape[1])
             held.sent(kept)
             coder.commit(bits, kept)
             clock = timings.add("entropy", clock)

@@ -150,6 +150,11 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
         # continuing chunk's, at less per pixel than the key chunk's, over the clip's 15 frames.
         key_bytes = chunk_bytes + INDEX_ENTRY.size
         assert key_bytes * 8 / (48 * 40 * 15) < t.bpp < key_bytes * 8 / (48 * 40 * 9)
+    # A target below one plane of the coarsest grid: the finer grids are not tried.
+    low = vtoken.encode(src, tmp_path / "low.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.001,
+                        temporal_factor="auto")
+    assert [t["factor"] for t in low.factor_trials] == [8] and low.factor_trials[0]["planes"] == 1
+    assert low.temporal_factor == 8 and low.warnings
     with pytest.raises(UsageError, match="auto needs a bpp"):
         vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", planes=3, temporal_factor="auto")
     assert not (tmp_path / "b.mvt").exists()

@@ -7,7 +7,8 @@ gives a larger and worse file. A coarser grid (coarse.py) codes every 2nd-8th fr
 planes and blends the rest: at low rates on slow motion that wins, on fast motion it ghosts.
 Which one wins depends on the clip and the rate, so it is measured: the first chunk is coded
 at the bpp target on each grid the chunk length allows, decoded, and scored with LPIPS
-against the source. The grid kept is the one with the lowest LPIPS among the trials that
+against the source (coarsest first; once a grid's one plane is over the target, the finer
+ones, whose plane costs more, are not tried). The grid kept is the one with the lowest LPIPS among the trials that
 stay within the target (RateController.TOLERANCE); when none does, the coarsest (the fewest
 bits). One header holds one grid, so the choice is the whole
 stream's; the first chunk is a key chunk, so it stands for the rest only as well as the
@@ -61,7 +62,8 @@ def choose(trials: list[FactorTrial], target: float) -> int:
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
                source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD,
                key_interval: int = defaults.KEY_INTERVAL, total_frames: int | None = None) -> list[FactorTrial]:
-    """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, in memory,
+    """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, coarsest
+    first, up to the first whose one plane is over the target, in memory,
     as the stream itself would code its first chunk (same header, same rate budget: a key
     chunk keeps the planes at which its group is projected to meet the target, rate.py). A
     trial's bpp is that projection (the group's own bytes per pixel), or the chunk's own
@@ -90,4 +92,6 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
         if rate is None:
             rate = (done.bytes - stream_overhead(done.header)) * 8 / pixels
         trials.append(FactorTrial(factor, rate, score, done.planes[0]))
+        if trials[-1].planes == 1 and not trials[-1].fits(bpp):
+            break  # one plane is over the target already; a finer grid's plane costs more
     return trials

@@ -3,6 +3,8 @@ copy kept (vtoken.codec.frames.repeat_frames / last_copies)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -150,6 +152,14 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
         # continuing chunk's, at less per pixel than the key chunk's, over the clip's 15 frames.
         key_bytes = chunk_bytes + INDEX_ENTRY.size
         assert key_bytes * 8 / (48 * 40 * 15) < t.bpp < key_bytes * 8 / (48 * 40 * 9)
+    # A target the trials land well under (one plane each): each is read at the target
+    # between its plane and the next, and the stream takes the grid those readings pick.
+    mid = vtoken.encode(src, tmp_path / "mid.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.07,
+                        temporal_factor="auto")
+    trials = [FactorTrial(**t) for t in mid.factor_trials]
+    assert [t.factor for t in trials] == [8, 4, 2, 1]
+    assert all(t.at_target is not None for t in trials if t.bpp < 0.07 / 1.1)
+    assert mid.temporal_factor == choose(trials, 0.07)
     # A target below one plane of the coarsest grid: the finer grids are not tried.
     low = vtoken.encode(src, tmp_path / "low.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.001,
                         temporal_factor="auto")
@@ -175,6 +185,27 @@ def test_auto_choice_is_the_best_quality_within_the_target():
     assert choose([FactorTrial(4, 0.2, 0.3, 1), FactorTrial(2, 0.3, 0.2, 1)], 0.1) == 4
     # Equal quality: the coarser grid (cheaper to decode).
     assert choose([FactorTrial(2, 0.1, 0.2, 9), FactorTrial(4, 0.1, 0.2, 9)], 0.1) == 4
+
+
+def test_auto_compares_grids_at_the_target_rate():
+    from vtoken.codec.factor_choice import FactorTrial, choose, read_at_target
+
+    # Halfway in log rate between 0.001 and 0.004 is 0.002.
+    assert read_at_target(0.002, (0.001, 0.5), (0.004, 0.3)) == pytest.approx(0.4)
+    assert read_at_target(0.002, (0.004, 0.3), (0.001, 0.5)) == pytest.approx(0.4)
+    # Clamped to the two points: both under the target, the nearer one's LPIPS.
+    assert read_at_target(0.01, (0.001, 0.5), (0.004, 0.3)) == pytest.approx(0.3)
+    # Both over the target: nothing to read.
+    assert read_at_target(0.002, (0.003, 0.5), (0.004, 0.3)) is None
+    # Factor 16 landed at 0.0015 with LPIPS 0.40 and factor 8 at 0.002 with 0.39: read at the
+    # target, 16 (0.36 there, one plane more reaching 0.0027) wins; without it, 8 did.
+    coarse = FactorTrial(16, 0.0015, 0.40, 2, at_target=read_at_target(0.002, (0.0015, 0.40), (0.0027, 0.33)))
+    assert coarse.at_target == pytest.approx(0.40 - 0.07 * math.log(4 / 3) / math.log(1.8))
+    assert choose([coarse, FactorTrial(8, 0.002, 0.39, 2)], 0.002) == 16
+    assert choose([FactorTrial(16, 0.0015, 0.40, 2), FactorTrial(8, 0.002, 0.39, 2)], 0.002) == 8
+    # A trial over the target whose plane less is under it fits, read at the target.
+    over = FactorTrial(4, 0.003, 0.30, 2, at_target=read_at_target(0.002, (0.003, 0.30), (0.0015, 0.45)))
+    assert over.fits(0.002) and choose([over, FactorTrial(8, 0.002, 0.39, 2)], 0.002) == 4
 
 
 def test_cli_auto_temporal_factor_says_what_it_tried(tmp_path, tiny_model_json):

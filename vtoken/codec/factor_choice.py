@@ -10,7 +10,10 @@ at the bpp target on each grid the chunk length allows, decoded, and scored with
 against the source (coarsest first; once a grid's one plane is over the target, the finer
 ones, whose plane costs more, are not tried). The grid kept is the one with the lowest LPIPS among the trials that
 stay within the target (RateController.TOLERANCE); when none does, the coarsest (the fewest
-bits). One header holds one grid, so the choice is the whole
+bits). Planes come in steps, so a trial may land well under the target or over it (at 0.002
+bpp one plane more or less is a third of the rate): its LPIPS is then read at the target,
+between its planes and the next plane count towards the target (coded and scored too),
+linear in log rate, so that grids are compared at the same rate. One header holds one grid, so the choice is the whole
 stream's; the first chunk is a key chunk, so it stands for the rest only as well as the
 clip's start stands for the clip.
 """
@@ -18,6 +21,7 @@ clip's start stands for the clip.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,9 +44,14 @@ class FactorTrial:
     bpp: float
     lpips: float
     planes: int
+    at_target: float | None = None  # LPIPS read at the target, between these planes and the next towards it
 
     def fits(self, target: float) -> bool:
-        return self.bpp <= target * (1 + RateController.TOLERANCE)
+        return self.at_target is not None or self.bpp <= target * (1 + RateController.TOLERANCE)
+
+    @property
+    def score(self) -> float:
+        return self.lpips if self.at_target is None else self.at_target
 
 
 def candidate_factors(model_factor: int, chunk_frames: int) -> list[int]:
@@ -56,7 +65,17 @@ def choose(trials: list[FactorTrial], target: float) -> int:
     fitting = [t for t in trials if t.fits(target)]
     if not fitting:
         return max(trials, key=lambda t: t.factor).factor
-    return min(fitting, key=lambda t: (t.lpips, -t.factor)).factor
+    return min(fitting, key=lambda t: (t.score, -t.factor)).factor
+
+
+def read_at_target(target: float, near: tuple[float, float], other: tuple[float, float]) -> float | None:
+    """LPIPS at `target` bpp between two (bpp, LPIPS) points of one grid, linear in log rate
+    (clamped to the two points); None when neither point is within the target."""
+    (r0, l0), (r1, l1) = near, other
+    if min(r0, r1) > target * (1 + RateController.TOLERANCE) or r0 == r1:
+        return None
+    t = min(1.0, max(0.0, (math.log(target) - math.log(r0)) / (math.log(r1) - math.log(r0))))
+    return l0 + t * (l1 - l0)
 
 
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
@@ -67,31 +86,44 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     as the stream itself would code its first chunk (same header, same rate budget: a key
     chunk keeps the planes at which its group is projected to meet the target, rate.py). A
     trial's bpp is that projection (the group's own bytes per pixel), or the chunk's own
-    bytes (its segments and index entry) per pixel where the chunk is the whole group."""
-    from ..bitstream import MvtReader, stream_overhead
-    from ..metrics.lpips import lpips_frames
-
+    bytes (its segments and index entry) per pixel where the chunk is the whole group. A
+    trial more than RateController.TOLERANCE off the target is coded once more with one plane
+    more (under it) or fewer (over it), for its LPIPS at the target (read_at_target)."""
     if not frames:
         return []
     ref = np.stack(frames)
-    pixels = ref.shape[0] * ref.shape[1] * ref.shape[2]
     trials = []
     for factor in candidate_factors(codec.config.temporal_factor, chunk_frames):
-        buf = io.BytesIO()
+        kw = dict(chunk_frames=chunk_frames, key_interval=key_interval, precision=precision, source=source,
+                  temporal_factor=factor, hold=hold, total_frames=total_frames, lpips_device=lpips_device)
         try:
-            done = codec.compress(iter(frames), buf, info, bpp=bpp, chunk_frames=chunk_frames,
-                                  key_interval=key_interval, precision=precision, source=source,
-                                  temporal_factor=factor, hold=hold, total_frames=total_frames)
+            rate, score, planes = _trial_point(codec, frames, ref, info, bpp=bpp, **kw)
         except UsageError:
             continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
-        buf.seek(0)
-        decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=precision,
-                                                                     warnings=[])])
-        score = float(lpips_frames(ref, decoded[: len(ref)], lpips_device).mean())
-        rate = done.projected_bpp
-        if rate is None:
-            rate = (done.bytes - stream_overhead(done.header)) * 8 / pixels
-        trials.append(FactorTrial(factor, rate, score, done.planes[0]))
-        if trials[-1].planes == 1 and not trials[-1].fits(bpp):
+        trial = FactorTrial(factor, rate, score, planes)
+        if abs(rate / bpp - 1) > RateController.TOLERANCE:
+            step = planes + 1 if rate < bpp else planes - 1
+            if 1 <= step <= codec.config.bits:
+                other = _trial_point(codec, frames, ref, info, planes=step, **kw)
+                trial.at_target = read_at_target(bpp, (rate, score), other[:2])
+        trials.append(trial)
+        if planes == 1 and not trial.fits(bpp):
             break  # one plane is over the target already; a finer grid's plane costs more
     return trials
+
+
+def _trial_point(codec, frames: list[np.ndarray], ref: np.ndarray, info, *, lpips_device: str, **options):
+    """(bpp, LPIPS, planes kept) of the first chunk coded with these options, in memory."""
+    from ..bitstream import MvtReader, stream_overhead
+    from ..metrics.lpips import lpips_frames
+
+    buf = io.BytesIO()
+    done = codec.compress(iter(frames), buf, info, **options)
+    buf.seek(0)
+    decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=options["precision"],
+                                                                 warnings=[])])
+    score = float(lpips_frames(ref, decoded[: len(ref)], lpips_device).mean())
+    rate = done.projected_bpp
+    if rate is None:
+        rate = (done.bytes - stream_overhead(done.header)) * 8 / (ref.shape[0] * ref.shape[1] * ref.shape[2])
+    return rate, score, done.planes[0]

@@ -61,7 +61,9 @@ class RateController:
     _group_end: int = 0  # pixels covered when the current group ends (projected)
     _key_costs: list | None = None  # the current group's key chunk: bytes at 1..n planes
     _ratio: list | None = None  # a continuing chunk's bytes / its key chunk's, per plane count (measured)
-    first_projection: float | None = None  # the first group's chunks' own bytes per pixel, as projected
+    # The first group's chunks' own bytes per pixel as its key chunk projected them (with a fixed
+    # number of planes too), when the group holds more than the key chunk.
+    first_projection: float | None = None
 
     def __post_init__(self):
         if (self.planes is None) == (self.bpp is None):
@@ -85,15 +87,18 @@ class RateController:
         A target never drops below one plane."""
         n = len(segment_sizes)
         costs = [sum(segment_sizes[:k]) + overhead(k) for k in range(1, n + 1)]
+        grouped = key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs
+        if key and grouped:
+            projected, end = self._projection(costs, pixels, latent_frames)
         if self.planes is not None:
             kept = min(self.planes, n)
         elif not costs:
             kept = 0
-        elif key is None or self.key_interval <= 1 or not self.inter_pixels or not self.total_pixels:
+        elif not grouped:
             # Chunk by chunk: no groups, or a video of unknown length (its last group may be short).
             kept = _nearest(costs, self._budget(self._pixels + pixels))
         elif key:
-            kept = self._choose_key(costs, pixels, latent_frames, dry_run)
+            kept = _nearest(projected, self._budget(end))
         else:
             end = self._group_end if self._group_end > self._pixels + pixels else self._pixels + pixels
             kept = _nearest(costs, self._budget(end) * pixels / (end - self._pixels))
@@ -103,6 +108,10 @@ class RateController:
                 self._key_costs = None
         if dry_run:
             return kept
+        if key and grouped:
+            self._group_end, self._key_costs = end, costs
+            if self.first_projection is None and end > self._pixels + pixels:
+                self.first_projection = projected[kept - 1] * 8 / (end - self._pixels)
         self._spent += overhead(kept) + sum(segment_sizes[:kept])
         self._pixels += pixels
         self._lowest += overhead(min(1, n)) + sum(segment_sizes[:1])
@@ -115,9 +124,10 @@ class RateController:
         share = min(1.0, covered / self.total_pixels) if self.total_pixels else 1.0
         return covered * self.bpp / 8 - self.fixed_bytes * share - self._spent
 
-    def _choose_key(self, costs: list[int], pixels: int, latent_frames: int, dry_run: bool) -> int:
-        """A key chunk: the planes at which its group (this chunk and up to key_interval - 1
-        continuing ones, fewer where the video ends) is projected to cost the group's budget."""
+    def _projection(self, costs: list[int], pixels: int, latent_frames: int) -> tuple[list[float], int]:
+        """A key chunk's group (it and up to key_interval - 1 continuing chunks, fewer where the
+        video ends): its bytes projected at 1..n planes, and the pixels covered at its end. A
+        key chunk keeps the planes at which that lands nearest the group's budget."""
         rest = max(0, min((self.key_interval - 1) * self.inter_pixels, self.total_pixels - self._pixels - pixels))
         ratio = self._ratio
         if ratio is None or len(ratio) != len(costs):
@@ -125,14 +135,7 @@ class RateController:
             later = max(latent_frames - 1, 0)
             ratio = [later / (KEY_FRAME_COST + later)] * len(costs)
         follow = rest / self.inter_pixels  # continuing chunks in the group
-        projected = [c * (1 + follow * r) for c, r in zip(costs, ratio)]
-        end = self._pixels + pixels + rest
-        kept = _nearest(projected, self._budget(end))
-        if not dry_run:
-            self._group_end, self._key_costs = end, costs
-            if self.first_projection is None and rest:
-                self.first_projection = projected[kept - 1] * 8 / (pixels + rest)
-        return kept
+        return [c * (1 + follow * r) for c, r in zip(costs, ratio)], self._pixels + pixels + rest
 
     # A target met within this fraction is met; otherwise the encoder says what it got.
     TOLERANCE = 0.10

@@ -218,6 +218,11 @@ def test_cli_auto_temporal_factor_says_what_it_tried(tmp_path, tiny_model_json):
                                     "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.5"])
     assert run.exit_code == 0, run.output
     assert "temporal factor" in run.output and "first chunk tried at 16: " in run.output and "; 4: " in run.output
+    # Trials well under the target (one plane each here) also say their LPIPS read at it.
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "c.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.08"])
+    assert run.exit_code == 0, run.output
+    assert " at the target)" in run.output, run.output
     bad = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "b.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "best", "--bpp", "0.5"])
     assert bad.exit_code == 2 and "integer (one of the model's grids) or auto, got 'best'" in bad.output

@@ -245,6 +245,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                      to_stderr=_stdout_output(dst))
                 if res.factor_trials:
                     tried = "; ".join(f"{t['factor']}: {t['bpp']:.4f} bpp, LPIPS {t['lpips']:.3f}"
+                                      + (f" ({t['at_target']:.3f} at the target)" if t["at_target"] is not None else "")
                                       for t in res.factor_trials)
                     _say(f"{src}: temporal factor {res.temporal_factor} (first chunk tried at {tried})",
                          to_stderr=_stdout_output(dst))

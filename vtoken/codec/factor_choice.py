@@ -8,14 +8,14 @@ planes and blends the rest: at low rates on slow motion that wins, on fast motio
 Which one wins depends on the clip and the rate, so it is measured: the first chunk is coded
 at the bpp target on each grid the chunk length allows, decoded, and scored with LPIPS
 against the source (coarsest first; once a grid's one plane is over the target, the finer
-ones, whose plane costs more, are not tried). The grid kept is the one with the lowest LPIPS among the trials that
-stay within the target (RateController.TOLERANCE); when none does, the coarsest (the fewest
-bits). Planes come in steps, so a trial may land well under the target or over it (at 0.002
-bpp one plane more or less is a third of the rate): its LPIPS is then read at the target,
-between its planes and the next plane count towards the target (coded and scored too),
-linear in log rate, so that grids are compared at the same rate. One header holds one grid, so the choice is the whole
-stream's; the first chunk is a key chunk, so it stands for the rest only as well as the
-clip's start stands for the clip.
+ones, whose plane costs more, are not tried). The grid kept is the one with the lowest LPIPS
+among the trials that stay within the target (RateController.TOLERANCE); when none does, the
+coarsest (the fewest bits). Planes come in steps, so a trial may land well under the target
+or over it (at 0.002 bpp one plane more or less is a third of the rate): its LPIPS is then
+read at the target, between its planes and the next plane count towards the target (coded
+and scored too), linear in log rate, so that grids are compared at the same rate. One header
+holds one grid, so the choice is the whole stream's; the first chunk is a key chunk, so it
+stands for the rest only as well as the clip's start stands for the clip.
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
                source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD,
                key_interval: int = defaults.KEY_INTERVAL, total_frames: int | None = None) -> list[FactorTrial]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, coarsest
-    first, up to the first whose one plane is over the target, in memory,
-    as the stream itself would code its first chunk (same header, same rate budget: a key
-    chunk keeps the planes at which its group is projected to meet the target, rate.py). A
+    first, up to the first whose one plane is over the target, in memory, as the stream
+    itself would code its first chunk (same header, same rate budget: a key chunk keeps the
+    planes at which its group is projected to meet the target, rate.py). A
     trial's bpp is that projection (the group's own bytes per pixel), or the chunk's own
     bytes (its segments and index entry) per pixel where the chunk is the whole group. A
     trial more than RateController.TOLERANCE off the target is coded once more with one plane

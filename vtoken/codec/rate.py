@@ -3,7 +3,8 @@
 The bit-planes of a chunk are entropy coded one segment per plane, and a prefix of planes
 decodes on its own, so rate control is a choice made after coding: keep the first k
 segments. A fixed k comes from `--planes`/`--quality`; a target bpp keeps, chunk by chunk,
-the prefix whose cost lands nearest the budget, carrying what a chunk did not spend to the next.
+the prefix whose cost lands nearest the budget, carrying what a chunk did not spend to the
+next.
 
 A key chunk costs more per pixel than the chunks after it at the same planes (its first latent
 frame has nothing to be predicted from): 2.3x at factor 16, 1.3x at the model's grid. Held
@@ -88,7 +89,7 @@ class RateController:
         A target never drops below one plane."""
         n = len(segment_sizes)
         costs = [sum(segment_sizes[:k]) + overhead(k) for k in range(1, n + 1)]
-        grouped = key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs
+        grouped = bool(key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs)
         if key and grouped:
             projected, end = self._projection(costs, pixels, latent_frames)
         if self.planes is not None:

@@ -155,9 +155,10 @@ def summary_markdown(run: dict) -> str:
         if st.get("vtoken_bpp_targets"):
             lines.append(f"- vtoken-auto: `vtoken encode --bpp X --temporal-factor auto` at X = "
                          f"{', '.join(f'{b:g}' for b in st['vtoken_bpp_targets'])} bpp: the encoder codes the first "
-                         "chunk on every grid the chunk allows, keeps the one with the lowest LPIPS within the "
-                         "target and spends the target chunk by chunk (what a user gets without hindsight; the grid "
-                         "it chose is in the points table)")
+                         "chunk on the grids the chunk allows (coarsest first, until one plane is over the target), "
+                         "keeps the one with the lowest LPIPS at the target and spends the target group by group, "
+                         "a key chunk with the chunks after it (what a user gets without hindsight; the grid it "
+                         "chose is in the points table)")
     for sp in st.get("baselines", []):
         lines.append(f"- {sp['codec']} {sp['config']}: {sp['encoder']} preset {sp['preset']}, {sp['structure']}, "
                      f"{sp['gop']}, {sp['bit_depth']}-bit, {sp['quality_param']} sweep "

@@ -1,0 +1,107 @@
+"""What budgeting a key chunk for its group (vtoken/codec/rate.py) does at a bpp target: each
+clip is encoded with `--bpp X` on each time grid twice, once as the encoder does (the key
+chunk keeps the planes at which its group is projected to meet the target) and once with
+every chunk budgeted alone (the controller before groups), decoded and scored with LPIPS;
+per clip and grid, the LPIPS difference at equal rate (BD-metric) and the planes per chunk.
+
+    python benchmarks/rate_groups.py [NAME=]CLIP.y4m [...] [--factors 16,4]
+        [--bpp 0.002,0.003,0.004,0.006,0.008,0.012,0.016,0.024,0.032] [--device cpu] [--out results.md]
+
+The clips are taken as they are (all their frames); `vtoken bench` leaves its references
+(33 frames at 640x360) in .cache/bench/refs. Targets below 0.004 bpp are skipped on grids
+finer than 8 (one plane is over them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+
+@contextmanager
+def chunk_by_chunk():
+    """The rate controller without groups: every chunk held to its own pixels' share."""
+    from vtoken.codec.rate import RateController
+
+    grouped = RateController.choose
+
+    def alone(self, sizes, pixels, overhead=lambda planes: 0, dry_run=False, key=None, latent_frames=0):
+        return grouped(self, sizes, pixels, overhead, dry_run)
+
+    RateController.choose = alone
+    try:
+        yield
+    finally:
+        RateController.choose = grouped
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clips", nargs="+", help="CLIP or NAME=CLIP")
+    ap.add_argument("--factors", default="16,4")
+    ap.add_argument("--bpp", default="0.002,0.003,0.004,0.006,0.008,0.012,0.016,0.024,0.032")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    import numpy as np
+
+    import vtoken
+    from vtoken.bench.env import machine
+    from vtoken.media import VideoReader
+    from vtoken.metrics.bdrate import bd_metric
+    from vtoken.metrics.lpips import lpips_frames
+
+    factors = [int(f) for f in args.factors.split(",")]
+    targets = [float(t) for t in args.bpp.split(",")]
+    model = vtoken.load_model(device=args.device)
+    m = machine()
+    lines = ["# A key chunk budgeted for its group against every chunk budgeted alone, at bpp targets", "",
+             f"- command: `python benchmarks/rate_groups.py {' '.join(argv or sys.argv[1:])}`",
+             f"- machine: {m['cpu']}, {m['cores']} cores; device {args.device}; the default model; default "
+             "chunks (17 frames) and settings", "- LPIPS BD-metric: LPIPS with groups minus LPIPS alone at equal "
+             "rate, over the rates both reach (negative: groups better)", ""]
+    table = ["| clip | grid | BD-metric | per target: bpp, LPIPS, planes per chunk (groups / alone) |",
+             "|---|---|---|---|"]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "x.mvt"
+        for spec in args.clips:
+            name, _, path = spec.rpartition("=")
+            clip = Path(path)
+            with VideoReader(clip) as reader:
+                ref = np.concatenate(list(reader.chunks(64)))
+            for factor in factors:
+                runs = {}
+                for mode in ("groups", "alone"):
+                    points = runs[mode] = []
+                    for target in targets:
+                        if factor < 8 and target < 0.004:
+                            continue
+                        with chunk_by_chunk() if mode == "alone" else nullcontext():
+                            res = vtoken.encode(clip, out, model=model, device=args.device, bpp=target,
+                                                temporal_factor=factor, overwrite=True)
+                        dec = np.concatenate(list(vtoken.decode_frames(out, model=model, device=args.device)))
+                        score = float(lpips_frames(ref, dec[: len(ref)], args.device).mean())
+                        points.append((res.bpp, score, res.planes))
+                        print(name or clip.name, factor, mode, target, f"{res.bpp:.5f}", f"{score:.4f}", res.planes,
+                              flush=True)
+                g, a = runs["groups"], runs["alone"]
+                bd = bd_metric([p[0] for p in a], [p[1] for p in a], [p[0] for p in g], [p[1] for p in g])
+                cells = "; ".join(f"{pg[0]:.4f} {pg[1]:.3f} {pg[2]} / {pa[0]:.4f} {pa[1]:.3f} {pa[2]}"
+                                  for pg, pa in zip(g, a))
+                value = f"{bd.value:+.4f}" if bd.value is not None else f"- ({bd.reason})"
+                table.append(f"| {name or clip.name} | {factor} | {value} | {cells} |")
+    lines += table + ["", f"- wall time {time.perf_counter() - started:.0f} s"]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     lines = ["# A key chunk budgeted for its group against every chunk budgeted alone, at bpp targets", "",
              f"- command: `python benchmarks/rate_groups.py {' '.join(argv or sys.argv[1:])}`",
              f"- machine: {m['cpu']}, {m['cores']} cores; device {args.device}; the default model; default "
-             "chunks (17 frames) and settings", "- LPIPS BD-metric: LPIPS with groups minus LPIPS alone at equal "
+             f"chunks (17 frames) and settings; {time.strftime('%Y-%m-%d', time.gmtime())}", "- LPIPS BD-metric: LPIPS with groups minus LPIPS alone at equal "
              "rate, over the rates both reach (negative: groups better)", ""]
     table = ["| clip | grid | BD-metric | per target: bpp, LPIPS, planes per chunk (groups / alone) |",
              "|---|---|---|---|"]

@@ -14,12 +14,13 @@ finer than 8 (one plane is over them).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+
+import clip_probe
 
 
 @contextmanager
@@ -40,40 +41,28 @@ def chunk_by_chunk():
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("clips", nargs="+", help="CLIP or NAME=CLIP")
+    ap = clip_probe.parser(__doc__)
     ap.add_argument("--factors", default="16,4")
     ap.add_argument("--bpp", default="0.002,0.003,0.004,0.006,0.008,0.012,0.016,0.024,0.032")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    import numpy as np
-
     import vtoken
-    from vtoken.bench.env import machine
-    from vtoken.media import VideoReader
     from vtoken.metrics.bdrate import bd_metric
-    from vtoken.metrics.lpips import lpips_frames
 
     factors = [int(f) for f in args.factors.split(",")]
     targets = [float(t) for t in args.bpp.split(",")]
+    clips = clip_probe.named_clips(ap, args)
     model = vtoken.load_model(device=args.device)
-    m = machine()
-    lines = ["# A key chunk budgeted for its group against every chunk budgeted alone, at bpp targets", "",
-             f"- command: `python benchmarks/rate_groups.py {' '.join(argv or sys.argv[1:])}`",
-             f"- machine: {m['cpu']}, {m['cores']} cores; device {args.device}; the default model; default "
-             f"chunks (17 frames) and settings; {time.strftime('%Y-%m-%d', time.gmtime())}", "- LPIPS BD-metric: LPIPS with groups minus LPIPS alone at equal "
-             "rate, over the rates both reach (negative: groups better)", ""]
-    table = ["| clip | grid | BD-metric | per target: bpp, LPIPS, planes per chunk (groups / alone) |",
-             "|---|---|---|---|"]
+    lines = clip_probe.header("A key chunk budgeted for its group against every chunk budgeted alone, at bpp targets",
+                              "rate_groups.py", argv, args.device, "the default model; default chunks (17 frames) and "
+                              f"settings; {time.strftime('%Y-%m-%d', time.gmtime())}")
+    lines += ["- LPIPS BD-metric: LPIPS with groups minus LPIPS alone at equal rate, over the rates both reach "
+              "(negative: groups better)", "",
+              "| clip | grid | BD-metric | per target: bpp, LPIPS, planes per chunk (groups / alone) |",
+              "|---|---|---|---|"]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "x.mvt"
-        for spec in args.clips:
-            name, _, path = spec.rpartition("=")
-            clip = Path(path)
-            with VideoReader(clip) as reader:
-                ref = np.concatenate(list(reader.chunks(64)))
+        for name, clip in clips:
+            ref = clip_probe.frames(clip)
             for factor in factors:
                 runs = {}
                 for mode in ("groups", "alone"):
@@ -82,20 +71,17 @@ def main(argv=None) -> int:
                         if factor < 8 and target < 0.004:
                             continue
                         with chunk_by_chunk() if mode == "alone" else nullcontext():
-                            res = vtoken.encode(clip, out, model=model, device=args.device, bpp=target,
-                                                temporal_factor=factor, overwrite=True)
-                        dec = np.concatenate(list(vtoken.decode_frames(out, model=model, device=args.device)))
-                        score = float(lpips_frames(ref, dec[: len(ref)], args.device).mean())
+                            res, _, score = clip_probe.coded(clip, ref, Path(tmp) / "x.mvt", args.device, model=model,
+                                                             bpp=target, temporal_factor=factor)
                         points.append((res.bpp, score, res.planes))
-                        print(name or clip.name, factor, mode, target, f"{res.bpp:.5f}", f"{score:.4f}", res.planes,
-                              flush=True)
+                        print(name, factor, mode, target, f"{res.bpp:.5f}", f"{score:.4f}", res.planes, flush=True)
                 g, a = runs["groups"], runs["alone"]
                 bd = bd_metric([p[0] for p in a], [p[1] for p in a], [p[0] for p in g], [p[1] for p in g])
                 cells = "; ".join(f"{pg[0]:.4f} {pg[1]:.3f} {pg[2]} / {pa[0]:.4f} {pa[1]:.3f} {pa[2]}"
                                   for pg, pa in zip(g, a))
                 value = f"{bd.value:+.4f}" if bd.value is not None else f"- ({bd.reason})"
-                table.append(f"| {name or clip.name} | {factor} | {value} | {cells} |")
-    lines += table + ["", f"- wall time {time.perf_counter() - started:.0f} s"]
+                lines.append(f"| {name} | {factor} | {value} | {cells} |")
+    lines += ["", f"- wall time {time.perf_counter() - started:.0f} s"]
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)

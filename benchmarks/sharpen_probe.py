@@ -4,7 +4,7 @@ and after an unsharp mask, out = x + a (x - gaussian_blur(x, sigma)), rounded an
 8 bits, for each sigma and amount a. The filter changes no bit of the stream; a decoder
 option would be all it takes, if it paid.
 
-    python benchmarks/sharpen_probe.py CLIP.y4m [...] [--names a,b,...] [--planes 4,16,64]
+    python benchmarks/sharpen_probe.py [NAME=]CLIP.y4m [...] [--names a,b,...] [--planes 4,16,64]
         [--sigmas 1,2] [--amounts 0.3,0.6,1.0] [--device cpu] [--out results.md]
 
 The clips are taken as they are (all their frames); `vtoken bench` leaves its references
@@ -13,10 +13,11 @@ The clips are taken as they are (all their frames); `vtoken bench` leaves its re
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+import clip_probe
 
 
 def unsharp(frames, sigma: float, amount: float):
@@ -37,51 +38,38 @@ def unsharp(frames, sigma: float, amount: float):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("clips", nargs="+", type=Path)
-    ap.add_argument("--names", help="comma-separated names of the clips for the table (default: file names)")
+    ap = clip_probe.parser(__doc__)
     ap.add_argument("--planes", default="4,16,64")
     ap.add_argument("--sigmas", default="1,2")
     ap.add_argument("--amounts", default="0.3,0.6,1.0")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import numpy as np
 
-    import vtoken
-    from vtoken.bench.env import machine
-    from vtoken.media import VideoReader
     from vtoken.metrics.lpips import lpips_frames
     from vtoken.metrics.psnr import psnr_rgb
 
     sigmas = [float(s) for s in args.sigmas.split(",")]
     amounts = [float(a) for a in args.amounts.split(",")]
     filters = [(s, a) for s in sigmas for a in amounts]
-    names = args.names.split(",") if args.names else [c.stem for c in args.clips]
-    if len(names) != len(args.clips):
-        ap.error(f"{len(names)} names for {len(args.clips)} clips")
-    m = machine()
-    lines = ["# A sharpening post-filter on vtoken's decoded frames", "",
-             f"- command: `python benchmarks/sharpen_probe.py {' '.join(argv or sys.argv[1:])}`",
-             f"- machine: {m['cpu']}, {m['cores']} cores; device {args.device}; the default model and settings", "",
-             "LPIPS / PSNR RGB (dB) as decoded, then after each unsharp mask (sigma, amount).", "",
-             "| clip | planes | bpp | decoded | " + " | ".join(f"s {s:g}, a {a:g}" for s, a in filters) + " |",
-             "|---|---|---|---|" + "---|" * len(filters)]
+    clips = clip_probe.named_clips(ap, args)
+    lines = clip_probe.header("A sharpening post-filter on vtoken's decoded frames", "sharpen_probe.py", argv,
+                              args.device, "the default model and settings")
+    lines += ["", "LPIPS / PSNR RGB (dB) as decoded, then after each unsharp mask (sigma, amount).", "",
+              "| clip | planes | bpp | decoded | " + " | ".join(f"s {s:g}, a {a:g}" for s, a in filters) + " |",
+              "|---|---|---|---|" + "---|" * len(filters)]
     print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, clip in zip(names, args.clips):
-            with VideoReader(clip) as r:
-                ref = np.concatenate(list(r.chunks(64)))
+        for name, clip in clips:
+            ref = clip_probe.frames(clip)
             for planes in (int(p) for p in args.planes.split(",")):
-                out = Path(tmp) / "x.mvt"
-                res = vtoken.encode(clip, out, planes=planes, device=args.device, overwrite=True)
-                dec = np.concatenate(list(vtoken.decode_frames(out, device=args.device)))[: len(ref)]
+                res, dec, lpips = clip_probe.coded(clip, ref, Path(tmp) / "x.mvt", args.device, planes=planes)
 
-                def score(frames):
-                    return (f"{float(lpips_frames(ref, frames, args.device).mean()):.4f} / "
-                            f"{float(np.mean(psnr_rgb(ref, frames))):.2f}")
+                def score(frames, lpips=None):
+                    if lpips is None:
+                        lpips = float(lpips_frames(ref, frames, args.device).mean())
+                    return f"{lpips:.4f} / {float(np.mean(psnr_rgb(ref, frames))):.2f}"
 
-                cells = [score(dec)] + [score(unsharp(dec, s, a)) for s, a in filters]
+                cells = [score(dec, lpips)] + [score(unsharp(dec, s, a)) for s, a in filters]
                 lines.append(f"| {name} | {planes} | {res.bpp:.4f} | " + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
     if args.out:  # the rows went to stdout as they came; the file gets the whole table

@@ -97,14 +97,14 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
         kw = dict(chunk_frames=chunk_frames, key_interval=key_interval, precision=precision, source=source,
                   temporal_factor=factor, hold=hold, total_frames=total_frames, lpips_device=lpips_device)
         try:
-            rate, score, planes = _trial_point(codec, frames, ref, info, bpp=bpp, **kw)
+            rate, score, planes = _trial_point(codec, ref, info, bpp=bpp, **kw)
         except UsageError:
             continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
         trial = FactorTrial(factor, rate, score, planes)
         if abs(rate / bpp - 1) > RateController.TOLERANCE:
             step = planes + 1 if rate < bpp else planes - 1
             if 1 <= step <= codec.config.bits:
-                other = _trial_point(codec, frames, ref, info, planes=step, **kw)
+                other = _trial_point(codec, ref, info, planes=step, **kw)
                 trial.at_target = read_at_target(bpp, (rate, score), other[:2])
         trials.append(trial)
         if planes == 1 and not trial.fits(bpp):
@@ -112,13 +112,14 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     return trials
 
 
-def _trial_point(codec, frames: list[np.ndarray], ref: np.ndarray, info, *, lpips_device: str, **options):
-    """(bpp, LPIPS, planes kept) of the first chunk coded with these options, in memory."""
+def _trial_point(codec, ref: np.ndarray, info, *, lpips_device: str, **options):
+    """(bpp, LPIPS, planes kept) of the first chunk `ref` (uint8 [T, H, W, 3]) coded with these
+    options, in memory."""
     from ..bitstream import MvtReader, stream_overhead
     from ..metrics.lpips import lpips_frames
 
     buf = io.BytesIO()
-    done = codec.compress(iter(frames), buf, info, **options)
+    done = codec.compress(iter(ref), buf, info, **options)
     buf.seek(0)
     decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=options["precision"],
                                                                  warnings=[])])

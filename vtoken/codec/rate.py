@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import accumulate
 
 from ..errors import UsageError
 
@@ -88,7 +89,7 @@ class RateController:
         diffusion), so the file ends within about half a plane of its last chunk of the target.
         A target never drops below one plane."""
         n = len(segment_sizes)
-        costs = [sum(segment_sizes[:k]) + overhead(k) for k in range(1, n + 1)]
+        costs = [size + overhead(k) for k, size in enumerate(accumulate(segment_sizes), 1)]
         grouped = bool(key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs)
         if key and grouped:
             projected, end = self._projection(costs, pixels, latent_frames)
@@ -102,7 +103,7 @@ class RateController:
         elif key:
             kept = _nearest(projected, self._budget(end))
         else:
-            end = self._group_end if self._group_end > self._pixels + pixels else self._pixels + pixels
+            end = max(self._group_end, self._pixels + pixels)  # past a projected group: this chunk alone
             kept = _nearest(costs, self._budget(end) * pixels / (end - self._pixels))
             if not dry_run and self._key_costs and pixels == self.inter_pixels:
                 # The group's first full continuing chunk: what it costs against its key chunk.
@@ -114,10 +115,11 @@ class RateController:
             self._group_end, self._key_costs = end, costs
             if self.first_projection is None and end > self._pixels + pixels:
                 self.first_projection = projected[kept - 1] * 8 / (end - self._pixels)
-        self._spent += overhead(kept) + sum(segment_sizes[:kept])
+        cost = [overhead(0)] + costs  # what keeping 0..n planes costs
+        self._spent += cost[kept]
         self._pixels += pixels
-        self._lowest += overhead(min(1, n)) + sum(segment_sizes[:1])
-        self._highest += overhead(n) + sum(segment_sizes)
+        self._lowest += cost[min(1, n)]
+        self._highest += cost[n]
         return kept
 
     def _budget(self, covered: int) -> float:

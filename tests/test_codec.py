@@ -297,6 +297,8 @@ def test_gpu_out_of_memory_splits_the_chunk(tmp_path, tiny_model_json, monkeypat
         return z
 
     monkeypatch.setattr(model, "encode", small_memory)
+    # A GPU takes the whole chunk per call (the CPU's slices would never see more than 5 frames).
+    monkeypatch.setattr(defaults, "MODEL_LATENTS_PER_CALL", {})
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(32, 32))
     mvt = tmp_path / "oom.mvt"
     res = vtoken.encode(src, mvt, model=model, device="cpu")

@@ -324,8 +324,10 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     multiples (replicating edges), so H' = ceil(H/8) for the default model."""
     import torch
 
-    from .codec.frames import pad_frames, to_tensor
+    from .codec import slices
+    from .codec.frames import pad_frames
     from .models.lfq import bits_to_indices
+    from .models.stream import StreamState
 
     from .validate import plane_count
 
@@ -336,8 +338,9 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     cfg = net.config
     keep = _token_planes(cfg, planes)
     padded = pad_frames(arr, cfg.temporal_factor, cfg.spatial_factor)
-    with torch.inference_mode():
-        bits = net.encode_bits(to_tensor(padded, dev))[0, :keep]
+    with torch.inference_mode():  # a latent frame or a few per model call (slices.py): memory stays flat
+        z = slices.encode(net, padded, StreamState(), True, dev, slices.latents_per_call(dev))
+    bits = (z[:keep] >= 0).to(torch.uint8)
     return bits_to_indices(bits.long(), dim=0).cpu().numpy().astype(np.int64)
 
 
@@ -346,8 +349,9 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     `planes` bits (default: the model's token_bits, as `tokenize` gives)."""
     import torch
 
-    from .codec.frames import to_frames
+    from .codec import slices
     from .models.lfq import indices_to_bits
+    from .models.stream import StreamState
 
     from .validate import plane_count, token_grid
 
@@ -360,7 +364,8 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     if grid.min() < 0 or grid.max() >= 2**keep:
         raise UsageError(f"tokens must lie in [0, 2**{keep})")
     bits = indices_to_bits(torch.from_numpy(grid.astype(np.int64)), keep, dim=0).to(torch.uint8)
+    t, h, w = grid.shape
+    sf = cfg.spatial_factor
     with torch.inference_mode():
-        video = net.decode_bits(bits.unsqueeze(0).to(dev), planes=keep)
-    t, h, w = video.shape[2:]
-    return to_frames(video, t, h, w)
+        return slices.decode(net, bits.unsqueeze(0).to(dev), keep, StreamState(), True, 1, h * sf, w * sf,
+                             slices.latents_per_call(dev))

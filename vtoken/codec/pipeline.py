@@ -7,7 +7,9 @@ coder forgets everything before it, so decoding (and seeking) can start there. T
 between keys have 4m frames and continue the stream: the tokenizer carries its causal state
 (a StreamState per stream, owned by the call, vtoken/models/stream.py), so a group of chunks
 codes exactly as one long clip would, and the entropy coder carries its adaptive statistics
-and the previous latent frames, which is what makes still content cheap. Memory is bounded by one chunk whatever the video's length.
+and the previous latent frames, which is what makes still content cheap. Memory is bounded by one chunk whatever the video's
+length; on the CPU the model takes a chunk a latent frame at a time (slices.py), so its part
+of it does not grow with the chunk's length either.
 
 Decoding always entropy-decodes every stored plane (the coder's context depends on them) and
 hands the model only the planes the caller asked for; from a key chunk on, every chunk goes
@@ -30,15 +32,16 @@ from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder, coder_for
 from ..errors import CorruptChunkError, InputError, UsageError
 from .coarse import coded_indices, fill
-from .frames import frame_repeat, frame_stride, last_copies, pad_frames, repeat_frames, to_frames, to_tensor
+from .frames import frame_repeat, frame_stride, pad_frames, repeat_frames
 from .hold import BitHold
 from .overlap import ahead
 from .precision import autocast
 from .rate import RateController
+from . import slices
 
 
-# Largest frame the codec runs its model on (4K UHD and DCI 4K fit). The model processes a
-# whole chunk at once, so memory grows with the area; larger inputs are refused up front
+# Largest frame the codec runs its model on (4K UHD and DCI 4K fit). The model's memory
+# grows with the area (in time it is bounded: slices.py, or the chunk); larger inputs are refused up front
 # instead of exhausting memory mid-way. Spatial tiling would lift this.
 MAX_FRAME_AREA = 4096 * 2304
 
@@ -213,6 +216,7 @@ def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, tim
 
     tf, sf = model.config.temporal_factor, model.config.spatial_factor
     stream_tf = tf * stride // repeat  # the chunks' time grid (a split must stay on it)
+    per_call = slices.latents_per_call(device)
     state = StreamState()  # this stream's causal state: the model is shared, the state is not
     for frames, key in chunks:
         pending = [(frames, key)]
@@ -226,7 +230,7 @@ def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, tim
             padded = pad_frames(seen, tf, sf, continuing=not part_key)
             try:
                 with torch.inference_mode(), autocast(device, precision):
-                    z = model.encode(to_tensor(padded, device), state=state)[0]
+                    z = slices.encode(model, padded, state, part_key, device, per_call)
             except torch.cuda.OutOfMemoryError:
                 if len(part) <= (1 if part_key else stream_tf):
                     raise
@@ -265,8 +269,8 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
     snapshot = state.copy()
     try:
         with torch.inference_mode(), autocast(device, precision):
-            video = model.decode_bits(x.to(device), planes=len(bits), state=state, frames=last_copies(r, key))
-            return to_frames(video, frames, header.height, header.width)
+            return slices.decode(model, x.to(device), len(bits), state, key, r, header.height, header.width,
+                                 slices.latents_per_call(device))[:frames]
     except torch.cuda.OutOfMemoryError:
         if getattr(device, "type", "") != "cuda":
             raise
@@ -275,8 +279,8 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
         cpu_model = copy.deepcopy(model).to("cpu")  # layers keep their slots: the state fits it
         cpu_state = snapshot.to("cpu")  # from before the failed call, which may have advanced it
         with torch.inference_mode(), autocast("cpu", "fp32"):
-            video = cpu_model.decode_bits(x, planes=len(bits), state=cpu_state, frames=last_copies(r, key))
-            out = to_frames(video, frames, header.height, header.width)
+            out = slices.decode(cpu_model, x, len(bits), cpu_state, key, r, header.height, header.width,
+                                slices.latents_per_call("cpu"))[:frames]
         state.assign(cpu_state.to(device))  # the next chunk continues on the GPU
         return out
 

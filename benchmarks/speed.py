@@ -30,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from vtoken import defaults
+
 # Runs in a fresh interpreter per (size, job): one JSON line on stdout.
 CHILD = r"""
 import json, resource, sys, time
@@ -45,6 +47,9 @@ from vtoken.codec import overlap
 
 dev = resolve_device(a["device"])
 cuda = dev.type == "cuda"
+if a["latents_per_call"] is not None:
+    from vtoken import defaults
+    defaults.MODEL_LATENTS_PER_CALL = {dev.type: a["latents_per_call"]}
 if not a["overlap"]:
     overlap.DEPTH = 0
 t0 = time.perf_counter()
@@ -136,11 +141,12 @@ def make_clip(path: Path, frames: int, width: int, height: int) -> None:
 
 def run_vtoken(job: str, src: Path, dst: Path, *, model: str, device: str, chunk_frames: int,
                threads: int, warmup: int, precision: str = "auto", overlap: bool = True,
-               channels_last: bool = False, compile: bool = False, temporal_factor: int | None = None) -> dict:
+               channels_last: bool = False, compile: bool = False, temporal_factor: int | None = None,
+               latents_per_call: int | None = None) -> dict:
     args = {"job": job, "src": str(src), "dst": str(dst), "model": model, "device": device,
             "chunk_frames": chunk_frames, "threads": threads, "warmup": warmup, "precision": precision,
             "overlap": overlap, "channels_last": channels_last, "compile": compile,
-            "temporal_factor": temporal_factor}
+            "temporal_factor": temporal_factor, "latents_per_call": latents_per_call}
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=False)
     if proc.returncode:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
@@ -203,10 +209,20 @@ def run_ffmpeg_codec(exe: str, codec: str, y4m: Path, workdir: Path, frames: int
             "decode_command": ["ffmpeg", *[Path(x).name if x in (str(stream), str(raw)) else x for x in dec_cmd[1:]]]}
 
 
-def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames: int = 17, model: str | None = None,
+def _per_call(value) -> str:
+    """The settings line's words for latents_per_call (None in reports made before it)."""
+    if value is None:
+        return "the whole chunk (before slices.py)"
+    if value == 0:
+        return "the whole chunk"
+    return str(value)
+
+
+def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames: int = defaults.CHUNK_FRAMES,
+                  model: str | None = None,
                   threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None,
                   precision: str = "auto", overlap: bool = True, channels_last: bool = False, compile: bool = False,
-                  temporal_factor: int | None = None, log=None) -> dict:
+                  temporal_factor: int | None = None, latents_per_call: int | None = None, log=None) -> dict:
     """Measure every size; returns the JSON-ready report (see module doc)."""
     import torch
 
@@ -214,6 +230,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
     from vtoken.bench.env import environment
     from vtoken.bench.ffmpeg import ffmpeg_version, find_ffmpeg
     from vtoken.bench.measure import cpu_count
+    from vtoken.codec.slices import latents_per_call as latents_per_call_on
 
     dev = str(resolve_device(device))
     exe = find_ffmpeg()
@@ -232,6 +249,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
                            "torch_threads": threads, "ffmpeg_threads": threads, "warmup_runs": warmup,
                            "precision": precision, "overlap": overlap, "channels_last": channels_last,
                            "compile": compile, "temporal_factor": temporal_factor or "the model's",
+                           "latents_per_call": latents_per_call if latents_per_call is not None else latents_per_call_on(dev),
                            "clip": "lavfi testsrc2 (PyAV), 30 fps, y4m yuv420p", "decode_output": "mp4",
                            "torch": torch.__version__},
               "results": []}
@@ -244,7 +262,7 @@ def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames
             row = {"width": width, "height": height, "frames": frames}
             kw = dict(model=model, device=dev, chunk_frames=chunk_frames, threads=threads, warmup=warmup,
                       precision=precision, overlap=overlap, channels_last=channels_last, compile=compile,
-                      temporal_factor=temporal_factor)
+                      temporal_factor=temporal_factor, latents_per_call=latents_per_call)
             if log:
                 log(f"{width}x{height}: vtoken encode")
             row["encode"] = run_vtoken("encode", y4m, mvt, **kw)
@@ -293,7 +311,8 @@ def to_markdown(report: dict) -> str:
         f"- precision {s.get('precision', 'fp32')} (as run: encode {_job_precision(report, 'encode')}, decode "
         f"{_job_precision(report, 'decode')}); stages overlapped in threads: {'yes' if s.get('overlap', False) else 'no'}; "
         f"channels-last weights: {'yes' if s.get('channels_last') else 'no'}; "
-        f"torch.compile: {'yes' if s.get('compile') else 'no'}",
+        f"torch.compile: {'yes' if s.get('compile') else 'no'}; latent frames per model call: "
+        f"{_per_call(s.get('latents_per_call'))}",
         "",
         "## fps, end to end (file in, file out)",
         "",
@@ -366,7 +385,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="640x360,1920x1080", help="comma-separated WxH list")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--frames", type=int, default=34)
-    ap.add_argument("--chunk-frames", type=int, default=17, help="frames per chunk (1 + 4n); memory grows with it")
+    ap.add_argument("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, help="frames per chunk (1 + 4n)")
     ap.add_argument("--model", default=None, help="model name or .json path (default: the shipped default model)")
     ap.add_argument("--threads", type=int, default=None, help="torch and ffmpeg threads (default: usable cores)")
     ap.add_argument("--codecs", default="hevc,vvc", help="ffmpeg baselines to time (hevc, vvc; empty for none)")
@@ -378,6 +397,9 @@ def main(argv=None) -> int:
                     help="the stream's time grid (vtoken encode --temporal-factor; default: the model's)")
     ap.add_argument("--channels-last", action="store_true", help="model weights in channels_last_3d memory format")
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoder and decoder (warm-up compiles)")
+    ap.add_argument("--latents-per-call", type=int, default=None,
+                    help="latent frames the model takes per call (0: a whole chunk; default: the codec's, "
+                         "vtoken/codec/slices.py)")
     ap.add_argument("--out", type=Path, help="write the markdown here and the JSON beside it (.json)")
     args = ap.parse_args(argv)
     try:
@@ -392,7 +414,7 @@ def main(argv=None) -> int:
                            model=args.model, threads=args.threads, codecs=codecs, warmup=args.warmup,
                            precision=args.precision, overlap=not args.no_overlap, channels_last=args.channels_last,
                            compile=args.compile, temporal_factor=args.temporal_factor,
-                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
+                           latents_per_call=args.latents_per_call, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     md = to_markdown(report)
     sys.stdout.write(md)
     if args.out:

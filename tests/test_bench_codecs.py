@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from vtoken import defaults
 from vtoken.bench import runner as rn
 from vtoken.bench.ffmpeg import FfmpegError, find_ffmpeg, run_timed
 from vtoken.bench.learned import LearnedOutput
@@ -127,7 +128,7 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
                   vtoken_temporal_factors={None: None, 2: [4, 8]}, chunk_frames=9)
     assert s.points() == 8
     run = rn.run_benchmark(s)
-    assert chunks == [17] * 3 + [9] * 5 and run["settings"]["vtoken_chunk_frames"] == 9
+    assert chunks == [defaults.CHUNK_FRAMES] * 3 + [9] * 5 and run["settings"]["vtoken_chunk_frames"] == 9
     assert [r["config"] for r in run["results"] if r["codec"] == "vtoken"] == ["default"] * 3 + ["t2"] * 2
     assert run["settings"]["vtoken_temporal_factors"] == {"model": None, "2": [4, 8]}
     write_outputs(run, tmp_path / "out2", plots=False)
@@ -227,15 +228,16 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     assert a["memory"]["encode_peak_rss_mib"] > 10 and a["memory"]["encode_peak_gpu_mib"] is None
     assert len(a["per_frame"]["psnr_rgb"]) == 5
     # The record carries the settings the stream was really coded with.
-    assert (a["settings"]["chunk_frames"], a["settings"]["key_interval"]) == (17, 8)
-    assert a["settings"]["stream"]["frames_per_chunk"] == 17
+    chunk, interval = defaults.CHUNK_FRAMES, defaults.KEY_INTERVAL
+    assert (a["settings"]["chunk_frames"], a["settings"]["key_interval"]) == (chunk, interval)
+    assert a["settings"]["stream"]["frames_per_chunk"] == chunk
     assert "test-tiny" in str(run["environment"]["vtoken_model"])
     # The reports must take vtoken records too (the summary reads their CPU timings).
     from vtoken.bench.report import write_outputs
 
     written = write_outputs(run, tmp_path / "report", plots=False)
     summary = next(p for p in written if p.name == "summary.md").read_text()
-    assert "- vtoken model test-tiny" in summary and "planes sweep [2, 6], chunks of 17 frames" in summary
+    assert "- vtoken model test-tiny" in summary and f"planes sweep [2, 6], chunks of {chunk} frames" in summary
 
 
 def test_real_vtoken_at_a_rate_target_with_auto(clip_dir, tmp_path, tiny_model_json):

@@ -29,6 +29,7 @@ def test_speed_report_shape(tmp_path, tiny_model_json, capsys):
     assert "| 64x48 | encode |" in md and "| 64x48 | decode |" in md and "libx265" in md and "libvvenc" in md
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["settings"]["device"] == "cpu" and report["environment"]["machine"]["cores"] >= 1
+    assert report["settings"]["latents_per_call"] == 1 and "latent frames per model call: 1" in md  # the CPU's
     (row,) = report["results"]
     assert (row["width"], row["height"], row["frames"]) == (64, 48, 5)
     for job in ("encode", "decode"):
@@ -60,11 +61,12 @@ def test_speed_runs_without_the_ffmpeg_program(tmp_path, tiny_model_json, monkey
     out = tmp_path / "speed.md"
     rc = speed.main(["--sizes", "64x48", "--frames", "5", "--chunk-frames", "5", "--device", "cpu",
                      "--threads", "1", "--model", str(tiny_model_json), "--codecs", "hevc,vvc",
-                     "--precision", "bf16", "--no-overlap", "--channels-last", "--out", str(out)])
+                     "--precision", "bf16", "--no-overlap", "--channels-last", "--latents-per-call", "0",
+                     "--out", str(out)])
     assert rc == 0
     report = json.loads(out.with_suffix(".json").read_text())
     s = report["settings"]
-    assert (s["precision"], s["overlap"], s["channels_last"]) == ("bf16", False, True)
+    assert (s["precision"], s["overlap"], s["channels_last"], s["latents_per_call"]) == ("bf16", False, True, 0)
     (row,) = report["results"]
     assert row["encode"]["frames"] == 5 and row["decode"]["frames"] == 5
     assert row["encode"]["precision"] == row["decode"]["precision"] == "bf16"
@@ -72,6 +74,7 @@ def test_speed_runs_without_the_ffmpeg_program(tmp_path, tiny_model_json, monkey
     assert b["encoder"] == "libx265 (PyAV)" and b["bytes"] > 0 and b["decode"]["fps"] > 0
     md = out.read_text()
     assert "precision bf16" in md and "overlapped in threads: no" in md and "libx265 (PyAV)" in md
+    assert "latent frames per model call: the whole chunk" in md
 
 
 def test_speed_times_a_coarse_stream_grid(tmp_path, tiny_model_json):

@@ -217,7 +217,7 @@ def test_cli_auto_temporal_factor_says_what_it_tried(tmp_path, tiny_model_json):
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "a.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.5"])
     assert run.exit_code == 0, run.output
-    assert "temporal factor" in run.output and "first chunk tried at 16: " in run.output and "; 4: " in run.output
+    assert "temporal factor" in run.output and "first chunk tried at 32: " in run.output and "; 16: " in run.output and "; 4: " in run.output
     # Trials well under the target (one plane each here) also say their LPIPS read at it.
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "c.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.08"])

@@ -151,8 +151,8 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--temporal-factor", callback=lambda ctx, param, v: _int_or_word(v), metavar="N|auto",
               help="Frames per latent frame: the model's (4) by default; 2 or 1 code every frame 2 or 4 times, for "
               "about that many times the bits and time and higher quality; 8, 12, 16 ... 32 code every 2nd, 3rd, "
-              "4th ... 8th frame and blend the others (above 16 with --chunk-frames 1 + that), for fewer bits (at low "
-              "rates on slow motion, better quality per bit); "
+              "4th ... 8th frame and blend the others (chunks of 1 + a multiple of the factor: 8, 16 and 32 with the "
+              "default 33), for fewer bits (at low rates on slow motion, better quality per bit); "
               "auto (with --bpp or --bitrate) codes the first chunk on each and keeps the best LPIPS within the target.")
 @click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")

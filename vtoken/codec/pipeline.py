@@ -54,10 +54,10 @@ def check_frame_area(width: int, height: int, what: str, error: type = InputErro
                     f"({MAX_FRAME_AREA} pixels, e.g. 4096x2304); scale down first, e.g. ffmpeg -vf scale=3840:-2")
 
 
-# Largest chunk (frames x pixels) the decoder runs its model on at once: a 17-frame 4K chunk,
-# the largest the default settings make. Memory grows with it (about 2 GB of frames and
-# activations at this size), so a header asking for more is refused before anything is
-# allocated, and the encoder refuses to write a stream its own decoder would refuse.
+# Largest chunk (frames x pixels) the decoder takes: a 4K chunk of the default length, the
+# largest the default settings make. The chunk's frames are held whole (the model's work is
+# sliced in time, slices.py, or whole on a GPU), so a header asking for more is refused before
+# anything is allocated, and the encoder refuses to write a stream its own decoder would refuse.
 MAX_CHUNK_PIXELS = defaults.CHUNK_FRAMES * MAX_FRAME_AREA
 
 

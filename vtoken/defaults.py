@@ -29,8 +29,8 @@ HOLD_FULL_PLANES = 8
 
 # Latent frames the model takes per call, by device (vtoken/codec/slices.py); a device not
 # named takes a whole chunk per call. On the CPU one latent frame (4 frames) per call gave the
-# lowest memory and was as fast as two or faster than the whole chunk (2 threads, 640x360 and
-# 1080p); a GPU is not measured sliced.
+# lowest memory of 1, 2 and the whole chunk, at the same speed within the noise (2 threads,
+# 640x360 and 1080p, benchmarks/results/slices-cpu/); a GPU is not measured sliced.
 MODEL_LATENTS_PER_CALL = {"cpu": 1}
 
 DEVICES = ("auto", "cpu", "cuda")

@@ -7,9 +7,9 @@ coder forgets everything before it, so decoding (and seeking) can start there. T
 between keys have 4m frames and continue the stream: the tokenizer carries its causal state
 (a StreamState per stream, owned by the call, vtoken/models/stream.py), so a group of chunks
 codes exactly as one long clip would, and the entropy coder carries its adaptive statistics
-and the previous latent frames, which is what makes still content cheap. Memory is bounded by one chunk whatever the video's
-length; on the CPU the model takes a chunk a latent frame at a time (slices.py), so its part
-of it does not grow with the chunk's length either.
+and the previous latent frames, which is what makes still content cheap. Memory is bounded
+by one chunk whatever the video's length; on the CPU the model takes a chunk a latent frame at
+a time (slices.py), so its part of that does not grow with the chunk's length either.
 
 Decoding always entropy-decodes every stored plane (the coder's context depends on them) and
 hands the model only the planes the caller asked for; from a key chunk on, every chunk goes
@@ -40,9 +40,9 @@ from .rate import RateController
 from . import slices
 
 
-# Largest frame the codec runs its model on (4K UHD and DCI 4K fit). The model's memory
-# grows with the area (in time it is bounded: slices.py, or the chunk); larger inputs are refused up front
-# instead of exhausting memory mid-way. Spatial tiling would lift this.
+# Largest frame the codec runs its model on (4K UHD and DCI 4K fit). The model's memory grows
+# with the area (in time it is bounded: slices.py, or the chunk); larger inputs are refused up
+# front instead of exhausting memory mid-way. Spatial tiling would lift this.
 MAX_FRAME_AREA = 4096 * 2304
 
 

@@ -3,13 +3,13 @@
 The tokenizer is temporally causal and carries its state from call to call (StreamState), so
 a chunk coded in slices of latent frames gives the numbers one call on the whole chunk gives
 (to float rounding: max |dz| 8e-6 on 33 frames at 640x360, no bit changed). The codec does
-it on the CPU because there it is both smaller and faster: the float frames, the activations
-and the decoded float video exist for one slice at a time, and the smaller working set stays
-in cache. Measured with the default model, 33 frames, 2 threads (benchmarks/README.md): at
-1920x1080 peak RSS 3993 -> 1893 MiB, encode 1.24 -> 1.53 fps, decode 0.93 -> 1.10 fps; at
-640x360 encode 18.0 -> 20.6 fps, decode 13.2 -> 16.0 fps. So memory no longer grows with
-the chunk length. On a GPU the whole chunk is one call (its parallelism; not measured
-sliced), with the encoder's split on out-of-memory as before.
+it on the CPU, where it takes less memory and is no slower: the float frames, the activations
+and the decoded float video exist for one slice at a time. Measured with the default model
+(benchmarks/results/slices-cpu/, 2 threads): at 1920x1080 peak RSS encode / decode 2656 /
+2360 -> 1804 / 1806 MiB with 17-frame chunks, 4346 / 3198 -> 2383 / 1614 MiB with 33-frame
+ones; speed level at 17 frames, decode faster at 33 (0.74 -> 0.96 fps at 1080p). So memory no
+longer grows with the chunk length beyond its frames. On a GPU the whole chunk is one call
+(its parallelism; not measured sliced), with the encoder's split on out-of-memory as before.
 """
 
 from __future__ import annotations

@@ -219,8 +219,7 @@ def _per_call(value) -> str:
 
 
 def run_benchmark(sizes, *, frames: int = 34, device: str = "auto", chunk_frames: int = defaults.CHUNK_FRAMES,
-                  model: str | None = None,
-                  threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None,
+                  model: str | None = None, threads: int | None = None, codecs=("hevc", "vvc"), warmup: int | None = None,
                   precision: str = "auto", overlap: bool = True, channels_last: bool = False, compile: bool = False,
                   temporal_factor: int | None = None, latents_per_call: int | None = None, log=None) -> dict:
     """Measure every size; returns the JSON-ready report (see module doc)."""

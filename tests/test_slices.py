@@ -62,7 +62,8 @@ def test_sliced_model_calls_match_one_call_per_chunk(tiny_model_json, repeat):
                 assert z.shape == z_ref.shape
                 assert torch.allclose(z, z_ref, atol=1e-5)
                 bits = (z_ref >= 0).to(torch.uint8)[None]
-                assert torch.equal(z >= 0, z_ref >= 0)
+                firm = z_ref.abs() > 1e-4  # a sign this close to zero may round either way
+                assert torch.equal((z >= 0)[firm], (z_ref >= 0)[firm]) and firm.float().mean() > 0.99
                 out = slices.decode(model, bits, bits.shape[1], dec, key, repeat, 32, 48, per_call)
                 assert out.shape == f_ref.shape
                 assert np.abs(out.astype(int) - f_ref.astype(int)).max() <= 1

@@ -37,7 +37,7 @@ def pad_frames(frames: np.ndarray, temporal_factor: int, spatial_factor: int, co
 
 
 # The coarsest grid codes every 8th frame (factor 32 for a 4x model: chunks of 1 + 32n frames,
-# so `--chunk-frames 33`; the default 17-frame chunk holds up to every 4th). On the eval clips
+# so 33-frame chunks, the default; a 17-frame chunk holds up to every 4th). On the eval clips
 # every 8th against every 4th frame: -21 % BD-rate on cityCC0, -2 % on VID_20191220_170832,
 # +35 % on cockatoo (fast motion ghosts more the longer the gap).
 MAX_STRIDE = 8

@@ -364,7 +364,7 @@ def detokenize(tokens, *, model=None, planes: int | None = None, device: str = d
     if grid.min() < 0 or grid.max() >= 2**keep:
         raise UsageError(f"tokens must lie in [0, 2**{keep})")
     bits = indices_to_bits(torch.from_numpy(grid.astype(np.int64)), keep, dim=0).to(torch.uint8)
-    t, h, w = grid.shape
+    _, h, w = grid.shape
     sf = cfg.spatial_factor
     with torch.inference_mode():
         return slices.decode(net, bits.unsqueeze(0).to(dev), keep, StreamState(), True, 1, h * sf, w * sf,

@@ -8,9 +8,9 @@ No imports here (the container library and `vtoken --help` read these without to
 # fps) keeps seeking cheap while a still scene pays its first frame only once in a while.
 # 33 rather than 17 frames (the same key spacing with 8 chunks): fewer chunk segments to code
 # (LPIPS BD-rate -1.4 to -2.2 % on the model's grid, -3.4 to -4.2 % at factor 16, on 97-frame
-# cuts of the eval clips) and room for factor 32 (every 8th frame coded); since the model takes a chunk a
-# latent frame at a time (codec/slices.py) a 33-frame chunk needs less memory than a 17-frame
-# one did before (1080p: benchmarks/README.md).
+# cuts of the eval clips) and room for factor 32 (every 8th frame coded); since the model
+# takes a chunk a latent frame at a time (codec/slices.py) a 33-frame chunk needs less memory
+# than a 17-frame one did before (1080p: benchmarks/README.md).
 CHUNK_FRAMES = 33
 KEY_INTERVAL = 4
 

@@ -257,10 +257,10 @@ class DecodedChunk:
 
 
 def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision: str, warnings: list[str],
-                 state, key: bool) -> np.ndarray:
+                 state, key: bool, per_call: int) -> np.ndarray:
     """The `frames` frames the model decodes of one chunk (on a coarser grid than the
-    model's, its coded frames only), continuing `state`. On GPU out-of-memory the chunk is
-    decoded on the CPU instead (the stream fixes the chunk's shape, so it cannot be split the
+    model's, its coded frames only), continuing `state`, `per_call` latent frames per model
+    call (slices.py). On GPU out-of-memory the chunk is decoded on the CPU instead (the stream fixes the chunk's shape, so it cannot be split the
     way the encoder splits)."""
     import torch
 
@@ -270,7 +270,7 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
     try:
         with torch.inference_mode(), autocast(device, precision):
             return slices.decode(model, x.to(device), len(bits), state, key, r, header.height, header.width,
-                                 slices.latents_per_call(device))[:frames]
+                                 per_call)[:frames]
     except torch.cuda.OutOfMemoryError:
         if getattr(device, "type", "") != "cuda":
             raise
@@ -400,6 +400,7 @@ def decode_chunks(
     previous: np.ndarray | None = None  # last frame shown, for concealment (and a coarse grid's blend)
     stride = frame_stride(cfg.temporal_factor, header.temporal_factor)
     state = StreamState()  # this stream's causal state; bound to the model call only, never across the yield
+    per_call = slices.latents_per_call(device)
     try:
         for item in coded:
             entry, n = item.entry, item.entry.frame_count
@@ -413,7 +414,8 @@ def decode_chunks(
                 # Chunks before the first wanted one still go through the model: they carry
                 # its causal state.
                 modelled = n if stride == 1 else len(coded_indices(n, stride, entry.key))
-                frames = _decode_bits(model, item.bits, modelled, header, device, precision, warnings, state, entry.key)
+                frames = _decode_bits(model, item.bits, modelled, header, device, precision, warnings, state, entry.key,
+                                      per_call)
                 if stride > 1:
                     frames = fill(frames, n, stride, entry.key, previous)
                 timings.add("model", clock)

@@ -210,3 +210,24 @@ def test_one_frame_chunks_and_cut_stream_keep_the_same_history():
         segments = enc.encode(bits)
         enc.commit(bits, keep)
         np.testing.assert_array_equal(cut_dec.decode(segments[:1], bits.shape[1:]), bits[:1])
+
+
+def test_an_early_stop_codes_the_same_prefix_and_commits_the_same_state():
+    # A rate control that has seen enough planes stops the coder: the segments coded are the
+    # full encode's first ones, and a commit of them leaves the state a decoder has, so the
+    # chunks after it code the same bytes as after a full encode.
+    first, nxt = smooth_bits(K, T, H, W, seed=9), smooth_bits(K, T, H, W, seed=10)
+    full, early, dec = BitplaneCoder(K), BitplaneCoder(K), BitplaneCoder(K)
+    seen = []
+    part = early.encode(first, lambda sizes: seen.append(list(sizes)) or len(sizes) >= 3)
+    whole = full.encode(first)
+    assert len(part) == 3 and part == whole[:3]
+    assert seen == [[len(s) for s in whole[:n]] for n in (1, 2, 3)]
+    full.commit(first, 3)
+    early.commit(first, 3)
+    np.testing.assert_array_equal(dec.decode(part, (T, H, W)), first[:3])
+    assert early.encode(nxt) == full.encode(nxt)
+    early.commit(nxt, K)
+    np.testing.assert_array_equal(dec.decode(full.encode(nxt), (T, H, W)), nxt)
+    # Never stopping is a full encode.
+    assert BitplaneCoder(K).encode(first, lambda sizes: False) == whole

@@ -160,3 +160,67 @@ def test_a_rate_target_counts_a_video_whose_header_has_no_length(tmp_path, tiny_
     alone = codec.compress(iter(frames), io.BytesIO(), info, bpp=bpp, chunk_frames=5)
     assert res.planes == grouped.planes != alone.planes
     assert grouped.planes[0] > alone.planes[0]
+
+
+def test_enough_stops_where_no_further_plane_can_be_kept():
+    sizes = [3, 3, 4, 4, 5, 5, 6, 6]
+    # Fixed planes: enough once they are coded.
+    rc = RateController(8, planes=3)
+    assert [rc.enough(sizes[:n], pixels=1000) for n in range(1, 5)] == [False, False, True, True]
+    # A target: enough at the first prefix over the budget, and the choice among the planes
+    # coded up to there is the choice among all of them, chunk after chunk.
+    stopped, full = RateController(8, bpp=0.08), RateController(8, bpp=0.08)
+    for sizes in ([3, 3, 4, 4, 5, 5, 6, 6], [2, 2, 2, 3, 3, 3, 4, 4], [9] * 8):
+        n = next(n for n in range(1, 9) if stopped.enough(sizes[:n], pixels=1000) or n == 8)
+        assert sum(sizes[:n]) > stopped._budget(stopped._pixels + 1000) or n == 8
+        assert stopped.choose(sizes[:n], pixels=1000) == full.choose(sizes, pixels=1000)
+    assert stopped._spent == full._spent
+
+
+def test_enough_holds_a_key_chunk_to_its_group_budget():
+    key, inter = [100] * 8, [40] * 8
+    bpp = 880 * 8 / 3400  # 4 planes everywhere (test_a_key_chunk_is_budgeted_for_its_group)
+    stopped, full = _grouped(8, bpp, groups=2), _grouped(8, bpp, groups=2)
+    for group in range(2):
+        for sizes, px, key_chunk, latent in [(key, 1000, True, 2)] + [(inter, 800, False, 1)] * 3:
+            kw = dict(pixels=px, key=key_chunk, latent_frames=latent)
+            n = next(n for n in range(1, 9) if stopped.enough(sizes[:n], **kw) or n == 8)
+            assert n < 8  # the group's budget is reached before the last plane
+            assert stopped.choose(sizes[:n], **kw) == full.choose(sizes, **kw) == 4
+    # The ratio measured on the planes both chunks coded projects the second group's key chunk.
+    assert stopped._ratio == pytest.approx([0.4] * len(stopped._ratio))
+    assert stopped.miss(2 * 880) is None
+
+
+def test_a_target_over_every_plane_is_told_only_when_every_plane_was_coded(tmp_path, clip, reach, tiny_model_json):
+    # A target under the top stops the coder early; the warning for one over every plane
+    # still names the highest rate, which needs them all.
+    res = vtoken.encode(clip, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", chunk_frames=5, bpp=reach[1] * 3)
+    assert "highest reachable rate" in res.warnings[0]
+    rc = RateController(8, bpp=0.001)
+    rc.choose([5] * 3, pixels=1000)  # stopped after 3 of 8 planes
+    assert "highest" not in (rc.miss(10 ** 6) or "")
+
+
+@pytest.mark.parametrize("options", [dict(bpp=None), dict(planes=3)])
+def test_planes_past_the_kept_ones_are_not_coded_and_the_file_is_the_same(tmp_path, clip, reach, tiny_model_json,
+                                                                          monkeypatch, options):
+    from vtoken.entropy.coder import BitplaneCoder
+
+    if "bpp" in options:
+        options = dict(bpp=reach[0] + (reach[1] - reach[0]) * 0.3)
+    coded = []
+    encode = BitplaneCoder.encode
+
+    def counting(self, bits, enough=None):
+        segments = encode(self, bits, enough)
+        coded.append((len(segments), bits.shape[0]))
+        return segments
+
+    monkeypatch.setattr(BitplaneCoder, "encode", counting)
+    kw = dict(model=tiny_model_json, device="cpu", chunk_frames=5, **options)
+    vtoken.encode(clip, tmp_path / "early.mvt", **kw)
+    assert all(n <= k for n, k in coded) and any(n < k for n, k in coded)
+    monkeypatch.setattr(RateController, "enough", lambda self, *a, **k: False)  # every plane coded, as before
+    vtoken.encode(clip, tmp_path / "every.mvt", **kw)
+    assert (tmp_path / "early.mvt").read_bytes() == (tmp_path / "every.mvt").read_bytes()

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -166,14 +167,15 @@ def encode_chunks(
             # many as the last chunk kept; the first chunk is coded once on trial (state left as
             # it was) to learn how many fit.
             planes = rate.planes or (kept_planes[-1] if kept_planes else None)
+            # Planes past those the rate control can keep are not coded (RateController.enough).
+            budget = dict(pixels=n * h * w, overhead=chunk_overhead, key=key, latent_frames=z.shape[1])
+            enough = partial(rate.enough, **budget)
             if planes is None and held.threshold > 0:
-                trial = coder.encode(held.bits(z, key, commit=False))
-                planes = rate.choose([len(s) for s in trial], pixels=n * h * w, overhead=chunk_overhead, dry_run=True,
-                                     key=key, latent_frames=z.shape[1])
+                trial = coder.encode(held.bits(z, key, commit=False), enough)
+                planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
             bits = held.bits(z, key, planes)
-            segments = coder.encode(bits)
-            kept = rate.choose([len(s) for s in segments], pixels=n * h * w, overhead=chunk_overhead, key=key,
-                               latent_frames=bits.shape[1])
+            segments = coder.encode(bits, enough)
+            kept = rate.choose([len(s) for s in segments], **budget)
             held.sent(kept)
             coder.commit(bits, kept)
             clock = timings.add("entropy", clock)
@@ -185,7 +187,7 @@ def encode_chunks(
                     frame_count=n,
                     key=key,
                     latent_shape=tuple(bits.shape[1:]),
-                    planes_coded=len(segments),
+                    planes_coded=bits.shape[0],  # the model's; those past `enough` are not entropy coded
                     segments=list(segments[:kept]),
                     symbol_counts=[int(np.prod(bits.shape[1:]))] * kept,
                 )

@@ -57,7 +57,8 @@ class RateController:
     _spent: int = 0  # bytes the chunks so far kept (segments and their overhead)
     _pixels: int = 0  # pixels covered so far
     _lowest: int = 0  # bytes the chunks so far would cost with one plane each
-    _highest: int = 0  # ... and with every plane
+    _highest: int = 0  # ... and with every plane coded
+    _every_plane_seen: bool = True  # every chunk so far coded all its planes (`enough` stops early)
     # Groups (a key chunk and the chunks after it), set by the codec; 0 / 1 budget chunk by chunk.
     key_interval: int = 1  # chunks per group
     inter_pixels: int = 0  # pixels of a full chunk after a key chunk (groups need total_pixels too)
@@ -87,25 +88,21 @@ class RateController:
         that spends less leaves more for the next, and one that overshoots takes it back from
         the next: each chunk keeps the prefix whose cost lands nearest its budget (error
         diffusion), so the file ends within about half a plane of its last chunk of the target.
-        A target never drops below one plane."""
+        A target never drops below one plane. The sizes may stop short of every plane (see
+        `enough`): the choice is among those given."""
         n = len(segment_sizes)
-        costs = [size + overhead(k) for k, size in enumerate(accumulate(segment_sizes), 1)]
-        grouped = bool(key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs)
-        if key and grouped:
-            projected, end = self._projection(costs, pixels, latent_frames)
+        costs = _costs(segment_sizes, overhead)
+        grouped = self._grouped(key, costs)
         if self.planes is not None:
             kept = min(self.planes, n)
+            if key and grouped:  # the projection is still recorded (first_projection)
+                values, end = self._projection(costs, pixels, latent_frames)
         elif not costs:
             kept = 0
-        elif not grouped:
-            # Chunk by chunk: no groups, or a video of unknown length (its last group may be short).
-            kept = _nearest(costs, self._budget(self._pixels + pixels))
-        elif key:
-            kept = _nearest(projected, self._budget(end))
         else:
-            end = max(self._group_end, self._pixels + pixels)  # past a projected group: this chunk alone
-            kept = _nearest(costs, self._budget(end) * pixels / (end - self._pixels))
-            if not dry_run and self._key_costs and pixels == self.inter_pixels:
+            values, budget, end = self._target(costs, pixels, key, grouped, latent_frames)
+            kept = _nearest(values, budget)
+            if not (dry_run or key) and grouped and self._key_costs and pixels == self.inter_pixels:
                 # The group's first full continuing chunk: what it costs against its key chunk.
                 self._ratio = [c / k for c, k in zip(costs, self._key_costs)]
                 self._key_costs = None
@@ -114,13 +111,44 @@ class RateController:
         if key and grouped:
             self._group_end, self._key_costs = end, costs
             if self.first_projection is None and end > self._pixels + pixels:
-                self.first_projection = projected[kept - 1] * 8 / (end - self._pixels)
+                self.first_projection = values[kept - 1] * 8 / (end - self._pixels)
         cost = [overhead(0)] + costs  # what keeping 0..n planes costs
         self._spent += cost[kept]
         self._pixels += pixels
         self._lowest += cost[min(1, n)]
         self._highest += cost[n]
+        self._every_plane_seen &= n == self.bits
         return kept
+
+    def enough(self, segment_sizes: list[int], pixels: int, overhead=lambda planes: 0, key: bool | None = None,
+               latent_frames: int = 0) -> bool:
+        """Whether coding more planes of this chunk could change `choose`: not once the fixed
+        planes are in hand, nor once a prefix costs more than the budget (a chunk's cost only
+        grows with its planes, so a longer prefix lands further from it). The encoder stops
+        coding there: at 12 of 64 planes that is about a fifth of the entropy coder's work."""
+        if self.planes is not None:
+            return len(segment_sizes) >= self.planes
+        costs = _costs(segment_sizes, overhead)
+        if not costs:
+            return False
+        values, budget, _ = self._target(costs, pixels, key, self._grouped(key, costs), latent_frames)
+        return values[-1] > budget
+
+    def _grouped(self, key: bool | None, costs: list[int]) -> bool:
+        return bool(key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs)
+
+    def _target(self, costs: list[int], pixels: int, key: bool | None, grouped: bool,
+                latent_frames: int) -> tuple[list[float], float, int]:
+        """(what each prefix counts for, the budget it is held to, the pixels covered at the end
+        of the group or 0): a key chunk of a group counts for its group's projected bytes."""
+        if not grouped:
+            # Chunk by chunk: no groups, or a video of unknown length (its last group may be short).
+            return costs, self._budget(self._pixels + pixels), 0
+        if key:
+            projected, end = self._projection(costs, pixels, latent_frames)
+            return projected, self._budget(end), end
+        end = max(self._group_end, self._pixels + pixels)  # past a projected group: this chunk alone
+        return costs, self._budget(end) * pixels / (end - self._pixels), end
 
     def _budget(self, covered: int) -> float:
         """Bytes the chunks from here to `covered` pixels may cost: the target over everything
@@ -134,10 +162,12 @@ class RateController:
         key chunk keeps the planes at which that lands nearest the group's budget."""
         rest = max(0, min((self.key_interval - 1) * self.inter_pixels, self.total_pixels - self._pixels - pixels))
         ratio = self._ratio
-        if ratio is None or len(ratio) != len(costs):
+        if not ratio:
             # Until measured: a continuing chunk has one latent frame fewer, none of them a key frame.
             later = max(latent_frames - 1, 0)
-            ratio = [later / (KEY_FRAME_COST + later)] * len(costs)
+            ratio = [later / (KEY_FRAME_COST + later)]
+        # Measured up to the planes both chunks coded (`enough`); beyond them, as the last one.
+        ratio = ratio[: len(costs)] + ratio[-1:] * (len(costs) - len(ratio))
         follow = rest / self.inter_pixels  # continuing chunks in the group
         return [c * (1 + follow * r) for c, r in zip(costs, ratio)], self._pixels + pixels + rest
 
@@ -158,11 +188,16 @@ class RateController:
         if self.bpp < low:
             why = f"the lowest reachable rate for this input is about {low:.4g} bpp (one bit-plane per chunk"
             why += f"; {self.fixed_bytes * 8 / self._pixels:.4g} bpp of it headers and audio)" if self.fixed_bytes else ")"
-        elif self.bpp > high:
+        elif self.bpp > high and self._every_plane_seen:
             why = f"the highest reachable rate for this input is about {high:.4g} bpp (every bit-plane)"
         else:
             why = "the clip has too few chunks for finer steps between bit-planes"
         return f"target {self.bpp:.4g} bpp not reached: got {got:.4g} bpp ({(got / self.bpp - 1) * 100:+.0f} %); {why}"
+
+
+def _costs(segment_sizes: list[int], overhead) -> list[int]:
+    """What keeping 1..n planes costs: their segments and the chunk's overhead."""
+    return [size + overhead(k) for k, size in enumerate(accumulate(segment_sizes), 1)]
 
 
 def _nearest(costs: list[float], budget: float) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import constriction
 
@@ -101,8 +103,12 @@ class BitplaneCoder:
         before = None if old is None else old[1][: kept.shape[0]]
         self._tail = (before, kept[:, 0].copy())
 
-    def encode(self, bits: np.ndarray) -> list[bytes]:
-        """[K', T, H, W] uint8 -> one segment per plane. The coder's state is not changed."""
+    def encode(self, bits: np.ndarray, enough: Callable[[list[int]], bool] | None = None) -> list[bytes]:
+        """[K', T, H, W] uint8 -> one segment per plane. The coder's state is not changed.
+
+        `enough(sizes)`, called with the segment sizes so far after each plane, may end the
+        coding there (True): a rate control that cannot keep more planes than it has seen
+        need not pay for the rest. The segments coded are those it would have had."""
         out = check_bits(bits, self.bits)
         counts = self._counts.copy()
         pending: list[tuple[np.ndarray, np.ndarray]] = []
@@ -113,7 +119,7 @@ class BitplaneCoder:
             pending.append((known, n))
             return known
 
-        def on_plane(k: int) -> None:
+        def on_plane(k: int) -> bool:
             enc = constriction.stream.queue.RangeEncoder()
             if pending:
                 sym = np.concatenate([s for s, _ in pending]).astype(np.int32)
@@ -122,6 +128,7 @@ class BitplaneCoder:
             segments.append(_words_to_bytes(enc.get_compressed()))
             pending.clear()
             snapshots.append((counts.own[k].copy(), counts.last_pooled))
+            return enough is not None and enough([len(x) for x in segments])
 
         walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane, self.predictor, known=True)
         self._cache = (out, snapshots, counts)

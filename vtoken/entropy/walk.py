@@ -47,11 +47,13 @@ def walk(
     out: np.ndarray,
     planes: int,
     sink: Sink,
-    on_plane: Callable[[int], None] | None = None,
+    on_plane: Callable[[int], bool | None] | None = None,
     predictor: CrossPlanePredictor | None = None,
     known: bool = False,
-) -> None:
-    """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order.
+) -> int:
+    """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order,
+    or fewer: after each plane k, `on_plane(k)` returning True stops the walk there. Returns
+    the number of planes coded.
 
     `history` is None or (frame -2 as uint8 [P2, H, W] or None, frame -1 as uint8 [P, H, W]):
     the latent frames before this chunk as the decoder has them; planes >= P have no temporal
@@ -123,8 +125,9 @@ def walk(
             signs[k] -= 1.0
             neighbours[k] = neighbour_signs(signs[k].reshape(t_len, h, w)).reshape(-1)
         counts.end_plane(k)
-        if on_plane is not None:
-            on_plane(k)
+        if on_plane is not None and on_plane(k):
+            return k + 1
+    return planes
 
 
 class _FrameMotion:

@@ -55,6 +55,32 @@ def test_pinned_values():
 
 
 @needs_weights
+def test_a_reference_scored_many_times_keeps_its_features_and_the_same_values(monkeypatch):
+    from vtoken.metrics import lpips
+    from vtoken.metrics.lpips import ReferenceLPIPS
+
+    ref, dist = pairs()
+    reference = ReferenceLPIPS(ref, batch=2)
+    assert reference._feats is not None
+    # The reference is never recomputed: only the frames scored go through the network.
+    seen = []
+    features = reference.model.features
+    monkeypatch.setattr(reference.model, "features", lambda x: seen.append(len(x)) or features(x))
+    got = reference(dist)
+    assert seen == [2, 1]  # the 3 frames scored, in batches of 2, and no reference frame
+    monkeypatch.undo()
+    assert got == pytest.approx(PINNED, rel=1e-5, abs=1e-7)
+    for other in (dist, dist[::-1].copy()):
+        assert reference(other) == pytest.approx(lpips.lpips_frames(ref, other, batch=2), rel=1e-6, abs=1e-9)
+    # Too large to keep: every call scores as lpips_frames does.
+    small = ReferenceLPIPS(ref, batch=2, max_mib=0.01)
+    assert small._feats is None
+    assert small(dist) == pytest.approx(PINNED, rel=1e-5, abs=1e-7)
+    with pytest.raises(ValueError):
+        reference(dist[:2])
+
+
+@needs_weights
 def test_identity_and_symmetry():
     from vtoken.metrics import lpips_frames
 

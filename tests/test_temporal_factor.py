@@ -170,6 +170,34 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
     assert not (tmp_path / "b.mvt").exists()
 
 
+def test_auto_on_a_one_chunk_input_keeps_the_chosen_trial_as_the_stream(tmp_path, tiny_model_json, monkeypatch):
+    """A clip that is one chunk was coded whole by its trials: the chosen trial's bytes are the
+    stream, the same bytes as a plain encode at that grid, with no further coding."""
+    from vtoken.codec import codec as codec_module
+
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=9, size=(48, 40))
+    calls = []
+    real = codec_module.encode_chunks
+    monkeypatch.setattr(codec_module, "encode_chunks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for bpp in (0.07, 0.5):
+        calls.clear()
+        res = vtoken.encode(src, tmp_path / "auto.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=bpp,
+                            temporal_factor="auto", overwrite=True)
+        points = len(calls)  # every trial point, and no encode after them
+        assert points == len(res.factor_trials) + sum(t["at_target"] is not None for t in res.factor_trials)
+        plain = vtoken.encode(src, tmp_path / "plain.mvt", model=tiny_model_json, chunk_frames=9, device="cpu",
+                              bpp=bpp, temporal_factor=res.temporal_factor, overwrite=True)
+        assert (tmp_path / "auto.mvt").read_bytes() == (tmp_path / "plain.mvt").read_bytes()
+        assert (res.bytes, res.planes, res.frames) == (plain.bytes, plain.planes, plain.frames)
+    # One frame more is a second chunk: the stream is coded after the trials.
+    src = make_clip(tmp_path / "in10.y4m", codec="rawvideo", frames=10, size=(48, 40))
+    calls.clear()
+    res = vtoken.encode(src, tmp_path / "auto10.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
+                        temporal_factor="auto")
+    assert len(calls) == len(res.factor_trials) + sum(t["at_target"] is not None for t in res.factor_trials) + 1
+    assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "auto10.mvt", device="cpu")))) == 10
+
+
 def test_auto_choice_is_the_best_quality_within_the_target():
     from vtoken.codec.factor_choice import FactorTrial, candidate_factors, choose
 

@@ -20,6 +20,7 @@ the CLI prints it. Nothing here logs or prints.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,11 +165,21 @@ class Codec:
                 raise UsageError(factor_choice.NEEDS_BPP)
             frames = iter(frames)
             first = list(itertools.islice(frames, chunk_frames))
-            trials = factor_choice.run_trials(self, first, info, bpp, chunk_frames=chunk_frames, precision=precision,
-                                              source=source, lpips_device=str(self.device), hold=hold,
-                                              key_interval=key_interval, total_frames=total_frames)
+            trials, streams = factor_choice.run_trials(self, first, info, bpp, chunk_frames=chunk_frames,
+                                                       precision=precision, source=source,
+                                                       lpips_device=str(self.device), hold=hold,
+                                                       key_interval=key_interval, total_frames=total_frames)
             temporal_factor = factor_choice.choose(trials, bpp) if trials else None
-            frames = itertools.chain(first, frames)
+            after = next(frames, None)
+            if after is None and audio is None and temporal_factor in streams:
+                # The input was this one chunk: the chosen trial coded it exactly as the stream
+                # would (same header, same budget), so its bytes are the stream.
+                data, done = streams[temporal_factor]
+                out.write(data)
+                if on_chunk is not None:
+                    on_chunk(done.frames)
+                return dataclasses.replace(done, factor_trials=trials)
+            frames = itertools.chain(first, [] if after is None else [after], frames)
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
                                     rate={"planes": rate.planes, "bpp": None if bpp is None else float(bpp)},
                                     temporal_factor=temporal_factor,

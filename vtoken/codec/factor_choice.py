@@ -80,7 +80,8 @@ def read_at_target(target: float, near: tuple[float, float], other: tuple[float,
 
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
                source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD,
-               key_interval: int = defaults.KEY_INTERVAL, total_frames: int | None = None) -> list[FactorTrial]:
+               key_interval: int = defaults.KEY_INTERVAL,
+               total_frames: int | None = None) -> tuple[list[FactorTrial], dict[int, tuple]]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, coarsest
     first, up to the first whose one plane is over the target, in memory, as the stream
     itself would code its first chunk (same header, same rate budget: a key chunk keeps the
@@ -88,43 +89,48 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     trial's bpp is that projection (the group's own bytes per pixel), or the chunk's own
     bytes (its segments and index entry) per pixel where the chunk is the whole group. A
     trial more than RateController.TOLERANCE off the target is coded once more with one plane
-    more (under it) or fewer (over it), for its LPIPS at the target (read_at_target)."""
+    more (under it) or fewer (over it), for its LPIPS at the target (read_at_target).
+
+    Also returns each grid's stream at the target (factor: (bytes, Compressed)): when the input
+    is this one chunk, the chosen one is the whole stream."""
     if not frames:
-        return []
+        return [], {}
+    from ..metrics.lpips import ReferenceLPIPS
+
     ref = np.stack(frames)
-    trials = []
+    lpips = ReferenceLPIPS(ref, lpips_device)  # the reference's features once for every trial
+    trials, streams = [], {}
     for factor in candidate_factors(codec.config.temporal_factor, chunk_frames):
         kw = dict(chunk_frames=chunk_frames, key_interval=key_interval, precision=precision, source=source,
-                  temporal_factor=factor, hold=hold, total_frames=total_frames, lpips_device=lpips_device)
+                  temporal_factor=factor, hold=hold, total_frames=total_frames)
         try:
-            rate, score, planes = _trial_point(codec, ref, info, bpp=bpp, **kw)
+            rate, score, planes, stream = _trial_point(codec, ref, info, lpips, bpp=bpp, **kw)
         except UsageError:
             continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
-        trial = FactorTrial(factor, rate, score, planes)
+        trial, streams[factor] = FactorTrial(factor, rate, score, planes), stream
         if abs(rate / bpp - 1) > RateController.TOLERANCE:
             step = planes + 1 if rate < bpp else planes - 1
             if 1 <= step <= codec.config.bits:
-                other = _trial_point(codec, ref, info, planes=step, **kw)
+                other = _trial_point(codec, ref, info, lpips, planes=step, **kw)
                 trial.at_target = read_at_target(bpp, (rate, score), other[:2])
         trials.append(trial)
         if planes == 1 and not trial.fits(bpp):
             break  # one plane is over the target already; a finer grid's plane costs more
-    return trials
+    return trials, streams
 
 
-def _trial_point(codec, ref: np.ndarray, info, *, lpips_device: str, **options):
-    """(bpp, LPIPS, planes kept) of the first chunk `ref` (uint8 [T, H, W, 3]) coded with these
-    options, in memory."""
+def _trial_point(codec, ref: np.ndarray, info, lpips, **options):
+    """(bpp, LPIPS, planes kept, (stream bytes, Compressed)) of the first chunk `ref` (uint8
+    [T, H, W, 3]) coded with these options, in memory; `lpips` scores frames against `ref`."""
     from ..bitstream import MvtReader, stream_overhead
-    from ..metrics.lpips import lpips_frames
 
     buf = io.BytesIO()
     done = codec.compress(iter(ref), buf, info, **options)
     buf.seek(0)
     decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=options["precision"],
                                                                  warnings=[])])
-    score = float(lpips_frames(ref, decoded[: len(ref)], lpips_device).mean())
+    score = float(lpips(decoded[: len(ref)]).mean())
     rate = done.projected_bpp
     if rate is None:
         rate = (done.bytes - stream_overhead(done.header)) * 8 / (ref.shape[0] * ref.shape[1] * ref.shape[2])
-    return rate, score, done.planes[0]
+    return rate, score, done.planes[0], (buf.getvalue(), done)

@@ -103,12 +103,19 @@ class LPIPS(nn.Module):
                              f"{tuple(x0.shape)} and {tuple(x1.shape)}")
         n = x0.shape[0]
         # one backbone pass over both images: same result, half the Python overhead
-        feats = self.net((torch.cat([x0, x1]) - self.shift) / self.scale)
+        feats = self.features(torch.cat([x0, x1]))
+        return self.distance([f[:n] for f in feats], [f[n:] for f in feats])
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The five unit-normalised feature maps of float [N, 3, H, W] images in [-1, 1]."""
+        feats = self.net((x - self.shift) / self.scale)
+        return [f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + _EPS) for f in feats]
+
+    def distance(self, f0: list[torch.Tensor], f1: list[torch.Tensor]) -> torch.Tensor:
+        """LPIPS [N] between two sets of `features`."""
         total = 0
-        for i, f in enumerate(feats):
-            f = f / (torch.sqrt(torch.sum(f * f, dim=1, keepdim=True)) + _EPS)
-            d = (f[:n] - f[n:]) ** 2
-            total = total + getattr(self, f"lin{i}")(d).mean(dim=(1, 2, 3))
+        for i, (a, b) in enumerate(zip(f0, f1)):
+            total = total + getattr(self, f"lin{i}")((a - b) ** 2).mean(dim=(1, 2, 3))
         return total
 
 
@@ -142,3 +149,39 @@ def lpips_frames(ref: np.ndarray, dist: np.ndarray, device: str | torch.device =
             d = model(frames_to_tensor(ref[i:i + batch], dev), frames_to_tensor(dist[i:i + batch], dev))
             out.append(d.double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+class ReferenceLPIPS:
+    """Per-frame LPIPS of many versions of the same uint8 [T, H, W, 3] frames (an encoder's
+    trials): the reference's features are computed once and kept when they fit in `max_mib`
+    (about 9 MB a frame at 640x360), else recomputed as `lpips_frames` does."""
+
+    def __init__(self, ref: np.ndarray, device: str | torch.device = "cpu", batch: int = 8, max_mib: float = 512):
+        self.ref, self.batch = ref, max(1, batch)
+        self.model = get_lpips(device)
+        self.device = next(self.model.parameters()).device
+        self._feats: list[list[torch.Tensor]] | None = None
+        h, w = ref.shape[1:3]
+        # feature values per frame: conv1 at stride 4, conv2 after a 3x3/2 pool, conv3-5 after another
+        h1, w1 = (h + 4 - 11) // 4 + 1, (w + 4 - 11) // 4 + 1
+        h2, w2 = (h1 - 3) // 2 + 1, (w1 - 3) // 2 + 1
+        h3, w3 = (h2 - 3) // 2 + 1, (w2 - 3) // 2 + 1
+        per_frame = 64 * h1 * w1 + 192 * h2 * w2 + (384 + 256 + 256) * h3 * w3
+        if len(ref) * per_frame * 4 <= max_mib * 2**20:
+            with torch.inference_mode():
+                self._feats = [self.model.features(frames_to_tensor(ref[i:i + self.batch], self.device))
+                               for i in range(0, len(ref), self.batch)]
+
+    def __call__(self, dist: np.ndarray) -> np.ndarray:
+        """float64 [T] LPIPS of `dist` against the reference."""
+        if self._feats is None:
+            return lpips_frames(self.ref, dist, batch=self.batch, model=self.model)
+        from .psnr import check_pair
+
+        check_pair(self.ref, dist)
+        out = []
+        with torch.inference_mode():
+            for j, i in enumerate(range(0, len(dist), self.batch)):
+                d = self.model.features(frames_to_tensor(dist[i:i + self.batch], self.device))
+                out.append(self.model.distance(self._feats[j], d).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)

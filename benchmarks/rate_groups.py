@@ -28,16 +28,19 @@ def chunk_by_chunk():
     """The rate controller without groups: every chunk held to its own pixels' share."""
     from vtoken.codec.rate import RateController
 
-    grouped = RateController.choose
+    grouped, grouped_enough = RateController.choose, RateController.enough
 
     def alone(self, sizes, pixels, overhead=lambda planes: 0, dry_run=False, key=None, latent_frames=0):
         return grouped(self, sizes, pixels, overhead, dry_run)
 
-    RateController.choose = alone
+    def enough_alone(self, sizes, pixels, overhead=lambda planes: 0, key=None, latent_frames=0):
+        return grouped_enough(self, sizes, pixels, overhead)
+
+    RateController.choose, RateController.enough = alone, enough_alone
     try:
         yield
     finally:
-        RateController.choose = grouped
+        RateController.choose, RateController.enough = grouped, grouped_enough
 
 
 def main(argv=None) -> int:

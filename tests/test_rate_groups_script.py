@@ -19,4 +19,7 @@ def test_chunk_by_chunk_budgets_a_key_chunk_alone_and_is_undone_after():
     assert _controller().choose([100] * 8, **key) == 4  # its group's share: 4 planes everywhere
     with script.chunk_by_chunk():
         assert _controller().choose([100] * 8, **key) == 3  # its own pixels' share
+        # ... and the coder stops at that share (259 bytes), not the group's
+        assert _controller().enough([100] * 3, **key) and not _controller().enough([100] * 2, **key)
     assert _controller().choose([100] * 8, **key) == 4
+    assert not _controller().enough([100] * 4, **key) and _controller().enough([100] * 5, **key)

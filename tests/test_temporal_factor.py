@@ -124,6 +124,15 @@ def test_cli_encodes_at_a_finer_temporal_factor(tmp_path, tiny_model_json):
     assert not (tmp_path / "b.mvt").exists()
 
 
+def _tried_in_order(trials, target):
+    """Coarsest first, stopping only at the first grid past the best (or at the finest)."""
+    from vtoken.codec.factor_choice import past_best
+
+    assert [t.factor for t in trials] == [8, 4, 2, 1][:len(trials)]
+    assert not any(past_best(trials[:n], target) for n in range(1, len(trials)))
+    assert len(trials) == 4 or past_best(trials, target)
+
+
 def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_path, tiny_model_json):
     """temporal_factor="auto" with a bpp target: the first chunk is coded on every grid the
     chunk length allows, and the stream uses the grid choose() picks from those trials; each
@@ -137,7 +146,7 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
     res = vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
                         temporal_factor="auto")
     trials = [FactorTrial(**t) for t in res.factor_trials]
-    assert [t.factor for t in trials] == [8, 4, 2, 1]
+    _tried_in_order(trials, 0.5)
     assert res.temporal_factor == choose(trials, 0.5)
     with open_mvt(tmp_path / "a.mvt") as reader:
         assert reader.header.temporal_factor == res.temporal_factor
@@ -157,7 +166,7 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
     mid = vtoken.encode(src, tmp_path / "mid.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.07,
                         temporal_factor="auto")
     trials = [FactorTrial(**t) for t in mid.factor_trials]
-    assert [t.factor for t in trials] == [8, 4, 2, 1]
+    _tried_in_order(trials, 0.07)
     assert all(t.at_target is not None for t in trials if t.bpp < 0.07 / 1.1)
     assert mid.temporal_factor == choose(trials, 0.07)
     # A target below one plane of the coarsest grid: the finer grids are not tried.
@@ -215,6 +224,20 @@ def test_auto_choice_is_the_best_quality_within_the_target():
     assert choose([FactorTrial(2, 0.1, 0.2, 9), FactorTrial(4, 0.1, 0.2, 9)], 0.1) == 4
 
 
+def test_auto_trials_stop_past_the_best_grid():
+    from vtoken.codec.factor_choice import FactorTrial, past_best
+
+    fits = [FactorTrial(16, 0.010, 0.40, 9), FactorTrial(8, 0.010, 0.35, 6), FactorTrial(4, 0.010, 0.37, 4)]
+    assert not past_best(fits[:1], 0.01) and not past_best(fits[:2], 0.01)
+    assert past_best(fits, 0.01)  # 4 scores worse than 8: 2 and 1 are not tried
+    # A tie is not past the best (choose() keeps the coarser grid of a tie).
+    assert not past_best(fits[:2] + [FactorTrial(4, 0.010, 0.35, 4)], 0.01)
+    # A trial over the target neither counts as the best nor stops the trials.
+    over = [FactorTrial(16, 0.010, 0.40, 9), FactorTrial(8, 0.020, 0.45, 6)]
+    assert not past_best(over, 0.01)
+    assert past_best(over + [FactorTrial(4, 0.010, 0.41, 4)], 0.01)
+
+
 def test_auto_compares_grids_at_the_target_rate():
     from vtoken.codec.factor_choice import FactorTrial, choose, read_at_target
 
@@ -245,7 +268,7 @@ def test_cli_auto_temporal_factor_says_what_it_tried(tmp_path, tiny_model_json):
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "a.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.5"])
     assert run.exit_code == 0, run.output
-    assert "temporal factor" in run.output and "first chunk tried at 32: " in run.output and "; 16: " in run.output and "; 4: " in run.output
+    assert "temporal factor" in run.output and "first chunk tried at 32: " in run.output and "; 16: " in run.output
     # Trials well under the target (one plane each here) also say their LPIPS read at it.
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "c.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--temporal-factor", "auto", "--bpp", "0.08"])

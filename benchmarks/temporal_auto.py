@@ -1,7 +1,8 @@
 """What `--temporal-factor auto` buys at a bpp target: each clip is encoded at each target on
 the model's own time grid and with auto (the first chunk tried on every grid, vtoken.codec.
 factor_choice), both decoded and scored with LPIPS against the source; one line per clip and
-target: rate, LPIPS, the grid auto chose with its trials, and the encode wall time.
+target: rate, LPIPS, the grid auto chose with its trials, and the encode's wall time (`vtoken
+encode`'s own, model load excluded; before 2026-12-06 the column also held the decode and LPIPS).
 
     python benchmarks/temporal_auto.py [NAME=]CLIP.y4m [...] [--names a,b,...] [--bpp 0.04,0.08,0.12]
         [--model NAME|JSON] [--device cpu] [--chunk-frames 17] [--out results.md]
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import clip_probe
@@ -42,10 +42,9 @@ def main(argv=None) -> int:
             ref = clip_probe.frames(clip)
             for target in targets:
                 for factor in (None, "auto"):
-                    start = time.perf_counter()
                     res, _, score = clip_probe.coded(clip, ref, Path(tmp) / "x.mvt", args.device, model=args.model,
                                                      bpp=target, temporal_factor=factor, **chunks)
-                    seconds = time.perf_counter() - start
+                    seconds = res.seconds  # the encode alone (the decode and scoring here are not its cost)
                     grid = f"auto: {res.temporal_factor}" if factor else str(res.temporal_factor)
                     tried = ", ".join(f"{t['factor']}: {t['bpp']:.4f}, {t['lpips']:.3f}" for t in res.factor_trials)
                     lines.append(f"| {name} | {target} | {grid} | {res.bpp:.4f} | {score:.4f} | {seconds:.1f} | "

@@ -96,7 +96,8 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
                key_interval: int = defaults.KEY_INTERVAL,
                total_frames: int | None = None) -> tuple[list[FactorTrial], dict[int, tuple]]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, coarsest
-    first, up to the first whose one plane is over the target, in memory, as the stream
+    first, up to the first whose one plane is over the target or that scores worse than the
+    best before it (past_best), in memory, as the stream
     itself would code its first chunk (same header, same rate budget: a key chunk keeps the
     planes at which its group is projected to meet the target, rate.py). A
     trial's bpp is that projection (the group's own bytes per pixel), or the chunk's own

@@ -197,9 +197,13 @@ def test_a_target_over_every_plane_is_told_only_when_every_plane_was_coded(tmp_p
     # still names the highest rate, which needs them all.
     res = vtoken.encode(clip, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", chunk_frames=5, bpp=reach[1] * 3)
     assert "highest reachable rate" in res.warnings[0]
-    rc = RateController(8, bpp=0.001)
-    rc.choose([5] * 3, pixels=1000)  # stopped after 3 of 8 planes
-    assert "highest" not in (rc.miss(10 ** 6) or "")
+    # The same controller state with every plane seen, and stopped after 3 of 8: only the
+    # first knows the highest reachable rate.
+    every, stopped = RateController(8, bpp=100.0), RateController(8, bpp=100.0)
+    every.choose([5] * 8, pixels=1000)
+    stopped.choose([5] * 3, pixels=1000)
+    assert "highest reachable rate for this input is about 0.32 bpp" in every.miss(40)
+    assert "not reached" in stopped.miss(15) and "highest" not in stopped.miss(15)
 
 
 @pytest.mark.parametrize("options", [dict(bpp=None), dict(planes=3)])

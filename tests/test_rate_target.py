@@ -206,13 +206,12 @@ def test_a_target_over_every_plane_is_told_only_when_every_plane_was_coded(tmp_p
     assert "not reached" in stopped.miss(15) and "highest" not in stopped.miss(15)
 
 
-@pytest.mark.parametrize("options", [dict(bpp=None), dict(planes=3)])
+@pytest.mark.parametrize("kind", ["bpp", "planes"])
 def test_planes_past_the_kept_ones_are_not_coded_and_the_file_is_the_same(tmp_path, clip, reach, tiny_model_json,
-                                                                          monkeypatch, options):
+                                                                          monkeypatch, kind):
     from vtoken.entropy.coder import BitplaneCoder
 
-    if "bpp" in options:
-        options = dict(bpp=reach[0] + (reach[1] - reach[0]) * 0.3)
+    options = dict(bpp=reach[0] + (reach[1] - reach[0]) * 0.3) if kind == "bpp" else dict(planes=3)
     coded = []
     encode = BitplaneCoder.encode
 

@@ -121,7 +121,8 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
             rate, score, planes, stream = _trial_point(codec, ref, info, lpips, bpp=bpp, **kw)
         except UsageError:
             continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
-        trial, streams[factor] = FactorTrial(factor, rate, score, planes), stream
+        trial = FactorTrial(factor, rate, score, planes)
+        streams[factor] = stream
         if abs(rate / bpp - 1) > RateController.TOLERANCE:
             step = planes + 1 if rate < bpp else planes - 1
             if 1 <= step <= codec.config.bits:

@@ -262,8 +262,8 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
                  state, key: bool, per_call: int) -> np.ndarray:
     """The `frames` frames the model decodes of one chunk (on a coarser grid than the
     model's, its coded frames only), continuing `state`, `per_call` latent frames per model
-    call (slices.py). On GPU out-of-memory the chunk is decoded on the CPU instead (the stream fixes the chunk's shape, so it cannot be split the
-    way the encoder splits)."""
+    call (slices.py). On GPU out-of-memory the chunk is decoded on the CPU instead (the
+    stream fixes the chunk's shape, so it cannot be split the way the encoder splits)."""
     import torch
 
     x = torch.from_numpy(bits).unsqueeze(0)

@@ -161,16 +161,12 @@ class ReferenceLPIPS:
         self.model = get_lpips(device)
         self.device = next(self.model.parameters()).device
         self._feats: list[list[torch.Tensor]] | None = None
-        h, w = ref.shape[1:3]
-        # feature values per frame: conv1 at stride 4, conv2 after a 3x3/2 pool, conv3-5 after another
-        h1, w1 = (h + 4 - 11) // 4 + 1, (w + 4 - 11) // 4 + 1
-        h2, w2 = (h1 - 3) // 2 + 1, (w1 - 3) // 2 + 1
-        h3, w3 = (h2 - 3) // 2 + 1, (w2 - 3) // 2 + 1
-        per_frame = 64 * h1 * w1 + 192 * h2 * w2 + (384 + 256 + 256) * h3 * w3
-        if len(ref) * per_frame * 4 <= max_mib * 2**20:
-            with torch.inference_mode():
-                self._feats = [self.model.features(frames_to_tensor(ref[i:i + self.batch], self.device))
-                               for i in range(0, len(ref), self.batch)]
+        with torch.inference_mode():
+            first = self.model.features(frames_to_tensor(ref[:self.batch], self.device))
+            per_frame = sum(f.numel() * f.element_size() for f in first) / max(1, len(ref[:self.batch]))
+            if len(ref) * per_frame <= max_mib * 2**20:
+                self._feats = [first] + [self.model.features(frames_to_tensor(ref[i:i + self.batch], self.device))
+                                         for i in range(self.batch, len(ref), self.batch)]
 
     def __call__(self, dist: np.ndarray) -> np.ndarray:
         """float64 [T] LPIPS of `dist` against the reference."""

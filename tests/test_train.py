@@ -14,7 +14,7 @@ import torch
 
 from vtoken.errors import UsageError
 from vtoken.train import checkpoint as ckpt
-from vtoken.train.data import ClipCache, ClipSampler, DataConfig, _frame_indices, refuse_eval_path
+from vtoken.train.data import ClipCache, ClipSampler, DataConfig, _frame_indices, _repeated, refuse_eval_path
 from vtoken.train.losses import LossConfig, TokenizerLoss, frame_weights, frame_window, sample_planes
 from vtoken.train.loop import OptimConfig, TrainConfig, setup_distributed, train
 
@@ -67,6 +67,22 @@ def test_short_clips_ping_pong():
     assert len(idx) == 9 and idx.min() >= 0 and idx.max() <= 2
     assert np.all(np.abs(np.diff(idx)) == 1)  # continuous motion, no jump back to frame 0
     assert np.array_equal(_frame_indices(1, 5, 2, rng), np.zeros(5))
+
+
+def test_repeated_frames_as_a_finer_grid_feeds_them():
+    # codec/frames.py on a grid 4x finer: the first frame once, then every frame 4 times
+    assert _repeated(np.array([5, 6, 7, 8, 9]), 4, 17).tolist() == [5] + [6] * 4 + [7] * 4 + [8] * 4 + [9] * 4
+    assert _repeated(np.array([5, 6, 7, 8]), 2, 6).tolist() == [5, 6, 6, 7, 7, 8]
+    with pytest.raises(UsageError, match="frame_repeats"):
+        DataConfig(roots=[], frame_repeats=[0]).validate()
+
+
+def test_sampler_repeats_video_frames():
+    # Videos only (photo_prob 0): with repeats [2] every clip is f0, f1, f1, f2, f2 exactly.
+    cfg = DataConfig(roots=[], package_samples=False, frames=5, size=16, photo_prob=0.0, frame_repeats=[2])
+    clip = ClipSampler(ClipCache.build(cfg, _arrays()), cfg).sample()
+    assert torch.equal(clip[:, 1], clip[:, 2]) and torch.equal(clip[:, 3], clip[:, 4])
+    assert not torch.equal(clip[:, 0], clip[:, 1]) and not torch.equal(clip[:, 2], clip[:, 3])
 
 
 def test_sampler_shapes_range_and_rng_restore():

@@ -58,6 +58,9 @@ class DataConfig:
     scale_max: float = 2.0
     photo_prob: float = 0.4  # probability that a clip is made from a photo
     frame_strides: list[int] = field(default_factory=lambda: [1, 1, 2])  # temporal subsampling
+    # Each video clip shows every frame r times (r drawn from this list; the first frame once),
+    # as the codec feeds the model on a time grid r times finer than its own (codec/frames.py).
+    frame_repeats: list[int] = field(default_factory=lambda: [1])
     max_pan: float = 0.5  # photo camera path: max translation over the clip, in crop widths
     max_zoom: float = 1.25  # photo camera path: max zoom ratio between first and last frame
     max_rotate_deg: float = 4.0
@@ -77,6 +80,8 @@ class DataConfig:
             raise UsageError("data.scale_min/scale_max: need 0.25 <= scale_min <= scale_max")
         if not self.frame_strides or any(s < 1 for s in self.frame_strides):
             raise UsageError("data.frame_strides: give a non-empty list of positive integers")
+        if not self.frame_repeats or any(r < 1 for r in self.frame_repeats):
+            raise UsageError("data.frame_repeats: give a non-empty list of positive integers")
         for root in self.roots:
             refuse_eval_path(root)
 
@@ -297,7 +302,11 @@ class ClipSampler:
         else:
             src = self.cache.videos[int(rng.integers(n_v))]
             stride = int(c.frame_strides[int(rng.integers(len(c.frame_strides)))])
-            idx = torch.from_numpy(_frame_indices(src.shape[0], c.frames, stride, rng))
+            # One draw only where there is a choice: configs without repeats sample as before.
+            repeat = int(c.frame_repeats[int(rng.integers(len(c.frame_repeats)))]) if len(c.frame_repeats) > 1 \
+                else c.frame_repeats[0]
+            distinct = 1 + -(-(c.frames - 1) // repeat)
+            idx = torch.from_numpy(_repeated(_frame_indices(src.shape[0], distinct, stride, rng), repeat, c.frames))
             motion = False
         return self._resample(src, idx, motion)
 
@@ -351,6 +360,11 @@ class ClipSampler:
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         out = (out / 127.5 - 1.0).clamp_(-1, 1)  # [T, 3, S, S]
         return out.permute(1, 0, 2, 3).contiguous()
+
+
+def _repeated(idx: np.ndarray, repeat: int, t: int) -> np.ndarray:
+    """The first index once, then each of the others `repeat` times, cut to t."""
+    return np.concatenate([idx[:1], np.repeat(idx[1:], repeat)])[:t]
 
 
 def _frame_indices(n: int, t: int, stride: int, rng: np.random.Generator) -> np.ndarray:

@@ -42,6 +42,15 @@ def header(title: str, script: str, argv, device: str, setup: str) -> list[str]:
             f"- machine: {m['cpu']}, {m['cores']} cores; device {device}; {setup}"]
 
 
+def finish(lines: list[str], out: Path | None) -> int:
+    """The results' lines written to `out` (when given) and printed; the script's exit status."""
+    text = "\n".join(lines) + "\n"
+    if out:
+        out.write_text(text)
+    print(text)
+    return 0
+
+
 def frames(path: Path):
     """All the clip's frames, uint8 [T, H, W, 3]."""
     import numpy as np

@@ -223,11 +223,7 @@ def main(argv=None) -> int:
                 setattr(em, constant, shipped_value)
     for w in (0.25, 0.5):
         row(f"SSE per plane and context kind, w {w}", make_sse=lambda w=w: SecondaryEstimate(w))
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-    return 0
+    return clip_probe.finish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -85,11 +85,7 @@ def main(argv=None) -> int:
                 value = f"{bd.value:+.4f}" if bd.value is not None else f"- ({bd.reason})"
                 lines.append(f"| {name} | {factor} | {value} | {cells} |")
     lines += ["", f"- wall time {time.perf_counter() - started:.0f} s"]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-    return 0
+    return clip_probe.finish(lines, args.out)
 
 
 if __name__ == "__main__":

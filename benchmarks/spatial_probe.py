@@ -56,7 +56,7 @@ def bd_with(bench: Path, points: dict) -> list[str]:
 
     import numpy as np
 
-    from vtoken.bench.curves import _front, curves
+    from vtoken.bench.curves import curves, pareto_front
     from vtoken.metrics.bdrate import bd_metric, bd_rate
 
     data = json.loads(bench.read_text())
@@ -74,7 +74,7 @@ def bd_with(bench: Path, points: dict) -> list[str]:
             cells, rates, metrics = [], [], []
             for clip in clips:
                 test = per_clip[clip][name] + (extra[clip] if added else [])
-                test = _front(test, "lpips") if added else test
+                test = pareto_front(test, "lpips") if added else test
                 anchor = per_clip[clip]["hevc"]
                 args = ([r["bpp"] for r in anchor], [r["metrics"]["lpips"] for r in anchor],
                         [r["bpp"] for r in test], [r["metrics"]["lpips"] for r in test])
@@ -129,8 +129,9 @@ def main(argv=None) -> int:
                     print(lines[-1], flush=True)
                     points.setdefault((name, scale), []).append((bpp, lp))
     if args.bench:
-        lines += bd_with(args.bench, points)
-        print("\n".join(lines[-8:]), flush=True)
+        table = bd_with(args.bench, points)
+        lines += table
+        print("\n".join(table), flush=True)
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
     return 0

@@ -156,12 +156,12 @@ def replay(log: list, make_counts, make_sse=None, check: bool = False) -> float:
     return total
 
 
-def key_split(log: list) -> str:
+def key_split(log: list, planes: int) -> str:
     """The key latent frame's share of the bits and bits per coded bit of key / predicted
     latent frames per group of planes (intra contexts are the key frame's)."""
     from vtoken.entropy import contexts as cx
 
-    cost, count = np.zeros((2, 64)), np.zeros((2, 64))
+    cost, count = np.zeros((2, planes)), np.zeros((2, planes))
     for event in log:
         if event[0] == "batch":
             _, k, ctx, n, bits = event
@@ -172,7 +172,7 @@ def key_split(log: list) -> str:
                 count[kind, k] += (intra == kind).sum()
     share = cost[1].sum() / cost.sum()
     groups = ", ".join(f"{a}-{b - 1}: {cost[1, a:b].sum() / count[1, a:b].sum():.3f} / "
-                       f"{cost[0, a:b].sum() / count[0, a:b].sum():.3f}" for a, b in PLANE_GROUPS)
+                       f"{cost[0, a:b].sum() / count[0, a:b].sum():.3f}" for a, b in PLANE_GROUPS if b <= planes)
     return f"{share:.3f} | {groups}"
 
 
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     lines += ["", "## The shipped counts and the key latent frame", "",
               "| clip | file bytes | ideal bytes (replay) | key frame's share of the bits | bits per coded bit, "
               "key / predicted latent frames, by planes |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {sizes[name]} | {shipped[name] / 8:.0f} | {key_split(logs[name])} |" for name in logs]
+    lines += [f"| {name} | {sizes[name]} | {shipped[name] / 8:.0f} | {key_split(logs[name], planes)} |" for name in logs]
     lines += ["", "## Variants: ideal bits against the shipped counts (%, negative saves)", "",
               "| variant | " + " | ".join(logs) + " | mean |", "|---|" + "---|" * (len(logs) + 1)]
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from vtoken.codec.factor_choice import FactorTrial, choose, past_best
 
+import clip_probe
+
 
 def replay(trials: list[FactorTrial], target: float) -> list[FactorTrial]:
     """The trials auto would have run with the rule: up to the first one past the best."""
@@ -48,11 +50,7 @@ def main(argv=None) -> int:
             lines.append(f"| {path.parent.name} | {r['clip']} | {target:g} | {full} | {pruned} | "
                          f"{len(run)} / {len(trials)} |")
     lines += ["", f"{decisions} decisions: {changed} changed by the rule; {skipped} of {recorded} trials skipped."]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out:
-        args.out.write_text(text)
-    return 0
+    return clip_probe.finish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""What the clip probes (temporal_auto.py, sharpen_probe.py, rate_groups.py) share: their
-clip and device arguments, the clips' frames, the results' header, and one clip coded,
-decoded and scored with LPIPS. Not a script: they import it (it lives beside them).
+"""What the clip probes (temporal_auto.py, sharpen_probe.py, spatial_probe.py, coder_replay.py,
+rate_groups.py) share: their clip and device arguments, the clips' frames, the results'
+header and file, and one clip coded, decoded and scored with LPIPS (auto_pruning.py takes the
+file's writing). Not a script: they import it (it lives beside them).
 """
 
 from __future__ import annotations

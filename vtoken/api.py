@@ -93,6 +93,7 @@ def encode(
     progress: bool = False,
     temporal_factor: int | str | None = None,
     hold: float = defaults.HOLD,
+    refine: int = defaults.REFINE,
 ) -> EncodeResult:
     """Encode a video or image file `src` into the .mvt file `dst`.
 
@@ -109,7 +110,10 @@ def encode(
     with the lowest LPIPS within the target (vtoken.codec.factor_choice); the result's
     `factor_trials` say what each gave. `hold`: the encoder's hysteresis on predicted latent
     frames, the threshold in full up to defaults.HOLD_FULL_PLANES kept planes and that over
-    the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are)."""
+    the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are).
+    `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
+    refined against the decoder for LPIPS + L1, at about `refine` x 10 decodes of encode time
+    (0: off; not with temporal factor auto)."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path
@@ -119,7 +123,8 @@ def encode(
     # Arguments, the input and the output are checked before the model loads.
     encode_options(src=src, dst=dst, planes=planes, quality=quality, bpp=bpp, device=device,
                    chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
-                   overwrite=overwrite, progress=progress, temporal_factor=temporal_factor, hold=hold)
+                   overwrite=overwrite, progress=progress, temporal_factor=temporal_factor, hold=hold,
+                   refine=refine)
     check_input_path(src, "video file or folder of images", folder_ok=True)
     check_output_path(dst, overwrite, inputs=[src])
     dev = resolve_device(device)
@@ -137,7 +142,8 @@ def encode(
             done = codec.compress(reader.frames(), f, info, planes=planes, quality=quality, bpp=bpp,
                                   chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                                   audio=audio, source=str(src), timings=timings, on_chunk=bar.update,
-                                  temporal_factor=temporal_factor, hold=hold, total_frames=total)
+                                  temporal_factor=temporal_factor, hold=hold, refine=refine,
+                                  total_frames=total)
     seconds = time.perf_counter() - started
     size = done.bytes  # as written: a pipe or device written through has no size afterwards
     ident = codec.model.identity

@@ -163,13 +163,17 @@ def _show_progress(flag: bool | None) -> bool:
               "this of zero keeps the previous frame's bit (fewer bytes on still scenes); in full up to "
               f"{defaults.HOLD_FULL_PLANES} kept planes, {defaults.HOLD_FULL_PLANES}/planes of it above; 0 codes the "
               "model's signs.")
+@click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
+              help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (LPIPS + "
+              "L1; better quality per byte, about STEPS x 10 decodes of encode time); not with --temporal-factor "
+              "auto; 0: off.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option("--workers", type=int, help="With -d: encode on N local worker processes (or N Ray actors with --ray).")
 @click.option("--ray", "ray_address", metavar="auto|ADDRESS", help="With -d: encode on Ray (pip install 'vtoken[ray]').")
 def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, temporal_factor, precision,
-           key_interval, hold, overwrite, as_json, progress, workers, ray_address):
+           key_interval, hold, refine, overwrite, as_json, progress, workers, ray_address):
     """Encode a video or image into a .mvt file (OUTPUT `-` writes it to stdout).
 
     \b
@@ -195,9 +199,10 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
             raise UsageError("give --bpp or --bitrate, not both")
         if not bitrate > 0:
             raise UsageError(f"bitrate must be positive, got {bitrate}")
-    from .validate import hold_threshold
+    from .validate import hold_threshold, refine_steps
 
     hold_threshold(hold, "--hold")  # once, before any worker starts
+    refine_steps(refine, temporal_factor, "--refine")
     results, failures = [], []
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
@@ -212,7 +217,8 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
         results, failures = encode_corpus(paths, out_dir, model=model, device=device, workers=workers or 1,
                                           ray=ray_address, overwrite=overwrite, planes=planes, quality=quality,
                                           bpp=bpp, chunk_frames=chunk_frames, key_interval=key_interval,
-                                          precision=precision, temporal_factor=temporal_factor, hold=hold)
+                                          precision=precision, temporal_factor=temporal_factor, hold=hold,
+                                          refine=refine)
         for res in results:
             if not as_json:
                 _say(f"{res['path']}: {res['frames']} frames {res['width']}x{res['height']}, {res['bytes']} bytes, "
@@ -235,7 +241,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
             res = api.encode(src, dst, model=model, planes=planes, quality=quality, bpp=target, device=device,
                              chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                              overwrite=overwrite, progress=_show_progress(progress), temporal_factor=temporal_factor,
-                             hold=hold)
+                             hold=hold, refine=refine)
             results.append(res.to_dict())
             for warning in res.warnings:
                 _say(f"vtoken: warning: {src}: {warning}", to_stderr=True)

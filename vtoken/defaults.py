@@ -27,6 +27,16 @@ HOLD = 0.5
 HOLD_PREV_WEIGHT = 0.0
 HOLD_FULL_PLANES = 8
 
+# The encoder's search (vtoken/codec/refine.py, `vtoken encode --refine N`): N Adam steps of
+# this learning rate on each latent frame's values through the sign, against the loss the
+# model was trained with (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS of the decoded frames). Off by
+# default: it costs about 10 decodes per step (benchmarks/README.md).
+REFINE = 0
+REFINE_MAX = 1000
+REFINE_LR = 0.08
+REFINE_L1 = 5.0
+REFINE_LPIPS = 8.0
+
 # Latent frames the model takes per call, by device (vtoken/codec/slices.py); a device not
 # named takes a whole chunk per call. On the CPU one latent frame (4 frames) per call gave the
 # lowest memory of 1, 2 and the whole chunk, at the same speed within the noise (2 threads,

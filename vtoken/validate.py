@@ -8,7 +8,7 @@ import numbers
 import os
 import re
 
-from .defaults import PRECISIONS
+from .defaults import PRECISIONS, REFINE_MAX
 from .errors import UsageError
 from .models.config import MAX_BITS
 
@@ -136,7 +136,7 @@ def temporal_factor_option(value, bpp) -> None:
 
 
 def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames, key_interval, precision,
-                   overwrite, progress, temporal_factor=None, hold=0.0) -> None:
+                   overwrite, progress, temporal_factor=None, hold=0.0, refine=0) -> None:
     """Every encode argument, range-checked before anything is opened or loaded."""
     path("src", src)
     path("dst", dst)
@@ -151,6 +151,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     integer("key interval", key_interval, 1, 0xFFFFFFFF)
     temporal_factor_option(temporal_factor, bpp)
     hold_threshold(hold)
+    refine_steps(refine, temporal_factor)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)
@@ -161,6 +162,16 @@ def hold_threshold(value, name: str = "hold") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
         raise UsageError(f"{name} must be a finite number >= 0 (0: off), got {value!r}")
     return float(value)
+
+
+def refine_steps(value, temporal_factor=None, name: str = "refine") -> int:
+    """The encoder's search steps as an int in 0..REFINE_MAX (0: off); refused with temporal
+    factor auto, whose trials on every grid would each run the search."""
+    integer(name, value, 0, REFINE_MAX)
+    if value and temporal_factor == "auto":
+        raise UsageError(f"{name} does not run with temporal factor auto (each grid's trial would run the search): "
+                         f"give a temporal factor, or set {name} to 0")
+    return int(value)
 
 
 def decode_options(*, src, start, frames, planes, tolerant, device, precision, dst=None, overwrite=False,

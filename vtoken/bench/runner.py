@@ -51,6 +51,7 @@ class BenchSettings:
     device: str = "auto"
     model: str | None = None
     hold: float = defaults.HOLD  # vtoken's encoder hysteresis (vtoken.codec.hold)
+    refine: int = defaults.REFINE  # vtoken's encoder search steps (vtoken.codec.refine)
     chunk_frames: int = defaults.CHUNK_FRAMES  # vtoken's chunk length (a coarse grid may need longer ones)
     cache_dir: Path | None = None
     threads: int = defaults.BENCH_THREADS
@@ -198,7 +199,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     warmed = True
                 shown: dict[int, object] = {}
                 for tf, p, target in s.vtoken_points():
-                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold,
+                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine,
                                      chunk_frames=s.chunk_frames, bpp=target)
                     if s.pictures_dir is not None and tf is None:
                         shown[p] = out.frames
@@ -231,6 +232,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                                             if s.run_vtoken else {}),
                 "vtoken_bpp_targets": s.vtoken_bpp_targets if s.run_vtoken else [],
                 "vtoken_hold": s.hold if s.run_vtoken else None,
+                "vtoken_refine": s.refine if s.run_vtoken else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}

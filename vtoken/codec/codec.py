@@ -67,7 +67,7 @@ class Codec:
     def stream_header(self, info, *, chunk_frames: int = defaults.CHUNK_FRAMES,
                       key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
                       rate: dict | None = None, temporal_factor: int | None = None,
-                      hold: float = 0.0) -> StreamHeader:
+                      hold: float = 0.0, refine: int = 0) -> StreamHeader:
         """The header of a stream coding a video described by `info` (a media VideoInfo), with
         `temporal_factor` frames per latent frame (frames.stream_factors; None: the model's)."""
         from ..entropy import format_version
@@ -89,7 +89,8 @@ class Codec:
         check_frame_area(info.width, info.height, source or "input")
         # The encoder refuses to write a stream its own decoder would refuse.
         check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
-        extra = {"rate": rate or {}, "hold": float(hold)}  # what chose the bits; the decoder needs neither
+        # What chose the bits; the decoder needs none of it.
+        extra = {"rate": rate or {}, "hold": float(hold), **({"refine": int(refine)} if refine else {})}
         if source is not None:
             extra = {"source": Path(source).name, **extra}
         return StreamHeader(
@@ -147,7 +148,7 @@ class Codec:
                  precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
                  source: str | None = None, timings: Timings | None = None, on_chunk=None,
                  temporal_factor: int | str | None = None, hold: float = defaults.HOLD,
-                 total_frames: int | None = None) -> Compressed:
+                 refine: int = defaults.REFINE, total_frames: int | None = None) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
@@ -155,9 +156,13 @@ class Codec:
         one above it (2 to 8 times the model's) codes every 2nd to 8th frame and the
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
         coding the first chunk on each grid (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
-        latent frames (hold.py; 0 codes the model's signs as they are). `total_frames`: the
+        latent frames (hold.py; 0 codes the model's signs as they are). `refine`: steps of the
+        encoder's search (refine.py; 0: off; not with "auto"). `total_frames`: the
         input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
         rate = self.rate(planes, quality, bpp)
+        if refine and temporal_factor == factor_choice.AUTO:
+            raise UsageError("refine does not run with temporal factor auto (each grid's trial would run the "
+                             "search): give a temporal factor, or set refine to 0")
         mode = resolve_precision(precision, self.device, "encode")
         trials = []
         if temporal_factor == factor_choice.AUTO:
@@ -183,7 +188,7 @@ class Codec:
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
                                     rate={"planes": rate.planes, "bpp": None if bpp is None else float(bpp)},
                                     temporal_factor=temporal_factor,
-                                    hold=hold)
+                                    hold=hold, refine=refine)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
         rate.total_pixels = (info.frame_count or total_frames or 0) * info.width * info.height
@@ -195,7 +200,8 @@ class Codec:
         totals = encode_chunks(chunks, writer, self.model, rate, device=self.device, timings=timings or Timings(),
                                precision=mode, on_chunk=on_chunk, warnings=warnings,
                                repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor),
-                               stride=frame_stride(self.config.temporal_factor, header.temporal_factor), hold=hold)
+                               stride=frame_stride(self.config.temporal_factor, header.temporal_factor), hold=hold,
+                               refine=refine)
         if totals["frames"] == 0:
             raise InputError(f"{source or 'input'}: no frames could be decoded")
         if audio is not None:

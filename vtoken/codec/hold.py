@@ -92,6 +92,14 @@ class BitHold:
             self._last, self._last_abs, self._sent = bits[:, -1].copy(), size[:, -1].copy(), None
         return bits
 
+    def replace(self, bits: np.ndarray, z: np.ndarray) -> None:
+        """The chunk just given went out as `bits` instead (a later encoder stage, refine.py,
+        changed some): the next chunk holds toward these; a bit against z's sign counts as
+        held (its size 0)."""
+        last = bits[:, -1]
+        self._last = last.copy()
+        self._last_abs = np.where(last == (z[:, -1] >= 0), np.abs(z[:, -1]), 0).astype(np.float32)
+
     def sent(self, planes: int) -> None:
         """The chunk just given was sent with its first `planes` planes: the next chunk's first
         latent frame holds only those toward it."""

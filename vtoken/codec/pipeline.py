@@ -38,6 +38,7 @@ from .hold import BitHold
 from .overlap import ahead
 from .precision import autocast
 from .rate import RateController
+from .refine import BitRefiner
 from . import slices
 
 
@@ -144,15 +145,18 @@ def encode_chunks(
     repeat: int = 1,
     stride: int = 1,
     hold: float = defaults.HOLD,
+    refine: int = defaults.REFINE,
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`, the model seeing every
     frame `repeat` times (frames.repeat_frames) or every `stride`-th frame (coarse.py), its
-    bits held with threshold `hold` (hold.py). Returns totals.
+    bits held with threshold `hold` (hold.py), then refined by `refine` steps of the encoder's
+    search (refine.py) against the frames the model saw. Returns totals.
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
     coder = coder_for(model)
     held = BitHold(hold)  # this stream's hysteresis: it remembers the last latent frame coded
+    refiner = BitRefiner(model, refine, device) if refine else None
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
     coded = ahead(_model_latents(read, model, device, timings, precision, [] if warnings is None else warnings,
@@ -170,10 +174,15 @@ def encode_chunks(
             # Planes past those the rate control can keep are not coded (RateController.enough).
             budget = dict(pixels=n * h * w, overhead=chunk_overhead, key=key, latent_frames=z.shape[1])
             enough = partial(rate.enough, **budget)
-            if planes is None and held.threshold > 0:
+            if planes is None and (held.threshold > 0 or refiner is not None):
                 trial = coder.encode(held.bits(z, key, commit=False), enough)
                 planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
             bits = held.bits(z, key, planes)
+            if refiner is not None:
+                clock = timings.add("entropy", clock)
+                bits = refiner.refine(model_input(frames, key, repeat, stride), z, bits, key, planes)
+                held.replace(bits, z)
+                clock = timings.add("refine", clock)
             segments = coder.encode(bits, enough)
             kept = rate.choose([len(s) for s in segments], **budget)
             held.sent(kept)
@@ -206,6 +215,12 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
+def model_input(frames: np.ndarray, key: bool, repeat: int, stride: int) -> np.ndarray:
+    """The frames the model sees of a chunk: every one `repeat` times (a finer grid than the
+    model's), or every `stride`-th (a coarser one, coarse.py)."""
+    return frames[coded_indices(len(frames), stride, key)] if stride > 1 else repeat_frames(frames, repeat, key)
+
+
 def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
                    warnings: list[str], repeat: int = 1, stride: int = 1):
     """(frames, key, z) per chunk, z the pre-quantization latent float32 [K, T', H', W'], the
@@ -228,7 +243,7 @@ def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, tim
             if part_key:
                 state = StreamState()
             snapshot = state.copy()
-            seen = part[coded_indices(len(part), stride, part_key)] if stride > 1 else repeat_frames(part, repeat, part_key)
+            seen = model_input(part, part_key, repeat, stride)
             padded = pad_frames(seen, tf, sf, continuing=not part_key)
             try:
                 with torch.inference_mode(), autocast(device, precision):

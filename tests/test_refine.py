@@ -1,0 +1,132 @@
+"""The encoder's search (vtoken.codec.refine): what it optimises, what it leaves alone, and
+how the encoder, the CLI and the bench take it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import vtoken
+from vtoken.cli import main
+from vtoken.codec.frames import pad_frames, to_tensor
+from vtoken.codec.hold import BitHold
+from vtoken.codec.refine import BitRefiner
+from vtoken.errors import UsageError
+from vtoken.models import load_model
+
+from clips import make_clip, moving_pattern
+
+
+def _objective(model, refiner, frames, bits, planes):
+    """The search's loss (5 L1 + 8 LPIPS) of a key chunk decoded from `bits` at `planes`."""
+    import torch
+
+    from vtoken import defaults
+
+    cfg = model.config
+    n, h, w, _ = frames.shape
+    x = to_tensor(pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor), "cpu")[:, :, :n, :h, :w]
+    with torch.inference_mode():
+        y = model.decode_bits(torch.from_numpy(bits[None]), planes=planes)[:, :, :n, :h, :w]
+        lp = refiner.lpips(y[0].transpose(0, 1), x[0].transpose(0, 1)).mean()
+    return float(defaults.REFINE_L1 * (y - x).abs().mean() + defaults.REFINE_LPIPS * lp)
+
+
+def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_model_json):
+    import torch
+
+    model = load_model(tiny_model_json)
+    frames = moving_pattern(9, 48, 64, seed=3)
+    with torch.inference_mode():
+        z = model.encode(to_tensor(pad_frames(frames, 4, model.config.spatial_factor), "cpu"))[0].numpy()
+    bits = (z >= 0).astype(np.uint8)
+    planes = model.bits
+    before = _objective(model, BitRefiner(model, 0, "cpu"), frames, bits, planes)
+    unchanged = BitRefiner(model, 0, "cpu").refine(frames, z, bits, key=True, planes=planes)
+    assert np.array_equal(unchanged, bits)  # no steps: the bits as given
+    refiner = BitRefiner(model, 6, "cpu")
+    refined = refiner.refine(frames, z, bits, key=True, planes=planes)
+    assert refined.dtype == np.uint8 and refined.shape == bits.shape
+    assert (refined != bits).any()
+    after = _objective(model, refiner, frames, refined, planes)
+    assert after < before - 0.01, (before, after)
+    assert all(p.grad is None for p in model.parameters())  # the shared model collects no gradient
+
+
+def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
+    import torch
+
+    model = load_model(tiny_model_json)
+    frames = moving_pattern(9, 48, 64, seed=4)
+    with torch.inference_mode():
+        z = model.encode(to_tensor(pad_frames(frames, 4, model.config.spatial_factor), "cpu"))[0].numpy()
+    bits = (z >= 0).astype(np.uint8)
+    refined = BitRefiner(model, 6, "cpu").refine(frames, z, bits, key=True, planes=2)
+    assert np.array_equal(refined[2:], bits[2:])
+    assert (refined[:2] != bits[:2]).any()
+    with pytest.raises(ValueError, match="steps"):
+        BitRefiner(model, -1, "cpu")
+
+
+def test_the_next_chunk_holds_toward_the_refined_bits():
+    """Firm values in the planes the motion search reads (so it finds no motion), values near
+    zero in the others: the next chunk's first latent frame holds those toward the bits the
+    refinement sent, not toward the model's signs."""
+    from vtoken.entropy import motion as mo
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(0, 0.1, (mo.MOTION_PLANES + 3, 2, 8, 8)).astype(np.float32)
+    z[: mo.MOTION_PLANES] = np.where(z[: mo.MOTION_PLANES] >= 0, 2.0, -2.0)
+    z[:, 1] = z[:, 0]  # a still scene
+    held = BitHold(0.5)
+    bits = held.bits(z, key=True)
+    sent = bits.copy()
+    sent[mo.MOTION_PLANES:] ^= 1  # a later stage flipped every unsure bit
+    held.replace(sent, z)
+    nxt = held.bits(z[:, 1:], key=False)
+    assert np.array_equal(nxt[:, 0], sent[:, -1])
+    held.replace(bits, z)  # and toward the model's own signs when those were sent
+    assert np.array_equal(held.bits(z[:, 1:], key=False)[:, 0], bits[:, -1])
+
+
+def test_a_refined_stream_decodes_and_says_how_it_was_made(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "a.mp4", frames=20, size=(64, 48), seed=6)
+    kw = dict(model=tiny_model_json, chunk_frames=9, key_interval=2, device="cpu", planes=4)
+    plain = vtoken.encode(src, tmp_path / "p.mvt", **kw)
+    refined = vtoken.encode(src, tmp_path / "r.mvt", refine=3, **kw)
+    assert refined.frames == plain.frames == 20 and refined.planes == plain.planes
+    assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine"] == 3
+    assert "refine" not in vtoken.info(tmp_path / "p.mvt")["extra"]
+    frames = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
+    assert frames.shape == (20, 48, 64, 3)
+    assert (tmp_path / "r.mvt").read_bytes() != (tmp_path / "p.mvt").read_bytes()
+
+
+@pytest.mark.parametrize("factor", [2, 8])
+def test_the_search_runs_on_finer_and_coarser_grids(tmp_path, tiny_model_json, factor):
+    src = make_clip(tmp_path / "a.mp4", frames=17, size=(64, 48), seed=7)
+    kw = dict(model=tiny_model_json, chunk_frames=17, device="cpu", planes=4, temporal_factor=factor)
+    vtoken.encode(src, tmp_path / "p.mvt", **kw)
+    res = vtoken.encode(src, tmp_path / "r.mvt", refine=3, **kw)
+    assert res.frames == 17 and res.temporal_factor == factor
+    frames = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
+    assert frames.shape == (17, 48, 64, 3)
+    assert (tmp_path / "r.mvt").read_bytes() != (tmp_path / "p.mvt").read_bytes()
+
+
+def test_bad_search_options_are_refused_before_anything_is_written(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "a.mp4", frames=9, size=(64, 48))
+    for bad in (dict(refine=-1), dict(refine=2, bpp=0.1, temporal_factor="auto"), dict(refine=1.5)):
+        with pytest.raises(UsageError, match="refine"):
+            vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", **bad)
+        assert not (tmp_path / "x.mvt").exists()
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "y.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--refine", "2", "--temporal-factor", "auto", "--bpp", "0.1"])
+    assert run.exit_code == 2 and "refine" in run.output and not (tmp_path / "y.mvt").exists()
+
+
+def test_the_bench_takes_the_search_on_plane_sweeps_only(tmp_path, tiny_model_json):
+    run = CliRunner().invoke(main, ["bench", "--videos", str(tmp_path), "--model", str(tiny_model_json), "--codec",
+                                    "hevc", "--refine", "2", "--bpp-targets", "0.1", "--out", str(tmp_path / "o")])
+    assert run.exit_code == 2 and "--refine" in run.output

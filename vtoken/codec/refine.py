@@ -1,0 +1,84 @@
+"""The encoder's search: test-time refinement of a chunk's bits against the decoder (no
+format change: the decoder reads bits, whatever chose them).
+
+The encoder network predicts each latent in one pass; nothing tells it which signs the
+decoder would turn into the best frames. Here, with the decoder fixed, each latent frame's
+values u (starting from the encoder's z, or a small value of the held sign where the
+hysteresis overrode it) take `steps` Adam steps through the sign's straight-through
+estimator (forward sign(u), backward the identity) on the loss the model was trained with,
+L1 + LPIPS of the decoded frames against the source, with the planes the stream keeps. The
+signs of u are the bits sent. Each latent frame is refined in turn, decoded from the refined
+bits before it (the decoder's causal state as the stream gives it), so memory stays that of a
+slice (slices.py); a latent frame's effect on the frames after its own is not weighed.
+
+Measured on the eval clips (33 frames at 640x360, benchmarks/README.md): the flips cost bytes
+(the coder predicts the encoder's signs better than the refined ones) but buy more LPIPS than
+more planes would. The cost is time: each step is a decode and its backward pass, plus LPIPS."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import defaults
+from .frames import pad_frames, to_tensor
+from .slices import frame_range, latent_pieces, latents_per_call
+
+# A held bit's starting value: its sign, at a size the first steps can reverse.
+HELD_START = 0.05
+
+
+class BitRefiner:
+    """Refines the bits of one stream's chunks, in order. One per stream: it keeps the
+    decoder's causal state of what it has refined so far."""
+
+    def __init__(self, model, steps: int, device, lr: float = defaults.REFINE_LR):
+        from ..metrics.lpips import get_lpips
+
+        if steps < 0:
+            raise ValueError(f"refinement steps must be >= 0, got {steps}")
+        self.model, self.steps, self.device, self.lr = model, int(steps), device, float(lr)
+        self.lpips = get_lpips(device)
+        self.state = None  # the decoder's StreamState after the refined chunks so far
+
+    def refine(self, frames: np.ndarray, z: np.ndarray, bits: np.ndarray, key: bool, planes: int) -> np.ndarray:
+        """Refined uint8 bits [K, T', H', W'] of the chunk whose frames the model saw as
+        `frames` (uint8 [n, H, W, 3]: a coarse grid's coded frames, a fine grid's repeated
+        ones), given its latents z [K, T', H', W'] and the bits the hysteresis made of them, for
+        a stream that keeps `planes` planes (planes above are left as they were). On a coarse
+        grid the frames the decoder blends between coded ones are not weighed."""
+        import torch
+
+        from ..models.stream import StreamState
+
+        cfg = self.model.config
+        if key or self.state is None:
+            self.state = StreamState()
+        n, h, w, _ = frames.shape
+        target = to_tensor(pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor, continuing=not key), self.device)
+        start = np.where(bits == (z >= 0), np.abs(z), HELD_START) * (bits.astype(np.float32) * 2 - 1)
+        out = bits.copy()
+        mask = (torch.arange(bits.shape[0], device=self.device) < planes).view(1, -1, 1, 1, 1).float()
+        for a, b in latent_pieces(bits.shape[1], latents_per_call(self.device)):
+            first, stop = frame_range(a, b, key, cfg.temporal_factor)
+            real = max(0, min(stop, n) - first)  # the slice's frames that are the input's, not padding
+            u = torch.tensor(start[None, :, a:b], device=self.device, dtype=torch.float32, requires_grad=True)
+            opt = torch.optim.Adam([u], lr=self.lr)
+            x = target[:, :, first:first + real, :h, :w]
+            for _ in range(self.steps if real else 0):
+                q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
+                y = self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w]
+                loss = defaults.REFINE_L1 * (y - x).abs().mean() + defaults.REFINE_LPIPS * self.lpips(
+                    _frames_first(y), _frames_first(x)).mean()
+                # Only u's gradient: the model's weights are shared and must not collect any.
+                (u.grad,) = torch.autograd.grad(loss, [u])
+                opt.step()
+            out[:, a:b] = (u.detach()[0] >= 0).to(torch.uint8).cpu().numpy()
+            with torch.inference_mode():  # the decoder's state moves on with the bits sent
+                self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,
+                                       state=self.state)
+        return out
+
+
+def _frames_first(video):
+    """[1, 3, T, H, W] -> [T, 3, H, W]: LPIPS takes images."""
+    return video[0].transpose(0, 1)

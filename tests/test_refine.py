@@ -33,14 +33,19 @@ def _objective(model, refiner, frames, bits, planes):
     return float(defaults.REFINE_L1 * (y - x).abs().mean() + defaults.REFINE_LPIPS * lp)
 
 
-def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_model_json):
+def _key_chunk(model, seed):
+    """(frames, z, the model's bits) of a 9-frame key chunk of a moving pattern."""
     import torch
 
-    model = load_model(tiny_model_json)
-    frames = moving_pattern(9, 48, 64, seed=3)
+    frames = moving_pattern(9, 48, 64, seed=seed)
     with torch.inference_mode():
         z = model.encode(to_tensor(pad_frames(frames, 4, model.config.spatial_factor), "cpu"))[0].numpy()
-    bits = (z >= 0).astype(np.uint8)
+    return frames, z, (z >= 0).astype(np.uint8)
+
+
+def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_model_json):
+    model = load_model(tiny_model_json)
+    frames, z, bits = _key_chunk(model, 3)
     planes = model.bits
     before = _objective(model, BitRefiner(model, 0, "cpu"), frames, bits, planes)
     unchanged = BitRefiner(model, 0, "cpu").refine(frames, z, bits, key=True, planes=planes)
@@ -55,13 +60,8 @@ def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_mod
 
 
 def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
-    import torch
-
     model = load_model(tiny_model_json)
-    frames = moving_pattern(9, 48, 64, seed=4)
-    with torch.inference_mode():
-        z = model.encode(to_tensor(pad_frames(frames, 4, model.config.spatial_factor), "cpu"))[0].numpy()
-    bits = (z >= 0).astype(np.uint8)
+    frames, z, bits = _key_chunk(model, 4)
     refined = BitRefiner(model, 6, "cpu").refine(frames, z, bits, key=True, planes=2)
     assert np.array_equal(refined[2:], bits[2:])
     assert (refined[:2] != bits[:2]).any()

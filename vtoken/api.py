@@ -112,7 +112,7 @@ def encode(
     frames, the threshold in full up to defaults.HOLD_FULL_PLANES kept planes and that over
     the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are).
     `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
-    refined against the decoder for LPIPS + L1, at about `refine` x 10 decodes of encode time
+    refined against the decoder for LPIPS + L1, at about `refine` x 8 decodes of encode time
     (0: off; not with temporal factor auto)."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings

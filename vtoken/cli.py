@@ -165,7 +165,7 @@ def _show_progress(flag: bool | None) -> bool:
               "model's signs.")
 @click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
               help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (LPIPS + "
-              "L1; better quality per byte, about STEPS x 10 decodes of encode time); not with --temporal-factor "
+              "L1; better quality per byte, about STEPS x 8 decodes of encode time); not with --temporal-factor "
               "auto; 0: off.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")

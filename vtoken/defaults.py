@@ -30,7 +30,8 @@ HOLD_FULL_PLANES = 8
 # The encoder's search (vtoken/codec/refine.py, `vtoken encode --refine N`): N Adam steps of
 # this learning rate on each latent frame's values through the sign, against the loss the
 # model was trained with (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS of the decoded frames). Off by
-# default: it costs about 10 decodes per step (benchmarks/README.md).
+# default: about 8 decodes of time per step (8 steps: 157 s for 33 frames at 640x360 on 2 CPU
+# cores against a 2.5 s decode; benchmarks/results/eval-cpu-refine8/).
 REFINE = 0
 REFINE_MAX = 1000
 REFINE_LR = 0.08

@@ -66,13 +66,15 @@ def decode_split(model, bits, k0: int, kp: int):
     others at kp (the planes left out fed as 0, as Tokenizer.decode_bits feeds them)."""
     import torch
 
+    from vtoken.codec.frames import to_frames
+
     q = torch.zeros(bits.shape, dtype=torch.float32)
     signs = bits.float() * 2 - 1
     q[:, :k0, :1] = signs[:, :k0, :1]
     q[:, :kp, 1:] = signs[:, :kp, 1:]
     with torch.inference_mode():
-        video = model.decoder(q).clamp(-1, 1)
-    return ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        video = model.decoder(q)
+    return to_frames(video, video.shape[2], video.shape[3], video.shape[4])
 
 
 def main(argv=None) -> int:
@@ -81,6 +83,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
+    from vtoken.codec.frames import to_tensor
     from vtoken.entropy import coder_for
     from vtoken.metrics.lpips import lpips_frames
     from vtoken.models import load_model
@@ -94,7 +97,7 @@ def main(argv=None) -> int:
     summary = []
     for name, clip in clip_probe.named_clips(ap, args):
         ref = clip_probe.frames(clip)
-        video = torch.from_numpy(ref).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        video = to_tensor(ref, "cpu")
         bits = model.encode_bits(video)
         _, k, t, h, w = bits.shape
         with recording([]) as log:

@@ -25,13 +25,6 @@ import numpy as np
 import clip_probe
 
 
-def to_frames(video):
-    """float [1, 3, T, H, W] in [-1, 1] -> uint8 [T, H, W, 3]."""
-    import torch
-
-    return ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
 def refine(model, lpips, video, z0, train_planes, steps: int, lr: float, lpips_frames: int, seed: int = 0):
     """z after `steps` Adam steps on 5 L1 + 8 LPIPS of the decoded clip, summed over the kept
     plane counts `train_planes`; the decoder's weights are not touched."""
@@ -60,6 +53,7 @@ def curve(model, coder_for, video, ref, bits, planes, device):
     """[(plane count, coded bytes, LPIPS)] of `bits` [1, K, T', H', W'] cut at each count."""
     import torch
 
+    from vtoken.codec.frames import to_frames
     from vtoken.metrics.lpips import lpips_frames
 
     coder = coder_for(model)
@@ -68,7 +62,8 @@ def curve(model, coder_for, video, ref, bits, planes, device):
     out = []
     for k in planes:
         with torch.inference_mode():
-            frames = to_frames(model.decode_bits(bits, planes=k).clamp(-1, 1))
+            video = model.decode_bits(bits, planes=k)
+            frames = to_frames(video, video.shape[2], video.shape[3], video.shape[4])
         out.append((k, int(sizes[k - 1]), float(lpips_frames(ref, frames, device).mean())))
     return out
 
@@ -83,6 +78,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
+    from vtoken.codec.frames import to_tensor
     from vtoken.entropy import coder_for
     from vtoken.metrics.bdrate import bd_metric, bd_rate
     from vtoken.models import load_model
@@ -100,7 +96,7 @@ def main(argv=None) -> int:
     summary = []
     for name, clip in clip_probe.named_clips(ap, args):
         ref = clip_probe.frames(clip)
-        video = torch.from_numpy(ref).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        video = to_tensor(ref, "cpu")
         with torch.inference_mode():
             z0 = model.encode(video)
         z0 = z0.clone()

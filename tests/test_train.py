@@ -14,7 +14,8 @@ import torch
 
 from vtoken.errors import UsageError
 from vtoken.train import checkpoint as ckpt
-from vtoken.train.data import ClipCache, ClipSampler, DataConfig, _frame_indices, _repeated, refuse_eval_path
+from vtoken.codec.frames import repeat_frames
+from vtoken.train.data import ClipCache, ClipSampler, DataConfig, _frame_indices, refuse_eval_path
 from vtoken.train.losses import LossConfig, TokenizerLoss, frame_weights, frame_window, sample_planes
 from vtoken.train.loop import OptimConfig, TrainConfig, setup_distributed, train
 
@@ -71,8 +72,8 @@ def test_short_clips_ping_pong():
 
 def test_repeated_frames_as_a_finer_grid_feeds_them():
     # codec/frames.py on a grid 4x finer: the first frame once, then every frame 4 times
-    assert _repeated(np.array([5, 6, 7, 8, 9]), 4, 17).tolist() == [5] + [6] * 4 + [7] * 4 + [8] * 4 + [9] * 4
-    assert _repeated(np.array([5, 6, 7, 8]), 2, 6).tolist() == [5, 6, 6, 7, 7, 8]
+    assert repeat_frames(np.array([5, 6, 7, 8, 9]), 4, True)[:17].tolist() == [5] + [6] * 4 + [7] * 4 + [8] * 4 + [9] * 4
+    assert repeat_frames(np.array([5, 6, 7, 8]), 2, True)[:6].tolist() == [5, 6, 6, 7, 7, 8]
     with pytest.raises(UsageError, match="frame_repeats"):
         DataConfig(roots=[], frame_repeats=[0]).validate()
 

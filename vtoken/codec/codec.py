@@ -159,10 +159,10 @@ class Codec:
         latent frames (hold.py; 0 codes the model's signs as they are). `refine`: steps of the
         encoder's search (refine.py; 0: off; not with "auto"). `total_frames`: the
         input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
+        from ..validate import refine_steps
+
         rate = self.rate(planes, quality, bpp)
-        if refine and temporal_factor == factor_choice.AUTO:
-            raise UsageError("refine does not run with temporal factor auto (each grid's trial would run the "
-                             "search): give a temporal factor, or set refine to 0")
+        refine_steps(refine, temporal_factor)  # for callers that come without vtoken.encode's checks
         mode = resolve_precision(precision, self.device, "encode")
         trials = []
         if temporal_factor == factor_choice.AUTO:

@@ -38,7 +38,7 @@ class BitRefiner:
             raise ValueError(f"refinement steps must be >= 0, got {steps}")
         self.model, self.steps, self.device, self.lr = model, int(steps), device, float(lr)
         self.lpips = get_lpips(device)
-        self.state = None  # the decoder's StreamState after the refined chunks so far
+        self.state = None  # the decoder's StreamState after the refined chunks so far (a key chunk starts it)
 
     def refine(self, frames: np.ndarray, z: np.ndarray, bits: np.ndarray, key: bool, planes: int) -> np.ndarray:
         """Refined uint8 bits [K, T', H', W'] of the chunk whose frames the model saw as
@@ -51,7 +51,7 @@ class BitRefiner:
         from ..models.stream import StreamState
 
         cfg = self.model.config
-        if key or self.state is None:
+        if key:
             self.state = StreamState()
         n, h, w, _ = frames.shape
         target = to_tensor(pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor, continuing=not key), self.device)

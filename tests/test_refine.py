@@ -117,16 +117,24 @@ def test_the_search_runs_on_finer_and_coarser_grids(tmp_path, tiny_model_json, f
 
 def test_bad_search_options_are_refused_before_anything_is_written(tmp_path, tiny_model_json):
     src = make_clip(tmp_path / "a.mp4", frames=9, size=(64, 48))
-    for bad in (dict(refine=-1), dict(refine=2, bpp=0.1, temporal_factor="auto"), dict(refine=1.5)):
+    for bad in (dict(refine=-1), dict(refine=1.5), dict(refine=10_000)):
         with pytest.raises(UsageError, match="refine"):
             vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", **bad)
         assert not (tmp_path / "x.mvt").exists()
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "y.mvt"), "--model", str(tiny_model_json),
-                                    "--device", "cpu", "--refine", "2", "--temporal-factor", "auto", "--bpp", "0.1"])
+                                    "--device", "cpu", "--refine", "-2"])
     assert run.exit_code == 2 and "refine" in run.output and not (tmp_path / "y.mvt").exists()
 
 
-def test_the_bench_takes_the_search_on_plane_sweeps_only(tmp_path, tiny_model_json):
-    run = CliRunner().invoke(main, ["bench", "--videos", str(tmp_path), "--model", str(tiny_model_json), "--codec",
-                                    "hevc", "--refine", "2", "--bpp-targets", "0.1", "--out", str(tmp_path / "o")])
-    assert run.exit_code == 2 and "--refine" in run.output
+def test_auto_chooses_the_grid_unsearched_then_searches_the_stream(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "a.mp4", frames=17, size=(64, 48), seed=3)
+    kw = dict(model=tiny_model_json, chunk_frames=17, device="cpu", bpp=0.3, temporal_factor="auto")
+    plain = vtoken.encode(src, tmp_path / "p.mvt", **kw)
+    searched = vtoken.encode(src, tmp_path / "r.mvt", refine=3, **kw)
+    # The same trials (they are unsearched), the same grid, but the bits sent are the searched ones.
+    assert searched.factor_trials == plain.factor_trials and len(plain.factor_trials) >= 1
+    assert searched.temporal_factor == plain.temporal_factor
+    assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine"] == 3
+    assert (tmp_path / "r.mvt").read_bytes() != (tmp_path / "p.mvt").read_bytes()
+    frames = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
+    assert frames.shape == (17, 48, 64, 3)

@@ -165,8 +165,8 @@ def _show_progress(flag: bool | None) -> bool:
               "model's signs.")
 @click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
               help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (LPIPS + "
-              "L1; better quality per byte, about STEPS x 8 decodes of encode time); not with --temporal-factor "
-              "auto; 0: off.")
+              "L1; better quality per byte, about STEPS x 8 decodes of encode time); with --temporal-factor auto the "
+              "grid is chosen without it; 0: off.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
@@ -202,7 +202,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
     from .validate import hold_threshold, refine_steps
 
     hold_threshold(hold, "--hold")  # once, before any worker starts
-    refine_steps(refine, temporal_factor, "--refine")
+    refine_steps(refine, "--refine")
     results, failures = [], []
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")

@@ -151,7 +151,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     integer("key interval", key_interval, 1, 0xFFFFFFFF)
     temporal_factor_option(temporal_factor, bpp)
     hold_threshold(hold)
-    refine_steps(refine, temporal_factor)
+    refine_steps(refine)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)
@@ -164,13 +164,9 @@ def hold_threshold(value, name: str = "hold") -> float:
     return float(value)
 
 
-def refine_steps(value, temporal_factor=None, name: str = "refine") -> int:
-    """The encoder's search steps as an int in 0..REFINE_MAX (0: off); refused with temporal
-    factor auto, whose trials on every grid would each run the search."""
+def refine_steps(value, name: str = "refine") -> int:
+    """The encoder's search steps as an int in 0..REFINE_MAX (0: off)."""
     integer(name, value, 0, REFINE_MAX)
-    if value and temporal_factor == "auto":
-        raise UsageError(f"{name} does not run with temporal factor auto (each grid's trial would run the search): "
-                         f"give a temporal factor, or set {name} to 0")
     return int(value)
 
 

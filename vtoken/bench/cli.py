@@ -149,8 +149,8 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
               help="vtoken's encoder hysteresis threshold (vtoken encode --hold; 0: off).")
 @click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
-              help="vtoken's encoder search steps (vtoken encode --refine; 0: off); plane sweeps only, not "
-                   "with --bpp-targets.")
+              help="vtoken's encoder search steps (vtoken encode --refine; 0: off); with --bpp-targets, auto "
+                   "chooses the grid unsearched, then searches the stream.")
 @click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True,
               help="vtoken's frames per chunk (vtoken encode --chunk-frames; 33 lets --temporal-factors reach 32).")
 @click.option("--threads", type=int, default=None,
@@ -191,10 +191,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
     if not no_vtoken:
         _check_chunk_frames(chunk_frames, factors, _model_factor(model))
     hold_threshold(hold, "--hold")  # before any baseline is run
-    refine_steps(refine, None, "--refine")
-    if refine and targets and not no_vtoken:
-        raise UsageError("--refine does not run with --bpp-targets (auto's trials on every grid would each run "
-                         "the search): drop one of them")
+    refine_steps(refine, "--refine")
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.

@@ -157,12 +157,13 @@ class Codec:
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
         coding the first chunk on each grid (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
         latent frames (hold.py; 0 codes the model's signs as they are). `refine`: steps of the
-        encoder's search (refine.py; 0: off; not with "auto"). `total_frames`: the
+        encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials, whose
+        ranking the search, which gains on every grid, is taken not to change). `total_frames`: the
         input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
         from ..validate import refine_steps
 
         rate = self.rate(planes, quality, bpp)
-        refine_steps(refine, temporal_factor)  # for callers that come without vtoken.encode's checks
+        refine_steps(refine)  # for callers that come without vtoken.encode's checks
         mode = resolve_precision(precision, self.device, "encode")
         trials = []
         if temporal_factor == factor_choice.AUTO:
@@ -176,9 +177,9 @@ class Codec:
                                                        key_interval=key_interval, total_frames=total_frames)
             temporal_factor = factor_choice.choose(trials, bpp) if trials else None
             after = next(frames, None)
-            if after is None and audio is None and temporal_factor in streams:
+            if after is None and audio is None and not refine and temporal_factor in streams:
                 # The input was this one chunk: the chosen trial coded it exactly as the stream
-                # would (same header, same budget), so its bytes are the stream.
+                # would (same header, same budget, unsearched), so its bytes are the stream.
                 data, done = streams[temporal_factor]
                 out.write(data)
                 if on_chunk is not None:

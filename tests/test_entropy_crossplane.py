@@ -139,3 +139,17 @@ def test_all_planes_at_once_are_the_plane_by_plane_buckets(scale):
     coder = BitplaneCoder(K, None, pred)
     segments = coder.encode(bits)
     assert np.array_equal(BitplaneCoder(K, None, pred).decode(segments, bits.shape[1:]), bits)
+
+
+def test_per_bit_probabilities_are_what_the_coder_codes_with():
+    # Each bit's probability, in coding context, gives the coder's own estimate of the chunk
+    # (with the predictor, across a chunk that continues the previous one), and a bit the
+    # coder finds likely gets a probability near its value.
+    chunks = [correlated_bits(s) for s in range(3)]
+    coder = BitplaneCoder(K, predictor=predictor_for(chunks[:2]))
+    coder.commit(chunks[0], K)
+    p1 = coder.probabilities(chunks[1])
+    assert p1.shape == chunks[1].shape and 0 < p1.min() and p1.max() < 1
+    ideal = -np.log2(np.where(chunks[1] == 1, p1, 1 - p1)).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(ideal, coder.estimate(chunks[1]), rtol=1e-9)
+    assert (np.where(chunks[1] == 1, p1, 1 - p1) > 0.5).mean() > 0.7

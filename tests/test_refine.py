@@ -69,6 +69,25 @@ def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
         BitRefiner(model, -1, "cpu")
 
 
+def test_the_rate_term_keeps_the_bits_the_coder_finds_cheap(tiny_model_json):
+    from vtoken.entropy import coder_for
+
+    model = load_model(tiny_model_json)
+    frames, z, bits = _key_chunk(model, 5)
+    planes = model.bits
+    p1 = coder_for(model).probabilities(bits)
+
+    def cost(b):  # code length in bits under the coder as it would code them
+        return float(coder_for(model).estimate(b).sum())
+
+    free = BitRefiner(model, 6, "cpu").refine(frames, z, bits, key=True, planes=planes, p1=p1)
+    charged = BitRefiner(model, 6, "cpu", rate_weight=20.0).refine(frames, z, bits, key=True, planes=planes, p1=p1)
+    assert (free != bits).sum() > (charged != bits).sum(), ((free != bits).sum(), (charged != bits).sum())
+    assert cost(charged) < cost(free), (cost(bits), cost(charged), cost(free))
+    with pytest.raises(ValueError, match="rate weight"):
+        BitRefiner(model, 1, "cpu", rate_weight=-1.0)
+
+
 def test_the_next_chunk_holds_toward_the_refined_bits():
     """Firm values in the planes the motion search reads (so it finds no motion), values near
     zero in the others: the next chunk's first latent frame holds those toward the bits the

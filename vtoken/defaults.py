@@ -37,6 +37,9 @@ REFINE_MAX = 1000
 REFINE_LR = 0.08
 REFINE_L1 = 5.0
 REFINE_LPIPS = 8.0
+# The search's rate term: the loss one doubling of a latent frame's code length is worth
+# (refine.py; 0: the search ignores what its flips cost).
+REFINE_RATE = 0.0
 
 # Latent frames the model takes per call, by device (vtoken/codec/slices.py); a device not
 # named takes a whole chunk per call. On the CPU one latent frame (4 frames) per call gave the

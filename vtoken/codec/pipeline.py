@@ -156,7 +156,7 @@ def encode_chunks(
     this one, and entropy coding + writing of this one (in the calling thread)."""
     coder = coder_for(model)
     held = BitHold(hold)  # this stream's hysteresis: it remembers the last latent frame coded
-    refiner = BitRefiner(model, refine, device) if refine else None
+    refiner = BitRefiner(model, refine, device, rate_weight=defaults.REFINE_RATE) if refine else None
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
     coded = ahead(_model_latents(read, model, device, timings, precision, [] if warnings is None else warnings,
@@ -180,7 +180,8 @@ def encode_chunks(
             bits = held.bits(z, key, planes)
             if refiner is not None:
                 clock = timings.add("entropy", clock)
-                bits = refiner.refine(model_input(frames, key, repeat, stride), z, bits, key, planes)
+                p1 = coder.probabilities(bits[:planes]) if refiner.rate_weight else None
+                bits = refiner.refine(model_input(frames, key, repeat, stride), z, bits, key, planes, p1)
                 held.replace(bits, z)
                 clock = timings.add("refine", clock)
             segments = coder.encode(bits, enough)

@@ -31,21 +31,25 @@ class BitRefiner:
     """Refines the bits of one stream's chunks, in order. One per stream: it keeps the
     decoder's causal state of what it has refined so far."""
 
-    def __init__(self, model, steps: int, device, lr: float = defaults.REFINE_LR):
+    def __init__(self, model, steps: int, device, lr: float = defaults.REFINE_LR, rate_weight: float = 0.0):
         from ..metrics.lpips import get_lpips
 
-        if steps < 0:
-            raise ValueError(f"refinement steps must be >= 0, got {steps}")
+        if steps < 0 or rate_weight < 0:
+            raise ValueError(f"refinement steps and rate weight must be >= 0, got {steps}, {rate_weight}")
         self.model, self.steps, self.device, self.lr = model, int(steps), device, float(lr)
+        self.rate_weight = float(rate_weight)
         self.lpips = get_lpips(device)
         self.state = None  # the decoder's StreamState after the refined chunks so far (a key chunk starts it)
 
-    def refine(self, frames: np.ndarray, z: np.ndarray, bits: np.ndarray, key: bool, planes: int) -> np.ndarray:
+    def refine(self, frames: np.ndarray, z: np.ndarray, bits: np.ndarray, key: bool, planes: int,
+               p1: np.ndarray | None = None) -> np.ndarray:
         """Refined uint8 bits [K, T', H', W'] of the chunk whose frames the model saw as
         `frames` (uint8 [n, H, W, 3]: a coarse grid's coded frames, a fine grid's repeated
         ones), given its latents z [K, T', H', W'] and the bits the hysteresis made of them, for
         a stream that keeps `planes` planes (planes above are left as they were). On a coarse
-        grid the frames the decoder blends between coded ones are not weighed."""
+        grid the frames the decoder blends between coded ones are not weighed. `p1`: the coder's
+        probability of a 1 for each kept bit ([planes, T', H', W'], BitplaneCoder.probabilities
+        of the unrefined bits), for the rate term (rate_weight > 0)."""
         import torch
 
         from ..models.stream import StreamState
@@ -64,11 +68,14 @@ class BitRefiner:
             u = torch.tensor(start[None, :, a:b], device=self.device, dtype=torch.float32, requires_grad=True)
             opt = torch.optim.Adam([u], lr=self.lr)
             x = target[:, :, first:first + real, :h, :w]
+            slope = None if p1 is None or not self.rate_weight else self._rate_slope(p1[:planes, a:b], bits[:planes, a:b])
             for _ in range(self.steps if real else 0):
                 q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
                 y = self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w]
                 loss = defaults.REFINE_L1 * (y - x).abs().mean() + defaults.REFINE_LPIPS * self.lpips(
                     _frames_first(y), _frames_first(x)).mean()
+                if slope is not None:
+                    loss = loss + (slope * (q[0, :planes] + 1) / 2).sum()
                 # Only u's gradient: the model's weights are shared and must not collect any.
                 (u.grad,) = torch.autograd.grad(loss, [u])
                 opt.step()
@@ -77,6 +84,18 @@ class BitRefiner:
                 self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,
                                        state=self.state)
         return out
+
+    def _rate_slope(self, p1: np.ndarray, bits: np.ndarray):
+        """What a 1 instead of a 0 adds to the loss at each kept bit of a slice: its extra code
+        length under the coder's probabilities, in doublings of the slice's unrefined code
+        length, times rate_weight (the loss one doubling of the rate is worth). Linear in the
+        bits: a flip's effect on its neighbours' contexts is not counted."""
+        import torch
+
+        p = np.clip(p1, 1e-6, 1 - 1e-6)
+        base = -np.log2(np.where(bits == 1, p, 1 - p)).sum()  # the slice's code length, bits
+        slope = np.log2((1 - p) / p) * (self.rate_weight / (max(base, 1.0) * np.log(2)))
+        return torch.tensor(slope, device=self.device, dtype=torch.float32)
 
 
 def _frames_first(video):

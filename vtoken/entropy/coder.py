@@ -173,6 +173,20 @@ class BitplaneCoder:
         self._advance_tail(out)
         return out
 
+    def probabilities(self, bits: np.ndarray) -> np.ndarray:
+        """The probability of a 1 that the coder gives each bit of `bits` (float64, the shape
+        of `bits`) when it codes them next, each in the context of the others; state untouched."""
+        out = check_bits(bits, self.bits)
+        p1 = np.zeros(out.shape, dtype=np.float64)
+        flat = p1.reshape(out.shape[0], out.shape[1], -1)
+
+        def probe(k: int, t: int, positions: np.ndarray, n: np.ndarray) -> None:
+            flat[k, t, positions] = as_float(n)
+
+        walk(self._counts.copy(), self._prev_for(out.shape), out, out.shape[0], lambda k, n, s: s,
+             predictor=self.predictor, known=True, probe=probe)
+        return p1
+
     def estimate(self, bits: np.ndarray) -> np.ndarray:
         """Ideal code length in bits of each plane of `bits` (float64 [K']); state untouched."""
         out = check_bits(bits, self.bits)

@@ -50,6 +50,7 @@ def walk(
     on_plane: Callable[[int], bool | None] | None = None,
     predictor: CrossPlanePredictor | None = None,
     known: bool = False,
+    probe: Callable[[int, int, np.ndarray, np.ndarray], None] | None = None,
 ) -> int:
     """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order,
     or fewer: after each plane k, `on_plane(k)` returning True stops the walk there. Returns
@@ -60,6 +61,8 @@ def walk(
     context in frame 0. `counts` is updated. `predictor` adds the cross-plane bucket. `known`:
     `out` already holds every bit (encoding, estimating), so the predictor scores all planes
     in one product instead of plane by plane as a decoder must (the same buckets).
+    `probe(k, t, positions, n)`, where given, sees each batch's numerators and where in latent
+    frame t (flat indices) they fall: what the coder predicts where, for estimates.
     """
     _, t_len, h, w = out.shape
     # signs (2 * bit - 1) of the planes coded so far and their neighbour sums: the predictor's input
@@ -82,6 +85,8 @@ def walk(
         for a, b in bounds:
             p, c = pos[a:b], ctx[a:b]
             n = counts.probabilities(k, c)
+            if probe is not None:
+                probe(k, t, p, n)
             sym = sink(k, n, flat[p])
             flat[p] = sym
             counts.update(k, c, sym.astype(np.int64))

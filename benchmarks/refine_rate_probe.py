@@ -4,12 +4,14 @@ the search for the code length of its flips does to bytes and LPIPS at fixed pla
 Each reference is coded as `vtoken bench` codes it (vtoken.bench.learned.run_vtoken: the
 default model, hold and chunks, `--refine STEPS`) at each plane count and rate weight, decoded
 and scored on every frame with the bench's own RGB conversion and LPIPS. Weight 0 is the
-search without the term (what `vtoken bench --refine` measured). Without a BD-rate over many
+search without the term: measured, or with `--base` read from a `vtoken bench --refine STEPS`
+results.json of the same references (the same encode, so the same bytes: the search is
+deterministic on one machine). Without a BD-rate over many
 points, a weight is judged at each plane count by the LPIPS it gives plus the clip's own
 LPIPS per doubling of the rate (from the weight-0 points) times log2 of its bytes: lower wins.
 
     python benchmarks/refine_rate_probe.py [NAME=]REF.y4m [...] [--planes 8,32]
-        [--weights 0,0.5,1] [--steps 8] [--device cpu] [--out results.md]
+        [--weights 0,0.5,1] [--steps 8] [--device cpu] [--base results.json] [--out results.md]
 
 `vtoken bench` leaves its references (33 frames at 640x360) in .cache/bench/refs.
 """
@@ -42,6 +44,18 @@ def measure(ref: Path, planes: int, weight: float, steps: int, device: str, work
             "encode_s": out.encode_seconds}
 
 
+def from_bench(results: Path, clip: str, planes: int, steps: int) -> dict:
+    """The weight-0 point of `clip` at `planes` from a bench run with `--refine steps`."""
+    import json
+
+    for r in json.loads(results.read_text())["results"]:
+        if (r["codec"], r["config"], r["clip"], r["quality"]) == ("vtoken", "default", clip, planes) \
+                and r["settings"].get("refine") == steps:
+            return {"bytes": r["bytes"], "bpp": r["bpp"], "lpips": r["metrics"]["lpips"],
+                    "encode_s": r["timings"]["encode_s"]}
+    raise SystemExit(f"{results}: no vtoken point of {clip} at {planes} planes with --refine {steps}")
+
+
 def slope(points: dict[int, dict]) -> float:
     """The clip's LPIPS gained per doubling of the rate between its lowest and highest plane
     counts (weight-0 points)."""
@@ -56,14 +70,18 @@ def main(argv=None) -> None:
     ap.add_argument("--weights", default="0,0.5,1")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--base", type=Path, default=None, help="weight 0 from this bench results.json")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     planes = [int(p) for p in a.planes.split(",")]
     weights = [float(w) for w in a.weights.split(",")]
-    if 0.0 not in weights or len(planes) < 2:
-        ap.error("--weights must include 0 (the reference for the others) and --planes at least two counts")
+    if (0.0 not in weights and a.base is None) or len(planes) < 2:
+        ap.error("--weights must include 0 (the reference for the others) unless --base gives it, and --planes "
+                 "at least two counts")
+    weights = [0.0] + [w for w in weights if w != 0.0]
     lines = [f"# The encoder search's rate term: `python benchmarks/refine_rate_probe.py ... --planes {a.planes} "
-             f"--weights {a.weights} --steps {a.steps} --device {a.device}`", "",
+             f"--weights {a.weights} --steps {a.steps} --device {a.device}"
+             f"{' --base ' + a.base.parent.name + '/results.json' if a.base else ''}`", "",
              "score = LPIPS + (the clip's LPIPS per doubling of the rate at weight 0) x log2(bpp); lower is better. "
              "Rows against weight 0 at the same planes.", "",
              "| clip | planes | weight | bpp | bytes vs 0 | LPIPS | LPIPS vs 0 | score vs 0 | encode s |",
@@ -73,7 +91,8 @@ def main(argv=None) -> None:
             name, _, path = spec.rpartition("=")
             ref = Path(path)
             name = name or ref.stem
-            got = {w: {p: measure(ref, p, w, a.steps, a.device, tmp) for p in planes} for w in weights}
+            got = {w: {p: from_bench(a.base, name, p, a.steps) if (w == 0.0 and a.base) else
+                       measure(ref, p, w, a.steps, a.device, tmp) for p in planes} for w in weights}
             s = slope(got[0.0])
             for p in planes:
                 base = got[0.0][p]

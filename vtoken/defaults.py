@@ -37,8 +37,10 @@ REFINE_MAX = 1000
 REFINE_LR = 0.08
 REFINE_L1 = 5.0
 REFINE_LPIPS = 8.0
-# The search's rate term: the loss one doubling of a latent frame's code length is worth
-# (refine.py; 0: the search ignores what its flips cost).
+# The search's rate term: the loss one doubling of a latent frame's code length is worth. 0.5 moved
+# along the curve (5-11 % fewer bytes, 0.004-0.007 worse LPIPS), 1.5 overpaid
+# (benchmarks/results/refine_rate_probe_cpu.md), so it is off (refine.py; 0: the search ignores
+# what its flips cost).
 REFINE_RATE = 0.0
 
 # Latent frames the model takes per call, by device (vtoken/codec/slices.py); a device not

@@ -1,5 +1,5 @@
-"""The encoder's search (vtoken.codec.refine): what it optimises, what it leaves alone, and
-how the encoder, the CLI and the bench take it."""
+"""The encoder's search (vtoken.codec.refine): what it optimises, what it leaves alone, its
+rate term, and how the encoder (with auto too) and the CLI take it."""
 
 from __future__ import annotations
 

@@ -157,8 +157,9 @@ class Codec:
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
         coding the first chunk on each grid (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
         latent frames (hold.py; 0 codes the model's signs as they are). `refine`: steps of the
-        encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials, whose
-        ranking the search, which gains on every grid, is taken not to change). `total_frames`: the
+        encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials, then
+        searches its stream: searched, the fine grids those trials choose above about 0.03 bpp can
+        score worse than a coarser one, benchmarks/results/auto_refine8_cpu.md). `total_frames`: the
         input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
         from ..validate import refine_steps
 

@@ -115,8 +115,9 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     lpips = ReferenceLPIPS(ref, lpips_device)  # the reference's features once for every trial
     trials, streams = [], {}
     for factor in candidate_factors(codec.config.temporal_factor, chunk_frames):
+        # Unsearched (refine 0) whatever the stream asks: a search on every grid would multiply the cost.
         kw = dict(chunk_frames=chunk_frames, key_interval=key_interval, precision=precision, source=source,
-                  temporal_factor=factor, hold=hold, total_frames=total_frames)
+                  temporal_factor=factor, hold=hold, refine=0, total_frames=total_frames)
         try:
             rate, score, planes, stream = _trial_point(codec, ref, info, lpips, bpp=bpp, **kw)
         except UsageError:

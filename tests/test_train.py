@@ -935,3 +935,62 @@ def test_export_keeps_the_sources_prior_when_the_encoder_was_frozen(tmp_path):
             model.entropy_predictor.weight, source.entropy_predictor.weight)
         assert same == kept
         assert report["prior"].get("kept_from") == (source.identity.short if kept else None)
+
+
+def test_search_signs_move_the_kept_bits_toward_a_better_decode_and_leave_the_rest():
+    """The training-time search: with a decoder that shows the latents as they are, L1 against
+    a video pulls each kept bit to the video's sign; planes above a sample's count keep z's
+    signs; 0 steps is sign(z); the decoder's weights collect no gradient."""
+    from vtoken.train.searched import search_loss, search_signs
+
+    torch.manual_seed(0)
+    z = torch.randn(2, 4, 2, 3, 3) * 0.1
+    video = torch.randn(2, 4, 2, 3, 3).sign()
+    layer = torch.nn.Conv3d(4, 4, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(4).view(4, 4, 1, 1, 1))
+    layer.requires_grad_(False)
+    planes = torch.tensor([2, 4])
+    found = search_signs(layer, video, z, planes, steps=10, lr=0.1, l1=1.0, perceptual=0.0)
+    assert torch.equal(found[0, :2], video[0, :2]) and torch.equal(found[1], video[1])
+    assert torch.equal(found[0, 2:], torch.where(z[0, 2:] >= 0, 1.0, -1.0))     # not kept: as z
+    assert torch.equal(search_signs(layer, video, z, planes, 0, 0.1, 1.0, 0.0), torch.where(z >= 0, 1.0, -1.0))
+    assert layer.weight.grad is None
+
+    # The hinge: a kept bit on the target's side by more than the margin costs nothing.
+    zz = torch.tensor([1.0, 0.2, -0.3, 0.4]).view(1, 4, 1, 1, 1).requires_grad_(True)
+    target = torch.tensor([1.0, 1.0, 1.0, -1.0]).view(1, 4, 1, 1, 1)
+    hinge, flips = search_loss(zz, target, torch.tensor([3]), margin=0.5)
+    assert hinge.item() == pytest.approx((0 + 0.3 + 0.8) / 3) and flips.item() == pytest.approx(1 / 3)
+    hinge.backward()
+    assert zz.grad.flatten().tolist() == pytest.approx([0, -1 / 3, -1 / 3, 0])
+
+
+def test_search_steps_train_the_encoder_toward_searched_signs(tmp_path):
+    """A run with search_steps logs the hinge and the share of kept bits the search flipped,
+    draws the same plane counts as the run without it, resumes bit-exactly, and refuses a
+    search without its loss weight (or the weight without a search)."""
+    arrays = _arrays()
+    plain, searched = [], []
+    train(_config(3), tmp_path / "plain", data_arrays=arrays, log_fn=plain.append)
+    cfg = {**_config(3).to_dict(), "search_steps": 2, "search_lr": 0.2}
+    cfg["losses"] = {**cfg["losses"], "search": 1.0}
+    train(TrainConfig.from_dict(cfg), tmp_path / "searched", data_arrays=arrays, log_fn=searched.append)
+    steps = [r for r in searched if "search_flips" in r]
+    assert len(steps) == 3 and any(r["search_flips"] > 0 for r in steps) and all(r["search"] > 0 for r in steps)
+    assert [r["planes_mean"] for r in plain if "planes_mean" in r] == [r["planes_mean"] for r in steps]
+    full = {**cfg, "steps": 4}
+    train(TrainConfig.from_dict(full), tmp_path / "full", data_arrays=arrays)
+    train(TrainConfig.from_dict({**full, "steps": 2}), tmp_path / "split", data_arrays=arrays)
+    train(TrainConfig.from_dict(full), tmp_path / "split", resume=True, data_arrays=arrays)
+    a, b = _params(tmp_path / "full"), _params(tmp_path / "split")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    with pytest.raises(UsageError, match="go together"):
+        TrainConfig.from_dict({**cfg, "search_steps": 0})
+    with pytest.raises(UsageError, match="go together"):
+        TrainConfig.from_dict({**_config(2).to_dict(), "search_steps": 2})
+    for bad in (-1, 1.5, True):
+        with pytest.raises(UsageError, match="search_steps"):
+            TrainConfig.from_dict({**cfg, "search_steps": bad})
+    with pytest.raises(UsageError, match="search_lr"):
+        TrainConfig.from_dict({**cfg, "search_lr": 0})

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from vtoken.defaults import HOLD_PREV_WEIGHT
+from vtoken.defaults import HOLD_PREV_WEIGHT, REFINE_LR
 from vtoken.device import cuda_available
 from vtoken.device import resolve_device as base_resolve_device
 from vtoken.errors import InputError, UsageError
@@ -31,6 +31,7 @@ from .data import ClipSampler, DataConfig, describe, make_sampler
 from .fields import known_fields
 from .held import HeldSigns
 from .losses import LossConfig, TokenizerLoss, bit_stats, nats_to_bits, sample_planes
+from .searched import search_loss, search_signs
 
 LogFn = Callable[[dict[str, Any]], None]
 RATE_LR = 1e-2  # learning rate of the rate model's logits (rate.py)
@@ -100,6 +101,11 @@ class TrainConfig:
     # latent frame's value (BitHold's prev_weight; 0 holds by abs(z) alone, lever 49's rule).
     hold_max: float = 0.0
     hold_prev_weight: float = HOLD_PREV_WEIGHT
+    # The encoder learns the encoder's search (searched.py): each step searches the clip's bits
+    # for search_steps Adam steps of lr search_lr against the decoder (the loss's l1 and
+    # perceptual weights), and losses.search weighs the pull of z toward the signs found.
+    search_steps: int = 0
+    search_lr: float = REFINE_LR
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -129,6 +135,13 @@ class TrainConfig:
         for name in ("hold_max", "hold_prev_weight"):
             if not 0 <= getattr(cfg, name) < float("inf"):
                 raise UsageError(f"{name}={getattr(cfg, name)!r}; allowed: a finite number >= 0")
+        if isinstance(cfg.search_steps, bool) or not isinstance(cfg.search_steps, int) or cfg.search_steps < 0:
+            raise UsageError(f"search_steps={cfg.search_steps!r}; allowed: an integer >= 0")
+        if not 0 < cfg.search_lr < float("inf"):
+            raise UsageError(f"search_lr={cfg.search_lr!r}; allowed: a finite number > 0")
+        if (cfg.search_steps > 0) != (cfg.losses.search > 0):
+            raise UsageError(f"search_steps ({cfg.search_steps}) and losses.search ({cfg.losses.search}) "
+                             "go together: the search finds the signs, losses.search pulls the encoder to them")
         if cfg.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision={cfg.precision!r}; allowed: 'bf16', 'fp32'")
         return cfg
@@ -435,6 +448,13 @@ class Trainer:
         with self.autocast:
             out = self.net(video, planes=planes, **({"signs": held} if held is not None else {}))
         total, terms = self.loss(video, out, self.step, self.gen)
+        if cfg.search_steps:
+            with self.autocast:
+                target = search_signs(self.model.decoder, video, out.z, planes, cfg.search_steps, cfg.search_lr,
+                                      cfg.losses.l1, cfg.losses.perceptual, self.loss.lpips)
+            terms["search"], terms["search_flips"] = search_loss(out.z, target, planes, cfg.losses.search_margin)
+            total = total + cfg.losses.search * terms["search"]
+            terms["total"] = total
         self.opt.zero_grad(set_to_none=True)
         if self.rate_opt is not None:
             self.rate_opt.zero_grad(set_to_none=True)

@@ -58,6 +58,10 @@ class LossConfig:
     # term's straight-through gradient does not know how close a bit is to flipping.
     hold: float = 0.0
     hold_margin: float = 0.5
+    # The pull of the encoder's latents toward the signs the encoder's search finds (loop.py's
+    # search_steps, searched.py): a hinge max(0, search_margin - z * target) over the kept bits.
+    search: float = 0.0
+    search_margin: float = 0.5
     adversarial: float = 0.0  # 0.1 in the paper; off by default (measure before enabling)
     gan_start: int = 2000  # generator gets the adversarial term only after this many steps
     # The discriminator trains from this step (-1 = from gan_start). Warm-starting a trained
@@ -80,6 +84,9 @@ class LossConfig:
         if self.rate < 0 or self.rate_predicted < 0:
             raise UsageError(f"losses.rate ({self.rate}) and losses.rate_predicted "
                              f"({self.rate_predicted}) must be >= 0")
+        if self.search < 0 or self.search_margin <= 0:
+            raise UsageError(f"losses.search ({self.search}) must be >= 0 and losses.search_margin "
+                             f"({self.search_margin}) > 0")
         if self.hold < 0 or self.hold_margin <= 0:
             raise UsageError(f"losses.hold ({self.hold}) must be >= 0 and losses.hold_margin "
                              f"({self.hold_margin}) > 0")

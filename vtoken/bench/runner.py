@@ -19,6 +19,7 @@ from .curves import AUTO
 from .env import environment, machine
 from .ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg
 from .measure import bpp, means, quality
+from .points_log import PointLog, point_key
 from .reference import make_reference
 from .yuv import RGB_CONVERSION, read_y4m, yuv420_to_rgb
 
@@ -59,6 +60,10 @@ class BenchSettings:
     metrics: tuple[str, ...] = tuple(METRICS)
     metrics_device: str | None = None   # default: vtoken's device (cpu for baselines-only runs)
     pictures_dir: Path | None = None     # side-by-side PNGs (source | vtoken | x265) per clip
+    # The folder where vtoken points are logged as they finish (points_log.py; None: not
+    # logged), and whether to go on from the points an earlier run of the same settings logged.
+    log_dir: Path | None = None
+    resume: bool = False
 
     def check(self) -> None:
         if any(not 0 < b < float("inf") for b in self.vtoken_bpp_targets):
@@ -151,6 +156,9 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
     results: list[dict] = []
     references: list[dict] = []
     pictures: list[str] = []
+    log = None
+    if s.run_vtoken and s.log_dir is not None:
+        log = PointLog(s.log_dir, _log_settings(s, vdev, mdev), s.resume)
     with tempfile.TemporaryDirectory(prefix="vtoken-bench-", dir=workdir) as tmp:
         tmp = Path(tmp)
         warmed = False
@@ -193,31 +201,23 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                     if on_point:
                         on_point(rec)
             if s.run_vtoken:
-                from .learned import run_vtoken, warm_up
-                if not warmed:
+                from .learned import warm_up
+                if not warmed and not _all_logged(s, log, ref_info):
                     warm_up(ref_path, s.vtoken_planes[0], tmp, vdev, s.model)
                     warmed = True
-                shown: dict[int, object] = {}
+                shown: dict[int, object] = {}  # a plane count's middle frame, for the picture
                 for tf, p, target in s.vtoken_points():
-                    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine,
-                                     chunk_frames=s.chunk_frames, bpp=target)
-                    if s.pictures_dir is not None and tf is None:
-                        shown[p] = out.frames
-                    if out.frames.shape != ref_rgb.shape:
-                        raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
-                    rec = make_record(
-                        codec="vtoken", config="default" if tf is None else AUTO if tf == AUTO else f"t{tf}",
-                        clip=clip, quality_param="planes" if target is None else "bpp_target",
-                        quality_value=p if target is None else target,
-                        nbytes=out.bytes, frames=t, width=s.width, height=s.height,
-                        per_frame=quality(ref_rgb, out.frames, mdev, s.metrics),
-                        encode_s=out.encode_seconds, decode_s=out.decode_seconds,
-                        encode_cpu_s=out.encode_cpu_seconds, decode_cpu_s=out.decode_cpu_seconds,
-                        encode_rss_mib=out.encode_rss_mib, decode_rss_mib=out.decode_rss_mib,
-                        gpu_encode_mib=out.encode_gpu_mib, gpu_decode_mib=out.decode_gpu_mib, device=out.device,
-                        settings=out.settings, reference_sha256=ref_info["y4m_sha256"], ffmpeg=None,
-                        measured_on=here)
-                    rec["stage_timings"] = out.stage_timings
+                    key = point_key(ref_info["y4m_sha256"], tf, p, target)
+                    rec = log.get(key) if log is not None else None
+                    if rec is not None:
+                        middle = log.frame(key) if tf is None else None
+                    else:
+                        rec, middle = _vtoken_point(s, ref_path, ref_rgb, ref_info, clip, tf, p, target, tmp,
+                                                    vdev, mdev, here)
+                        if log is not None:
+                            log.put(key, rec, middle if tf is None else None)
+                    if middle is not None and s.pictures_dir is not None:
+                        shown[p] = middle
                     results.append(rec)
                     if on_point:
                         on_point(rec)
@@ -236,11 +236,55 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
+    if log is not None:
+        log.clear()  # the run's results hold every point now
     env = environment(fver, torch_info=s.run_vtoken)
     models = sorted({str(r["settings"].get("model")) for r in results if r["codec"] == "vtoken"})
     env["vtoken_model"] = models[0] if len(models) == 1 else (models or None)
     return {"environment": env, "settings": settings,
             "references": references, "results": results, "pictures": pictures}
+
+
+def _vtoken_point(s: BenchSettings, ref_path: Path, ref_rgb, ref_info: dict, clip: str, tf, p, target, tmp: Path,
+                  vdev: str, mdev: str, here) -> tuple[dict, object]:
+    """One vtoken point coded, decoded and scored: (its record, the middle decoded frame)."""
+    from .learned import run_vtoken
+
+    t = ref_rgb.shape[0]
+    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine,
+                     chunk_frames=s.chunk_frames, bpp=target)
+    if out.frames.shape != ref_rgb.shape:
+        raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
+    rec = make_record(
+        codec="vtoken", config="default" if tf is None else AUTO if tf == AUTO else f"t{tf}",
+        clip=clip, quality_param="planes" if target is None else "bpp_target",
+        quality_value=p if target is None else target,
+        nbytes=out.bytes, frames=t, width=s.width, height=s.height,
+        per_frame=quality(ref_rgb, out.frames, mdev, s.metrics),
+        encode_s=out.encode_seconds, decode_s=out.decode_seconds,
+        encode_cpu_s=out.encode_cpu_seconds, decode_cpu_s=out.decode_cpu_seconds,
+        encode_rss_mib=out.encode_rss_mib, decode_rss_mib=out.decode_rss_mib,
+        gpu_encode_mib=out.encode_gpu_mib, gpu_decode_mib=out.decode_gpu_mib, device=out.device,
+        settings=out.settings, reference_sha256=ref_info["y4m_sha256"], ffmpeg=None,
+        measured_on=here)
+    rec["stage_timings"] = out.stage_timings
+    return rec, out.frames[t // 2].copy()
+
+
+def _log_settings(s: BenchSettings, vdev: str, mdev: str) -> dict:
+    """What every logged vtoken point depends on besides its clip, grid, planes and target."""
+    from ..models.store import model_identity
+
+    ident = model_identity(s.model)
+    return {"model": f"{ident.name} sha256:{ident.sha256}", "device": vdev, "metrics_device": mdev,
+            "metrics": list(s.metrics), "frames": s.frames, "size": [s.width, s.height], "hold": s.hold,
+            "refine": s.refine, "chunk_frames": s.chunk_frames}
+
+
+def _all_logged(s: BenchSettings, log: PointLog | None, ref_info: dict) -> bool:
+    """Whether the clip's every vtoken point is in the log (no warm-up needed)."""
+    return log is not None and all(log.get(point_key(ref_info["y4m_sha256"], *pt)) is not None
+                                   for pt in s.vtoken_points())
 
 
 def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb, vtoken_frames: dict,
@@ -254,9 +298,10 @@ def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb
     x265 = [r for r in results if r["clip"] == clip and r["codec"] == "hevc" and r["config"] == s.configs[0]]
     vt = sbs.pick_vtoken_point(mine)
     hv = sbs.nearest_rate(x265, vt["bpp"])
-    if hv is None:
+    if hv is None or vt["quality"] not in vtoken_frames:  # no x265 point, or a logged point lost its frame
         return None
     spec = bl.make_spec("hevc", s.configs[0], s.threads)
     out = bl.run_baseline(exe, spec, hv["quality"], ref_path, s.width, s.height, tmp, nice=s.nice)
-    panels = [(sbs.label(vt), vtoken_frames[vt["quality"]]), (sbs.label(hv), yuv420_to_rgb(out.planes))]
-    return sbs.write_side_by_side(Path(s.pictures_dir) / f"{clip}.png", ref_rgb.shape[0] // 2, ref_rgb, panels)
+    mid = ref_rgb.shape[0] // 2
+    panels = [(sbs.label(vt), vtoken_frames[vt["quality"]]), (sbs.label(hv), yuv420_to_rgb(out.planes)[mid])]
+    return sbs.write_side_by_side(Path(s.pictures_dir) / f"{clip}.png", mid, ref_rgb[mid], panels)

@@ -51,19 +51,20 @@ def busiest_crop(frame: np.ndarray, size: int = CROP) -> tuple[int, int]:
 
 def write_side_by_side(path: str | Path, frame_index: int, source: np.ndarray,
                        panels: list[tuple[str, np.ndarray]], size: int = CROP) -> Path:
-    """One PNG: the source crop, then each (title, frames) panel's crop of the same frame
-    and window. Frames are uint8 [T, H, W, 3]; the crop is taken at full size."""
+    """One PNG: the source crop, then each (title, frame) panel's crop of the same window.
+    Frames are uint8 [H, W, 3], all the clip's frame `frame_index` (for the title); the crop
+    is taken at full size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    top, left = busiest_crop(source[frame_index], size)
+    top, left = busiest_crop(source, size)
     crops = [("source", source)] + panels
     n = len(crops)
     fig, axes = plt.subplots(1, n, figsize=(n * size / 100 + 0.4, size / 100 + 0.6), dpi=100)
-    for ax, (title, frames) in zip(np.atleast_1d(axes), crops):
-        ax.imshow(frames[frame_index, top:top + size, left:left + size], interpolation="nearest")
+    for ax, (title, frame) in zip(np.atleast_1d(axes), crops):
+        ax.imshow(frame[top:top + size, left:left + size], interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.suptitle(f"frame {frame_index}, crop {size}x{size} at ({left}, {top}), full size", fontsize=8)

@@ -214,6 +214,12 @@ def resolve_model(spec: str | os.PathLike | None = None) -> Path:
     return matches[0][0]
 
 
+def model_identity(spec: str | os.PathLike | None = None) -> ModelIdentity:
+    """The name and weights hash of the model `spec` names (as resolve_model), without loading it."""
+    meta = _read_descriptor(resolve_model(spec))
+    return ModelIdentity(meta["name"], meta["sha256"])
+
+
 # -- loading ------------------------------------------------------------------------------------
 def load_model(spec: str | os.PathLike | None = None, device: str | torch.device = "cpu", *, cache: bool = True) -> Tokenizer:
     """Load a tokenizer in eval mode, its sha256 checked. Cached per (file, device): repeated

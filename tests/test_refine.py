@@ -145,15 +145,25 @@ def test_bad_search_options_are_refused_before_anything_is_written(tmp_path, tin
     assert run.exit_code == 2 and "refine" in run.output and not (tmp_path / "y.mvt").exists()
 
 
-def test_auto_chooses_the_grid_unsearched_then_searches_the_stream(tmp_path, tiny_model_json):
+def test_auto_chooses_the_grid_unsearched_on_the_models_grid_or_coarser_then_searches_the_stream(
+        tmp_path, tiny_model_json, monkeypatch):
+    from vtoken.codec import factor_choice
+    from vtoken.codec.factor_choice import FactorTrial, choose
+    from vtoken.models import load_model
+
+    monkeypatch.setattr(factor_choice, "past_best", lambda trials, target: False)  # every grid is tried
     src = make_clip(tmp_path / "a.mp4", frames=17, size=(64, 48), seed=3)
     kw = dict(model=tiny_model_json, chunk_frames=17, device="cpu", bpp=0.3, temporal_factor="auto")
     plain = vtoken.encode(src, tmp_path / "p.mvt", **kw)
     searched = vtoken.encode(src, tmp_path / "r.mvt", refine=3, **kw)
-    # The same trials (they are unsearched), the same grid, but the bits sent are the searched ones.
-    assert searched.factor_trials == plain.factor_trials and len(plain.factor_trials) >= 1
-    assert searched.temporal_factor == plain.temporal_factor
+    # The same unsearched trials, less the grids finer than the model's (the search gains less
+    # there, factor_choice.searched_finest), and the grid they choose; the bits sent are searched.
+    own = load_model(tiny_model_json).config.temporal_factor
+    assert any(t["factor"] < own for t in plain.factor_trials)   # the plain encode tried finer grids
+    assert searched.factor_trials == [t for t in plain.factor_trials if t["factor"] >= own]
+    assert searched.temporal_factor == choose([FactorTrial(**t) for t in searched.factor_trials], 0.3) >= own
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine"] == 3
     assert (tmp_path / "r.mvt").read_bytes() != (tmp_path / "p.mvt").read_bytes()
     frames = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
     assert frames.shape == (17, 48, 64, 3)
+

@@ -157,9 +157,9 @@ class Codec:
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
         coding the first chunk on each grid (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
         latent frames (hold.py; 0 codes the model's signs as they are). `refine`: steps of the
-        encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials, then
-        searches its stream: searched, the fine grids those trials choose above about 0.03 bpp can
-        score worse than a coarser one, benchmarks/results/auto_refine8_cpu.md). `total_frames`: the
+        encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials among
+        the model's grid and coarser ones, factor_choice.searched_finest, then searches its
+        stream). `total_frames`: the
         input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
         from ..validate import refine_steps
 
@@ -175,7 +175,9 @@ class Codec:
             trials, streams = factor_choice.run_trials(self, first, info, bpp, chunk_frames=chunk_frames,
                                                        precision=precision, source=source,
                                                        lpips_device=str(self.device), hold=hold,
-                                                       key_interval=key_interval, total_frames=total_frames)
+                                                       key_interval=key_interval, total_frames=total_frames,
+                                                       finest=factor_choice.searched_finest(
+                                                           self.config.temporal_factor, refine))
             temporal_factor = factor_choice.choose(trials, bpp) if trials else None
             after = next(frames, None)
             if after is None and audio is None and not refine and temporal_factor in streams:

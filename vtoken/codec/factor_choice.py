@@ -65,6 +65,17 @@ def candidate_factors(model_factor: int, chunk_frames: int) -> list[int]:
     return [f for f in stream_factors(model_factor) if (chunk_frames - 1) % f == 0]
 
 
+def searched_finest(model_factor: int, refine: int) -> int:
+    """The finest grid auto tries for a stream coded with `refine` search steps. The trials are
+    unsearched (a search on every grid would multiply their cost), and the search gains less on
+    the grids finer than the model's, where the model sees every frame 2-4 times: on the eval
+    clips at 0.064 bpp (8 steps) VID_20191220_170832 scored LPIPS 0.087 on grid 2, the trials'
+    choice, against 0.071 on the model's grid 4 and 0.075 on grid 8 (which tops out at 0.046 bpp);
+    benchmarks/results/auto_refine8_cpu.md. So a searched stream keeps to the model's grid or
+    coarser ones; an unsearched one tries every grid."""
+    return model_factor if refine else 1
+
+
 def choose(trials: list[FactorTrial], target: float) -> int:
     """The factor of the best trial within the target; the coarsest trial's when none fits."""
     fitting = [t for t in trials if t.fits(target)]
@@ -93,8 +104,8 @@ def read_at_target(target: float, near: tuple[float, float], other: tuple[float,
 
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
                source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD,
-               key_interval: int = defaults.KEY_INTERVAL,
-               total_frames: int | None = None) -> tuple[list[FactorTrial], dict[int, tuple]]:
+               key_interval: int = defaults.KEY_INTERVAL, total_frames: int | None = None,
+               finest: int = 1) -> tuple[list[FactorTrial], dict[int, tuple]]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, coarsest
     first, up to the first whose one plane is over the target or that scores worse than the
     best before it (past_best), in memory, as the stream
@@ -105,6 +116,8 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     trial more than RateController.TOLERANCE off the target is coded once more with one plane
     more (under it) or fewer (over it), for its LPIPS at the target (read_at_target).
 
+    Grids finer than `finest` are not tried (a searched stream's: searched_finest).
+
     Also returns each grid's stream at the target (factor: (bytes, Compressed)): when the input
     is this one chunk, the chosen one is the whole stream."""
     if not frames:
@@ -114,7 +127,7 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     ref = np.stack(frames)
     lpips = ReferenceLPIPS(ref, lpips_device)  # the reference's features once for every trial
     trials, streams = [], {}
-    for factor in candidate_factors(codec.config.temporal_factor, chunk_frames):
+    for factor in [f for f in candidate_factors(codec.config.temporal_factor, chunk_frames) if f >= finest]:
         # Unsearched (refine 0) whatever the stream asks: a search on every grid would multiply the cost.
         kw = dict(chunk_frames=chunk_frames, key_interval=key_interval, precision=precision, source=source,
                   temporal_factor=factor, hold=hold, refine=0, total_frames=total_frames)

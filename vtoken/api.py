@@ -113,8 +113,8 @@ def encode(
     the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are).
     `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
     refined against the decoder for LPIPS + L1, at about `refine` x 8 decodes of encode time
-    (0: off; with temporal factor auto the grid is chosen on unsearched trials, then the
-    stream is searched)."""
+    (0: off; with temporal factor auto the grid is chosen on unsearched trials among the
+    model's grid and coarser ones, then the stream is searched)."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path

@@ -166,7 +166,7 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
               help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (LPIPS + "
               "L1; better quality per byte, about STEPS x 8 decodes of encode time); with --temporal-factor auto the "
-              "grid is chosen without it; 0: off.")
+              "grid is chosen without it, among the model's grid and coarser ones; 0: off.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")

@@ -68,11 +68,12 @@ def candidate_factors(model_factor: int, chunk_frames: int) -> list[int]:
 def searched_finest(model_factor: int, refine: int) -> int:
     """The finest grid auto tries for a stream coded with `refine` search steps. The trials are
     unsearched (a search on every grid would multiply their cost), and the search gains less on
-    the grids finer than the model's, where the model sees every frame 2-4 times: on the eval
-    clips at 0.064 bpp (8 steps) VID_20191220_170832 scored LPIPS 0.087 on grid 2, the trials'
-    choice, against 0.071 on the model's grid 4 and 0.075 on grid 8 (which tops out at 0.046 bpp);
-    benchmarks/results/auto_refine8_cpu.md. So a searched stream keeps to the model's grid or
-    coarser ones; an unsearched one tries every grid."""
+    the grids finer than the model's, where the model sees every frame 2-4 times. Searched (8
+    steps, eval clips): VID_20191220_170832 at 0.064 bpp scored LPIPS 0.071 on the model's grid 4
+    against 0.087 on grid 2, the unsearched trials' choice, and at 0.1 0.068 (grid 4, all planes:
+    0.075 bpp) against 0.093 (grid 1); cockatoo 0.194 against 0.200 at 0.032 and 0.150 against
+    0.151 at 0.064 (benchmarks/results/auto_refine8_finest4_cpu.md). So a searched stream keeps to
+    the model's grid or coarser ones; an unsearched one tries every grid."""
     return model_factor if refine else 1
 
 

@@ -7,7 +7,10 @@ step's clip, at the step's plane count, from the encoder's detached latents; the
 then pulled toward the signs the search chose (a hinge on z), so the default encode sends
 bits closer to the searched ones at no cost at encode time. The search weighs the whole clip
 at once (the codec searches one latent frame after another): in training a flip's effect on
-the later frames is counted too."""
+the later frames is counted too. Measured (model card, levers 72 and 72b): 400 steps from the
+default at lr 5e-5 left the eval curves within the noise and the share of bits the search
+flips unchanged (3.6 %); a 4x lr made the encoder's own bits worse. Kept as a training option,
+off by default, for longer or GPU runs."""
 
 from __future__ import annotations
 

@@ -65,21 +65,14 @@ class BitRefiner:
         for a, b in latent_pieces(bits.shape[1], latents_per_call(self.device)):
             first, stop = frame_range(a, b, key, cfg.temporal_factor)
             real = max(0, min(stop, n) - first)  # the slice's frames that are the input's, not padding
-            u = torch.tensor(start[None, :, a:b], device=self.device, dtype=torch.float32, requires_grad=True)
-            opt = torch.optim.Adam([u], lr=self.lr)
+            u = torch.tensor(start[None, :, a:b], device=self.device, dtype=torch.float32)
             x = target[:, :, first:first + real, :h, :w]
             slope = None if p1 is None or not self.rate_weight else self._rate_slope(p1[:planes, a:b], bits[:planes, a:b])
-            for _ in range(self.steps if real else 0):
-                q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
-                y = self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w]
-                loss = defaults.REFINE_L1 * (y - x).abs().mean() + defaults.REFINE_LPIPS * self.lpips(
-                    _frames_first(y), _frames_first(x)).mean()
-                if slope is not None:
-                    loss = loss + (slope * (q[0, :planes] + 1) / 2).sum()
-                # Only u's gradient: the model's weights are shared and must not collect any.
-                (u.grad,) = torch.autograd.grad(loss, [u])
-                opt.step()
-            out[:, a:b] = (u.detach()[0] >= 0).to(torch.uint8).cpu().numpy()
+            rate = None if slope is None else (lambda q: (slope * (q[0, :planes] + 1) / 2).sum())
+            u = sign_search(u, lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w], x, mask,
+                            self.steps if real else 0, self.lr, defaults.REFINE_L1, defaults.REFINE_LPIPS,
+                            self.lpips, rate)
+            out[:, a:b] = (u[0] >= 0).to(torch.uint8).cpu().numpy()
             with torch.inference_mode():  # the decoder's state moves on with the bits sent
                 self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,
                                        state=self.state)
@@ -98,6 +91,32 @@ class BitRefiner:
         return torch.tensor(slope, device=self.device, dtype=torch.float32)
 
 
-def _frames_first(video):
-    """[1, 3, T, H, W] -> [T, 3, H, W]: LPIPS takes images."""
-    return video[0].transpose(0, 1)
+def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual: float, lpips=None,
+                extra=None):
+    """The search itself, shared with training (vtoken.train.searched): `steps` Adam steps of lr
+    `lr` on the values u [B, K, T', H', W'] through the sign's straight-through estimator (forward
+    sign(u) x mask, backward the identity), on l1 x L1 + perceptual x LPIPS (when `lpips` is
+    given) of decode(q) against the video x [B, 3, T, H, W], plus extra(q) when given. Returns
+    the final values, detached; only u gets a gradient (the decoder's weights are shared and
+    must not collect any)."""
+    import torch
+
+    u = u.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=lr)
+    for _ in range(steps):
+        q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
+        y = decode(q).float()
+        loss = l1 * (y - x).abs().mean()
+        if lpips is not None and perceptual > 0:
+            loss = loss + perceptual * lpips(_fold(y), _fold(x)).mean()
+        if extra is not None:
+            loss = loss + extra(q)
+        (u.grad,) = torch.autograd.grad(loss, [u])
+        opt.step()
+    return u.detach()
+
+
+def _fold(video):
+    """[B, 3, T, H, W] -> [B*T, 3, H, W]: LPIPS takes images."""
+    b, c, t, h, w = video.shape
+    return video.transpose(1, 2).reshape(b * t, c, h, w)

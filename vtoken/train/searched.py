@@ -16,31 +16,21 @@ from __future__ import annotations
 
 import torch
 
+from vtoken.codec.refine import sign_search
 from vtoken.models.lfq import plane_mask
-
-from .losses import fold_frames
 
 
 def search_signs(decoder, video: torch.Tensor, z: torch.Tensor, planes, steps: int, lr: float,
                  l1: float, perceptual: float, lpips=None) -> torch.Tensor:
     """Signs +-1 [B, K, T', H', W'] after `steps` Adam steps of lr `lr` on u (starting at the
     detached latents z) of l1 x L1 + perceptual x LPIPS (when `lpips` is given) between
-    decoder(sign(u) masked to `planes`) and `video`; the gradient reaches u alone (the decoder's
-    weights collect none). Planes at or above a sample's count keep z's signs."""
+    decoder(sign(u) masked to `planes`) and `video` (the codec's sign_search); the gradient
+    reaches u alone (the decoder's weights collect none). Planes at or above a sample's count
+    keep z's signs."""
     z = z.detach().float()
     mask = _kept(z, planes)
-    x = video.float()
-    u = z.clone().requires_grad_(True)
-    opt = torch.optim.Adam([u], lr=lr)
-    for _ in range(steps):
-        q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
-        y = decoder(q).float()
-        loss = l1 * (y - x).abs().mean()
-        if lpips is not None and perceptual > 0:
-            loss = loss + perceptual * lpips(fold_frames(y), fold_frames(x)).mean()
-        (u.grad,) = torch.autograd.grad(loss, [u])
-        opt.step()
-    u = torch.where(mask > 0, u.detach(), z)
+    u = sign_search(z, decoder, video.float(), mask, steps, lr, l1, perceptual, lpips)
+    u = torch.where(mask > 0, u, z)
     return torch.where(u >= 0, 1.0, -1.0)
 
 

@@ -41,8 +41,9 @@ def main(argv=None) -> int:
             if r.get("config") != "auto" or not r.get("settings", {}).get("factor_trials"):
                 continue
             target = float(r["quality"])
+            # The grids' trials only: shorter key spacings come after them and are not pruned.
             trials = [FactorTrial(t["factor"], t["bpp"], t["lpips"], t["planes"], t.get("at_target"))
-                      for t in r["settings"]["factor_trials"]]
+                      for t in r["settings"]["factor_trials"] if t.get("chunk_frames") is None]
             run = replay(trials, target)
             full, pruned = choose(trials, target), choose(run, target)
             decisions, changed = decisions + 1, changed + (full != pruned)

@@ -224,6 +224,62 @@ def test_auto_choice_is_the_best_quality_within_the_target():
     assert choose([FactorTrial(2, 0.1, 0.2, 9), FactorTrial(4, 0.1, 0.2, 9)], 0.1) == 4
 
 
+def test_auto_spacing_rules_halve_the_key_chunk_only_past_the_grids_reach():
+    from vtoken.codec.factor_choice import FactorTrial, chosen, key_spacings, under_reach
+
+    assert key_spacings(33, 4) == [17, 9, 5] and key_spacings(33, 8) == [17, 9] and key_spacings(33, 32) == []
+    assert key_spacings(25, 4) == [13] and key_spacings(17, 1) == [9, 5, 3, 2]
+    assert under_reach(FactorTrial(4, 0.075, 0.07, 64), 0.1, 64)
+    assert not under_reach(FactorTrial(4, 0.095, 0.07, 64), 0.1, 64)  # within the tolerance: reached
+    assert not under_reach(FactorTrial(4, 0.050, 0.07, 48), 0.1, 64)  # planes left to spend
+    base = FactorTrial(4, 0.075, 0.070, 64)
+    assert chosen([base, FactorTrial(4, 0.087, 0.067, 64, chunk_frames=17, key_interval=1)], 0.1).chunk_frames == 17
+    assert chosen([base, FactorTrial(4, 0.087, 0.070, 64, chunk_frames=17, key_interval=1)], 0.1) is base  # a tie
+    assert chosen([base, FactorTrial(4, 0.120, 0.060, 64, chunk_frames=17, key_interval=1)], 0.1) is base  # over
+
+
+def test_auto_spends_a_target_over_the_grids_reach_on_shorter_key_chunks(tmp_path, tiny_model_json, monkeypatch):
+    from vtoken.codec import factor_choice
+    from vtoken.codec.factor_choice import FactorTrial, chosen, key_spacings
+
+    src = make_clip(tmp_path / "a.mp4", frames=33, size=(64, 48), seed=5)
+    # On the model's grid alone (the coarser ones have fewer spacings: none for 32 with 33 frames),
+    # at 20 bpp every plane is under the target.
+    monkeypatch.setattr(factor_choice, "candidate_factors", lambda model_factor, chunk_frames: [model_factor])
+    kw = dict(model=tiny_model_json, device="cpu", bpp=20.0, temporal_factor="auto")
+    res = vtoken.encode(src, tmp_path / "hi.mvt", **kw)
+    trials = [FactorTrial(**t) for t in res.factor_trials]
+    grids = [t for t in trials if t.chunk_frames is None]
+    spaced = [t for t in trials if t.chunk_frames is not None]
+    best_grid = chosen(grids, 20.0)
+    assert spaced and all(t.factor == best_grid.factor and t.key_interval == 1 for t in spaced)
+    assert [t.chunk_frames for t in spaced] == key_spacings(33, best_grid.factor)[:len(spaced)]
+    # Each shorter spacing is tried only while the one before scored better than the last.
+    scores = [best_grid.score] + [t.score for t in spaced]
+    assert all(b < a for a, b in zip(scores[:-2], scores[1:-1]))
+    best = chosen(trials, 20.0)
+    assert (res.temporal_factor, res.chunk_frames, res.key_interval) == (
+        best.factor, best.chunk_frames or 33, best.key_interval or 4)
+    assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "hi.mvt", device="cpu")))) == 33
+
+    # Forced to score better, the spacing is what the stream is coded with.
+    real = factor_choice._trial_point
+
+    def favour_key_chunks(codec, ref, info, lpips, **options):
+        rate, score, planes, stream = real(codec, ref, info, lpips, **options)
+        return rate, score - (options["chunk_frames"] < 33), planes, stream
+
+    monkeypatch.setattr(factor_choice, "_trial_point", favour_key_chunks)
+    forced = vtoken.encode(src, tmp_path / "forced.mvt", **kw)
+    factor = forced.temporal_factor
+    assert (forced.chunk_frames, forced.key_interval) == (key_spacings(33, factor)[0], 1)
+    assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "forced.mvt", device="cpu")))) == 33
+
+    # A target the grid reaches tries no spacing and keeps the stream's chunks.
+    low = vtoken.encode(src, tmp_path / "lo.mvt", **dict(kw, bpp=0.01))
+    assert all(t["chunk_frames"] is None for t in low.factor_trials) and (low.chunk_frames, low.key_interval) == (33, 4)
+
+
 def test_auto_trials_stop_past_the_best_grid():
     from vtoken.codec.factor_choice import FactorTrial, past_best
 

@@ -153,7 +153,8 @@ def _show_progress(flag: bool | None) -> bool:
               "about that many times the bits and time and higher quality; 8, 12, 16 ... 32 code every 2nd, 3rd, "
               "4th ... 8th frame and blend the others (chunks of 1 + a multiple of the factor: 8, 16 and 32 with the "
               "default 33), for fewer bits (at low rates on slow motion, better quality per bit); "
-              "auto (with --bpp or --bitrate) codes the first chunk on each and keeps the best LPIPS within the target.")
+              "auto (with --bpp or --bitrate) codes the first chunk on each and keeps the best LPIPS within the target "
+              "(where that grid keeps every plane under the target, also on shorter key chunks: every chunk a key chunk).")
 @click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
 @click.option("--key-interval", type=int, default=defaults.KEY_INTERVAL, show_default=True,
@@ -250,7 +251,9 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                      f"{res.bpp:.4f} bpp, planes {min(res.planes)}-{max(res.planes)}, {res.fps:.1f} fps on {res.device}",
                      to_stderr=_stdout_output(dst))
                 if res.factor_trials:
-                    tried = "; ".join(f"{t['factor']}: {t['bpp']:.4f} bpp, LPIPS {t['lpips']:.3f}"
+                    tried = "; ".join(f"{t['factor']}" + (f" in {t['chunk_frames']}-frame key chunks"
+                                                          if t["chunk_frames"] else "")
+                                      + f": {t['bpp']:.4f} bpp, LPIPS {t['lpips']:.3f}"
                                       + (f" ({t['at_target']:.3f} at the target)" if t["at_target"] is not None else "")
                                       for t in res.factor_trials)
                     _say(f"{src}: temporal factor {res.temporal_factor} (first chunk tried at {tried})",

@@ -155,7 +155,8 @@ class Codec:
         codes each frame model factor / temporal_factor times (more bits, higher quality);
         one above it (2 to 8 times the model's) codes every 2nd to 8th frame and the
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
-        coding the first chunk on each grid (factor_choice.py). `hold`: the threshold of the encoder's hysteresis on predicted
+        coding the first chunk on each grid, and where the best grid keeps every plane under the
+        target, on shorter key chunks too (factor_choice.py; the stream then has those). `hold`: the threshold of the encoder's hysteresis on predicted
         latent frames (hold.py; 0 codes the model's signs as they are). `refine`: steps of the
         encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials among
         the model's grid and coarser ones, factor_choice.searched_finest, then searches its
@@ -178,12 +179,16 @@ class Codec:
                                                        key_interval=key_interval, total_frames=total_frames,
                                                        finest=factor_choice.searched_finest(
                                                            self.config.temporal_factor, refine))
-            temporal_factor = factor_choice.choose(trials, bpp) if trials else None
+            best = factor_choice.chosen(trials, bpp) if trials else None
+            temporal_factor = best.factor if best else None
+            if best and best.chunk_frames:  # the grid's every plane was under the target: more key chunks
+                chunk_frames, key_interval = best.chunk_frames, best.key_interval
+            key = temporal_factor if best is None or best.chunk_frames is None else (temporal_factor, chunk_frames)
             after = next(frames, None)
-            if after is None and audio is None and not refine and temporal_factor in streams:
+            if after is None and audio is None and not refine and key in streams:
                 # The input was this one chunk: the chosen trial coded it exactly as the stream
                 # would (same header, same budget, unsearched), so its bytes are the stream.
-                data, done = streams[temporal_factor]
+                data, done = streams[key]
                 out.write(data)
                 if on_chunk is not None:
                     on_chunk(done.frames)

@@ -225,13 +225,17 @@ def test_auto_choice_is_the_best_quality_within_the_target():
 
 
 def test_auto_spacing_rules_halve_the_key_chunk_only_past_the_grids_reach():
-    from vtoken.codec.factor_choice import FactorTrial, chosen, key_spacings, under_reach
+    from vtoken.codec.factor_choice import SEARCHED_REACH, FactorTrial, chosen, key_spacings, under_reach
 
     assert key_spacings(33, 4) == [17, 9, 5] and key_spacings(33, 8) == [17, 9] and key_spacings(33, 32) == []
     assert key_spacings(25, 4) == [13] and key_spacings(17, 1) == [9, 5, 3, 2]
     assert under_reach(FactorTrial(4, 0.075, 0.07, 64), 0.1, 64)
     assert not under_reach(FactorTrial(4, 0.095, 0.07, 64), 0.1, 64)  # within the tolerance: reached
     assert not under_reach(FactorTrial(4, 0.050, 0.07, 48), 0.1, 64)  # planes left to spend
+    # A searched stream reaches further than its unsearched trial shows.
+    assert under_reach(FactorTrial(4, 0.084, 0.20, 64), 0.1, 64)
+    assert not under_reach(FactorTrial(4, 0.084, 0.20, 64), 0.1, 64, SEARCHED_REACH)
+    assert under_reach(FactorTrial(4, 0.055, 0.14, 64), 0.1, 64, SEARCHED_REACH)
     base = FactorTrial(4, 0.075, 0.070, 64)
     assert chosen([base, FactorTrial(4, 0.087, 0.067, 64, chunk_frames=17, key_interval=1)], 0.1).chunk_frames == 17
     assert chosen([base, FactorTrial(4, 0.087, 0.070, 64, chunk_frames=17, key_interval=1)], 0.1) is base  # a tie
@@ -240,7 +244,7 @@ def test_auto_spacing_rules_halve_the_key_chunk_only_past_the_grids_reach():
 
 def test_auto_spends_a_target_over_the_grids_reach_on_shorter_key_chunks(tmp_path, tiny_model_json, monkeypatch):
     from vtoken.codec import factor_choice
-    from vtoken.codec.factor_choice import FactorTrial, chosen, key_spacings
+    from vtoken.codec.factor_choice import SEARCHED_REACH, FactorTrial, chosen, key_spacings
 
     src = make_clip(tmp_path / "a.mp4", frames=33, size=(64, 48), seed=5)
     # On the model's grid alone (the coarser ones have fewer spacings: none for 32 with 33 frames),
@@ -274,6 +278,15 @@ def test_auto_spends_a_target_over_the_grids_reach_on_shorter_key_chunks(tmp_pat
     factor = forced.temporal_factor
     assert (forced.chunk_frames, forced.key_interval) == (key_spacings(33, factor)[0], 1)
     assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "forced.mvt", device="cpu")))) == 33
+
+    # A searched stream judges its grid's reach SEARCHED_REACH times its unsearched trial's.
+    reaches = []
+    real_keys = factor_choice._denser_keys
+    monkeypatch.setattr(factor_choice, "_denser_keys",
+                        lambda *a, **k: reaches.append(a[7]) or real_keys(*a, **k))
+    vtoken.encode(src, tmp_path / "plain.mvt", **kw)
+    vtoken.encode(src, tmp_path / "searched.mvt", **dict(kw, refine=1))
+    assert reaches == [1.0, SEARCHED_REACH]
 
     # A target the grid reaches tries no spacing and keeps the stream's chunks.
     low = vtoken.encode(src, tmp_path / "lo.mvt", **dict(kw, bpp=0.01))

@@ -24,6 +24,11 @@ def test_replay_counts_what_the_rule_skips_and_what_it_changes(tmp_path, capsys)
                           (2, 0.010, 0.20, 2, None)]),
         {"codec": "hevc", "config": "default", "clip": "a", "quality": 30, "settings": {}},
     ]}
+    # A shorter key spacing tried after the grids (factor_choice._denser_keys) is not a grid's trial.
+    spaced = _auto("c", 0.1, [(8, 0.05, 0.30, 64, None), (4, 0.07, 0.25, 64, None)])
+    spaced["settings"]["factor_trials"].append(dict(factor=4, bpp=0.09, lpips=0.24, planes=64, at_target=None,
+                                                    chunk_frames=17, key_interval=1))
+    results["results"].append(spaced)
     path = tmp_path / "run" / "results.json"
     path.parent.mkdir()
     path.write_text(json.dumps(results))
@@ -31,5 +36,6 @@ def test_replay_counts_what_the_rule_skips_and_what_it_changes(tmp_path, capsys)
     text = (tmp_path / "out.md").read_text()
     assert "| run | a | 0.01 | 8 | 8 | 3 / 5 |" in text
     assert "| run | b | 0.01 | 2 | 16 | 2 / 4 |" in text
-    assert "2 decisions: 1 changed by the rule; 4 of 9 trials skipped." in text
+    assert "| run | c | 0.1 | 4 | 4 | 2 / 2 |" in text
+    assert "3 decisions: 1 changed by the rule; 4 of 11 trials skipped." in text
     assert text in capsys.readouterr().out

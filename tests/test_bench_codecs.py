@@ -157,6 +157,9 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
         noisy = np.clip(frames.astype(int) + np.random.default_rng(level).integers(-40 // level, 40 // level + 1,
                                                                                    frames.shape), 0, 255)
         settings = {"planes": planes} if bpp is None else {"planes": [level], "temporal_factor": 16, "bpp_target": bpp}
+        if bpp is not None:  # at the higher target auto took shorter key chunks (factor_choice._denser_keys)
+            settings.update(chunk_frames=9, key_interval=1) if bpp > 0.01 else settings.update(
+                chunk_frames=chunk_frames, key_interval=4)
         return LearnedOutput(100 * level + 7, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
                              settings)
 
@@ -175,6 +178,7 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
     assert best and all(r["quality_param"] == "planes" for r in best)
     text = summary_markdown({**run, "bd": []})
     assert "| vtoken-auto | bpp_target 0.0075 (grid 16, planes [3]) |" in text
+    assert "| vtoken-auto | bpp_target 0.015 (grid 16, 9-frame key chunks, planes [6]) |" in text
     assert "--temporal-factor auto` at X = 0.0075, 0.015 bpp" in text
     from vtoken.bench.report import bd_table
     assert ("vtoken-auto", "hevc") in {(r["test"], r["anchor"]) for r in bd_table(run["results"])}

@@ -213,18 +213,22 @@ def summary_markdown(run: dict) -> str:
         for name, recs in per.items():
             for r in recs:
                 mm, tt = r["metrics"], r["timings"]
-                lines.append(f"| {clip} | {name} | {_quality_cell(r)} | {r['bytes']} | {r['bpp']:.4f} | "
+                lines.append(f"| {clip} | {name} | {_quality_cell(r, st.get('vtoken_chunk_frames'))} | {r['bytes']} | {r['bpp']:.4f} | "
                              f"{_fmt(mm.get('psnr_rgb'), 2)} | {_fmt(mm.get('psnr_y'), 2)} | {_fmt(mm.get('ms_ssim'), 4)} | "
                              f"{_fmt(mm.get('lpips'), 4)} | {_fmt(tt.get('encode_fps'), 1)} | {_fmt(tt.get('decode_fps'), 1)} |")
     return "\n".join(lines) + "\n"
 
 
-def _quality_cell(rec: dict) -> str:
-    """'crf 30', 'planes 18'; a rate target with the grid and planes per chunk it was coded at."""
+def _quality_cell(rec: dict, chunk_frames: int | None = None) -> str:
+    """'crf 30', 'planes 18'; a rate target with the grid and planes per chunk it was coded at,
+    and the key chunks auto chose where they are not the run's `chunk_frames` (factor_choice)."""
     cell = f"{rec['quality_param']} {rec['quality']:g}"
     st = rec.get("settings", {})
     if rec["quality_param"] == "bpp_target" and "temporal_factor" in st:
-        cell += f" (grid {st['temporal_factor']}, planes {st.get('planes')})"
+        spacing = st.get("chunk_frames")
+        keys = (f", {spacing}-frame key chunks" if chunk_frames and spacing and spacing != chunk_frames
+                and st.get("key_interval") == 1 else "")
+        cell += f" (grid {st['temporal_factor']}{keys}, planes {st.get('planes')})"
     return cell
 
 

@@ -109,9 +109,9 @@ def encode(
     "auto" (needs `bpp`) codes the first chunk at the target on each grid and keeps the one
     with the lowest LPIPS within the target (vtoken.codec.factor_choice); where that grid
     keeps every plane under the target, shorter key chunks (every chunk a key chunk) are
-    tried too and kept when they score better. The result's `factor_trials` say what each gave. `hold`: the encoder's hysteresis on predicted latent
-    frames, the threshold in full up to defaults.HOLD_FULL_PLANES kept planes and that over
-    the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are).
+    tried too and kept when they score better. The result's `factor_trials` say what each
+    gave. `hold`: the encoder's hysteresis on predicted latent frames, the threshold in full
+    up to defaults.HOLD_FULL_PLANES kept planes and that over the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are).
     `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
     refined against the decoder for LPIPS + L1, at about `refine` x 8 decodes of encode time
     (0: off; with temporal factor auto the grid is chosen on unsearched trials among the

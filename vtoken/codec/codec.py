@@ -156,8 +156,9 @@ class Codec:
         one above it (2 to 8 times the model's) codes every 2nd to 8th frame and the
         decoder blends the others (fewer bits; coarse.py); "auto" (with `bpp`) chooses it by
         coding the first chunk on each grid, and where the best grid keeps every plane under the
-        target, on shorter key chunks too (factor_choice.py; the stream then has those). `hold`: the threshold of the encoder's hysteresis on predicted
-        latent frames (hold.py; 0 codes the model's signs as they are). `refine`: steps of the
+        target, on shorter key chunks too (factor_choice.py; the stream then has those). `hold`:
+        the threshold of the encoder's hysteresis on predicted latent frames (hold.py; 0 codes
+        the model's signs as they are). `refine`: steps of the
         encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials among
         the model's grid and coarser ones, factor_choice.searched_finest, then searches its
         stream). `total_frames`: the

@@ -146,7 +146,7 @@ def read_at_target(target: float, near: tuple[float, float], other: tuple[float,
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
                source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD,
                key_interval: int = defaults.KEY_INTERVAL, total_frames: int | None = None,
-               finest: int = 1, searched: bool = False) -> tuple[list[FactorTrial], dict[int, tuple]]:
+               finest: int = 1, searched: bool = False) -> tuple[list[FactorTrial], dict]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, coarsest
     first, up to the first whose one plane is over the target or that scores worse than the
     best before it (past_best), in memory, as the stream
@@ -161,8 +161,9 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     key chunks where the best grid falls short of the target (_denser_keys; a `searched`
     stream's reach counted SEARCHED_REACH times the trials').
 
-    Also returns each grid's stream at the target (factor: (bytes, Compressed)): when the input
-    is this one chunk, the chosen one is the whole stream."""
+    Also returns each trial's stream at the target (factor, or (factor, chunk frames) for a key
+    spacing: (bytes, Compressed)): when the input is this one chunk, the chosen one is the whole
+    stream."""
     if not frames:
         return [], {}
     from ..metrics.lpips import ReferenceLPIPS
@@ -220,7 +221,7 @@ def _denser_keys(codec, ref: np.ndarray, info, lpips, bpp: float, trials: list[F
             _, score, planes, stream = _trial_point(codec, ref, info, lpips, bpp=bpp, **options)
         except UsageError:
             return
-        data, done = stream
+        done = stream[1]
         # Every chunk of the trial is its own group, so its rate is its bytes over the frames it coded.
         rate = (done.bytes - stream_overhead(done.header)) * 8 / pixels
         trial = FactorTrial(best.factor, rate, score, planes, chunk_frames=frames, key_interval=1)

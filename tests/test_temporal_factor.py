@@ -225,7 +225,7 @@ def test_auto_choice_is_the_best_quality_within_the_target():
 
 
 def test_auto_spacing_rules_halve_the_key_chunk_only_past_the_grids_reach():
-    from vtoken.codec.factor_choice import SEARCHED_REACH, FactorTrial, chosen, key_spacings, under_reach
+    from vtoken.codec.factor_choice import FactorTrial, chosen, key_spacings, searched_reach, under_reach
 
     assert key_spacings(33, 4) == [17, 9, 5] and key_spacings(33, 8) == [17, 9] and key_spacings(33, 32) == []
     assert key_spacings(25, 4) == [13] and key_spacings(17, 1) == [9, 5, 3, 2]
@@ -234,8 +234,10 @@ def test_auto_spacing_rules_halve_the_key_chunk_only_past_the_grids_reach():
     assert not under_reach(FactorTrial(4, 0.050, 0.07, 48), 0.1, 64)  # planes left to spend
     # A searched stream reaches further than its unsearched trial shows.
     assert under_reach(FactorTrial(4, 0.084, 0.20, 64), 0.1, 64)
-    assert not under_reach(FactorTrial(4, 0.084, 0.20, 64), 0.1, 64, SEARCHED_REACH)
-    assert under_reach(FactorTrial(4, 0.055, 0.14, 64), 0.1, 64, SEARCHED_REACH)
+    assert not under_reach(FactorTrial(4, 0.084, 0.20, 64), 0.1, 64, searched_reach(8))
+    assert under_reach(FactorTrial(4, 0.055, 0.14, 64), 0.1, 64, searched_reach(8))
+    # More steps flip more bits, up to the steps measured.
+    assert searched_reach(0) == 1.0 < searched_reach(1) < searched_reach(4) < searched_reach(8) == searched_reach(20)
     base = FactorTrial(4, 0.075, 0.070, 64)
     assert chosen([base, FactorTrial(4, 0.087, 0.067, 64, chunk_frames=17, key_interval=1)], 0.1).chunk_frames == 17
     assert chosen([base, FactorTrial(4, 0.087, 0.070, 64, chunk_frames=17, key_interval=1)], 0.1) is base  # a tie
@@ -244,7 +246,7 @@ def test_auto_spacing_rules_halve_the_key_chunk_only_past_the_grids_reach():
 
 def test_auto_spends_a_target_over_the_grids_reach_on_shorter_key_chunks(tmp_path, tiny_model_json, monkeypatch):
     from vtoken.codec import factor_choice
-    from vtoken.codec.factor_choice import SEARCHED_REACH, FactorTrial, chosen, key_spacings
+    from vtoken.codec.factor_choice import FactorTrial, chosen, key_spacings, searched_reach
 
     src = make_clip(tmp_path / "a.mp4", frames=33, size=(64, 48), seed=5)
     # On the model's grid alone (the coarser ones have fewer spacings: none for 32 with 33 frames),
@@ -281,14 +283,15 @@ def test_auto_spends_a_target_over_the_grids_reach_on_shorter_key_chunks(tmp_pat
     assert (forced.chunk_frames, forced.key_interval) == (key_spacings(33, factor)[0], 1)
     assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "forced.mvt", device="cpu")))) == 33
 
-    # A searched stream judges its grid's reach SEARCHED_REACH times its unsearched trial's.
+    # A searched stream judges its grid's reach searched_reach(steps) times its unsearched trial's.
     reaches = []
     real_keys = factor_choice._denser_keys
     monkeypatch.setattr(factor_choice, "_denser_keys",
                         lambda *a, **k: reaches.append(a[7]) or real_keys(*a, **k))
     vtoken.encode(src, tmp_path / "plain.mvt", **kw)
     vtoken.encode(src, tmp_path / "searched.mvt", **dict(kw, refine=1))
-    assert reaches == [1.0, SEARCHED_REACH]
+    vtoken.encode(src, tmp_path / "searched3.mvt", **dict(kw, refine=3))
+    assert reaches == [1.0, searched_reach(1), searched_reach(3)]
 
     # A target the grid reaches tries no spacing and keeps the stream's chunks.
     low = vtoken.encode(src, tmp_path / "lo.mvt", **dict(kw, bpp=0.01))

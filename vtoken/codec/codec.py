@@ -180,7 +180,7 @@ class Codec:
                                                        key_interval=key_interval, total_frames=total_frames,
                                                        finest=factor_choice.searched_finest(
                                                            self.config.temporal_factor, refine),
-                                                       searched=bool(refine))
+                                                       refine=refine)
             best = factor_choice.chosen(trials, bpp) if trials else None
             temporal_factor = best.factor if best else None
             if best and best.chunk_frames:  # the grid's every plane was under the target: more key chunks

@@ -111,16 +111,24 @@ def key_spacings(chunk_frames: int, factor: int) -> list[int]:
     return out
 
 
-# What the encoder's search (refine.py, 8 steps) adds to a stream's bytes at all 64 planes, the
-# least of the eval clips (cockatoo +21.5 %, cityCC0 +22.3 %, VID_20191220_170832 +36.7 %;
-# benchmarks/results/eval-cpu-refine8 against eval-cpu-default-c33): the trials are unsearched,
-# so a searched stream reaches this much further than they show.
-SEARCHED_REACH = 1.2
+# What each step of the encoder's search (refine.py) adds to a stream's bytes at all 64 planes on
+# the model's grid, the least of the eval clips: 1 / 2 / 4 / 8 steps +4.0 / +5.9 / +11.0 / +21.5 %
+# (cockatoo; cityCC0 +4.8 / +6.8 / +11.7 / +22.3 %, VID_20191220_170832 +9.4 / +12.5 / +20.0 /
+# +36.7 %; `vtoken encode REF -b 64 --refine N` on the bench's references). The trials are
+# unsearched, so a searched stream reaches this much further than they show. Not measured past
+# 8 steps: held there.
+SEARCH_GROWTH_PER_STEP = 0.027
+SEARCH_GROWTH_STEPS = 8
+
+
+def searched_reach(steps: int) -> float:
+    """How much further than its unsearched trial a stream searched for `steps` steps reaches."""
+    return 1.0 + SEARCH_GROWTH_PER_STEP * min(max(steps, 0), SEARCH_GROWTH_STEPS)
 
 
 def under_reach(trial: FactorTrial, target: float, bits: int, reach: float = 1.0) -> bool:
     """Whether a trial keeps every plane and still stays under the target by more than the
-    tolerance, its rate taken `reach` times (SEARCHED_REACH for a searched stream): its grid
+    tolerance, its rate taken `reach` times (searched_reach for a searched stream): its grid
     cannot spend the rate asked for."""
     return trial.planes >= bits and trial.bpp * reach < target * (1 - RateController.TOLERANCE)
 
@@ -146,7 +154,7 @@ def read_at_target(target: float, near: tuple[float, float], other: tuple[float,
 def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frames: int, precision: str,
                source: str | None = None, lpips_device: str = "cpu", hold: float = defaults.HOLD,
                key_interval: int = defaults.KEY_INTERVAL, total_frames: int | None = None,
-               finest: int = 1, searched: bool = False) -> tuple[list[FactorTrial], dict]:
+               finest: int = 1, refine: int = 0) -> tuple[list[FactorTrial], dict]:
     """Code `frames` (the stream's first chunk) at `bpp` on every candidate grid, coarsest
     first, up to the first whose one plane is over the target or that scores worse than the
     best before it (past_best), in memory, as the stream
@@ -158,8 +166,9 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     more (under it) or fewer (over it), for its LPIPS at the target (read_at_target).
 
     Grids finer than `finest` are not tried (a searched stream's: searched_finest). Then shorter
-    key chunks where the best grid falls short of the target (_denser_keys; a `searched`
-    stream's reach counted SEARCHED_REACH times the trials').
+    key chunks where the best grid falls short of the target (_denser_keys; a stream searched
+    for `refine` steps has its
+    stream's reach counted searched_reach(`refine`) times the trials').
 
     Also returns each trial's stream at the target (factor, or (factor, chunk frames) for a key
     spacing: (bytes, Compressed)): when the input is this one chunk, the chosen one is the whole
@@ -192,7 +201,7 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
         if past_best(trials, bpp):
             break  # the finer grids score worse still (module docstring)
     if trials:
-        _denser_keys(codec, ref, info, lpips, bpp, trials, streams, SEARCHED_REACH if searched else 1.0,
+        _denser_keys(codec, ref, info, lpips, bpp, trials, streams, searched_reach(refine),
                      chunk_frames=chunk_frames, precision=precision, source=source, hold=hold,
                      total_frames=total_frames)
     return trials, streams

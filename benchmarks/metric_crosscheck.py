@@ -48,7 +48,9 @@ def main(argv=None) -> int:
     for clip in [c for c in anchor if c in test]:
         cells = []
         for metric, higher in METRICS:
-            a, t = anchor[clip], test[clip]
+            # A metric the bench did not compute (an empty cell) gives no BD-rate.
+            a = [r for r in anchor[clip] if r.get(metric)]
+            t = [r for r in test[clip] if r.get(metric)]
             res = bd_rate([float(r["bpp"]) for r in a], [float(r[metric]) for r in a],
                           [float(r["bpp"]) for r in t], [float(r[metric]) for r in t], higher_is_better=higher)
             cells.append("-" if res.value is None else f"{res.value:+.1f} %")

@@ -158,8 +158,9 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
                                                                                    frames.shape), 0, 255)
         settings = {"planes": planes} if bpp is None else {"planes": [level], "temporal_factor": 16, "bpp_target": bpp}
         if bpp is not None:  # at the higher target auto took shorter key chunks (factor_choice._denser_keys)
+            # (every chunk a key chunk at the run's own chunk length names no spacing)
             settings.update(chunk_frames=9, key_interval=1) if bpp > 0.01 else settings.update(
-                chunk_frames=chunk_frames, key_interval=4)
+                chunk_frames=chunk_frames, key_interval=1)
         return LearnedOutput(100 * level + 7, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
                              settings)
 
@@ -242,6 +243,12 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     written = write_outputs(run, tmp_path / "report", plots=False)
     summary = next(p for p in written if p.name == "summary.md").read_text()
     assert "- vtoken model test-tiny" in summary and f"planes sweep [2, 6], chunks of {chunk} frames" in summary
+    # A searched run says so where the model is named (its points are not the one-pass encoder's).
+    from vtoken.bench.report import summary_markdown
+
+    assert "--refine" not in summary
+    searched = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8}, "bd": []})
+    assert f"chunks of {chunk} frames, the encoder's search on every point (`--refine 8`)" in searched
 
 
 def test_real_vtoken_at_a_rate_target_with_auto(clip_dir, tmp_path, tiny_model_json):

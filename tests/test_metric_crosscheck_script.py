@@ -27,12 +27,14 @@ def test_half_the_bits_on_every_metric_reads_minus_50_and_a_bent_curve_reads_a_d
     script = load_benchmark("metric_crosscheck")
     anchor, test = tmp_path / "a.csv", tmp_path / "t.csv"
     hevc = [dict(clip="c", codec="hevc", config="default", bpp=0.001, lpips=0.9, ms_ssim=0.1, psnr_rgb=5, psnr_y=5)]
-    _write(anchor, _curve("c", "default", 1.0) + _curve("d", "default", 1.0) + hevc)
+    no_ms_ssim = [dict(r, ms_ssim="") for r in _curve("e", "default", 1.0)]  # a run without MS-SSIM
+    _write(anchor, _curve("c", "default", 1.0) + _curve("d", "default", 1.0) + hevc + no_ms_ssim)
     # The test's "auto" series: half the rate on c; on d its PSNR-Y dips, so that BD-rate is undefined.
     _write(test, _curve("c", "auto", 0.5) + _curve("d", "auto", 1.0, psnr_y=[21, 24, 23, 27])
-           + _curve("c", "default", 4.0))
+           + _curve("c", "default", 4.0) + _curve("e", "auto", 2.0))
     assert script.main([str(anchor), str(test), "--test-config", "auto", "--out", str(tmp_path / "o.md")]) == 0
     text = (tmp_path / "o.md").read_text()
     assert "| c | -50.0 % | -50.0 % | -50.0 % | -50.0 % |" in text
     assert "| d | +0.0 % | +0.0 % | +0.0 % | - |" in text
+    assert "| e | +100.0 % | - | +100.0 % | +100.0 % |" in text
     assert text in capsys.readouterr().out

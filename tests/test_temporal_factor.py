@@ -228,7 +228,7 @@ def test_auto_spacing_rules_halve_the_key_chunk_only_past_the_grids_reach():
     from vtoken.codec.factor_choice import FactorTrial, chosen, key_spacings, searched_reach, under_reach
 
     assert key_spacings(33, 4) == [17, 9, 5] and key_spacings(33, 8) == [17, 9] and key_spacings(33, 32) == []
-    assert key_spacings(25, 4) == [13] and key_spacings(17, 1) == [9, 5, 3, 2]
+    assert key_spacings(25, 4) == [13] and key_spacings(17, 1) == [9, 5] and key_spacings(33, 2) == [17, 9, 5]
     assert under_reach(FactorTrial(4, 0.075, 0.07, 64), 0.1, 64)
     assert not under_reach(FactorTrial(4, 0.095, 0.07, 64), 0.1, 64)  # within the tolerance: reached
     assert not under_reach(FactorTrial(4, 0.050, 0.07, 48), 0.1, 64)  # planes left to spend
@@ -282,6 +282,24 @@ def test_auto_spends_a_target_over_the_grids_reach_on_shorter_key_chunks(tmp_pat
     factor = forced.temporal_factor
     assert (forced.chunk_frames, forced.key_interval) == (key_spacings(33, factor)[0], 1)
     assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "forced.mvt", device="cpu")))) == 33
+    # The one-chunk input's stream is the trial's, byte for byte what that spacing codes when asked.
+    asked = dict(model=tiny_model_json, device="cpu", bpp=20.0, temporal_factor=factor, chunk_frames=17, key_interval=1)
+    vtoken.encode(src, tmp_path / "asked.mvt", **asked)
+    assert (tmp_path / "asked.mvt").read_bytes() == (tmp_path / "forced.mvt").read_bytes()
+    # A longer input goes on in the chosen spacing past the first chunk, and the CLI says so.
+    longer = make_clip(tmp_path / "b.mp4", frames=41, size=(64, 48), seed=6)
+    more = vtoken.encode(longer, tmp_path / "longer.mvt", **kw)
+    assert (more.chunk_frames, more.key_interval) == (17, 1)
+    assert vtoken.info(tmp_path / "longer.mvt")["key_chunks"] == 3  # 17 + 17 + 7 frames
+    assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "longer.mvt", device="cpu")))) == 41
+    from click.testing import CliRunner
+
+    from vtoken.cli import main
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "cli.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--temporal-factor", "auto", "--bpp", "20"])
+    assert run.exit_code == 0, run.output
+    assert f"temporal factor {factor} in 17-frame key chunks (first chunk tried at" in run.output
+    assert f"; {factor} in 17-frame key chunks: " in run.output
 
     # A searched stream judges its grid's reach searched_reach(steps) times its unsearched trial's.
     reaches = []

@@ -147,7 +147,8 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--model", "model", help="Model name or path to its .json (default: the shipped model).")
 @click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True)
 @click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True,
-              help="Frames per chunk (1 + Tn, T the temporal factor).")
+              help="Frames per chunk (1 + Tn, T the temporal factor; --temporal-factor auto may shorten the key "
+              "chunks where the grid's every plane is under the target).")
 @click.option("--temporal-factor", callback=lambda ctx, param, v: _int_or_word(v), metavar="N|auto",
               help="Frames per latent frame: the model's (4) by default; 2 or 1 code every frame 2 or 4 times, for "
               "about that many times the bits and time and higher quality; 8, 12, 16 ... 32 code every 2nd, 3rd, "
@@ -158,7 +159,8 @@ def _show_progress(flag: bool | None) -> bool:
 @click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
 @click.option("--key-interval", type=int, default=defaults.KEY_INTERVAL, show_default=True,
-              help="A key chunk every N chunks (seek points).")
+              help="A key chunk every N chunks (seek points; --temporal-factor auto may make every chunk a key chunk, "
+              "see --chunk-frames).")
 @click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
               help="Encoder hysteresis: a bit of a predicted latent frame whose pre-quantization value is within "
               "this of zero keeps the previous frame's bit (fewer bytes on still scenes); in full up to "
@@ -256,7 +258,9 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                                       + f": {t['bpp']:.4f} bpp, LPIPS {t['lpips']:.3f}"
                                       + (f" ({t['at_target']:.3f} at the target)" if t["at_target"] is not None else "")
                                       for t in res.factor_trials)
-                    _say(f"{src}: temporal factor {res.temporal_factor} (first chunk tried at {tried})",
+                    keys = (f" in {res.chunk_frames}-frame key chunks"
+                            if any(t["chunk_frames"] == res.chunk_frames for t in res.factor_trials) else "")
+                    _say(f"{src}: temporal factor {res.temporal_factor}{keys} (first chunk tried at {tried})",
                          to_stderr=_stdout_output(dst))
         except VtokenError as exc:
             if len(jobs) == 1:

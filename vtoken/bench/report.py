@@ -142,8 +142,10 @@ def summary_markdown(run: dict) -> str:
         # made by the same model (results.json also holds it per point).
         names = model if isinstance(model, list) else [model]
         chunk = st.get("vtoken_chunk_frames")  # absent in runs from before the option: 17
+        refine = st.get("vtoken_refine")
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
-                     + (f", chunks of {chunk} frames" if chunk else ""))
+                     + (f", chunks of {chunk} frames" if chunk else "")
+                     + (f", the encoder's search on every point (`--refine {refine}`)" if refine else ""))
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:
             lines.append("- vtoken at other temporal factors (series vtoken-t<f>; finer than the model's: every frame "
@@ -156,9 +158,10 @@ def summary_markdown(run: dict) -> str:
             lines.append(f"- vtoken-auto: `vtoken encode --bpp X --temporal-factor auto` at X = "
                          f"{', '.join(f'{b:g}' for b in st['vtoken_bpp_targets'])} bpp: the encoder codes the first "
                          "chunk on the grids the chunk allows (coarsest first, until one plane is over the target), "
-                         "keeps the one with the lowest LPIPS at the target and spends the target group by group, "
-                         "a key chunk with the chunks after it (what a user gets without hindsight; the grid it "
-                         "chose is in the points table)")
+                         "keeps the one with the lowest LPIPS at the target (where that grid's every plane is under "
+                         "the target, also tried in shorter key chunks) and spends the target group by group, "
+                         "a key chunk with the chunks after it (what a user gets without hindsight; the grid and "
+                         "key chunks it chose are in the points table)")
     for sp in st.get("baselines", []):
         lines.append(f"- {sp['codec']} {sp['config']}: {sp['encoder']} preset {sp['preset']}, {sp['structure']}, "
                      f"{sp['gop']}, {sp['bit_depth']}-bit, {sp['quality_param']} sweep "

@@ -51,7 +51,8 @@ NEEDS_BPP = ("temporal factor auto needs a bpp (or bitrate) target: it picks the
 
 @dataclass
 class FactorTrial:
-    """The first chunk coded on one grid at the target: its rate and its LPIPS."""
+    """The first chunk coded on one grid (or one grid in shorter key chunks) at the target: its
+    rate and its LPIPS."""
 
     factor: int
     bpp: float
@@ -101,11 +102,16 @@ def chosen(trials: list[FactorTrial], target: float) -> FactorTrial:
     return min(fitting, key=lambda t: (t.score, -t.factor, -(t.chunk_frames or math.inf)))
 
 
+MIN_KEY_CHUNK = 5  # frames: a key latent frame and one step of the model's grid
+
+
 def key_spacings(chunk_frames: int, factor: int) -> list[int]:
     """Shorter key chunks for grid `factor`, longest first: the chunk halved while it stays
-    1 + a multiple of the factor (33 frames on grid 4: 17, 9, 5)."""
+    1 + a multiple of the factor and at least MIN_KEY_CHUNK frames (33 frames on grid 4: 17,
+    9, 5; on grid 8: 17, 9)."""
     out, inter = [], chunk_frames - 1
-    while inter % 2 == 0 and (inter // 2) % factor == 0 and inter // 2 >= factor:
+    while (inter % 2 == 0 and (inter // 2) % factor == 0 and inter // 2 >= factor
+           and 1 + inter // 2 >= MIN_KEY_CHUNK):
         inter //= 2
         out.append(1 + inter)
     return out
@@ -166,9 +172,8 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     more (under it) or fewer (over it), for its LPIPS at the target (read_at_target).
 
     Grids finer than `finest` are not tried (a searched stream's: searched_finest). Then shorter
-    key chunks where the best grid falls short of the target (_denser_keys; a stream searched
-    for `refine` steps has its
-    stream's reach counted searched_reach(`refine`) times the trials').
+    key chunks where the best grid falls short of the target (_denser_keys; for a stream
+    searched for `refine` steps the grid's rate counts searched_reach(refine) times its trial's).
 
     Also returns each trial's stream at the target (factor, or (factor, chunk frames) for a key
     spacing: (bytes, Compressed)): when the input is this one chunk, the chosen one is the whole
@@ -221,18 +226,17 @@ def _denser_keys(codec, ref: np.ndarray, info, lpips, bpp: float, trials: list[F
     cockatoo at 0.1 bpp, searched, whose grid-4 trial kept every plane at 0.084, came out at
     0.0997 / 0.1321 with 17-frame key chunks against 0.1001 / 0.1306 with 33-frame ones."""
     best = chosen(trials, bpp)
-    pixels = ref.shape[0] * ref.shape[1] * ref.shape[2]
     for frames in key_spacings(kw["chunk_frames"], best.factor):
+        if frames >= len(ref):
+            continue  # the input is one chunk of this spacing already: the same stream
         if not under_reach(best, bpp, codec.config.bits, reach):
             return
         options = dict(kw, chunk_frames=frames, key_interval=1, temporal_factor=best.factor, refine=0)
         try:
-            _, score, planes, stream = _trial_point(codec, ref, info, lpips, bpp=bpp, **options)
+            # Every chunk a key chunk is every chunk its own group: the rate is the trial's bytes.
+            rate, score, planes, stream = _trial_point(codec, ref, info, lpips, bpp=bpp, **options)
         except UsageError:
             return
-        done = stream[1]
-        # Every chunk of the trial is its own group, so its rate is its bytes over the frames it coded.
-        rate = (done.bytes - stream_overhead(done.header)) * 8 / pixels
         trial = FactorTrial(best.factor, rate, score, planes, chunk_frames=frames, key_interval=1)
         trials.append(trial)
         streams[(best.factor, frames)] = stream

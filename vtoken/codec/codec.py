@@ -185,12 +185,12 @@ class Codec:
             temporal_factor = best.factor if best else None
             if best and best.chunk_frames:  # the grid's every plane was under the target: more key chunks
                 chunk_frames, key_interval = best.chunk_frames, best.key_interval
-            key = temporal_factor if best is None or best.chunk_frames is None else (temporal_factor, chunk_frames)
+            kept = streams.get((best.factor, best.chunk_frames)) if best else None
             after = next(frames, None)
-            if after is None and audio is None and not refine and key in streams:
+            if after is None and audio is None and not refine and kept is not None:
                 # The input was this one chunk: the chosen trial coded it exactly as the stream
                 # would (same header, same budget, unsearched), so its bytes are the stream.
-                data, done = streams[key]
+                data, done = kept
                 out.write(data)
                 if on_chunk is not None:
                     on_chunk(done.frames)

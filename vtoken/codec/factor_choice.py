@@ -175,9 +175,8 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
     key chunks where the best grid falls short of the target (_denser_keys; for a stream
     searched for `refine` steps the grid's rate counts searched_reach(refine) times its trial's).
 
-    Also returns each trial's stream at the target (factor, or (factor, chunk frames) for a key
-    spacing: (bytes, Compressed)): when the input is this one chunk, the chosen one is the whole
-    stream."""
+    Also returns each trial's stream at the target ((factor, chunk_frames) as in its FactorTrial:
+    (bytes, Compressed)): when the input is this one chunk, the chosen one is the whole stream."""
     if not frames:
         return [], {}
     from ..metrics.lpips import ReferenceLPIPS
@@ -194,7 +193,7 @@ def run_trials(codec, frames: list[np.ndarray], info, bpp: float, *, chunk_frame
         except UsageError:
             continue  # a grid this input cannot use (a chunk too large for the decoder at this grid)
         trial = FactorTrial(factor, rate, score, planes)
-        streams[factor] = stream
+        streams[(factor, None)] = stream
         if abs(rate / bpp - 1) > RateController.TOLERANCE:
             step = planes + 1 if rate < bpp else planes - 1
             if 1 <= step <= codec.config.bits:
@@ -218,7 +217,7 @@ def _denser_keys(codec, ref: np.ndarray, info, lpips, bpp: float, trials: list[F
     a key chunk starts with a latent frame of its own (an intra frame), so shorter key chunks
     (every chunk a key chunk) code more and decode better. Halves the chunk (key_spacings) while
     the grid stays under the target and each spacing scores better than the one before;
-    appends the trials and their streams (key: (factor, chunk frames)).
+    appends the trials and their streams.
 
     Searched (8 steps) at all 64 planes on grid 4, VID_20191220_170832: 33-frame chunks 0.075
     bpp LPIPS 0.0685, 17-frame key chunks 0.087 bpp 0.0668; unsearched 0.055 / 0.1415, 0.065 /

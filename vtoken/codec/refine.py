@@ -101,6 +101,8 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
     must not collect any)."""
     import torch
 
+    from ..metrics.lpips import fold_frames
+
     u = u.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
     for _ in range(steps):
@@ -108,15 +110,9 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
         y = decode(q).float()
         loss = l1 * (y - x).abs().mean()
         if lpips is not None and perceptual > 0:
-            loss = loss + perceptual * lpips(_fold(y), _fold(x)).mean()
+            loss = loss + perceptual * lpips(fold_frames(y), fold_frames(x)).mean()
         if extra is not None:
             loss = loss + extra(q)
         (u.grad,) = torch.autograd.grad(loss, [u])
         opt.step()
     return u.detach()
-
-
-def _fold(video):
-    """[B, 3, T, H, W] -> [B*T, 3, H, W]: LPIPS takes images."""
-    b, c, t, h, w = video.shape
-    return video.transpose(1, 2).reshape(b * t, c, h, w)

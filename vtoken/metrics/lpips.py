@@ -135,6 +135,15 @@ def frames_to_tensor(frames: np.ndarray, device: str | torch.device = "cpu") -> 
     return t.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def fold_frames(video: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """Video [B, 3, T, H, W] -> images [B*t, 3, H, W] (optionally only frames `idx`): LPIPS
+    takes images."""
+    if idx is not None:
+        video = video.index_select(2, idx)
+    b, c, t, h, w = video.shape
+    return video.transpose(1, 2).reshape(b * t, c, h, w)
+
+
 def lpips_frames(ref: np.ndarray, dist: np.ndarray, device: str | torch.device = "cpu",
                  batch: int = 8, model: LPIPS | None = None) -> np.ndarray:
     """Per-frame LPIPS of uint8 [T, H, W, 3] RGB frames, float64 [T] (lower is more similar)."""

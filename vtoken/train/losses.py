@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtoken.errors import UsageError
+from vtoken.metrics.lpips import fold_frames
 from .fields import known_fields
 
 
@@ -141,14 +142,6 @@ def frame_weights(frame_error: torch.Tensor, focus: float) -> torch.Tensor | Non
         return None
     w = (frame_error / frame_error.mean(dim=1, keepdim=True).clamp_min(1e-8)).clamp_min(1e-8) ** focus
     return w / w.mean(dim=1, keepdim=True)
-
-
-def fold_frames(video: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-    """[B,3,T,H,W] -> [B*t,3,H,W] (optionally only frames `idx`)."""
-    if idx is not None:
-        video = video.index_select(2, idx)
-    b, c, t, h, w = video.shape
-    return video.transpose(1, 2).reshape(b * t, c, h, w)
 
 
 def hold_loss(z: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -101,7 +101,7 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     chunks = []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0):
+                 bpp=None, refine=0, refine_loss="lpips"):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         chunks.append(chunk_frames)
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
@@ -149,7 +149,7 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
     calls = []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0):
+                 bpp=None, refine=0, refine_loss="lpips"):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         calls.append((temporal_factor, planes, bpp))
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
@@ -249,6 +249,9 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     assert "--refine" not in summary
     searched = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8}, "bd": []})
     assert f"chunks of {chunk} frames, the encoder's search on every point (`--refine 8`)" in searched
+    by_l1 = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8, "vtoken_refine_loss": "l1"},
+                              "bd": []})
+    assert "the encoder's search on every point (`--refine 8` `--refine-loss l1`)" in by_l1
 
 
 def test_real_vtoken_at_a_rate_target_with_auto(clip_dir, tmp_path, tiny_model_json):
@@ -274,7 +277,7 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     from vtoken.bench.report import write_outputs
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0):
+                 bpp=None, refine=0, refine_loss="lpips"):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})
@@ -311,7 +314,7 @@ def test_a_stopped_bench_resumes_from_the_points_it_logged(clip_dir, tmp_path, m
     coded = []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0):
+                 bpp=None, refine=0, refine_loss="lpips"):
         if stop_after is not None and len(coded) == stop_after:
             raise KeyboardInterrupt
         coded.append(planes)

@@ -59,6 +59,45 @@ def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_mod
     assert all(p.grad is None for p in model.parameters())  # the shared model collects no gradient
 
 
+def test_the_search_scores_against_the_sources_features_computed_once(tiny_model_json):
+    """sign_search computes the source's LPIPS features once per call; the values it reaches are
+    those of a search that runs LPIPS on both the decode and the source at every step."""
+    import torch
+
+    from vtoken import defaults
+    from vtoken.codec.refine import sign_search
+    from vtoken.metrics.lpips import fold_frames, get_lpips
+
+    model = load_model(tiny_model_json)
+    frames, z, bits = _key_chunk(model, 5)
+    n, h, w, _ = frames.shape
+    x = to_tensor(pad_frames(frames, 4, model.config.spatial_factor), "cpu")[:, :, :n, :h, :w]
+    u0 = torch.tensor(z[None])
+    mask = torch.ones(1, z.shape[0], 1, 1, 1)
+    lpips = get_lpips("cpu")
+
+    def decode(q):
+        return model.decode(q)[:, :, :n, :h, :w]
+
+    def reference(steps):  # the loop as written before the features were kept
+        u = u0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([u], lr=defaults.REFINE_LR)
+        for _ in range(steps):
+            q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
+            y = decode(q).float()
+            loss = defaults.REFINE_L1 * (y - x).abs().mean()
+            loss = loss + defaults.REFINE_LPIPS * lpips(fold_frames(y), fold_frames(x)).mean()
+            (u.grad,) = torch.autograd.grad(loss, [u])
+            opt.step()
+        return u.detach()
+
+    ours = sign_search(u0, decode, x, mask, 4, defaults.REFINE_LR, defaults.REFINE_L1, defaults.REFINE_LPIPS, lpips)
+    theirs = reference(4)
+    assert not torch.equal(theirs, u0)  # the search moved
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert torch.equal(ours >= 0, theirs >= 0)  # the same bits
+
+
 def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
     model = load_model(tiny_model_json)
     frames, z, bits = _key_chunk(model, 4)
@@ -67,6 +106,32 @@ def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
     assert (refined[:2] != bits[:2]).any()
     with pytest.raises(ValueError, match="steps"):
         BitRefiner(model, -1, "cpu")
+
+
+def test_the_l1_search_lowers_l1_without_lpips(tiny_model_json):
+    """--refine-loss l1: the search minimises L1 alone (no LPIPS loaded or run), lowers the
+    decode's L1 and chooses other bits than the L1 + LPIPS search."""
+    import torch
+
+    model = load_model(tiny_model_json)
+    frames, z, bits = _key_chunk(model, 6)
+    planes = model.bits
+    refiner = BitRefiner(model, 6, "cpu", loss="l1")
+    assert refiner.lpips is None and refiner.perceptual == 0
+
+    def l1(b):
+        n, h, w, _ = frames.shape
+        x = to_tensor(pad_frames(frames, 4, model.config.spatial_factor), "cpu")[:, :, :n, :h, :w]
+        with torch.inference_mode():
+            y = model.decode_bits(torch.from_numpy(b[None]), planes=planes)[:, :, :n, :h, :w]
+        return float((y - x).abs().mean())
+
+    by_l1 = refiner.refine(frames, z, bits, key=True, planes=planes)
+    by_lpips = BitRefiner(model, 6, "cpu").refine(frames, z, bits, key=True, planes=planes)
+    assert l1(by_l1) < l1(bits) - 1e-3, (l1(bits), l1(by_l1))
+    assert not np.array_equal(by_l1, by_lpips)
+    with pytest.raises(ValueError, match="loss"):
+        BitRefiner(model, 1, "cpu", loss="mse")
 
 
 def test_the_rate_term_keeps_the_bits_the_coder_finds_cheap(tiny_model_json):
@@ -116,7 +181,11 @@ def test_a_refined_stream_decodes_and_says_how_it_was_made(tmp_path, tiny_model_
     refined = vtoken.encode(src, tmp_path / "r.mvt", refine=3, **kw)
     assert refined.frames == plain.frames == 20 and refined.planes == plain.planes
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine"] == 3
-    assert "refine" not in vtoken.info(tmp_path / "p.mvt")["extra"]
+    assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_loss"] == "lpips"
+    assert not {"refine", "refine_loss"} & set(vtoken.info(tmp_path / "p.mvt")["extra"])
+    by_l1 = vtoken.encode(src, tmp_path / "l.mvt", refine=3, refine_loss="l1", **kw)
+    assert by_l1.frames == 20 and vtoken.info(tmp_path / "l.mvt")["extra"]["refine_loss"] == "l1"
+    assert (tmp_path / "l.mvt").read_bytes() != (tmp_path / "r.mvt").read_bytes()
     frames = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
     assert frames.shape == (20, 48, 64, 3)
     assert (tmp_path / "r.mvt").read_bytes() != (tmp_path / "p.mvt").read_bytes()
@@ -136,13 +205,17 @@ def test_the_search_runs_on_finer_and_coarser_grids(tmp_path, tiny_model_json, f
 
 def test_bad_search_options_are_refused_before_anything_is_written(tmp_path, tiny_model_json):
     src = make_clip(tmp_path / "a.mp4", frames=9, size=(64, 48))
-    for bad in (dict(refine=-1), dict(refine=1.5), dict(refine=10_000)):
+    for bad in (dict(refine=-1), dict(refine=1.5), dict(refine=10_000), dict(refine=2, refine_loss="mse"),
+                dict(refine=2, refine_loss=None)):
         with pytest.raises(UsageError, match="refine"):
             vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", **bad)
         assert not (tmp_path / "x.mvt").exists()
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "y.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--refine", "-2"])
     assert run.exit_code == 2 and "refine" in run.output and not (tmp_path / "y.mvt").exists()
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "y.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--refine", "2", "--refine-loss", "ssim"])
+    assert run.exit_code == 2 and "--refine-loss" in run.output and not (tmp_path / "y.mvt").exists()
 
 
 def test_auto_chooses_the_grid_unsearched_on_the_models_grid_or_coarser_then_searches_the_stream(

@@ -94,6 +94,7 @@ def encode(
     temporal_factor: int | str | None = None,
     hold: float = defaults.HOLD,
     refine: int = defaults.REFINE,
+    refine_loss: str = defaults.REFINE_LOSS,
 ) -> EncodeResult:
     """Encode a video or image file `src` into the .mvt file `dst`.
 
@@ -115,7 +116,9 @@ def encode(
     `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
     refined against the decoder for LPIPS + L1, at about `refine` x 8 decodes of encode time
     (0: off; with temporal factor auto the grid is chosen on unsearched trials among the
-    model's grid and coarser ones, then the stream is searched)."""
+    model's grid and coarser ones, then the stream is searched). `refine_loss`: what the
+    search minimises, "lpips" (L1 + LPIPS, the training loss) or "l1" (L1 alone: pixel
+    fidelity, MS-SSIM and PSNR, in about half the time; defaults.REFINE_LOSSES)."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path
@@ -126,7 +129,7 @@ def encode(
     encode_options(src=src, dst=dst, planes=planes, quality=quality, bpp=bpp, device=device,
                    chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                    overwrite=overwrite, progress=progress, temporal_factor=temporal_factor, hold=hold,
-                   refine=refine)
+                   refine=refine, refine_loss=refine_loss)
     check_input_path(src, "video file or folder of images", folder_ok=True)
     check_output_path(dst, overwrite, inputs=[src])
     dev = resolve_device(device)
@@ -144,7 +147,7 @@ def encode(
             done = codec.compress(reader.frames(), f, info, planes=planes, quality=quality, bpp=bpp,
                                   chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                                   audio=audio, source=str(src), timings=timings, on_chunk=bar.update,
-                                  temporal_factor=temporal_factor, hold=hold, refine=refine,
+                                  temporal_factor=temporal_factor, hold=hold, refine=refine, refine_loss=refine_loss,
                                   total_frames=total)
     seconds = time.perf_counter() - started
     size = done.bytes  # as written: a pipe or device written through has no size afterwards

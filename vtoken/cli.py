@@ -167,16 +167,20 @@ def _show_progress(flag: bool | None) -> bool:
               f"{defaults.HOLD_FULL_PLANES} kept planes, {defaults.HOLD_FULL_PLANES}/planes of it above; 0 codes the "
               "model's signs.")
 @click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
-              help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (LPIPS + "
-              "L1; better quality per byte, about STEPS x 8 decodes of encode time); with --temporal-factor auto the "
-              "grid is chosen without it, among the model's grid and coarser ones; 0: off.")
+              help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (see "
+              "--refine-loss; better quality per byte, about STEPS x 8 decodes of encode time); with "
+              "--temporal-factor auto the grid is chosen without it, among the model's grid and coarser ones; 0: off.")
+@click.option("--refine-loss", type=click.Choice(list(defaults.REFINE_LOSSES)), default=defaults.REFINE_LOSS,
+              show_default=True, help="What the search minimises: lpips (L1 + LPIPS, the training loss: the "
+              "perceptual metric gains most) or l1 (L1 alone: pixel fidelity, MS-SSIM and PSNR gain most, in about "
+              "half the time).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option("--workers", type=int, help="With -d: encode on N local worker processes (or N Ray actors with --ray).")
 @click.option("--ray", "ray_address", metavar="auto|ADDRESS", help="With -d: encode on Ray (pip install 'vtoken[ray]').")
 def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_frames, temporal_factor, precision,
-           key_interval, hold, refine, overwrite, as_json, progress, workers, ray_address):
+           key_interval, hold, refine, refine_loss, overwrite, as_json, progress, workers, ray_address):
     """Encode a video or image into a .mvt file (OUTPUT `-` writes it to stdout).
 
     \b
@@ -221,7 +225,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                                           ray=ray_address, overwrite=overwrite, planes=planes, quality=quality,
                                           bpp=bpp, chunk_frames=chunk_frames, key_interval=key_interval,
                                           precision=precision, temporal_factor=temporal_factor, hold=hold,
-                                          refine=refine)
+                                          refine=refine, refine_loss=refine_loss)
         for res in results:
             if not as_json:
                 _say(f"{res['path']}: {res['frames']} frames {res['width']}x{res['height']}, {res['bytes']} bytes, "
@@ -244,7 +248,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
             res = api.encode(src, dst, model=model, planes=planes, quality=quality, bpp=target, device=device,
                              chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                              overwrite=overwrite, progress=_show_progress(progress), temporal_factor=temporal_factor,
-                             hold=hold, refine=refine)
+                             hold=hold, refine=refine, refine_loss=refine_loss)
             results.append(res.to_dict())
             for warning in res.warnings:
                 _say(f"vtoken: warning: {src}: {warning}", to_stderr=True)

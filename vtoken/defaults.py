@@ -37,6 +37,13 @@ REFINE_MAX = 1000
 REFINE_LR = 0.08
 REFINE_L1 = 5.0
 REFINE_LPIPS = 8.0
+# What the search minimises (`vtoken encode --refine-loss`): (L1 weight, LPIPS weight). "lpips" is
+# the training loss; "l1" leaves LPIPS out and buys pixel fidelity instead, in about half the time
+# (the eval clips, 8 steps, against the unsearched stream: "lpips" -35 / -37 / -17 % bits at equal
+# LPIPS and -2 / -2 / +8 % at equal MS-SSIM; "l1" -6 / -2 / -12 % and -33 / -40 / -27 %;
+# benchmarks/results/refine_loss_cpu.md).
+REFINE_LOSSES = {"lpips": (REFINE_L1, REFINE_LPIPS), "l1": (REFINE_L1, 0.0)}
+REFINE_LOSS = "lpips"
 # The search's rate term: the loss one doubling of a latent frame's code length is worth. 0.5 moved
 # along the curve (5-11 % fewer bytes, 0.004-0.007 worse LPIPS), 1.5 overpaid
 # (benchmarks/results/refine_rate_probe_cpu.md), so it is off (refine.py; 0: the search ignores

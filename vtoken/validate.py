@@ -8,7 +8,7 @@ import numbers
 import os
 import re
 
-from .defaults import PRECISIONS, REFINE_MAX
+from .defaults import PRECISIONS, REFINE_LOSS, REFINE_LOSSES, REFINE_MAX
 from .errors import UsageError
 from .models.config import MAX_BITS
 
@@ -136,7 +136,8 @@ def temporal_factor_option(value, bpp) -> None:
 
 
 def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames, key_interval, precision,
-                   overwrite, progress, temporal_factor=None, hold=0.0, refine=0) -> None:
+                   overwrite, progress, temporal_factor=None, hold=0.0, refine=0,
+                   refine_loss=REFINE_LOSS) -> None:
     """Every encode argument, range-checked before anything is opened or loaded."""
     path("src", src)
     path("dst", dst)
@@ -152,6 +153,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     temporal_factor_option(temporal_factor, bpp)
     hold_threshold(hold)
     refine_steps(refine)
+    refine_loss_name(refine_loss)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)
@@ -168,6 +170,12 @@ def refine_steps(value, name: str = "refine") -> int:
     """The encoder's search steps as an int in 0..REFINE_MAX (0: off)."""
     integer(name, value, 0, REFINE_MAX)
     return int(value)
+
+
+def refine_loss_name(value, name: str = "refine loss") -> str:
+    """The name of what the encoder's search minimises (defaults.REFINE_LOSSES)."""
+    choice(name, value, tuple(REFINE_LOSSES))
+    return value
 
 
 def decode_options(*, src, start, frames, planes, tolerant, device, precision, dst=None, overwrite=False,

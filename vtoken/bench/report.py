@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from statistics import median
 
+from .. import defaults
 from ..metrics.registry import METRICS
 from .curves import curves
 
@@ -143,9 +144,11 @@ def summary_markdown(run: dict) -> str:
         names = model if isinstance(model, list) else [model]
         chunk = st.get("vtoken_chunk_frames")  # absent in runs from before the option: 17
         refine = st.get("vtoken_refine")
+        loss = st.get("vtoken_refine_loss")  # absent in runs from before the option: lpips
+        searched = f"`--refine {refine}`" + (f" `--refine-loss {loss}`" if loss and loss != defaults.REFINE_LOSS else "")
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
                      + (f", chunks of {chunk} frames" if chunk else "")
-                     + (f", the encoder's search on every point (`--refine {refine}`)" if refine else ""))
+                     + (f", the encoder's search on every point ({searched})" if refine else ""))
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:
             lines.append("- vtoken at other temporal factors (series vtoken-t<f>; finer than the model's: every frame "

@@ -53,6 +53,7 @@ class BenchSettings:
     model: str | None = None
     hold: float = defaults.HOLD  # vtoken's encoder hysteresis (vtoken.codec.hold)
     refine: int = defaults.REFINE  # vtoken's encoder search steps (vtoken.codec.refine)
+    refine_loss: str = defaults.REFINE_LOSS  # what the search minimises (defaults.REFINE_LOSSES)
     chunk_frames: int = defaults.CHUNK_FRAMES  # vtoken's chunk length (a coarse grid may need longer ones)
     cache_dir: Path | None = None
     threads: int = defaults.BENCH_THREADS
@@ -233,6 +234,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_bpp_targets": s.vtoken_bpp_targets if s.run_vtoken else [],
                 "vtoken_hold": s.hold if s.run_vtoken else None,
                 "vtoken_refine": s.refine if s.run_vtoken else None,
+                "vtoken_refine_loss": s.refine_loss if s.run_vtoken and s.refine else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
@@ -252,7 +254,7 @@ def _vtoken_point(s: BenchSettings, ref_path: Path, ref_rgb, ref_info: dict, cli
 
     t = ref_rgb.shape[0]
     out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine,
-                     chunk_frames=s.chunk_frames, bpp=target)
+                     refine_loss=s.refine_loss, chunk_frames=s.chunk_frames, bpp=target)
     if out.frames.shape != ref_rgb.shape:
         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
     rec = make_record(
@@ -278,7 +280,9 @@ def _log_settings(s: BenchSettings, vdev: str, mdev: str) -> dict:
     ident = model_identity(s.model)
     return {"model": f"{ident.name} sha256:{ident.sha256}", "device": vdev, "metrics_device": mdev,
             "metrics": list(s.metrics), "frames": s.frames, "size": [s.width, s.height], "hold": s.hold,
-            "refine": s.refine, "chunk_frames": s.chunk_frames}
+            "refine": s.refine, "chunk_frames": s.chunk_frames,
+            # only when it is not the default, so the logs of runs from before the option still resume
+            **({"refine_loss": s.refine_loss} if s.refine and s.refine_loss != defaults.REFINE_LOSS else {})}
 
 
 def _all_logged(s: BenchSettings, log: PointLog | None, ref_info: dict) -> bool:

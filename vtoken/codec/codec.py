@@ -67,7 +67,8 @@ class Codec:
     def stream_header(self, info, *, chunk_frames: int = defaults.CHUNK_FRAMES,
                       key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
                       rate: dict | None = None, temporal_factor: int | None = None,
-                      hold: float = 0.0, refine: int = 0) -> StreamHeader:
+                      hold: float = 0.0, refine: int = 0,
+                      refine_loss: str = defaults.REFINE_LOSS) -> StreamHeader:
         """The header of a stream coding a video described by `info` (a media VideoInfo), with
         `temporal_factor` frames per latent frame (frames.stream_factors; None: the model's)."""
         from ..entropy import format_version
@@ -90,7 +91,8 @@ class Codec:
         # The encoder refuses to write a stream its own decoder would refuse.
         check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
         # What chose the bits; the decoder needs none of it.
-        extra = {"rate": rate or {}, "hold": float(hold), **({"refine": int(refine)} if refine else {})}
+        searched = {"refine": int(refine), "refine_loss": refine_loss} if refine else {}
+        extra = {"rate": rate or {}, "hold": float(hold), **searched}
         if source is not None:
             extra = {"source": Path(source).name, **extra}
         return StreamHeader(
@@ -148,7 +150,8 @@ class Codec:
                  precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
                  source: str | None = None, timings: Timings | None = None, on_chunk=None,
                  temporal_factor: int | str | None = None, hold: float = defaults.HOLD,
-                 refine: int = defaults.REFINE, total_frames: int | None = None) -> Compressed:
+                 refine: int = defaults.REFINE, refine_loss: str = defaults.REFINE_LOSS,
+                 total_frames: int | None = None) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
@@ -161,12 +164,13 @@ class Codec:
         the model's signs as they are). `refine`: steps of the
         encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials among
         the model's grid and coarser ones, factor_choice.searched_finest, then searches its
-        stream). `total_frames`: the
+        stream), minimising `refine_loss` (defaults.REFINE_LOSSES). `total_frames`: the
         input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
-        from ..validate import refine_steps
+        from ..validate import refine_loss_name, refine_steps
 
         rate = self.rate(planes, quality, bpp)
         refine_steps(refine)  # for callers that come without vtoken.encode's checks
+        refine_loss_name(refine_loss)
         mode = resolve_precision(precision, self.device, "encode")
         trials = []
         if temporal_factor == factor_choice.AUTO:
@@ -199,7 +203,7 @@ class Codec:
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
                                     rate={"planes": rate.planes, "bpp": None if bpp is None else float(bpp)},
                                     temporal_factor=temporal_factor,
-                                    hold=hold, refine=refine)
+                                    hold=hold, refine=refine, refine_loss=refine_loss)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
         rate.total_pixels = (info.frame_count or total_frames or 0) * info.width * info.height
@@ -212,7 +216,7 @@ class Codec:
                                precision=mode, on_chunk=on_chunk, warnings=warnings,
                                repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor),
                                stride=frame_stride(self.config.temporal_factor, header.temporal_factor), hold=hold,
-                               refine=refine)
+                               refine=refine, refine_loss=refine_loss)
         if totals["frames"] == 0:
             raise InputError(f"{source or 'input'}: no frames could be decoded")
         if audio is not None:

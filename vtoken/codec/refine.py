@@ -6,7 +6,8 @@ decoder would turn into the best frames. Here, with the decoder fixed, each late
 values u (starting from the encoder's z, or a small value of the held sign where the
 hysteresis overrode it) take `steps` Adam steps through the sign's straight-through
 estimator (forward sign(u), backward the identity) on the loss the model was trained with,
-L1 + LPIPS of the decoded frames against the source, with the planes the stream keeps. The
+L1 + LPIPS of the decoded frames against the source (or L1 alone: defaults.REFINE_LOSSES),
+with the planes the stream keeps. The
 signs of u are the bits sent. Each latent frame is refined in turn, decoded from the refined
 bits before it (the decoder's causal state as the stream gives it), so memory stays that of a
 slice (slices.py); a latent frame's effect on the frames after its own is not weighed.
@@ -31,14 +32,18 @@ class BitRefiner:
     """Refines the bits of one stream's chunks, in order. One per stream: it keeps the
     decoder's causal state of what it has refined so far."""
 
-    def __init__(self, model, steps: int, device, lr: float = defaults.REFINE_LR, rate_weight: float = 0.0):
+    def __init__(self, model, steps: int, device, lr: float = defaults.REFINE_LR, rate_weight: float = 0.0,
+                 loss: str = defaults.REFINE_LOSS):
         from ..metrics.lpips import get_lpips
 
         if steps < 0 or rate_weight < 0:
             raise ValueError(f"refinement steps and rate weight must be >= 0, got {steps}, {rate_weight}")
+        if loss not in defaults.REFINE_LOSSES:
+            raise ValueError(f"refinement loss must be one of {', '.join(defaults.REFINE_LOSSES)}, got {loss!r}")
         self.model, self.steps, self.device, self.lr = model, int(steps), device, float(lr)
         self.rate_weight = float(rate_weight)
-        self.lpips = get_lpips(device)
+        self.l1, self.perceptual = defaults.REFINE_LOSSES[loss]
+        self.lpips = get_lpips(device) if self.perceptual > 0 else None
         self.state = None  # the decoder's StreamState after the refined chunks so far (a key chunk starts it)
 
     def refine(self, frames: np.ndarray, z: np.ndarray, bits: np.ndarray, key: bool, planes: int,
@@ -70,8 +75,7 @@ class BitRefiner:
             slope = None if p1 is None or not self.rate_weight else self._rate_slope(p1[:planes, a:b], bits[:planes, a:b])
             rate = None if slope is None else (lambda q: (slope * (q[0, :planes] + 1) / 2).sum())
             u = sign_search(u, lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w], x, mask,
-                            self.steps if real else 0, self.lr, defaults.REFINE_L1, defaults.REFINE_LPIPS,
-                            self.lpips, rate)
+                            self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate)
             out[:, a:b] = (u[0] >= 0).to(torch.uint8).cpu().numpy()
             with torch.inference_mode():  # the decoder's state moves on with the bits sent
                 self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,
@@ -105,12 +109,16 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
 
     u = u.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
+    target = None
+    if lpips is not None and perceptual > 0 and steps > 0:
+        with torch.no_grad():  # the source's features are the same at every step: computed once
+            target = lpips.features(fold_frames(x))
     for _ in range(steps):
         q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
         y = decode(q).float()
         loss = l1 * (y - x).abs().mean()
-        if lpips is not None and perceptual > 0:
-            loss = loss + perceptual * lpips(fold_frames(y), fold_frames(x)).mean()
+        if target is not None:
+            loss = loss + perceptual * lpips.distance(lpips.features(fold_frames(y)), target).mean()
         if extra is not None:
             loss = loss + extra(q)
         (u.grad,) = torch.autograd.grad(loss, [u])

@@ -168,12 +168,12 @@ def _show_progress(flag: bool | None) -> bool:
               "model's signs.")
 @click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
               help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (see "
-              "--refine-loss; better quality per byte, about STEPS x 8 decodes of encode time); with "
+              "--refine-loss; better quality per byte, about STEPS x 7 decodes of encode time); with "
               "--temporal-factor auto the grid is chosen without it, among the model's grid and coarser ones; 0: off.")
 @click.option("--refine-loss", type=click.Choice(list(defaults.REFINE_LOSSES)), default=defaults.REFINE_LOSS,
               show_default=True, help="What the search minimises: lpips (L1 + LPIPS, the training loss: the "
               "perceptual metric gains most) or l1 (L1 alone: pixel fidelity, MS-SSIM and PSNR gain most, in about "
-              "half the time).")
+              "three quarters of the time).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")

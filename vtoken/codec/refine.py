@@ -32,7 +32,7 @@ class BitRefiner:
     """Refines the bits of one stream's chunks, in order. One per stream: it keeps the
     decoder's causal state of what it has refined so far."""
 
-    def __init__(self, model, steps: int, device, lr: float = defaults.REFINE_LR, rate_weight: float = 0.0,
+    def __init__(self, model, steps: int, device, lr: float | None = None, rate_weight: float = 0.0,
                  loss: str = defaults.REFINE_LOSS):
         from ..metrics.lpips import get_lpips
 
@@ -40,7 +40,9 @@ class BitRefiner:
             raise ValueError(f"refinement steps and rate weight must be >= 0, got {steps}, {rate_weight}")
         if loss not in defaults.REFINE_LOSSES:
             raise ValueError(f"refinement loss must be one of {', '.join(defaults.REFINE_LOSSES)}, got {loss!r}")
-        self.model, self.steps, self.device, self.lr = model, int(steps), device, float(lr)
+        # lr None: defaults.REFINE_LR as it is when the refiner is made (a probe may set it)
+        self.model, self.steps, self.device = model, int(steps), device
+        self.lr = float(defaults.REFINE_LR if lr is None else lr)
         self.rate_weight = float(rate_weight)
         self.l1, self.perceptual = defaults.REFINE_LOSSES[loss]
         self.lpips = get_lpips(device) if self.perceptual > 0 else None

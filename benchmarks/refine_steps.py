@@ -1,0 +1,121 @@
+"""How many search steps does a user need? The encoder's search (`vtoken encode --refine N`)
+at a few step counts and learning rates, each a series of plane counts on the model's grid,
+read as BD-rates against the unsearched stream and against x265 of a `vtoken bench` run.
+
+    python benchmarks/refine_steps.py code [NAME=]CLIP.y4m [...] --steps 2 [--lr 0.08]
+        [--planes 2,4,8,16,32,64] [--refine-loss lpips] [--model M] [--device cpu] --csv S.csv
+    python benchmarks/refine_steps.py table BENCH/results.csv S1.csv [S2.csv ...] [--out results.md]
+
+`code` writes one row per clip and plane count (the columns of the bench's results.csv that
+metric_crosscheck.py reads, the encode's wall seconds, the steps and the learning rate);
+`table` takes the anchors from a bench run of the same clips (its unsearched model-grid
+series `vtoken` and `hevc`). `vtoken bench` leaves its references (33 frames at 640x360) in
+.cache/bench/refs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import clip_probe
+
+FIELDS = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr"]
+
+
+def code(args, clips) -> int:
+    import numpy as np
+
+    import vtoken
+    from vtoken import defaults
+    from vtoken.metrics.evaluation import evaluate
+
+    defaults.REFINE_LR = args.lr  # the search reads it when the encode makes its refiner
+    planes = [int(p) for p in args.planes.split(",")]
+    with open(args.csv, "w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        for name, path in clips:
+            ref = clip_probe.frames(path)
+            out = Path(args.csv).with_suffix(".mvt")
+            for p in planes:
+                t = time.perf_counter()
+                res = vtoken.encode(path, out, model=args.model, planes=p, refine=args.steps, device=args.device,
+                                    refine_loss=args.refine_loss, overwrite=True)
+                seconds = time.perf_counter() - t
+                dec = np.concatenate(list(vtoken.decode_frames(out, model=args.model, device=args.device)))
+                m = evaluate(ref, dec, args.device)["mean"]
+                w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
+                                steps=args.steps, lr=args.lr, **{k: m[k] for k in FIELDS[4:8]}))
+                f.flush()
+            out.unlink(missing_ok=True)
+    return 0
+
+
+def _series(path: Path, codec: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["codec"] == codec and row["config"] == "default":
+                out.setdefault(row["clip"], []).append(row)
+    return out
+
+
+def table(args, argv) -> int:
+    from vtoken.metrics.bdrate import bd_metric, bd_rate
+
+    plain, x265 = _series(args.bench, "vtoken"), _series(args.bench, "hevc")
+
+    def curve(rows):
+        return [float(r["bpp"]) for r in rows], [float(r["lpips"]) for r in rows]
+
+    def cell(values, fmt):
+        return " / ".join("-" if v is None else fmt.format(v) for v in values)
+
+    lines = ["# The encoder's search by steps: LPIPS BD-rates", "",
+             f"- command: `python benchmarks/refine_steps.py {' '.join(argv)}`",
+             "- per clip, in the order of the bench's clips; negative: fewer bits for the same LPIPS; "
+             "'-' where the curves do not overlap", "",
+             "| series | steps | lr | encode s | vs unsearched % | vs x265 % | BD-metric vs x265 |",
+             "|---|---|---|---|---|---|---|"]
+    for path in args.series:
+        test = _series(path, "vtoken")
+        clips = [c for c in plain if c in test]
+        rows = [r for c in clips for r in test[c]]
+        vs_plain = [bd_rate(*curve(plain[c]), *curve(test[c]), higher_is_better=False).value for c in clips]
+        vs_x265 = [bd_rate(*curve(x265[c]), *curve(test[c]), higher_is_better=False).value for c in clips]
+        metric = [bd_metric(*curve(x265[c]), *curve(test[c])).value for c in clips]
+        secs = [float(r["encode_s"]) for r in rows if r.get("encode_s")]
+        lines.append(f"| {Path(path).name} | {rows[0].get('steps', '?')} | {rows[0].get('lr', '?')} | "
+                     f"{min(secs):.0f}-{max(secs):.0f} | {cell(vs_plain, '{:+.1f}')} | {cell(vs_x265, '{:+.1f}')} | "
+                     f"{cell(metric, '{:+.3f}')} |")
+    return clip_probe.finish(lines, args.out)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["table"]:
+        ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        ap.add_argument("bench", type=Path)
+        ap.add_argument("series", type=Path, nargs="+")
+        ap.add_argument("--out", type=Path)
+        return table(ap.parse_args(argv[1:]), argv)
+    if argv[:1] != ["code"]:
+        print("usage: refine_steps.py code ... | table ... (see --help of each)", file=sys.stderr)
+        return 2
+    ap = clip_probe.parser(__doc__)
+    ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--lr", type=float, default=0.08)
+    ap.add_argument("--planes", default="2,4,8,16,32,64")
+    ap.add_argument("--refine-loss", default="lpips")
+    ap.add_argument("--model")
+    ap.add_argument("--csv", type=Path, required=True)
+    args = ap.parse_args(argv[1:])
+    return code(args, clip_probe.named_clips(ap, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""benchmarks/refine_steps.py: the search's step ladder coded on a clip, and read as BD-rates."""
+
+from __future__ import annotations
+
+import csv
+
+from scripts import load_benchmark
+
+from clips import make_clip
+
+
+def _write(path, rows, fields):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_code_writes_a_row_per_clip_and_plane_count_with_its_search(tmp_path, tiny_model_json):
+    script = load_benchmark("refine_steps")
+    clip = make_clip(tmp_path / "a.mp4", frames=9, size=(64, 48), seed=2)
+    out = tmp_path / "s.csv"
+    assert script.main(["code", f"a={clip}", "--steps", "1", "--lr", "0.2", "--planes", "2,4",
+                        "--model", str(tiny_model_json), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [(r["clip"], r["steps"], r["lr"]) for r in rows] == [("a", "1", "0.2")] * 2
+    assert float(rows[0]["bpp"]) < float(rows[1]["bpp"])  # 2 planes, then 4
+    assert all(0 <= float(r["lpips"]) <= 1 and float(r["encode_s"]) > 0 for r in rows)
+    assert not out.with_suffix(".mvt").exists()
+
+
+def test_table_reads_a_series_against_the_unsearched_stream_and_x265(tmp_path, capsys):
+    script = load_benchmark("refine_steps")
+    fields = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr"]
+    rates, lpips = [0.01, 0.02, 0.04, 0.08], [0.5, 0.4, 0.3, 0.2]
+
+    def curve(codec, scale, clip="c"):
+        return [dict(clip=clip, codec=codec, config="default", bpp=r * scale, lpips=q, ms_ssim=0.9, psnr_rgb=30,
+                     psnr_y=31, encode_s=5 + i) for i, (r, q) in enumerate(zip(rates, lpips))]
+
+    bench, series = tmp_path / "results.csv", tmp_path / "s2.csv"
+    _write(bench, curve("vtoken", 1.0) + curve("hevc", 0.25) + curve("vtoken", 1.0, "d") + curve("hevc", 0.5, "d"),
+           fields)
+    # Half the unsearched stream's bits on c, the same on d; x265 needs a quarter / half of them.
+    _write(series, [dict(r, steps=2, lr=0.08) for r in curve("vtoken", 0.5) + curve("vtoken", 1.0, "d")], fields)
+    assert script.main(["table", str(bench), str(series), "--out", str(tmp_path / "o.md")]) == 0
+    text = (tmp_path / "o.md").read_text()
+    assert "| s2.csv | 2 | 0.08 | 5-8 | -50.0 / +0.0 | +100.0 / +100.0 | +0.100 / +0.100 |" in text, text
+    assert text in capsys.readouterr().out

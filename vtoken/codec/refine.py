@@ -7,10 +7,10 @@ values u (starting from the encoder's z, or a small value of the held sign where
 hysteresis overrode it) take `steps` Adam steps through the sign's straight-through
 estimator (forward sign(u), backward the identity) on the loss the model was trained with,
 L1 + LPIPS of the decoded frames against the source (or L1 alone: defaults.REFINE_LOSSES),
-with the planes the stream keeps. The
-signs of u are the bits sent. Each latent frame is refined in turn, decoded from the refined
-bits before it (the decoder's causal state as the stream gives it), so memory stays that of a
-slice (slices.py); a latent frame's effect on the frames after its own is not weighed.
+with the planes the stream keeps. The signs of u are the bits sent. Each latent frame is
+refined in turn, decoded from the refined bits before it (the decoder's causal state as the
+stream gives it), so memory stays that of a slice (slices.py); a latent frame's effect on the
+frames after its own is not weighed.
 
 Measured on the eval clips (33 frames at 640x360, benchmarks/README.md): the flips cost bytes
 (the coder predicts the encoder's signs better than the refined ones) but buy more LPIPS than

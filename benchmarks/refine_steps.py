@@ -23,18 +23,29 @@ from pathlib import Path
 
 import clip_probe
 
-FIELDS = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr"]
+FIELDS = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr",
+          "refine_loss"]
 
 
 def code(args, clips) -> int:
+    from vtoken import defaults
+
+    before = defaults.REFINE_LR
+    defaults.REFINE_LR = args.lr  # the search reads it when the encode makes its refiner
+    try:
+        _code(args, clips, [int(p) for p in args.planes.split(",")])
+    finally:
+        defaults.REFINE_LR = before
+    return 0
+
+
+def _code(args, clips, planes: list[int]) -> None:
+    """One row per clip and plane count into args.csv, each written as it is measured."""
     import numpy as np
 
     import vtoken
-    from vtoken import defaults
     from vtoken.metrics.evaluation import evaluate
 
-    defaults.REFINE_LR = args.lr  # the search reads it when the encode makes its refiner
-    planes = [int(p) for p in args.planes.split(",")]
     with open(args.csv, "w", newline="") as f:
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
@@ -49,10 +60,10 @@ def code(args, clips) -> int:
                 dec = np.concatenate(list(vtoken.decode_frames(out, model=args.model, device=args.device)))
                 m = evaluate(ref, dec, args.device)["mean"]
                 w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
-                                steps=args.steps, lr=args.lr, **{k: m[k] for k in FIELDS[4:8]}))
+                                steps=args.steps, lr=args.lr, refine_loss=args.refine_loss,
+                                **{k: m[k] for k in FIELDS[4:8]}))
                 f.flush()
             out.unlink(missing_ok=True)
-    return 0
 
 
 def _series(path: Path, codec: str) -> dict[str, list[dict]]:
@@ -79,19 +90,23 @@ def table(args, argv) -> int:
              f"- command: `python benchmarks/refine_steps.py {' '.join(argv)}`",
              "- per clip, in the order of the bench's clips; negative: fewer bits for the same LPIPS; "
              "'-' where the curves do not overlap", "",
-             "| series | steps | lr | encode s | vs unsearched % | vs x265 % | BD-metric vs x265 |",
-             "|---|---|---|---|---|---|---|"]
+             "| series | steps | lr | loss | encode s | vs unsearched % | vs x265 % | BD-metric vs x265 |",
+             "|---|---|---|---|---|---|---|---|"]
     for path in args.series:
         test = _series(path, "vtoken")
-        clips = [c for c in plain if c in test]
+        clips = [c for c in plain if c in test and c in x265]
         rows = [r for c in clips for r in test[c]]
+        if not rows:
+            print(f"refine_steps.py: {path}: no clip in common with the bench's vtoken and hevc series", file=sys.stderr)
+            return 1
         vs_plain = [bd_rate(*curve(plain[c]), *curve(test[c]), higher_is_better=False).value for c in clips]
         vs_x265 = [bd_rate(*curve(x265[c]), *curve(test[c]), higher_is_better=False).value for c in clips]
         metric = [bd_metric(*curve(x265[c]), *curve(test[c])).value for c in clips]
         secs = [float(r["encode_s"]) for r in rows if r.get("encode_s")]
-        lines.append(f"| {Path(path).name} | {rows[0].get('steps', '?')} | {rows[0].get('lr', '?')} | "
-                     f"{min(secs):.0f}-{max(secs):.0f} | {cell(vs_plain, '{:+.1f}')} | {cell(vs_x265, '{:+.1f}')} | "
-                     f"{cell(metric, '{:+.3f}')} |")
+        took = f"{min(secs):.0f}-{max(secs):.0f}" if secs else "-"
+        lines.append(f"| {Path(path).name} | {rows[0].get('steps') or '?'} | {rows[0].get('lr') or '?'} | "
+                     f"{rows[0].get('refine_loss') or 'lpips'} | {took} | {cell(vs_plain, '{:+.1f}')} | "
+                     f"{cell(vs_x265, '{:+.1f}')} | {cell(metric, '{:+.3f}')} |")
     return clip_probe.finish(lines, args.out)
 
 
@@ -110,7 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--lr", type=float, default=0.08)
     ap.add_argument("--planes", default="2,4,8,16,32,64")
-    ap.add_argument("--refine-loss", default="lpips")
+    ap.add_argument("--refine-loss", default="lpips", choices=["lpips", "l1"])
     ap.add_argument("--model")
     ap.add_argument("--csv", type=Path, required=True)
     args = ap.parse_args(argv[1:])

@@ -98,12 +98,13 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     the record, BD-rate against the baseline and the summary must work for it."""
     import vtoken.bench.learned as learned
 
-    chunks = []
+    chunks, searches = [], []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
                  bpp=None, refine=0, refine_loss="lpips"):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         chunks.append(chunk_frames)
+        searches.append((refine, refine_loss))
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
         return LearnedOutput(100 * planes, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
@@ -135,6 +136,12 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     data = json.loads((tmp_path / "out2" / "results.json").read_text())
     assert {(r["test"], r["anchor"]) for r in data["bd"]} == {("vtoken", "hevc"), ("vtoken-t2", "hevc"),
                                                               ("vtoken-best", "hevc")}
+    # The search's settings reach the encoder and the run's settings.
+    searches.clear()
+    s = _settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2], qualities={"hevc": [24, 34, 44]},
+                  refine=2, refine_loss="l1")
+    run = rn.run_benchmark(s)
+    assert searches == [(2, "l1")] and run["settings"]["vtoken_refine_loss"] == "l1"
 
 
 @needs_ffmpeg

@@ -94,8 +94,8 @@ def test_the_search_scores_against_the_sources_features_computed_once(tiny_model
     ours = sign_search(u0, decode, x, mask, 4, defaults.REFINE_LR, defaults.REFINE_L1, defaults.REFINE_LPIPS, lpips)
     theirs = reference(4)
     assert not torch.equal(theirs, u0)  # the search moved
-    assert torch.allclose(ours, theirs, atol=1e-5)
-    assert torch.equal(ours >= 0, theirs >= 0)  # the same bits
+    assert torch.allclose(ours, theirs, atol=1e-4)  # float sums in another order
+    assert torch.equal(ours >= 0, theirs >= 0)  # the same bits sent
 
 
 def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
@@ -106,6 +106,15 @@ def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
     assert (refined[:2] != bits[:2]).any()
     with pytest.raises(ValueError, match="steps"):
         BitRefiner(model, -1, "cpu")
+
+
+def test_the_refiner_takes_the_learning_rate_defaults_hold_when_it_is_made(tiny_model_json, monkeypatch):
+    from vtoken import defaults
+
+    model = load_model(tiny_model_json)
+    monkeypatch.setattr(defaults, "REFINE_LR", 0.3)
+    assert BitRefiner(model, 1, "cpu").lr == 0.3
+    assert BitRefiner(model, 1, "cpu", lr=0.05).lr == 0.05
 
 
 def test_the_l1_search_lowers_l1_without_lpips(tiny_model_json):
@@ -185,7 +194,10 @@ def test_a_refined_stream_decodes_and_says_how_it_was_made(tmp_path, tiny_model_
     assert not {"refine", "refine_loss"} & set(vtoken.info(tmp_path / "p.mvt")["extra"])
     by_l1 = vtoken.encode(src, tmp_path / "l.mvt", refine=3, refine_loss="l1", **kw)
     assert by_l1.frames == 20 and vtoken.info(tmp_path / "l.mvt")["extra"]["refine_loss"] == "l1"
-    assert (tmp_path / "l.mvt").read_bytes() != (tmp_path / "r.mvt").read_bytes()
+    # The loss reached the search: other bits, so other frames (the headers differ anyway).
+    by_lpips = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
+    by_l1 = np.concatenate(list(vtoken.decode_frames(tmp_path / "l.mvt", model=tiny_model_json, device="cpu")))
+    assert not np.array_equal(by_l1, by_lpips)
     frames = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
     assert frames.shape == (20, 48, 64, 3)
     assert (tmp_path / "r.mvt").read_bytes() != (tmp_path / "p.mvt").read_bytes()
@@ -216,6 +228,13 @@ def test_bad_search_options_are_refused_before_anything_is_written(tmp_path, tin
     run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "y.mvt"), "--model", str(tiny_model_json),
                                     "--device", "cpu", "--refine", "2", "--refine-loss", "ssim"])
     assert run.exit_code == 2 and "--refine-loss" in run.output and not (tmp_path / "y.mvt").exists()
+    # A loss other than the default without the search would be ignored: refused instead.
+    with pytest.raises(UsageError, match="refine_loss l1 needs the search"):
+        vtoken.encode(src, tmp_path / "x.mvt", model=tiny_model_json, device="cpu", refine_loss="l1")
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "y.mvt"), "--model", str(tiny_model_json),
+                                    "--device", "cpu", "--refine-loss", "l1"])
+    assert run.exit_code == 2 and "--refine-loss l1 needs the search" in run.output
+    assert not (tmp_path / "x.mvt").exists() and not (tmp_path / "y.mvt").exists()
 
 
 def test_auto_chooses_the_grid_unsearched_on_the_models_grid_or_coarser_then_searches_the_stream(

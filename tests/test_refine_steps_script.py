@@ -17,13 +17,17 @@ def _write(path, rows, fields):
 
 
 def test_code_writes_a_row_per_clip_and_plane_count_with_its_search(tmp_path, tiny_model_json):
+    from vtoken import defaults
+
     script = load_benchmark("refine_steps")
     clip = make_clip(tmp_path / "a.mp4", frames=9, size=(64, 48), seed=2)
     out = tmp_path / "s.csv"
-    assert script.main(["code", f"a={clip}", "--steps", "1", "--lr", "0.2", "--planes", "2,4",
+    lr = defaults.REFINE_LR
+    assert script.main(["code", f"a={clip}", "--steps", "1", "--lr", "0.2", "--planes", "2,4", "--refine-loss", "l1",
                         "--model", str(tiny_model_json), "--csv", str(out)]) == 0
+    assert defaults.REFINE_LR == lr  # the probe's lr is not left behind
     rows = list(csv.DictReader(open(out)))
-    assert [(r["clip"], r["steps"], r["lr"]) for r in rows] == [("a", "1", "0.2")] * 2
+    assert [(r["clip"], r["steps"], r["lr"], r["refine_loss"]) for r in rows] == [("a", "1", "0.2", "l1")] * 2
     assert float(rows[0]["bpp"]) < float(rows[1]["bpp"])  # 2 planes, then 4
     assert all(0 <= float(r["lpips"]) <= 1 and float(r["encode_s"]) > 0 for r in rows)
     assert not out.with_suffix(".mvt").exists()
@@ -45,5 +49,9 @@ def test_table_reads_a_series_against_the_unsearched_stream_and_x265(tmp_path, c
     _write(series, [dict(r, steps=2, lr=0.08) for r in curve("vtoken", 0.5) + curve("vtoken", 1.0, "d")], fields)
     assert script.main(["table", str(bench), str(series), "--out", str(tmp_path / "o.md")]) == 0
     text = (tmp_path / "o.md").read_text()
-    assert "| s2.csv | 2 | 0.08 | 5-8 | -50.0 / +0.0 | +100.0 / +100.0 | +0.100 / +0.100 |" in text, text
+    assert "| s2.csv | 2 | 0.08 | lpips | 5-8 | -50.0 / +0.0 | +100.0 / +100.0 | +0.100 / +0.100 |" in text, text
     assert text in capsys.readouterr().out
+    other = tmp_path / "other.csv"  # no clip of the bench's: a message, not a traceback
+    _write(other, [dict(r, steps=1, lr=0.08) for r in curve("vtoken", 1.0, "z")], fields)
+    assert script.main(["table", str(bench), str(other)]) == 1
+    assert "no clip in common" in capsys.readouterr().err

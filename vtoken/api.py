@@ -112,13 +112,15 @@ def encode(
     keeps every plane under the target, shorter key chunks (every chunk a key chunk) are
     tried too and kept when they score better. The result's `factor_trials` say what each
     gave. `hold`: the encoder's hysteresis on predicted latent frames, the threshold in full
-    up to defaults.HOLD_FULL_PLANES kept planes and that over the planes of it above (vtoken.codec.hold; 0 codes the model's signs as they are).
+    up to defaults.HOLD_FULL_PLANES kept planes and that over the planes of it above
+    (vtoken.codec.hold; 0 codes the model's signs as they are).
     `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
-    refined against the decoder for LPIPS + L1, at about `refine` x 7 decodes of encode time
-    (0: off; with temporal factor auto the grid is chosen on unsearched trials among the
-    model's grid and coarser ones, then the stream is searched). `refine_loss`: what the
-    search minimises, "lpips" (L1 + LPIPS, the training loss) or "l1" (L1 alone: pixel
-    fidelity, MS-SSIM and PSNR, in about three quarters of the time; defaults.REFINE_LOSSES)."""
+    refined against the decoder for the loss `refine_loss` names, at about `refine` x 7
+    decodes of encode time (0: off; with temporal factor auto the grid is chosen on
+    unsearched trials among the model's grid and coarser ones, then the stream is searched).
+    `refine_loss`: what the search minimises, "lpips" (L1 + LPIPS, the training loss) or "l1"
+    (L1 alone: pixel fidelity, MS-SSIM and PSNR, in about three quarters of the time); one
+    other than "lpips" needs `refine` > 0."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path

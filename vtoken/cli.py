@@ -206,10 +206,11 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
             raise UsageError("give --bpp or --bitrate, not both")
         if not bitrate > 0:
             raise UsageError(f"bitrate must be positive, got {bitrate}")
-    from .validate import hold_threshold, refine_steps
+    from .validate import hold_threshold, refine_loss_name, refine_steps
 
     hold_threshold(hold, "--hold")  # once, before any worker starts
     refine_steps(refine, "--refine")
+    refine_loss_name(refine_loss, "--refine-loss", refine=refine)
     results, failures = [], []
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")

@@ -32,19 +32,18 @@ HOLD_FULL_PLANES = 8
 # model was trained with (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS of the decoded frames). Off by
 # default: a step costs about 7 decodes (17 s for 33 frames at 640x360 on 2 CPU cores, where the
 # unsearched encode takes 3 s and a decode 2.5 s). The gain grows with each doubling of the
-# steps, by less each time, and a larger learning rate does not buy steps back
-# (benchmarks/results/refine_steps_cpu.md).
+# steps, and a larger learning rate does not buy steps back (benchmarks/results/refine_steps_cpu.md).
 REFINE = 0
 REFINE_MAX = 1000
 REFINE_LR = 0.08
 REFINE_L1 = 5.0
 REFINE_LPIPS = 8.0
-# What the search minimises (`vtoken encode --refine-loss`): (L1 weight, LPIPS weight). "lpips" is
-# the training loss; "l1" leaves LPIPS out and buys pixel fidelity instead, in about three
+# What the search minimises (`vtoken encode --refine-loss`; refine.loss_weights). "lpips" is
+# the training loss (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS); "l1" leaves LPIPS out and buys pixel fidelity instead, in about three
 # quarters of the time per step (the eval clips, 8 steps, against the unsearched stream:
 # "lpips" -35 / -37 / -17 % bits at equal LPIPS and -2 / -2 / +8 % at equal MS-SSIM; "l1" -6 /
 # -2 / -12 % and -33 / -40 / -27 %; benchmarks/results/refine_loss_cpu.md).
-REFINE_LOSSES = {"lpips": (REFINE_L1, REFINE_LPIPS), "l1": (REFINE_L1, 0.0)}
+REFINE_LOSSES = ("lpips", "l1")
 REFINE_LOSS = "lpips"
 # The search's rate term: the loss one doubling of a latent frame's code length is worth. 0.5 moved
 # along the curve (5-11 % fewer bytes, 0.004-0.007 worse LPIPS), 1.5 overpaid

@@ -153,7 +153,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     temporal_factor_option(temporal_factor, bpp)
     hold_threshold(hold)
     refine_steps(refine)
-    refine_loss_name(refine_loss)
+    refine_loss_name(refine_loss, refine=refine)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)
@@ -172,9 +172,12 @@ def refine_steps(value, name: str = "refine") -> int:
     return int(value)
 
 
-def refine_loss_name(value, name: str = "refine loss") -> str:
-    """The name of what the encoder's search minimises (defaults.REFINE_LOSSES)."""
+def refine_loss_name(value, name: str = "refine_loss", refine=None) -> str:
+    """The name of what the encoder's search minimises (defaults.REFINE_LOSSES); one other than
+    the default needs a search (`refine` steps > 0) when `refine` is given."""
     choice(name, value, tuple(REFINE_LOSSES))
+    if refine is not None and not refine and value != REFINE_LOSS:
+        raise UsageError(f"{name} {value} needs the search: give refine steps > 0")
     return value
 
 

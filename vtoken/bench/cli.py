@@ -15,7 +15,7 @@ import click
 
 from .. import defaults
 from ..errors import UsageError
-from ..validate import hold_threshold, refine_steps
+from ..validate import hold_threshold, refine_loss_name, refine_steps
 from . import baselines as bl
 
 log = logging.getLogger("vtoken.bench")
@@ -198,6 +198,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
         _check_chunk_frames(chunk_frames, factors, _model_factor(model))
     hold_threshold(hold, "--hold")  # before any baseline is run
     refine_steps(refine, "--refine")
+    refine_loss_name(refine_loss, "--refine-loss", refine=refine)
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.

@@ -170,7 +170,7 @@ class Codec:
 
         rate = self.rate(planes, quality, bpp)
         refine_steps(refine)  # for callers that come without vtoken.encode's checks
-        refine_loss_name(refine_loss)
+        refine_loss_name(refine_loss, refine=refine)
         mode = resolve_precision(precision, self.device, "encode")
         trials = []
         if temporal_factor == factor_choice.AUTO:

@@ -122,7 +122,9 @@ def key_spacings(chunk_frames: int, factor: int) -> list[int]:
 # (cockatoo; cityCC0 +4.8 / +6.8 / +11.7 / +22.3 %, VID_20191220_170832 +9.4 / +12.5 / +20.0 /
 # +36.7 %; `vtoken encode REF -b 64 --refine N` on the bench's references). The trials are
 # unsearched, so a searched stream reaches this much further than they show. Not measured past
-# 8 steps: held there.
+# 8 steps: held there. Measured with the default loss; `--refine-loss l1` adds a little less at 8
+# steps (+19.3 / +22.0 / +25.5 %, benchmarks/results/refine_loss_l1_cpu.csv), so auto may count
+# such a stream's reach slightly long near the top rate.
 SEARCH_GROWTH_PER_STEP = 0.027
 SEARCH_GROWTH_STEPS = 8
 

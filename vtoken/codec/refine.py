@@ -28,6 +28,14 @@ from .slices import frame_range, latent_pieces, latents_per_call
 HELD_START = 0.05
 
 
+def loss_weights(loss: str) -> tuple[float, float]:
+    """(L1 weight, LPIPS weight) of the search's loss `loss` (defaults.REFINE_LOSSES), read from
+    defaults when asked, so a probe may change them."""
+    if loss not in defaults.REFINE_LOSSES:
+        raise ValueError(f"refinement loss must be one of {', '.join(defaults.REFINE_LOSSES)}, got {loss!r}")
+    return defaults.REFINE_L1, defaults.REFINE_LPIPS if loss == "lpips" else 0.0
+
+
 class BitRefiner:
     """Refines the bits of one stream's chunks, in order. One per stream: it keeps the
     decoder's causal state of what it has refined so far."""
@@ -38,13 +46,11 @@ class BitRefiner:
 
         if steps < 0 or rate_weight < 0:
             raise ValueError(f"refinement steps and rate weight must be >= 0, got {steps}, {rate_weight}")
-        if loss not in defaults.REFINE_LOSSES:
-            raise ValueError(f"refinement loss must be one of {', '.join(defaults.REFINE_LOSSES)}, got {loss!r}")
         # lr None: defaults.REFINE_LR as it is when the refiner is made (a probe may set it)
         self.model, self.steps, self.device = model, int(steps), device
         self.lr = float(defaults.REFINE_LR if lr is None else lr)
         self.rate_weight = float(rate_weight)
-        self.l1, self.perceptual = defaults.REFINE_LOSSES[loss]
+        self.l1, self.perceptual = loss_weights(loss)
         self.lpips = get_lpips(device) if self.perceptual > 0 else None
         self.state = None  # the decoder's StreamState after the refined chunks so far (a key chunk starts it)
 
@@ -111,16 +117,16 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
 
     u = u.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
-    target = None
+    source_features = None
     if lpips is not None and perceptual > 0 and steps > 0:
-        with torch.no_grad():  # the source's features are the same at every step: computed once
-            target = lpips.features(fold_frames(x))
+        with torch.no_grad():  # the same at every step: computed once
+            source_features = lpips.features(fold_frames(x))
     for _ in range(steps):
         q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
         y = decode(q).float()
         loss = l1 * (y - x).abs().mean()
-        if target is not None:
-            loss = loss + perceptual * lpips.distance(lpips.features(fold_frames(y)), target).mean()
+        if source_features is not None:
+            loss = loss + perceptual * lpips.distance(lpips.features(fold_frames(y)), source_features).mean()
         if extra is not None:
             loss = loss + extra(q)
         (u.grad,) = torch.autograd.grad(loss, [u])

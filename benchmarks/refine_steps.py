@@ -7,7 +7,7 @@ read as BD-rates against the unsearched stream and against x265 of a `vtoken ben
     python benchmarks/refine_steps.py table BENCH/results.csv S1.csv [S2.csv ...] [--out results.md]
 
 `code` writes one row per clip and plane count (the columns of the bench's results.csv that
-metric_crosscheck.py reads, the encode's wall seconds, the steps and the learning rate);
+metric_crosscheck.py reads, the encode's wall seconds, the steps, the learning rate and the loss);
 `table` takes the anchors from a bench run of the same clips (its unsearched model-grid
 series `vtoken` and `hevc`). `vtoken bench` leaves its references (33 frames at 640x360) in
 .cache/bench/refs.

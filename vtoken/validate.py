@@ -177,7 +177,8 @@ def refine_loss_name(value, name: str = "refine_loss", refine=None) -> str:
     the default needs a search (`refine` steps > 0) when `refine` is given."""
     choice(name, value, tuple(REFINE_LOSSES))
     if refine is not None and not refine and value != REFINE_LOSS:
-        raise UsageError(f"{name} {value} needs the search: give refine steps > 0")
+        steps = "--refine N" if name.startswith("--") else "refine steps"
+        raise UsageError(f"{name} {value} needs the search: give {steps} > 0")
     return value
 
 

@@ -21,12 +21,12 @@ import clip_probe
 METRICS = (("lpips", False), ("ms_ssim", True), ("psnr_rgb", True), ("psnr_y", True))
 
 
-def series(path: Path, config: str) -> dict[str, list[dict]]:
-    """The vtoken points of one config per clip, by rate."""
+def series(path: Path, config: str, codec: str = "vtoken") -> dict[str, list[dict]]:
+    """The points of one codec and config per clip, by rate (refine_steps.py reads them too)."""
     out: dict[str, list[dict]] = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            if row["codec"] == "vtoken" and row["config"] == config:
+            if row["codec"] == codec and row["config"] == config:
                 out.setdefault(row["clip"], []).append(row)
     return {clip: sorted(rows, key=lambda r: float(r["bpp"])) for clip, rows in out.items()}
 

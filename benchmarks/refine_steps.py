@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import clip_probe
+from metric_crosscheck import series
 
 FIELDS = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr",
           "refine_loss"]
@@ -66,19 +67,10 @@ def _code(args, clips, planes: list[int]) -> None:
             out.unlink(missing_ok=True)
 
 
-def _series(path: Path, codec: str) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["codec"] == codec and row["config"] == "default":
-                out.setdefault(row["clip"], []).append(row)
-    return out
-
-
 def table(args, argv) -> int:
     from vtoken.metrics.bdrate import bd_metric, bd_rate
 
-    plain, x265 = _series(args.bench, "vtoken"), _series(args.bench, "hevc")
+    plain, x265 = series(args.bench, "default"), series(args.bench, "default", "hevc")
 
     def curve(rows):
         return [float(r["bpp"]) for r in rows], [float(r["lpips"]) for r in rows]
@@ -93,7 +85,7 @@ def table(args, argv) -> int:
              "| series | steps | lr | loss | encode s | vs unsearched % | vs x265 % | BD-metric vs x265 |",
              "|---|---|---|---|---|---|---|---|"]
     for path in args.series:
-        test = _series(path, "vtoken")
+        test = series(path, "default")
         clips = [c for c in plain if c in test and c in x265]
         rows = [r for c in clips for r in test[c]]
         if not rows:

@@ -145,7 +145,9 @@ def summary_markdown(run: dict) -> str:
         chunk = st.get("vtoken_chunk_frames")  # absent in runs from before the option: 17
         refine = st.get("vtoken_refine")
         loss = st.get("vtoken_refine_loss")  # absent in runs from before the option: lpips
-        searched = f"`--refine {refine}`" + (f" `--refine-loss {loss}`" if loss and loss != defaults.REFINE_LOSS else "")
+        searched = f"`--refine {refine}`"
+        if loss and loss != defaults.REFINE_LOSS:
+            searched += f" `--refine-loss {loss}`"
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
                      + (f", chunks of {chunk} frames" if chunk else "")
                      + (f", the encoder's search on every point ({searched})" if refine else ""))
@@ -215,11 +217,12 @@ def summary_markdown(run: dict) -> str:
     lines += ["", "## Points", "",
               "| clip | codec | q | bytes | bpp | PSNR RGB | PSNR Y | MS-SSIM | LPIPS | enc fps | dec fps |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
+    run_chunk = st.get("vtoken_chunk_frames")
     for clip, per in cv.items():
         for name, recs in per.items():
             for r in recs:
                 mm, tt = r["metrics"], r["timings"]
-                lines.append(f"| {clip} | {name} | {_quality_cell(r, st.get('vtoken_chunk_frames'))} | {r['bytes']} | {r['bpp']:.4f} | "
+                lines.append(f"| {clip} | {name} | {_quality_cell(r, run_chunk)} | {r['bytes']} | {r['bpp']:.4f} | "
                              f"{_fmt(mm.get('psnr_rgb'), 2)} | {_fmt(mm.get('psnr_y'), 2)} | {_fmt(mm.get('ms_ssim'), 4)} | "
                              f"{_fmt(mm.get('lpips'), 4)} | {_fmt(tt.get('encode_fps'), 1)} | {_fmt(tt.get('decode_fps'), 1)} |")
     return "\n".join(lines) + "\n"

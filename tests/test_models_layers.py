@@ -95,3 +95,35 @@ def test_conv3d_fast_path_matches_pytorch(shape, kernel, stride):
     x = torch.randn(shape)
     with torch.no_grad():
         assert torch.allclose(conv3d(conv, x), conv(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,groups", [
+    ((1, 16, 1, 40, 64), (1, 3, 3), 1, 1),
+    ((1, 16, 4, 18, 32), (3, 3, 3), 1, 1),    # the decoder's causal conv on a padded slice
+    ((2, 8, 9, 16, 16), (3, 3, 3), 2, 1),     # the encoder's strided time downsampling
+    ((1, 8, 6, 10, 12), (4, 3, 3), (2, 1, 1), 2),
+    ((1, 8, 3, 10, 12), (1, 1, 1), 1, 1),
+])
+def test_conv3d_with_a_gradient_matches_pytorch(shape, kernel, stride, groups, monkeypatch):
+    """With a gradient the helper runs the conv as a 2-D one over the output frames; the
+    output and the gradients of input, weight and bias are PyTorch's own."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    pad = (0, kernel[1] // 2, kernel[2] // 2)
+    conv = torch.nn.Conv3d(shape[1], 12, kernel, stride=stride, padding=pad, groups=groups)
+    x = torch.randn(shape, requires_grad=True)
+    calls = []
+    conv2d = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda *a, **k: calls.append(a[0].shape) or conv2d(*a, **k))
+    ours = conv3d(conv, x)
+    monkeypatch.undo()
+    theirs = conv(x)
+    assert len(calls) == 1 and calls[0][0] == shape[0] * theirs.shape[2]  # one 2-D conv, a batch of output frames
+    assert ours.shape == theirs.shape and ours.is_contiguous()
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    weight = torch.randn_like(theirs)
+    ours_grads = torch.autograd.grad((ours * weight).sum(), [x, conv.weight, conv.bias])
+    theirs_grads = torch.autograd.grad((theirs * weight).sum(), [x, conv.weight, conv.bias])
+    for a, b in zip(ours_grads, theirs_grads):
+        assert torch.allclose(a, b, atol=1e-4 * b.abs().max().item())

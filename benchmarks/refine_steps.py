@@ -3,7 +3,7 @@ at a few step counts and learning rates, each a series of plane counts on the mo
 read as BD-rates against the unsearched stream and against x265 of a `vtoken bench` run.
 
     python benchmarks/refine_steps.py code [NAME=]CLIP.y4m [...] --steps 2 [--lr 0.08]
-        [--planes 2,4,8,16,32,64] [--refine-loss lpips] [--model M] [--device cpu] --csv S.csv
+        [--planes 2,4,8,16,32,64] [--refine-loss lpips] [--lpips-stride 1] [--model M] [--device cpu] --csv S.csv
     python benchmarks/refine_steps.py table BENCH/results.csv S1.csv [S2.csv ...] [--out results.md]
 
 `code` writes one row per clip and plane count (the columns of the bench's results.csv that
@@ -25,18 +25,19 @@ import clip_probe
 from metric_crosscheck import series
 
 FIELDS = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr",
-          "refine_loss"]
+          "refine_loss", "lpips_stride"]
 
 
 def code(args, clips) -> int:
     from vtoken import defaults
 
-    before = defaults.REFINE_LR
-    defaults.REFINE_LR = args.lr  # the search reads it when the encode makes its refiner
+    before = defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE
+    # the search reads them when the encode makes its refiner
+    defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE = args.lr, args.lpips_stride
     try:
         _code(args, clips, [int(p) for p in args.planes.split(",")])
     finally:
-        defaults.REFINE_LR = before
+        defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE = before
     return 0
 
 
@@ -62,6 +63,7 @@ def _code(args, clips, planes: list[int]) -> None:
                 m = evaluate(ref, dec, args.device)["mean"]
                 w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
                                 steps=args.steps, lr=args.lr, refine_loss=args.refine_loss,
+                                lpips_stride=args.lpips_stride,
                                 **{k: m[k] for k in FIELDS[4:8]}))
                 f.flush()
             out.unlink(missing_ok=True)
@@ -82,8 +84,8 @@ def table(args, argv) -> int:
              f"- command: `python benchmarks/refine_steps.py {' '.join(argv)}`",
              "- per clip, in the order of the bench's clips; negative: fewer bits for the same LPIPS; "
              "'-' where the curves do not overlap", "",
-             "| series | steps | lr | loss | encode s | vs unsearched % | vs x265 % | BD-metric vs x265 |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| series | steps | lr | loss | LPIPS stride | encode s | vs unsearched % | vs x265 % | BD-metric vs x265 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for path in args.series:
         test = series(path, "default")
         clips = [c for c in plain if c in test and c in x265]
@@ -96,8 +98,10 @@ def table(args, argv) -> int:
         metric = [bd_metric(*curve(x265[c]), *curve(test[c])).value for c in clips]
         secs = [float(r["encode_s"]) for r in rows if r.get("encode_s")]
         took = f"{min(secs):.0f}-{max(secs):.0f}" if secs else "-"
-        lines.append(f"| {Path(path).name} | {rows[0].get('steps') or '?'} | {rows[0].get('lr') or '?'} | "
-                     f"{rows[0].get('refine_loss') or 'lpips'} | {took} | {cell(vs_plain, '{:+.1f}')} | "
+        first = rows[0]
+        lines.append(f"| {Path(path).name} | {first.get('steps') or '?'} | {first.get('lr') or '?'} | "
+                     f"{first.get('refine_loss') or 'lpips'} | {first.get('lpips_stride') or 1} | {took} | "
+                     f"{cell(vs_plain, '{:+.1f}')} | "
                      f"{cell(vs_x265, '{:+.1f}')} | {cell(metric, '{:+.3f}')} |")
     return clip_probe.finish(lines, args.out)
 
@@ -118,6 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=0.08)
     ap.add_argument("--planes", default="2,4,8,16,32,64")
     ap.add_argument("--refine-loss", default="lpips", choices=["lpips", "l1"])
+    ap.add_argument("--lpips-stride", type=int, default=1,
+                    help="LPIPS on every N-th frame of a slice per step, the offset moving (default 1: every frame)")
     ap.add_argument("--model")
     ap.add_argument("--csv", type=Path, required=True)
     args = ap.parse_args(argv[1:])

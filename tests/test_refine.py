@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import vtoken
+from vtoken import defaults
 from vtoken.cli import main
 from vtoken.codec.frames import pad_frames, to_tensor
 from vtoken.codec.hold import BitHold
@@ -21,8 +22,6 @@ from clips import make_clip, moving_pattern
 def _objective(model, refiner, frames, bits, planes):
     """The search's loss (5 L1 + 8 LPIPS) of a key chunk decoded from `bits` at `planes`."""
     import torch
-
-    from vtoken import defaults
 
     cfg = model.config
     n, h, w, _ = frames.shape
@@ -64,7 +63,6 @@ def test_the_search_scores_against_the_sources_features_computed_once(tiny_model
     those of a search that runs LPIPS on both the decode and the source at every step."""
     import torch
 
-    from vtoken import defaults
     from vtoken.codec.refine import sign_search
     from vtoken.metrics.lpips import fold_frames, get_lpips
 
@@ -98,6 +96,57 @@ def test_the_search_scores_against_the_sources_features_computed_once(tiny_model
     assert torch.equal(ours >= 0, theirs >= 0)  # the same bits sent
 
 
+def test_a_strided_search_scores_every_other_frame_in_turn():
+    """With lpips_stride 2, step i compares frames t = i mod 2 of each clip with the same frames
+    of the source (the rows of the cached features picked for them), and a one-frame slice is
+    scored at every step."""
+    import torch
+
+    from vtoken.codec.refine import sign_search
+
+    class Recorder:  # features: the images themselves; distance: the mean squared difference per image
+        def __init__(self):
+            self.calls = []
+
+        def features(self, images):
+            return [images]
+
+        def distance(self, ours, theirs):
+            d = ((ours[0] - theirs[0]) ** 2).mean(dim=(1, 2, 3))
+            self.calls.append(d.detach())
+            return d
+
+    b, t = 2, 4
+    x = torch.zeros(b, 3, t, 4, 4)
+    # decoded frame t of clip j is off the source by (j + 1) x (t + 1), whatever the bits
+    offset = ((torch.arange(b)[:, None] + 1) * (torch.arange(t)[None, :] + 1)).float().view(b, 1, t, 1, 1)
+    u = torch.randn(b, 2, 1, 1, 1)
+    mask = torch.ones(1, 2, 1, 1, 1)
+    rec = Recorder()
+    sign_search(u, lambda q: x + offset + 0 * q.sum(), x, mask, 3, 0.1, 1.0, 1.0, rec, lpips_stride=2)
+    expected = [[(j + 1) * (i + 1) for j in range(b) for i in range(t) if i % 2 == step % 2] for step in range(3)]
+    assert [c.tolist() for c in rec.calls] == [[float(v * v) for v in e] for e in expected]
+
+    rec = Recorder()
+    sign_search(u, lambda q: x[:, :, :1] + offset[:, :, :1] + 0 * q.sum(), x[:, :, :1], mask, 2, 0.1, 1.0, 1.0, rec,
+                lpips_stride=2)
+    assert [c.tolist() for c in rec.calls] == [[1.0, 4.0]] * 2
+
+
+def test_the_refiner_reads_the_lpips_stride_when_made(tiny_model_json, monkeypatch):
+    """BitRefiner takes defaults.REFINE_LPIPS_STRIDE when made, and a strided search sends other
+    bits than the full one."""
+    model = load_model(tiny_model_json)
+    frames, z, bits = _key_chunk(model, 9)
+    monkeypatch.setattr(defaults, "REFINE_LPIPS_STRIDE", 1)
+    full = BitRefiner(model, 3, "cpu").refine(frames, z, bits, key=True, planes=4)
+    monkeypatch.setattr(defaults, "REFINE_LPIPS_STRIDE", 2)
+    refiner = BitRefiner(model, 3, "cpu")
+    assert refiner.lpips_stride == 2
+    strided = refiner.refine(frames, z, bits, key=True, planes=4)
+    assert (strided != bits).any() and (strided != full).any()
+
+
 def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
     model = load_model(tiny_model_json)
     frames, z, bits = _key_chunk(model, 4)
@@ -109,7 +158,6 @@ def test_planes_the_stream_does_not_keep_are_left_as_they_were(tiny_model_json):
 
 
 def test_the_refiner_takes_the_learning_rate_defaults_hold_when_it_is_made(tiny_model_json, monkeypatch):
-    from vtoken import defaults
 
     model = load_model(tiny_model_json)
     monkeypatch.setattr(defaults, "REFINE_LR", 0.3)
@@ -191,9 +239,11 @@ def test_a_refined_stream_decodes_and_says_how_it_was_made(tmp_path, tiny_model_
     assert refined.frames == plain.frames == 20 and refined.planes == plain.planes
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine"] == 3
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_loss"] == "lpips"
-    assert not {"refine", "refine_loss"} & set(vtoken.info(tmp_path / "p.mvt")["extra"])
+    assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_lpips_stride"] == defaults.REFINE_LPIPS_STRIDE
+    assert not {"refine", "refine_loss", "refine_lpips_stride"} & set(vtoken.info(tmp_path / "p.mvt")["extra"])
     by_l1 = vtoken.encode(src, tmp_path / "l.mvt", refine=3, refine_loss="l1", **kw)
     assert by_l1.frames == 20 and vtoken.info(tmp_path / "l.mvt")["extra"]["refine_loss"] == "l1"
+    assert "refine_lpips_stride" not in vtoken.info(tmp_path / "l.mvt")["extra"]  # l1 runs no LPIPS
     # The loss reached the search: other bits, so other frames (the headers differ anyway).
     by_lpips = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
     by_l1 = np.concatenate(list(vtoken.decode_frames(tmp_path / "l.mvt", model=tiny_model_json, device="cpu")))

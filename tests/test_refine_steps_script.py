@@ -22,12 +22,14 @@ def test_code_writes_a_row_per_clip_and_plane_count_with_its_search(tmp_path, ti
     script = load_benchmark("refine_steps")
     clip = make_clip(tmp_path / "a.mp4", frames=9, size=(64, 48), seed=2)
     out = tmp_path / "s.csv"
-    lr = defaults.REFINE_LR
+    lr, stride = defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE
     assert script.main(["code", f"a={clip}", "--steps", "1", "--lr", "0.2", "--planes", "2,4", "--refine-loss", "l1",
-                        "--model", str(tiny_model_json), "--csv", str(out)]) == 0
-    assert defaults.REFINE_LR == lr  # the probe's lr is not left behind
+                        "--lpips-stride", "3", "--model", str(tiny_model_json), "--csv", str(out)]) == 0
+    # the probe's settings are not left behind
+    assert (defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE) == (lr, stride)
     rows = list(csv.DictReader(open(out)))
-    assert [(r["clip"], r["steps"], r["lr"], r["refine_loss"]) for r in rows] == [("a", "1", "0.2", "l1")] * 2
+    assert [(r["clip"], r["steps"], r["lr"], r["refine_loss"], r["lpips_stride"]) for r in rows] == [
+        ("a", "1", "0.2", "l1", "3")] * 2
     assert float(rows[0]["bpp"]) < float(rows[1]["bpp"])  # 2 planes, then 4
     assert all(0 <= float(r["lpips"]) <= 1 and float(r["encode_s"]) > 0 for r in rows)
     assert not out.with_suffix(".mvt").exists()
@@ -49,7 +51,8 @@ def test_table_reads_a_series_against_the_unsearched_stream_and_x265(tmp_path, c
     _write(series, [dict(r, steps=2, lr=0.08) for r in curve("vtoken", 0.5) + curve("vtoken", 1.0, "d")], fields)
     assert script.main(["table", str(bench), str(series), "--out", str(tmp_path / "o.md")]) == 0
     text = (tmp_path / "o.md").read_text()
-    assert "| s2.csv | 2 | 0.08 | lpips | 5-8 | -50.0 / +0.0 | +100.0 / +100.0 | +0.100 / +0.100 |" in text, text
+    # a series written before the stride was a setting ran LPIPS on every frame
+    assert "| s2.csv | 2 | 0.08 | lpips | 1 | 5-8 | -50.0 / +0.0 | +100.0 / +100.0 | +0.100 / +0.100 |" in text, text
     assert text in capsys.readouterr().out
     other = tmp_path / "other.csv"  # no clip of the bench's: a message, not a traceback
     _write(other, [dict(r, steps=1, lr=0.08) for r in curve("vtoken", 1.0, "z")], fields)

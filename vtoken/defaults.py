@@ -50,6 +50,12 @@ REFINE_LOSS = "lpips"
 # (benchmarks/results/refine_rate_probe_cpu.md), so it is off (refine.py; 0: the search ignores
 # what its flips cost).
 REFINE_RATE = 0.0
+# The search's LPIPS on every REFINE_LPIPS_STRIDE-th frame of a slice per step, the offset
+# moving on each step (refine.sign_search; L1 stays on every frame; 1: every frame at every
+# step). At 2 the eval clips lose under a point of the search's gain (4 steps: -29.8 / -29.8 /
+# -13.4 % bits at equal LPIPS against the unsearched stream, -30.6 / -30.2 / -13.8 % at 1) for
+# a quarter of a step's time (benchmarks/results/refine_steps_cpu.md).
+REFINE_LPIPS_STRIDE = 2
 
 # Latent frames the model takes per call, by device (vtoken/codec/slices.py); a device not
 # named takes a whole chunk per call. On the CPU one latent frame (4 frames) per call gave the

@@ -92,6 +92,8 @@ class Codec:
         check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
         # What chose the bits; the decoder needs none of it.
         searched = {"refine": int(refine), "refine_loss": refine_loss} if refine else {}
+        if refine and refine_loss == "lpips":
+            searched["refine_lpips_stride"] = int(defaults.REFINE_LPIPS_STRIDE)
         extra = {"rate": rate or {}, "hold": float(hold), **searched}
         if source is not None:
             extra = {"source": Path(source).name, **extra}

@@ -49,6 +49,7 @@ class BitRefiner:
         # lr None: defaults.REFINE_LR as it is when the refiner is made (a probe may set it)
         self.model, self.steps, self.device = model, int(steps), device
         self.lr = float(defaults.REFINE_LR if lr is None else lr)
+        self.lpips_stride = int(defaults.REFINE_LPIPS_STRIDE)
         self.rate_weight = float(rate_weight)
         self.l1, self.perceptual = loss_weights(loss)
         self.lpips = get_lpips(device) if self.perceptual > 0 else None
@@ -83,7 +84,8 @@ class BitRefiner:
             slope = None if p1 is None or not self.rate_weight else self._rate_slope(p1[:planes, a:b], bits[:planes, a:b])
             rate = None if slope is None else (lambda q: (slope * (q[0, :planes] + 1) / 2).sum())
             u = sign_search(u, lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w], x, mask,
-                            self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate)
+                            self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate,
+                            self.lpips_stride)
             out[:, a:b] = (u[0] >= 0).to(torch.uint8).cpu().numpy()
             with torch.inference_mode():  # the decoder's state moves on with the bits sent
                 self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,
@@ -104,13 +106,15 @@ class BitRefiner:
 
 
 def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual: float, lpips=None,
-                extra=None):
+                extra=None, lpips_stride: int = 1):
     """The search itself, shared with training (vtoken.train.searched): `steps` Adam steps of lr
     `lr` on the values u [B, K, T', H', W'] through the sign's straight-through estimator (forward
     sign(u) x mask, backward the identity), on l1 x L1 + perceptual x LPIPS (when `lpips` is
-    given) of decode(q) against the video x [B, 3, T, H, W], plus extra(q) when given. Returns
-    the final values, detached; only u gets a gradient (the decoder's weights are shared and
-    must not collect any)."""
+    given) of decode(q) against the video x [B, 3, T, H, W], plus extra(q) when given. With
+    `lpips_stride` s > 1, step i takes LPIPS on the frames t with t = i mod s only (every frame
+    when there is none such), so each frame is scored every s-th step. Returns the final values,
+    detached; only u gets a gradient (the decoder's weights are shared and must not collect
+    any)."""
     import torch
 
     from ..metrics.lpips import fold_frames
@@ -121,14 +125,32 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
     if lpips is not None and perceptual > 0 and steps > 0:
         with torch.no_grad():  # the same at every step: computed once
             source_features = lpips.features(fold_frames(x))
-    for _ in range(steps):
+    b, t = x.shape[0], x.shape[2]
+    for step in range(steps):
         q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
         y = decode(q).float()
         loss = l1 * (y - x).abs().mean()
         if source_features is not None:
-            loss = loss + perceptual * lpips.distance(lpips.features(fold_frames(y)), source_features).mean()
+            idx = _scored_frames(t, step, lpips_stride, x.device)
+            if idx is None:
+                ours, theirs = lpips.features(fold_frames(y)), source_features
+            else:  # fold_frames puts clip j's frame i at row j * t + i
+                rows = (torch.arange(b, device=x.device)[:, None] * t + idx[None, :]).reshape(-1)
+                ours = lpips.features(fold_frames(y, idx))
+                theirs = [f.index_select(0, rows) for f in source_features]
+            loss = loss + perceptual * lpips.distance(ours, theirs).mean()
         if extra is not None:
             loss = loss + extra(q)
         (u.grad,) = torch.autograd.grad(loss, [u])
         opt.step()
     return u.detach()
+
+
+def _scored_frames(t: int, step: int, stride: int, device):
+    """The frames step `step` scores with LPIPS at `stride` (sign_search); None: all of them."""
+    import torch
+
+    if stride <= 1:
+        return None
+    idx = torch.nonzero(torch.arange(t, device=device) % stride == step % stride).flatten()
+    return None if idx.numel() in (0, t) else idx

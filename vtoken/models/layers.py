@@ -49,19 +49,28 @@ class StreamStart(Streamable):
 
 
 def conv3d(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    """conv(x), sent straight to oneDNN for fp32 on the CPU: PyTorch picks its backend with a
-    2-D rule (N*C*D*H > 20480) that sends single frames and small latent grids to the reference
-    3-D convolution, 4-8x slower than oneDNN, and with a gradient (the encoder's search, CPU
-    training) every slice of a chunk, forward and backward. Same result and gradients either way,
-    to float rounding. (Not under torch.compile, which cannot trace the direct call and picks its
+    """conv(x), sent to oneDNN for fp32 on the CPU: PyTorch picks its backend with a 2-D rule
+    (N*C*D*H > 20480) that sends single frames and small latent grids to the reference 3-D
+    convolution, 4-8x slower than oneDNN; with a gradient (the encoder's search, which decodes
+    one latent frame at a time) forward and backward. Same result and gradients either way, to
+    float rounding. (Not under torch.compile, which cannot trace the direct call and picks its
     own kernels.)"""
     if (x.device.type == "cpu" and x.dtype == torch.float32
             and not torch.compiler.is_compiling()
             and torch.backends.mkldnn.is_available() and conv.padding_mode == "zeros" and x.is_contiguous()):
-        if torch.is_grad_enabled() and conv.padding[0] == 0 and conv.dilation[0] == 1:
+        if torch.is_grad_enabled():
+            if _pytorch_takes_onednn(conv, x) or conv.padding[0] or conv.dilation[0] != 1:
+                return conv(x)  # oneDNN both ways, without the copies below
             return _conv3d_as_2d(conv, x)
         return torch.mkldnn_convolution(x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups)
     return conv(x)
+
+
+def _pytorch_takes_onednn(conv: nn.Conv3d, x: torch.Tensor) -> bool:
+    """Whether PyTorch's own rule sends conv(x) to oneDNN on the CPU (a batch, a spatial kernel
+    over 3x3, or N*C*D*H over 20480): a training clip of 17 frames at 384 px mostly is."""
+    kh, kw = conv.kernel_size[1:]
+    return x.shape[0] > 1 or (kh > 3 and kw > 3) or x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] > 20480
 
 
 def _conv3d_as_2d(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:

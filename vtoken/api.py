@@ -115,8 +115,8 @@ def encode(
     up to defaults.HOLD_FULL_PLANES kept planes and that over the planes of it above
     (vtoken.codec.hold; 0 codes the model's signs as they are).
     `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
-    refined against the decoder for the loss `refine_loss` names, at about `refine` x 7
-    decodes of encode time (0: off; with temporal factor auto the grid is chosen on
+    refined against the decoder for the loss `refine_loss` names, at about `refine` x 0.1 s
+    per 640x360 frame on 2 CPU cores (0: off; with temporal factor auto the grid is chosen on
     unsearched trials among the model's grid and coarser ones, then the stream is searched).
     `refine_loss`: what the search minimises, "lpips" (L1 + LPIPS, the training loss) or "l1"
     (L1 alone: pixel fidelity, MS-SSIM and PSNR, in about three quarters of the time); one

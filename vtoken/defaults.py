@@ -30,9 +30,10 @@ HOLD_FULL_PLANES = 8
 # The encoder's search (vtoken/codec/refine.py, `vtoken encode --refine N`): N Adam steps of
 # this learning rate on each latent frame's values through the sign, against the loss the
 # model was trained with (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS of the decoded frames). Off by
-# default: a step costs about 7 decodes (17 s for 33 frames at 640x360 on 2 CPU cores, where the
-# unsearched encode takes 3 s and a decode 2.5 s). The gain grows with each doubling of the
-# steps, and a larger learning rate does not buy steps back (benchmarks/results/refine_steps_cpu.md).
+# default: a step costs about 3.5 s for 33 frames at 640x360 on 2 CPU cores (a decode with its
+# backward pass, and LPIPS), where the unsearched encode takes about 0.9 s. The gain grows with
+# each doubling of the steps, and a larger learning rate does not buy steps back
+# (benchmarks/results/refine_steps_cpu.md).
 REFINE = 0
 REFINE_MAX = 1000
 REFINE_LR = 0.08

@@ -14,7 +14,8 @@ frames after its own is not weighed.
 
 Measured on the eval clips (33 frames at 640x360, benchmarks/README.md): the flips cost bytes
 (the coder predicts the encoder's signs better than the refined ones) but buy more LPIPS than
-more planes would. The cost is time: each step is a decode and its backward pass, plus LPIPS."""
+more planes would. The cost is time: each step is a decode and its backward pass, plus LPIPS
+(on every other frame of a slice per step by default: defaults.REFINE_LPIPS_STRIDE)."""
 
 from __future__ import annotations
 

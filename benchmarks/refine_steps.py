@@ -63,7 +63,7 @@ def _code(args, clips, planes: list[int]) -> None:
                 m = evaluate(ref, dec, args.device)["mean"]
                 w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
                                 steps=args.steps, lr=args.lr, refine_loss=args.refine_loss,
-                                lpips_stride=args.lpips_stride,
+                                lpips_stride=args.lpips_stride if args.refine_loss == "lpips" else "-",
                                 **{k: m[k] for k in FIELDS[4:8]}))
                 f.flush()
             out.unlink(missing_ok=True)
@@ -84,7 +84,8 @@ def table(args, argv) -> int:
              f"- command: `python benchmarks/refine_steps.py {' '.join(argv)}`",
              "- per clip, in the order of the bench's clips; negative: fewer bits for the same LPIPS; "
              "'-' where the curves do not overlap", "",
-             "| series | steps | lr | loss | LPIPS stride | encode s | vs unsearched % | vs x265 % | BD-metric vs x265 |",
+             "| series | steps | lr | loss | LPIPS stride | encode s | vs unsearched % | vs x265 % "
+             "| BD-metric vs x265 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for path in args.series:
         test = series(path, "default")
@@ -106,6 +107,13 @@ def table(args, argv) -> int:
     return clip_probe.finish(lines, args.out)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["table"]:
@@ -122,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=0.08)
     ap.add_argument("--planes", default="2,4,8,16,32,64")
     ap.add_argument("--refine-loss", default="lpips", choices=["lpips", "l1"])
-    ap.add_argument("--lpips-stride", type=int, default=1,
+    ap.add_argument("--lpips-stride", type=_positive, default=1,
                     help="LPIPS on every N-th frame of a slice per step, the offset moving (default 1: every frame)")
     ap.add_argument("--model")
     ap.add_argument("--csv", type=Path, required=True)

@@ -97,16 +97,17 @@ def test_conv3d_fast_path_matches_pytorch(shape, kernel, stride):
         assert torch.allclose(conv3d(conv, x), conv(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("shape,kernel,stride,groups,as_2d", [
-    ((1, 16, 1, 40, 64), (1, 3, 3), 1, 1, True),
-    ((1, 16, 4, 18, 32), (3, 3, 3), 1, 1, True),      # the decoder's causal conv on a padded slice
-    ((1, 8, 9, 16, 16), (3, 3, 3), 2, 1, True),       # the encoder's strided time downsampling
-    ((1, 8, 6, 10, 12), (4, 3, 3), (2, 1, 1), 2, True),
-    ((1, 8, 3, 10, 12), (1, 1, 1), 1, 1, True),
-    ((2, 8, 9, 16, 16), (3, 3, 3), 2, 1, False),      # a batch: PyTorch takes oneDNN itself
-    ((1, 32, 5, 200, 16), (3, 3, 3), 1, 1, False),    # N*C*D*H over 20480, likewise
+@pytest.mark.parametrize("shape,kernel,stride,groups,bias,as_2d", [
+    ((1, 16, 1, 40, 64), (1, 3, 3), 1, 1, True, True),
+    ((1, 16, 4, 18, 32), (3, 3, 3), 1, 1, True, True),      # the decoder's causal conv on a padded slice
+    ((1, 8, 9, 16, 16), (3, 3, 3), 2, 1, True, True),       # the encoder's strided time downsampling
+    ((1, 8, 6, 10, 12), (4, 3, 3), (2, 1, 1), 1, False, True),
+    ((1, 8, 3, 10, 12), (1, 1, 1), 1, 1, True, True),
+    ((1, 8, 6, 10, 12), (3, 3, 3), 1, 2, True, False),      # groups: PyTorch takes oneDNN itself
+    ((2, 8, 9, 16, 16), (3, 3, 3), 2, 1, True, False),      # a batch, likewise
+    ((1, 32, 5, 200, 16), (3, 3, 3), 1, 1, True, False),    # N*C*D*H over 20480, likewise
 ])
-def test_conv3d_with_a_gradient_matches_pytorch(shape, kernel, stride, groups, as_2d, monkeypatch):
+def test_conv3d_with_a_gradient_matches_pytorch(shape, kernel, stride, groups, bias, as_2d, monkeypatch):
     """With a gradient, where PyTorch's rule would take its reference kernel, the helper runs
     the conv as one 2-D conv over the output frames; the output and the gradients of input,
     weight and bias are PyTorch's own either way."""
@@ -114,7 +115,7 @@ def test_conv3d_with_a_gradient_matches_pytorch(shape, kernel, stride, groups, a
 
     torch.manual_seed(0)
     pad = (0, kernel[1] // 2, kernel[2] // 2)
-    conv = torch.nn.Conv3d(shape[1], 12, kernel, stride=stride, padding=pad, groups=groups)
+    conv = torch.nn.Conv3d(shape[1], 12, kernel, stride=stride, padding=pad, groups=groups, bias=bias)
     x = torch.randn(shape, requires_grad=True)
     calls = []
     conv2d = F.conv2d
@@ -129,7 +130,8 @@ def test_conv3d_with_a_gradient_matches_pytorch(shape, kernel, stride, groups, a
     assert ours.shape == theirs.shape and ours.is_contiguous()
     assert torch.allclose(ours, theirs, atol=1e-5)
     weight = torch.randn_like(theirs)
-    ours_grads = torch.autograd.grad((ours * weight).sum(), [x, conv.weight, conv.bias])
-    theirs_grads = torch.autograd.grad((theirs * weight).sum(), [x, conv.weight, conv.bias])
+    params = [x, conv.weight] + ([conv.bias] if bias else [])
+    ours_grads = torch.autograd.grad((ours * weight).sum(), params)
+    theirs_grads = torch.autograd.grad((theirs * weight).sum(), params)
     for a, b in zip(ours_grads, theirs_grads):
         assert torch.allclose(a, b, atol=1e-4 * b.abs().max().item())

@@ -117,8 +117,10 @@ def test_a_strided_search_scores_every_other_frame_in_turn():
             return d
 
     b, t = 2, 4
-    x = torch.zeros(b, 3, t, 4, 4)
-    # decoded frame t of clip j is off the source by (j + 1) x (t + 1), whatever the bits
+    # every source frame differs (10 x its row), so a source row paired with the wrong decoded
+    # frame changes the distance; decoded frame i of clip j is off its source by (j + 1) x (i + 1)
+    row = (torch.arange(b)[:, None] * t + torch.arange(t)[None, :]).float().view(b, 1, t, 1, 1)
+    x = (10 * row).expand(b, 3, t, 4, 4).contiguous()
     offset = ((torch.arange(b)[:, None] + 1) * (torch.arange(t)[None, :] + 1)).float().view(b, 1, t, 1, 1)
     u = torch.randn(b, 2, 1, 1, 1)
     mask = torch.ones(1, 2, 1, 1, 1)
@@ -127,10 +129,14 @@ def test_a_strided_search_scores_every_other_frame_in_turn():
     expected = [[(j + 1) * (i + 1) for j in range(b) for i in range(t) if i % 2 == step % 2] for step in range(3)]
     assert [c.tolist() for c in rec.calls] == [[float(v * v) for v in e] for e in expected]
 
-    rec = Recorder()
+    rec = Recorder()  # a one-frame slice
     sign_search(u, lambda q: x[:, :, :1] + offset[:, :, :1] + 0 * q.sum(), x[:, :, :1], mask, 2, 0.1, 1.0, 1.0, rec,
                 lpips_stride=2)
     assert [c.tolist() for c in rec.calls] == [[1.0, 4.0]] * 2
+
+    rec = Recorder()  # one step: the stride is cut to it, so every frame is scored
+    sign_search(u, lambda q: x + offset + 0 * q.sum(), x, mask, 1, 0.1, 1.0, 1.0, rec, lpips_stride=2)
+    assert [c.tolist() for c in rec.calls] == [[float(((j + 1) * (i + 1)) ** 2) for j in range(b) for i in range(t)]]
 
 
 def test_the_refiner_reads_the_lpips_stride_when_made(tiny_model_json, monkeypatch):
@@ -239,7 +245,7 @@ def test_a_refined_stream_decodes_and_says_how_it_was_made(tmp_path, tiny_model_
     assert refined.frames == plain.frames == 20 and refined.planes == plain.planes
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine"] == 3
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_loss"] == "lpips"
-    assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_lpips_stride"] == defaults.REFINE_LPIPS_STRIDE
+    assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_lpips_stride"] == min(defaults.REFINE_LPIPS_STRIDE, 3)
     assert not {"refine", "refine_loss", "refine_lpips_stride"} & set(vtoken.info(tmp_path / "p.mvt")["extra"])
     by_l1 = vtoken.encode(src, tmp_path / "l.mvt", refine=3, refine_loss="l1", **kw)
     assert by_l1.frames == 20 and vtoken.info(tmp_path / "l.mvt")["extra"]["refine_loss"] == "l1"

@@ -54,8 +54,8 @@ REFINE_RATE = 0.0
 # The search's LPIPS on every REFINE_LPIPS_STRIDE-th frame of a slice per step, the offset
 # moving on each step (refine.sign_search; L1 stays on every frame; 1: every frame at every
 # step). At 2 the eval clips lose under a point of the search's gain (4 steps: -29.8 / -29.8 /
-# -13.4 % bits at equal LPIPS against the unsearched stream, -30.6 / -30.2 / -13.8 % at 1) for
-# a quarter of a step's time (benchmarks/results/refine_steps_cpu.md).
+# -13.4 % bits at equal LPIPS against the unsearched stream, -30.6 / -30.2 / -13.8 % at 1) and
+# save about a quarter of a step's time (benchmarks/results/refine_steps_cpu.md).
 REFINE_LPIPS_STRIDE = 2
 
 # Latent frames the model takes per call, by device (vtoken/codec/slices.py); a device not

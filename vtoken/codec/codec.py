@@ -93,7 +93,7 @@ class Codec:
         # What chose the bits; the decoder needs none of it.
         searched = {"refine": int(refine), "refine_loss": refine_loss} if refine else {}
         if refine and refine_loss == "lpips":
-            searched["refine_lpips_stride"] = int(defaults.REFINE_LPIPS_STRIDE)
+            searched["refine_lpips_stride"] = min(int(defaults.REFINE_LPIPS_STRIDE), int(refine))  # as sign_search
         extra = {"rate": rate or {}, "hold": float(hold), **searched}
         if source is not None:
             extra = {"source": Path(source).name, **extra}

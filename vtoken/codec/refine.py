@@ -112,10 +112,10 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
     `lr` on the values u [B, K, T', H', W'] through the sign's straight-through estimator (forward
     sign(u) x mask, backward the identity), on l1 x L1 + perceptual x LPIPS (when `lpips` is
     given) of decode(q) against the video x [B, 3, T, H, W], plus extra(q) when given. With
-    `lpips_stride` s > 1, step i takes LPIPS on the frames t with t = i mod s only (every frame
-    when there is none such), so each frame is scored every s-th step. Returns the final values,
-    detached; only u gets a gradient (the decoder's weights are shared and must not collect
-    any)."""
+    `lpips_stride` s > 1, step i takes LPIPS only on the frames t with t mod s = i mod s (every
+    frame when none has that remainder); s is cut to `steps`, so that each frame is scored at
+    least once. Returns the final values, detached; only u gets a gradient (the decoder's weights
+    are shared and must not collect any)."""
     import torch
 
     from ..metrics.lpips import fold_frames
@@ -127,6 +127,7 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
         with torch.no_grad():  # the same at every step: computed once
             source_features = lpips.features(fold_frames(x))
     b, t = x.shape[0], x.shape[2]
+    lpips_stride = min(lpips_stride, steps)
     for step in range(steps):
         q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
         y = decode(q).float()
@@ -148,7 +149,8 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
 
 
 def _scored_frames(t: int, step: int, stride: int, device):
-    """The frames step `step` scores with LPIPS at `stride` (sign_search); None: all of them."""
+    """The frames of t that step `step` scores with LPIPS at `stride` (sign_search): those whose
+    index has the step's remainder mod `stride`; None: all of them."""
     import torch
 
     if stride <= 1:

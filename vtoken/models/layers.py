@@ -67,10 +67,11 @@ def conv3d(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
 
 
 def _pytorch_takes_onednn(conv: nn.Conv3d, x: torch.Tensor) -> bool:
-    """Whether PyTorch's own rule sends conv(x) to oneDNN on the CPU (a batch, a spatial kernel
-    over 3x3, or N*C*D*H over 20480): a training clip of 17 frames at 384 px mostly is."""
+    """Whether PyTorch's own rule sends conv(x) to oneDNN on the CPU (groups, a batch, a spatial
+    kernel over 3x3, or N*C*D*H over 20480): a training clip of 17 frames at 384 px mostly is."""
     kh, kw = conv.kernel_size[1:]
-    return x.shape[0] > 1 or (kh > 3 and kw > 3) or x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] > 20480
+    return (conv.groups > 1 or x.shape[0] > 1 or (kh > 3 and kw > 3)
+            or x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] > 20480)
 
 
 def _conv3d_as_2d(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:

@@ -125,11 +125,13 @@ def main(argv=None) -> int:
     if argv[:1] != ["code"]:
         print("usage: refine_steps.py code ... | table ... (see --help of each)", file=sys.stderr)
         return 2
+    from vtoken import defaults
+
     ap = clip_probe.parser(__doc__)
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--lr", type=float, default=0.08)
     ap.add_argument("--planes", default="2,4,8,16,32,64")
-    ap.add_argument("--refine-loss", default="lpips", choices=["lpips", "l1"])
+    ap.add_argument("--refine-loss", default=defaults.REFINE_LOSS, choices=defaults.REFINE_LOSSES)
     ap.add_argument("--lpips-stride", type=_positive, default=1,
                     help="LPIPS on every N-th frame of a slice per step, the offset moving (default 1: every frame)")
     ap.add_argument("--model")

@@ -40,10 +40,11 @@ REFINE_LR = 0.08
 REFINE_L1 = 5.0
 REFINE_LPIPS = 8.0
 # What the search minimises (`vtoken encode --refine-loss`; refine.loss_weights). "lpips" is
-# the training loss (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS); "l1" leaves LPIPS out and buys pixel fidelity instead, in about three
-# quarters of the time per step (the eval clips, 8 steps, against the unsearched stream:
-# "lpips" -35 / -37 / -17 % bits at equal LPIPS and -2 / -2 / +8 % at equal MS-SSIM; "l1" -6 /
-# -2 / -12 % and -33 / -40 / -27 %; benchmarks/results/refine_loss_cpu.md).
+# the training loss (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS); "l1" leaves LPIPS out and buys
+# pixel fidelity instead, in about three quarters of the time per step (the eval clips, 8
+# steps, against the unsearched stream: "lpips" -35 / -37 / -17 % bits at equal LPIPS and -2 /
+# -2 / +8 % at equal MS-SSIM; "l1" -6 / -2 / -12 % and -33 / -40 / -27 %;
+# benchmarks/results/refine_loss_cpu.md).
 REFINE_LOSSES = ("lpips", "l1")
 REFINE_LOSS = "lpips"
 # The search's rate term: the loss one doubling of a latent frame's code length is worth. 0.5 moved

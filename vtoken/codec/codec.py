@@ -38,6 +38,7 @@ from .pipeline import DecodedChunk, Timings, check_chunk_size, check_frame_area,
 from .preflight import check_container_header, check_stream
 from .precision import resolve_precision
 from .rate import RateController, planes_for_quality
+from .refine import scored_stride
 
 
 @dataclass
@@ -93,7 +94,7 @@ class Codec:
         # What chose the bits; the decoder needs none of it.
         searched = {"refine": int(refine), "refine_loss": refine_loss} if refine else {}
         if refine and refine_loss == "lpips":
-            searched["refine_lpips_stride"] = min(int(defaults.REFINE_LPIPS_STRIDE), int(refine))  # as sign_search
+            searched["refine_lpips_stride"] = scored_stride(refine)
         extra = {"rate": rate or {}, "hold": float(hold), **searched}
         if source is not None:
             extra = {"source": Path(source).name, **extra}

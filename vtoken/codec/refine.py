@@ -37,6 +37,13 @@ def loss_weights(loss: str) -> tuple[float, float]:
     return defaults.REFINE_L1, defaults.REFINE_LPIPS if loss == "lpips" else 0.0
 
 
+def scored_stride(steps: int, stride: int | None = None) -> int:
+    """The LPIPS stride a search of `steps` steps runs at: `stride` (defaults.REFINE_LPIPS_STRIDE
+    as it is when asked, for None) cut to the steps, so that every frame is scored at least once.
+    sign_search runs at it; the stream header records it."""
+    return min(int(defaults.REFINE_LPIPS_STRIDE if stride is None else stride), int(steps))
+
+
 class BitRefiner:
     """Refines the bits of one stream's chunks, in order. One per stream: it keeps the
     decoder's causal state of what it has refined so far."""
@@ -113,9 +120,9 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
     sign(u) x mask, backward the identity), on l1 x L1 + perceptual x LPIPS (when `lpips` is
     given) of decode(q) against the video x [B, 3, T, H, W], plus extra(q) when given. With
     `lpips_stride` s > 1, step i takes LPIPS only on the frames t with t mod s = i mod s (every
-    frame when none has that remainder); s is cut to `steps`, so that each frame is scored at
-    least once. Returns the final values, detached; only u gets a gradient (the decoder's weights
-    are shared and must not collect any)."""
+    frame when none has that remainder), s cut to the steps (scored_stride). Returns the final
+    values, detached; only u gets a gradient (the decoder's weights are shared and must not
+    collect any)."""
     import torch
 
     from ..metrics.lpips import fold_frames
@@ -127,13 +134,13 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
         with torch.no_grad():  # the same at every step: computed once
             source_features = lpips.features(fold_frames(x))
     b, t = x.shape[0], x.shape[2]
-    lpips_stride = min(lpips_stride, steps)
+    stride = scored_stride(steps, lpips_stride)
     for step in range(steps):
         q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
         y = decode(q).float()
         loss = l1 * (y - x).abs().mean()
         if source_features is not None:
-            idx = _scored_frames(t, step, lpips_stride, x.device)
+            idx = _scored_frames(t, step, stride, x.device)
             if idx is None:
                 ours, theirs = lpips.features(fold_frames(y)), source_features
             else:  # fold_frames puts clip j's frame i at row j * t + i

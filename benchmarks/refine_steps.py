@@ -3,11 +3,13 @@ at a few step counts and learning rates, each a series of plane counts on the mo
 read as BD-rates against the unsearched stream and against x265 of a `vtoken bench` run.
 
     python benchmarks/refine_steps.py code [NAME=]CLIP.y4m [...] --steps 2 [--lr 0.08]
-        [--planes 2,4,8,16,32,64] [--refine-loss lpips] [--lpips-stride 1] [--model M] [--device cpu] --csv S.csv
+        [--planes 2,4,8,16,32,64] [--refine-loss lpips] [--lpips-stride 1] [--precision auto] [--model M]
+        [--device cpu] --csv S.csv
     python benchmarks/refine_steps.py table BENCH/results.csv S1.csv [S2.csv ...] [--out results.md]
 
 `code` writes one row per clip and plane count (the columns of the bench's results.csv that
-metric_crosscheck.py reads, the encode's wall seconds, the steps, the learning rate and the loss);
+metric_crosscheck.py reads, the encode's wall seconds, the steps, the learning rate, the loss and
+the precision the search ran in, vtoken encode --precision resolved);
 `table` takes the anchors from a bench run of the same clips (its unsearched model-grid
 series `vtoken` and `hevc`). `vtoken bench` leaves its references (33 frames at 640x360) in
 .cache/bench/refs.
@@ -25,7 +27,7 @@ import clip_probe
 from metric_crosscheck import series
 
 FIELDS = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr",
-          "refine_loss", "lpips_stride"]
+          "refine_loss", "lpips_stride", "precision"]
 
 
 def code(args, clips) -> int:
@@ -57,13 +59,14 @@ def _code(args, clips, planes: list[int]) -> None:
             for p in planes:
                 t = time.perf_counter()
                 res = vtoken.encode(path, out, model=args.model, planes=p, refine=args.steps, device=args.device,
-                                    refine_loss=args.refine_loss, overwrite=True)
+                                    refine_loss=args.refine_loss, precision=args.precision, overwrite=True)
                 seconds = time.perf_counter() - t
                 dec = np.concatenate(list(vtoken.decode_frames(out, model=args.model, device=args.device)))
                 m = evaluate(ref, dec, args.device)["mean"]
                 w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
                                 steps=args.steps, lr=args.lr, refine_loss=args.refine_loss,
                                 lpips_stride=args.lpips_stride if args.refine_loss == "lpips" else "-",
+                                precision=vtoken.info(out)["extra"].get("refine_precision", "-"),
                                 **{k: m[k] for k in FIELDS[4:8]}))
                 f.flush()
             out.unlink(missing_ok=True)
@@ -84,9 +87,9 @@ def table(args, argv) -> int:
              f"- command: `python benchmarks/refine_steps.py {' '.join(argv)}`",
              "- per clip, in the order of the bench's clips; negative: fewer bits for the same LPIPS; "
              "'-' where the curves do not overlap", "",
-             "| series | steps | lr | loss | LPIPS stride | encode s | vs unsearched % | vs x265 % "
+             "| series | steps | lr | loss | LPIPS stride | precision | encode s | vs unsearched % | vs x265 % "
              "| BD-metric vs x265 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for path in args.series:
         test = series(path, "default")
         clips = [c for c in plain if c in test and c in x265]
@@ -101,7 +104,8 @@ def table(args, argv) -> int:
         took = f"{min(secs):.0f}-{max(secs):.0f}" if secs else "-"
         first = rows[0]
         lines.append(f"| {Path(path).name} | {first.get('steps') or '?'} | {first.get('lr') or '?'} | "
-                     f"{first.get('refine_loss') or 'lpips'} | {first.get('lpips_stride') or 1} | {took} | "
+                     f"{first.get('refine_loss') or 'lpips'} | {first.get('lpips_stride') or 1} | "
+                     f"{first.get('precision') or 'fp32'} | {took} | "
                      f"{cell(vs_plain, '{:+.1f}')} | "
                      f"{cell(vs_x265, '{:+.1f}')} | {cell(metric, '{:+.3f}')} |")
     return clip_probe.finish(lines, args.out)
@@ -134,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--refine-loss", default=defaults.REFINE_LOSS, choices=defaults.REFINE_LOSSES)
     ap.add_argument("--lpips-stride", type=_positive, default=1,
                     help="LPIPS on every N-th frame of a slice per step, the offset moving (default 1: every frame)")
+    ap.add_argument("--precision", default=defaults.PRECISION, choices=defaults.PRECISIONS,
+                    help="vtoken encode --precision (auto: the search in bf16 where the hardware has it)")
     ap.add_argument("--model")
     ap.add_argument("--csv", type=Path, required=True)
     args = ap.parse_args(argv[1:])

@@ -132,6 +132,33 @@ def test_precision_rules(precision, device, job, want):
     assert resolve_precision(precision, torch.device(device), job) == want
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_the_search_takes_bf16_by_default_only_where_the_hardware_has_it(monkeypatch, native):
+    import torch
+
+    from vtoken.codec import precision as mod
+
+    monkeypatch.setattr(mod, "native_bf16", lambda device: native)
+    assert resolve_precision("auto", torch.device("cpu"), "search") == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", torch.device("cpu"), "search") == "fp32"  # asked for: as asked
+    assert resolve_precision("bf16", torch.device("cpu"), "search") == "bf16"
+    assert resolve_precision("auto", torch.device("cpu"), "encode") == "fp32"  # the bits stay fp32's
+
+
+def test_native_bf16_follows_the_cpus_instructions(monkeypatch):
+    import torch
+
+    from vtoken.codec.precision import native_bf16
+
+    for avx512_bf16, amx, want in [(True, False, True), (False, True, True), (False, False, False)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert native_bf16(torch.device("cpu")) is want
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a PyTorch without the probes: fp32
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert native_bf16("cpu") is False
+
+
 def test_unknown_precision_is_a_usage_error(tmp_path, tiny_model_json):
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(48, 40))
     with pytest.raises(UsageError, match="precision must be one of"):

@@ -12,6 +12,7 @@ from vtoken import defaults
 from vtoken.cli import main
 from vtoken.codec.frames import pad_frames, to_tensor
 from vtoken.codec.hold import BitHold
+from vtoken.codec.precision import resolve_precision
 from vtoken.codec.refine import BitRefiner
 from vtoken.errors import UsageError
 from vtoken.models import load_model
@@ -56,6 +57,16 @@ def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_mod
     after = _objective(model, refiner, frames, refined, planes)
     assert after < before - 0.01, (before, after)
     assert all(p.grad is None for p in model.parameters())  # the shared model collects no gradient
+
+
+def test_a_bf16_search_lowers_its_loss_too(tiny_model_json):
+    model = load_model(tiny_model_json)
+    frames, z, bits = _key_chunk(model, 3)
+    before = _objective(model, BitRefiner(model, 0, "cpu"), frames, bits, model.bits)
+    refiner = BitRefiner(model, 6, "cpu", precision="bf16")
+    refined = refiner.refine(frames, z, bits, key=True, planes=model.bits)
+    assert (refined != bits).any()
+    assert _objective(model, refiner, frames, refined, model.bits) < before - 0.01
 
 
 def test_the_search_scores_against_the_sources_features_computed_once(tiny_model_json):
@@ -246,7 +257,11 @@ def test_a_refined_stream_decodes_and_says_how_it_was_made(tmp_path, tiny_model_
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine"] == 3
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_loss"] == "lpips"
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_lpips_stride"] == min(defaults.REFINE_LPIPS_STRIDE, 3)
-    assert not {"refine", "refine_loss", "refine_lpips_stride"} & set(vtoken.info(tmp_path / "p.mvt")["extra"])
+    assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_precision"] == resolve_precision("auto", "cpu", "search")
+    assert not {"refine", "refine_loss", "refine_lpips_stride", "refine_precision"} & set(
+        vtoken.info(tmp_path / "p.mvt")["extra"])
+    exact = vtoken.encode(src, tmp_path / "f.mvt", refine=3, precision="fp32", **kw)
+    assert exact.frames == 20 and vtoken.info(tmp_path / "f.mvt")["extra"]["refine_precision"] == "fp32"
     by_l1 = vtoken.encode(src, tmp_path / "l.mvt", refine=3, refine_loss="l1", **kw)
     assert by_l1.frames == 20 and vtoken.info(tmp_path / "l.mvt")["extra"]["refine_loss"] == "l1"
     assert "refine_lpips_stride" not in vtoken.info(tmp_path / "l.mvt")["extra"]  # l1 runs no LPIPS

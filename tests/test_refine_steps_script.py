@@ -28,12 +28,13 @@ def test_code_writes_a_row_per_clip_and_plane_count_with_its_search(tmp_path, ti
     with pytest.raises(SystemExit):  # argparse: a stride under 1 is refused
         script.main(["code", f"a={clip}", "--steps", "1", "--lpips-stride", "0", "--csv", str(out)])
     assert script.main(["code", f"a={clip}", "--steps", "1", "--lr", "0.2", "--planes", "2,4", "--refine-loss", "l1",
-                        "--lpips-stride", "3", "--model", str(tiny_model_json), "--csv", str(out)]) == 0
+                        "--lpips-stride", "3", "--precision", "bf16", "--model", str(tiny_model_json),
+                        "--csv", str(out)]) == 0
     # the probe's settings are not left behind
     assert (defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE) == (lr, stride)
     rows = list(csv.DictReader(open(out)))
-    assert [(r["clip"], r["steps"], r["lr"], r["refine_loss"], r["lpips_stride"]) for r in rows] == [
-        ("a", "1", "0.2", "l1", "-")] * 2  # l1 runs no LPIPS: no stride
+    assert [(r["clip"], r["steps"], r["lr"], r["refine_loss"], r["lpips_stride"], r["precision"]) for r in rows] == [
+        ("a", "1", "0.2", "l1", "-", "bf16")] * 2  # l1 runs no LPIPS: no stride; the search's arithmetic as asked
     assert float(rows[0]["bpp"]) < float(rows[1]["bpp"])  # 2 planes, then 4
     assert all(0 <= float(r["lpips"]) <= 1 and float(r["encode_s"]) > 0 for r in rows)
     assert not out.with_suffix(".mvt").exists()
@@ -55,13 +56,14 @@ def test_table_reads_a_series_against_the_unsearched_stream_and_x265(tmp_path, c
     _write(series, [dict(r, steps=2, lr=0.08) for r in curve("vtoken", 0.5) + curve("vtoken", 1.0, "d")], fields)
     assert script.main(["table", str(bench), str(series), "--out", str(tmp_path / "o.md")]) == 0
     text = (tmp_path / "o.md").read_text()
-    # a series written before the stride was a setting ran LPIPS on every frame
-    assert "| s2.csv | 2 | 0.08 | lpips | 1 | 5-8 | -50.0 / +0.0 | +100.0 / +100.0 | +0.100 / +0.100 |" in text, text
+    # a series written before the stride and the precision were settings ran LPIPS on every frame, in fp32
+    assert "| s2.csv | 2 | 0.08 | lpips | 1 | fp32 | 5-8 | -50.0 / +0.0 | +100.0 / +100.0 | +0.100 / +0.100 |" in text, text
     assert text in capsys.readouterr().out
-    strided = tmp_path / "s4.csv"  # a series that says its stride
-    _write(strided, [dict(r, steps=4, lr=0.08, lpips_stride=2) for r in curve("vtoken", 0.5)], fields + ["lpips_stride"])
+    strided = tmp_path / "s4.csv"  # a series that says its stride and its precision
+    _write(strided, [dict(r, steps=4, lr=0.08, lpips_stride=2, precision="bf16") for r in curve("vtoken", 0.5)],
+           fields + ["lpips_stride", "precision"])
     assert script.main(["table", str(bench), str(strided)]) == 0
-    assert "| s4.csv | 4 | 0.08 | lpips | 2 | 5-8 | -50.0 | +100.0 | +0.100 |" in capsys.readouterr().out
+    assert "| s4.csv | 4 | 0.08 | lpips | 2 | bf16 | 5-8 | -50.0 | +100.0 | +0.100 |" in capsys.readouterr().out
     other = tmp_path / "other.csv"  # no clip of the bench's: a message, not a traceback
     _write(other, [dict(r, steps=1, lr=0.08) for r in curve("vtoken", 1.0, "z")], fields)
     assert script.main(["table", str(bench), str(other)]) == 1

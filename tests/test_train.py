@@ -221,6 +221,28 @@ def test_resume_is_bit_exact(tmp_path):
     assert a["data_rng"] == b["data_rng"]
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_training_autocasts_where_the_hardware_computes_bf16(tmp_path, monkeypatch, native):
+    from vtoken.train import loop
+
+    monkeypatch.setattr(loop, "native_bf16", lambda device: native)
+    cfg = _config(2)
+    cfg.precision = "bf16"
+    logs = []
+    seen = []
+    real = loop.TokenizerLoss.forward
+
+    def spy(self, video, out, *args, **kw):  # what the model's forward pass gave the loss
+        seen.append(out.reconstruction.dtype)
+        return real(self, video, out, *args, **kw)
+
+    monkeypatch.setattr(loop.TokenizerLoss, "forward", spy)
+    train(cfg, tmp_path, data_arrays=_arrays(), log_fn=logs.append)
+    assert logs[0]["autocast"] == ("bf16" if native else "fp32")
+    assert set(seen) == {torch.bfloat16 if native else torch.float32}
+    assert all(np.isfinite(r["l1"]) for r in logs if "l1" in r)
+
+
 def test_adversarial_term_runs(tmp_path):
     logs = []
     train(_config(3, adversarial=0.1, gan_start=1, disc_channels=4), tmp_path, data_arrays=_arrays(),

@@ -101,7 +101,8 @@ def encode(
     Rate: `planes` (1..K bit-planes kept), `quality` (1..8, spread over the planes) or `bpp`
     (a target in bits per pixel for the whole file); all planes when none is given. `model` is
     a loaded Tokenizer, a model name / path, or None for the default model. `precision`:
-    auto, fp32 or bf16 (see vtoken.codec.precision; auto encodes in fp32).
+    auto, fp32 or bf16 (see vtoken.codec.precision; auto encodes in fp32 and searches, with
+    `refine`, in bf16 where the hardware has it).
     `temporal_factor`: frames per latent frame (None: the model's, 4). At 2 or 1 the model
     codes every frame 2 or 4 times: about that many times the bits and the encode / decode
     time at equal planes, and higher quality than more planes buy. At 8, 12, ... 32 it codes

@@ -157,7 +157,8 @@ def _show_progress(flag: bool | None) -> bool:
               "auto (with --bpp or --bitrate) codes the first chunk on each and keeps the best LPIPS within the target "
               "(where that grid keeps every plane under the target, also on shorter key chunks: every chunk a key chunk).")
 @click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
-              help="Model arithmetic; auto = fp32 (bf16 codes slightly different bits, still decodable anywhere).")
+              help="Model arithmetic; auto = fp32, and bf16 for the --refine search where the CPU or GPU has bf16 "
+                   "instructions (bf16 codes slightly different bits, still decodable anywhere).")
 @click.option("--key-interval", type=int, default=defaults.KEY_INTERVAL, show_default=True,
               help="A key chunk every N chunks (seek points; --temporal-factor auto may make every chunk a key chunk, "
               "see --chunk-frames).")

@@ -68,8 +68,8 @@ class Codec:
     def stream_header(self, info, *, chunk_frames: int = defaults.CHUNK_FRAMES,
                       key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
                       rate: dict | None = None, temporal_factor: int | None = None,
-                      hold: float = 0.0, refine: int = 0,
-                      refine_loss: str = defaults.REFINE_LOSS) -> StreamHeader:
+                      hold: float = 0.0, refine: int = 0, refine_loss: str = defaults.REFINE_LOSS,
+                      search_precision: str = "fp32") -> StreamHeader:
         """The header of a stream coding a video described by `info` (a media VideoInfo), with
         `temporal_factor` frames per latent frame (frames.stream_factors; None: the model's)."""
         from ..entropy import format_version
@@ -92,7 +92,8 @@ class Codec:
         # The encoder refuses to write a stream its own decoder would refuse.
         check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
         # What chose the bits; the decoder needs none of it.
-        searched = {"refine": int(refine), "refine_loss": refine_loss} if refine else {}
+        searched = ({"refine": int(refine), "refine_loss": refine_loss, "refine_precision": search_precision}
+                    if refine else {})
         if refine and refine_loss == "lpips":
             searched["refine_lpips_stride"] = scored_stride(refine)
         extra = {"rate": rate or {}, "hold": float(hold), **searched}
@@ -175,6 +176,7 @@ class Codec:
         refine_steps(refine)  # for callers that come without vtoken.encode's checks
         refine_loss_name(refine_loss, refine=refine)
         mode = resolve_precision(precision, self.device, "encode")
+        search_mode = resolve_precision(precision, self.device, "search")
         trials = []
         if temporal_factor == factor_choice.AUTO:
             if bpp is None:
@@ -206,7 +208,7 @@ class Codec:
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
                                     rate={"planes": rate.planes, "bpp": None if bpp is None else float(bpp)},
                                     temporal_factor=temporal_factor,
-                                    hold=hold, refine=refine, refine_loss=refine_loss)
+                                    hold=hold, refine=refine, refine_loss=refine_loss, search_precision=search_mode)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
         rate.total_pixels = (info.frame_count or total_frames or 0) * info.width * info.height
@@ -219,7 +221,7 @@ class Codec:
                                precision=mode, on_chunk=on_chunk, warnings=warnings,
                                repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor),
                                stride=frame_stride(self.config.temporal_factor, header.temporal_factor), hold=hold,
-                               refine=refine, refine_loss=refine_loss)
+                               refine=refine, refine_loss=refine_loss, search_precision=search_mode)
         if totals["frames"] == 0:
             raise InputError(f"{source or 'input'}: no frames could be decoded")
         if audio is not None:

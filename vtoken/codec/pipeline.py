@@ -147,18 +147,20 @@ def encode_chunks(
     hold: float = defaults.HOLD,
     refine: int = defaults.REFINE,
     refine_loss: str = defaults.REFINE_LOSS,
+    search_precision: str = "fp32",
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`, the model seeing every
     frame `repeat` times (frames.repeat_frames) or every `stride`-th frame (coarse.py), its
     bits held with threshold `hold` (hold.py), then refined by `refine` steps of the encoder's
-    search (refine.py, minimising `refine_loss`) against the frames the model saw. Returns totals.
+    search (refine.py, minimising `refine_loss`, in `search_precision`) against the frames the
+    model saw. Returns totals.
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
     coder = coder_for(model)
     held = BitHold(hold)  # this stream's hysteresis: it remembers the last latent frame coded
-    refiner = (BitRefiner(model, refine, device, rate_weight=defaults.REFINE_RATE, loss=refine_loss)
-               if refine else None)
+    refiner = (BitRefiner(model, refine, device, rate_weight=defaults.REFINE_RATE, loss=refine_loss,
+                          precision=search_precision) if refine else None)
     first_frame, index, kept_planes = 0, 0, []
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
     coded = ahead(_model_latents(read, model, device, timings, precision, [] if warnings is None else warnings,

@@ -2,10 +2,13 @@
 
 "fp32" everywhere by default. "bf16" runs the convolutions under bf16 autocast (LFQ keeps fp32,
 see models/lfq.py): on a GPU with bf16 tensor cores that is the fast path. "auto" takes bf16
-only for decoding on CUDA: the decoder's output is rounded to 8 bits anyway, whereas the
-encoder's bits are the stream, so a bf16 encoder codes slightly different bits than the same
-input on a CPU. Either way every stream decodes bit-exactly everywhere: the entropy coder
-never sees the model's floats.
+for decoding on CUDA: the decoder's output is rounded to 8 bits anyway, whereas the encoder's
+bits are the stream, so a bf16 encoder codes slightly different bits than the same input on a
+CPU. "auto" also takes bf16 for the encoder's search (refine.py) wherever the hardware computes
+bf16 itself (native_bf16): the search only chooses which bits to send, by gradients that bf16
+gives as well as fp32 (the eval clips, 4 steps: the same BD-rates within 0.1 point, the search
+about a quarter faster on an AVX-512 BF16 CPU; benchmarks/results/refine_bf16_cpu.md). Either
+way every stream decodes bit-exactly everywhere: the entropy coder never sees the model's floats.
 """
 
 from __future__ import annotations
@@ -18,14 +21,31 @@ from ..defaults import PRECISIONS
 
 
 def resolve_precision(precision: str | None, device, job: str) -> str:
-    """'fp32' or 'bf16' for `job` ('encode' or 'decode') on `device`."""
+    """'fp32' or 'bf16' for `job` ('encode', 'decode' or 'search': the encoder's search) on
+    `device`."""
     precision = precision or "auto"
     if precision not in PRECISIONS:
         raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
+    if job == "search":
+        return "bf16" if native_bf16(device) else "fp32"
     on_cuda = getattr(device, "type", str(device)).startswith("cuda")
     return "bf16" if on_cuda and job == "decode" else "fp32"
+
+
+def native_bf16(device) -> bool:
+    """Whether `device` computes bf16 in hardware: a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX instructions. Elsewhere PyTorch emulates bf16, no faster than fp32."""
+    import torch
+
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if kind == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if kind == "cpu":
+        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(bool(check()) for check in checks if check is not None)
+    return False
 
 
 @contextlib.contextmanager

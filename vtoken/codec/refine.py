@@ -10,7 +10,8 @@ L1 + LPIPS of the decoded frames against the source (or L1 alone: defaults.REFIN
 with the planes the stream keeps. The signs of u are the bits sent. Each latent frame is
 refined in turn, decoded from the refined bits before it (the decoder's causal state as the
 stream gives it), so memory stays that of a slice (slices.py); a latent frame's effect on the
-frames after its own is not weighed.
+frames after its own is not weighed. The search may run in bf16 (precision.py: where the
+hardware has it, by default); the decoder's state it moves on with stays fp32, as a decoder has it.
 
 Measured on the eval clips (33 frames at 640x360, benchmarks/README.md): the flips cost bytes
 (the coder predicts the encoder's signs better than the refined ones) but buy more LPIPS than
@@ -23,6 +24,7 @@ import numpy as np
 
 from .. import defaults
 from .frames import pad_frames, to_tensor
+from .precision import autocast
 from .slices import frame_range, latent_pieces, latents_per_call
 
 # A held bit's starting value: its sign, at a size the first steps can reverse.
@@ -49,7 +51,7 @@ class BitRefiner:
     decoder's causal state of what it has refined so far."""
 
     def __init__(self, model, steps: int, device, lr: float | None = None, rate_weight: float = 0.0,
-                 loss: str = defaults.REFINE_LOSS):
+                 loss: str = defaults.REFINE_LOSS, precision: str = "fp32"):
         from ..metrics.lpips import get_lpips
 
         if steps < 0 or rate_weight < 0:
@@ -60,6 +62,7 @@ class BitRefiner:
         self.lpips_stride = int(defaults.REFINE_LPIPS_STRIDE)
         self.rate_weight = float(rate_weight)
         self.l1, self.perceptual = loss_weights(loss)
+        self.precision = precision  # of the search's decodes and LPIPS ('fp32' or 'bf16'; precision.py)
         self.lpips = get_lpips(device) if self.perceptual > 0 else None
         self.state = None  # the decoder's StreamState after the refined chunks so far (a key chunk starts it)
 
@@ -91,9 +94,10 @@ class BitRefiner:
             x = target[:, :, first:first + real, :h, :w]
             slope = None if p1 is None or not self.rate_weight else self._rate_slope(p1[:planes, a:b], bits[:planes, a:b])
             rate = None if slope is None else (lambda q: (slope * (q[0, :planes] + 1) / 2).sum())
-            u = sign_search(u, lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w], x, mask,
-                            self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate,
-                            self.lpips_stride)
+            with autocast(self.device, self.precision):
+                u = sign_search(u, lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w], x,
+                                mask, self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate,
+                                self.lpips_stride)
             out[:, a:b] = (u[0] >= 0).to(torch.uint8).cpu().numpy()
             with torch.inference_mode():  # the decoder's state moves on with the bits sent
                 self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from vtoken.defaults import HOLD_PREV_WEIGHT, REFINE_LR
+from vtoken.codec.precision import native_bf16
 from vtoken.device import cuda_available
 from vtoken.device import resolve_device as base_resolve_device
 from vtoken.errors import InputError, UsageError
@@ -66,7 +67,10 @@ class TrainConfig:
     batch_size: int = 8
     steps: int = 10000
     ema_decay: float = 0.999
-    precision: str = "bf16"  # "bf16" (autocast on CUDA; fp32 on CPU) or "fp32"
+    # "bf16": autocast where the device computes bf16 itself (CUDA; a CPU with AVX-512 BF16 or AMX,
+    # vtoken.codec.precision.native_bf16), fp32 elsewhere; or "fp32". Before 2026-12-07 a CPU ran
+    # fp32 whatever this said (every CPU config here says "fp32").
+    precision: str = "bf16"
     channels_last: bool = True
     compile: bool = False
     seed: int = 0
@@ -338,11 +342,8 @@ class Trainer:
             self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
             self.net = torch.compile(self.net)
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if cfg.precision == "bf16" and self.device.type == "cuda"
-            else contextlib.nullcontext()
-        )
+        self.bf16 = cfg.precision == "bf16" and native_bf16(self.device)
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
     # -- logging ----------------------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:
@@ -510,7 +511,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     tr.log({"event": "start", "step": tr.step, "resumed": resumed, "device": str(tr.device),
-            "world": tr.dist.world, "data": describe(tr.sampler.cache),
+            "world": tr.dist.world, "autocast": "bf16" if tr.bf16 else "fp32", "data": describe(tr.sampler.cache),
             "params": sum(p.numel() for p in tr.model.parameters()), "time": time.time(),
             **({"grafted": {k: len(v) for k, v in tr.graft_report.items()}} if tr.cfg.graft else {})})
     deadline = start + max_minutes * 60 if max_minutes else None

@@ -6,8 +6,8 @@ for decoding on CUDA: the decoder's output is rounded to 8 bits anyway, whereas 
 bits are the stream, so a bf16 encoder codes slightly different bits than the same input on a
 CPU. "auto" also takes bf16 for the encoder's search (refine.py) wherever the hardware computes
 bf16 itself (native_bf16): the search only chooses which bits to send, by gradients that bf16
-gives as well as fp32 (the eval clips, 4 steps: the same BD-rates within 0.1 point, the search
-about a quarter faster on an AVX-512 BF16 CPU; benchmarks/results/refine_bf16_cpu.md). Either
+gives as well as fp32 (the eval clips, 4 steps: the same BD-rates within 0.3 point, in about
+0.7x the time on an AVX-512 BF16 CPU; benchmarks/results/refine_bf16_cpu.md). Either
 way every stream decodes bit-exactly everywhere: the entropy coder never sees the model's floats.
 """
 

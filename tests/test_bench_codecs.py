@@ -259,6 +259,21 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     by_l1 = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8, "vtoken_refine_loss": "l1"},
                               "bd": []})
     assert "the encoder's search on every point (`--refine 8` `--refine-loss l1`)" in by_l1
+    in_bf16 = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8,
+                                                    "vtoken_refine_precision": "bf16"}, "bd": []})
+    assert "the encoder's search on every point (`--refine 8`, in bf16)" in in_bf16
+
+
+def test_the_run_says_what_arithmetic_the_search_ran_in_as_its_streams_say():
+    from vtoken.bench.runner import _searched_in
+
+    def point(codec, extra):
+        return {"codec": codec, "settings": {"stream": {"extra": extra}} if extra is not None else {}}
+
+    assert _searched_in([point("vtoken", {"refine_precision": "bf16"}), point("hevc", None)] * 2) == "bf16"
+    assert _searched_in([point("vtoken", {"refine_precision": "bf16"}),
+                         point("vtoken", {"refine_precision": "fp32"})]) == ["bf16", "fp32"]
+    assert _searched_in([point("vtoken", {}), point("vtoken", None)]) is None  # unsearched, or no header read
 
 
 def test_real_vtoken_at_a_rate_target_with_auto(clip_dir, tmp_path, tiny_model_json):

@@ -148,6 +148,9 @@ def summary_markdown(run: dict) -> str:
         searched = f"`--refine {refine}`"
         if loss and loss != defaults.REFINE_LOSS:
             searched += f" `--refine-loss {loss}`"
+        arithmetic = st.get("vtoken_refine_precision")  # absent in runs from before the option: fp32
+        if arithmetic:
+            searched += f", in {arithmetic if isinstance(arithmetic, str) else ' and '.join(arithmetic)}"
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
                      + (f", chunks of {chunk} frames" if chunk else "")
                      + (f", the encoder's search on every point ({searched})" if refine else ""))

@@ -235,6 +235,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_hold": s.hold if s.run_vtoken else None,
                 "vtoken_refine": s.refine if s.run_vtoken else None,
                 "vtoken_refine_loss": s.refine_loss if s.run_vtoken and s.refine else None,
+                "vtoken_refine_precision": _searched_in(results) if s.run_vtoken and s.refine else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
@@ -309,3 +310,11 @@ def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb
     mid = ref_rgb.shape[0] // 2
     panels = [(sbs.label(vt), vtoken_frames[vt["quality"]]), (sbs.label(hv), yuv420_to_rgb(out.planes)[mid])]
     return sbs.write_side_by_side(Path(s.pictures_dir) / f"{clip}.png", mid, ref_rgb[mid], panels)
+
+
+def _searched_in(results: list[dict]) -> str | list[str] | None:
+    """The arithmetic vtoken's search ran in, as its streams' headers say (precision.py: bf16
+    where the hardware has it): one name, or each one seen."""
+    seen = sorted({str(extra["refine_precision"]) for r in results if r["codec"] == "vtoken"
+                   for extra in [(r["settings"].get("stream") or {}).get("extra") or {}] if "refine_precision" in extra})
+    return seen[0] if len(seen) == 1 else (seen or None)

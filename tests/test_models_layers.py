@@ -97,6 +97,21 @@ def test_conv3d_fast_path_matches_pytorch(shape, kernel, stride):
         assert torch.allclose(conv3d(conv, x), conv(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_conv3d_under_bf16_autocast_computes_in_bf16(grad):
+    """codec/precision.py's bf16 reaches the convolutions: the direct oneDNN call, which autocast
+    does not see, is left to PyTorch under autocast."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(16, 12, (1, 3, 3), padding=(0, 1, 1))
+    x = torch.randn(1, 16, 1, 40, 64, requires_grad=grad)
+    with torch.set_grad_enabled(grad):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv3d(conv, x)
+        ref = conv3d(conv, x)
+    assert y.dtype == torch.bfloat16 and ref.dtype == torch.float32
+    assert torch.allclose(y.float(), ref, atol=0.05 * ref.abs().max().item())
+
+
 @pytest.mark.parametrize("shape,kernel,stride,groups,bias,as_2d", [
     ((1, 16, 1, 40, 64), (1, 3, 3), 1, 1, True, True),
     ((1, 16, 4, 18, 32), (3, 3, 3), 1, 1, True, True),      # the decoder's causal conv on a padded slice

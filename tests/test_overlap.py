@@ -119,7 +119,6 @@ def test_abandoning_decode_frames_early_leaves_no_thread_behind(tmp_path, tiny_m
 
 @pytest.mark.parametrize("precision,device,job,want", [
     ("auto", "cpu", "encode", "fp32"),
-    ("auto", "cpu", "decode", "fp32"),
     ("auto", "cuda", "encode", "fp32"),
     ("auto", "cuda:0", "decode", "bf16"),
     ("bf16", "cpu", "encode", "bf16"),
@@ -133,7 +132,7 @@ def test_precision_rules(precision, device, job, want):
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_the_search_takes_bf16_by_default_only_where_the_hardware_has_it(monkeypatch, native):
+def test_search_and_decode_take_bf16_by_default_only_where_the_hardware_has_it(monkeypatch, native):
     import torch
 
     from vtoken.codec import precision as mod
@@ -143,6 +142,8 @@ def test_the_search_takes_bf16_by_default_only_where_the_hardware_has_it(monkeyp
     assert resolve_precision("fp32", torch.device("cpu"), "search") == "fp32"  # asked for: as asked
     assert resolve_precision("bf16", torch.device("cpu"), "search") == "bf16"
     assert resolve_precision("auto", torch.device("cpu"), "encode") == "fp32"  # the bits stay fp32's
+    assert resolve_precision("auto", torch.device("cpu"), "decode") == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", torch.device("cpu"), "decode") == "fp32"
 
 
 def test_native_bf16_follows_the_cpus_instructions(monkeypatch):

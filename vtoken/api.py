@@ -238,7 +238,8 @@ def decode(
 ) -> DecodeResult:
     """Decode the .mvt file `src` to `dst`: a video (.mp4/.mkv/.mov), a .y4m file, or a folder
     of PNG frames (a path ending in '/' or an existing folder). Audio is muxed back.
-    `precision`: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16."""
+    `precision`: auto (bf16 on CUDA and on a CPU with bf16 instructions, fp32 elsewhere), fp32
+    or bf16."""
     from .codec.metadata import color_names
     from .codec.pipeline import Timings
     from .codec.precision import resolve_precision

@@ -306,7 +306,8 @@ def _out_dir(out_dir: str) -> Path:
 @click.option("--model", "model", help="Model name or path (default: the one the file names).")
 @click.option("--device", type=click.Choice(defaults.DEVICES), default=defaults.DEVICE, show_default=True)
 @click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
-              help="Model arithmetic; auto = bf16 on CUDA, fp32 on the CPU.")
+              help="Model arithmetic; auto = bf16 on CUDA and on a CPU with bf16 instructions (AVX-512 BF16, AMX), "
+                   "fp32 elsewhere.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None)

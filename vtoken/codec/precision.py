@@ -2,10 +2,12 @@
 
 "fp32" everywhere by default. "bf16" runs the convolutions under bf16 autocast (LFQ keeps fp32,
 see models/lfq.py): on a GPU with bf16 tensor cores that is the fast path. "auto" takes bf16
-for decoding on CUDA: the decoder's output is rounded to 8 bits anyway, whereas the encoder's
-bits are the stream, so a bf16 encoder codes slightly different bits than the same input on a
-CPU. "auto" also takes bf16 for the encoder's search (refine.py) wherever the hardware computes
-bf16 itself (native_bf16): the search only chooses which bits to send, by gradients that bf16
+for decoding on CUDA and on a CPU that computes bf16 itself (native_bf16): the decoder's output
+is rounded to 8 bits anyway (on the eval clips LPIPS within 0.00015 of fp32's, decoding 1.3-1.4x
+the fps on an AVX-512 BF16 CPU; benchmarks/results/speed-cpu-bf16-decode/), whereas the
+encoder's bits are the stream, so a bf16 encoder codes slightly different bits than the same
+input elsewhere. "auto" also takes bf16 for the encoder's search (refine.py) wherever the
+hardware computes bf16 itself: the search only chooses which bits to send, by gradients that bf16
 gives as well as fp32 (the eval clips, 4 steps: the same BD-rates within 0.3 point, in about
 0.7x the time on an AVX-512 BF16 CPU; benchmarks/results/refine_bf16_cpu.md). Either
 way every stream decodes bit-exactly everywhere: the entropy coder never sees the model's floats.
@@ -31,7 +33,7 @@ def resolve_precision(precision: str | None, device, job: str) -> str:
     if job == "search":
         return "bf16" if native_bf16(device) else "fp32"
     on_cuda = getattr(device, "type", str(device)).startswith("cuda")
-    return "bf16" if on_cuda and job == "decode" else "fp32"
+    return "bf16" if job == "decode" and (on_cuda or native_bf16(device)) else "fp32"
 
 
 def native_bf16(device) -> bool:

@@ -55,7 +55,9 @@ def conv3d(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     one latent frame at a time) forward and backward. Same result and gradients either way, to
     float rounding. (Not under torch.compile, which cannot trace the direct call and picks its
     own kernels.)"""
-    if (x.device.type == "cpu" and x.dtype == torch.float32
+    # Under bf16 autocast (codec/precision.py) PyTorch sends bf16 convolutions to oneDNN itself;
+    # the direct call below would bypass autocast and stay fp32.
+    if (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling()
             and torch.backends.mkldnn.is_available() and conv.padding_mode == "zeros" and x.is_contiguous()):
         if torch.is_grad_enabled():

@@ -21,8 +21,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from vtoken.defaults import HOLD_PREV_WEIGHT, REFINE_LR
 from vtoken.codec.precision import native_bf16
+from vtoken.defaults import HOLD_PREV_WEIGHT, REFINE_LR
 from vtoken.device import cuda_available
 from vtoken.device import resolve_device as base_resolve_device
 from vtoken.errors import InputError, UsageError

@@ -390,7 +390,7 @@ def main(argv=None) -> int:
     ap.add_argument("--codecs", default="hevc,vvc", help="ffmpeg baselines to time (hevc, vvc; empty for none)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs before the timed one (default 1 on CUDA, 0 on CPU)")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                    help="model arithmetic (auto: bf16 decoding on CUDA, fp32 otherwise)")
+                    help="model arithmetic (auto: bf16 decoding on CUDA and on CPUs with AVX-512 BF16 or AMX, fp32 otherwise)")
     ap.add_argument("--no-overlap", action="store_true", help="run reading, model and entropy coding one after another")
     ap.add_argument("--temporal-factor", type=int, default=None,
                     help="the stream's time grid (vtoken encode --temporal-factor; default: the model's)")

@@ -287,6 +287,9 @@ def test_real_vtoken_at_a_rate_target_with_auto(clip_dir, tmp_path, tiny_model_j
     assert st["bpp_target"] == 0.5 and out.bytes > 0 and out.frames.ndim == 4
     assert st["factor_trials"] and st["temporal_factor"] in {t["factor"] for t in st["factor_trials"]}
     assert isinstance(st["planes"], list) and all(p >= 1 for p in st["planes"])
+    # the arithmetic the point was decoded in (auto: bf16 on a CPU that has it), so runs compare
+    from vtoken.codec.precision import resolve_precision
+    assert st["precision"] == "fp32" and st["decode_precision"] == resolve_precision("auto", "cpu", "decode")
     assert not list(tmp_path.glob("*.mvt"))  # the stream is removed after the point
 
 

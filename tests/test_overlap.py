@@ -172,7 +172,7 @@ def test_bf16_streams_decode_like_fp32_ones(tmp_path, tiny_model_json):
     fp32, bf16 = tmp_path / "fp32.mvt", tmp_path / "bf16.mvt"
     assert vtoken.encode(src, fp32, model=tiny_model_json, device="cpu").precision == "fp32"
     assert vtoken.encode(src, bf16, model=tiny_model_json, device="cpu", precision="bf16").precision == "bf16"
-    # A bf16 encoder's stream is an ordinary stream: it decodes (in fp32) like any other.
+    # A bf16 encoder's stream is an ordinary stream: it decodes like any other.
     assert vtoken.decode(bf16, tmp_path / "b.y4m", model=tiny_model_json, device="cpu").frames == 9
     ref = np.concatenate(list(vtoken.decode_frames(fp32, model=tiny_model_json, device="cpu", precision="fp32")))
     low = np.concatenate(list(vtoken.decode_frames(fp32, model=tiny_model_json, device="cpu", precision="bf16")))

@@ -60,11 +60,22 @@ def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_mod
 
 
 def test_a_bf16_search_lowers_its_loss_too(tiny_model_json):
+    import torch
+
     model = load_model(tiny_model_json)
     frames, z, bits = _key_chunk(model, 3)
     before = _objective(model, BitRefiner(model, 0, "cpu"), frames, bits, model.bits)
     refiner = BitRefiner(model, 6, "cpu", precision="bf16")
-    refined = refiner.refine(frames, z, bits, key=True, planes=model.bits)
+    dtypes = []
+    decode = model.decode
+    model.decode = lambda *a, **k: (lambda y: dtypes.append(y.dtype) or y)(decode(*a, **k))
+    try:
+        refined = refiner.refine(frames, z, bits, key=True, planes=model.bits)
+    finally:
+        del model.decode
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # the search's decodes ran in bf16
+    carried = [t for t in refiner.state._slots.values() if torch.is_tensor(t)]  # the decoder's causal state
+    assert carried and all(t.dtype == torch.float32 for t in carried)  # moved on in fp32, as a decoder has it
     assert (refined != bits).any()
     assert _objective(model, refiner, frames, refined, model.bits) < before - 0.01
 

@@ -133,6 +133,31 @@ def _tried_in_order(trials, target):
     assert len(trials) == 4 or past_best(trials, target)
 
 
+def test_autos_trials_decode_in_the_encoders_arithmetic(tmp_path, tiny_model_json, monkeypatch):
+    """Which trial wins chooses the stream's bits: on a machine that decodes in bf16 by default
+    the trials are still decoded as the encoder computes (fp32 under auto)."""
+    from vtoken.codec import codec as codec_mod
+    from vtoken.codec import precision as precision_mod
+
+    monkeypatch.setattr(precision_mod, "native_bf16", lambda device: True)
+    seen = []
+    real = codec_mod.Codec.decompress
+
+    def spy(self, reader, **kw):
+        seen.append(kw.get("precision"))
+        return real(self, reader, **kw)
+
+    monkeypatch.setattr(codec_mod.Codec, "decompress", spy)
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=9, size=(48, 40))
+    vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
+                  temporal_factor="auto")
+    assert len(seen) >= 2 and set(seen) == {"fp32"}
+    before = len(seen)
+    vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
+                  temporal_factor="auto", precision="bf16")
+    assert len(seen) > before and set(seen[before:]) == {"bf16"}  # asked for: the encoder and its trials in bf16
+
+
 def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_path, tiny_model_json):
     """temporal_factor="auto" with a bpp target: the first chunk is coded on every grid the
     chunk length allows, and the stream uses the grid choose() picks from those trials; each

@@ -66,6 +66,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, dev
     `hold`, `refine` steps of its search (minimising `refine_loss`) and chunks of `chunk_frames`;
     decode it back, time both."""
     import vtoken
+    from vtoken.codec.precision import resolve_precision
 
     dev = resolve(device)
     dst = Path(workdir) / f"{Path(ref_y4m).stem}-{f'p{planes}' if bpp is None else f'b{bpp:g}'}.mvt"
@@ -101,6 +102,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, dev
                 **({"refine_loss": refine_loss} if refine else {}),
                 "vtoken_version": vtoken.__version__,
                 "chunk_frames": enc.chunk_frames, "key_interval": enc.key_interval, "precision": enc.precision,
+                "decode_precision": resolve_precision(defaults.PRECISION, dev, "decode"),
                 "temporal_factor": enc.temporal_factor,
                 "stream": stream_info}
     if bpp is not None:

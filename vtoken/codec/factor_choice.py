@@ -42,6 +42,7 @@ from .. import defaults
 from ..bitstream import stream_overhead
 from ..errors import UsageError
 from .frames import stream_factors
+from .precision import resolve_precision
 from .rate import RateController
 
 AUTO = "auto"
@@ -254,8 +255,10 @@ def _trial_point(codec, ref: np.ndarray, info, lpips, **options):
     buf = io.BytesIO()
     done = codec.compress(iter(ref), buf, info, **options)
     buf.seek(0)
-    decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=options["precision"],
-                                                                 warnings=[])])
+    # Decoded in the encoder's arithmetic (fp32 under auto): which trial wins chooses the stream's
+    # bits, so it must not depend on whether the machine decodes in bf16.
+    mode = resolve_precision(options["precision"], codec.device, "encode")
+    decoded = np.concatenate([c.frames for c in codec.decompress(MvtReader(buf), precision=mode, warnings=[])])
     score = float(lpips(decoded[: len(ref)]).mean())
     rate = done.projected_bpp
     if rate is None:

@@ -61,7 +61,8 @@ def _code(args, clips, planes: list[int]) -> None:
                 res = vtoken.encode(path, out, model=args.model, planes=p, refine=args.steps, device=args.device,
                                     refine_loss=args.refine_loss, precision=args.precision, overwrite=True)
                 seconds = time.perf_counter() - t
-                dec = np.concatenate(list(vtoken.decode_frames(out, model=args.model, device=args.device)))
+                dec = np.concatenate(list(vtoken.decode_frames(out, model=args.model, device=args.device,
+                                                               precision=args.precision)))
                 m = evaluate(ref, dec, args.device)["mean"]
                 w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
                                 steps=args.steps, lr=args.lr, refine_loss=args.refine_loss,
@@ -139,7 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lpips-stride", type=_positive, default=1,
                     help="LPIPS on every N-th frame of a slice per step, the offset moving (default 1: every frame)")
     ap.add_argument("--precision", default=defaults.PRECISION, choices=defaults.PRECISIONS,
-                    help="vtoken encode --precision (auto: the search in bf16 where the hardware has it)")
+                    help="vtoken encode / decode --precision (auto: the search and the decode in bf16 where the "
+                         "hardware has it)")
     ap.add_argument("--model")
     ap.add_argument("--csv", type=Path, required=True)
     args = ap.parse_args(argv[1:])

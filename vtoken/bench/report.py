@@ -151,8 +151,11 @@ def summary_markdown(run: dict) -> str:
         arithmetic = st.get("vtoken_refine_precision")  # absent in runs from before the option: fp32
         if arithmetic:
             searched += f", in {arithmetic if isinstance(arithmetic, str) else ' and '.join(arithmetic)}"
+        decoded = st.get("vtoken_decode_precision")  # absent in runs from before the option: fp32 on a CPU
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
                      + (f", chunks of {chunk} frames" if chunk else "")
+                     + (f", decoded in {decoded if isinstance(decoded, str) else ' and '.join(decoded)}"
+                        if decoded else "")
                      + (f", the encoder's search on every point ({searched})" if refine else ""))
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:

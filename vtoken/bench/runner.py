@@ -55,6 +55,7 @@ class BenchSettings:
     refine: int = defaults.REFINE  # vtoken's encoder search steps (vtoken.codec.refine)
     refine_loss: str = defaults.REFINE_LOSS  # what the search minimises (defaults.REFINE_LOSSES)
     chunk_frames: int = defaults.CHUNK_FRAMES  # vtoken's chunk length (a coarse grid may need longer ones)
+    precision: str = defaults.PRECISION  # vtoken's arithmetic, encode and decode (vtoken.codec.precision)
     cache_dir: Path | None = None
     threads: int = defaults.BENCH_THREADS
     nice: int = 0
@@ -237,6 +238,9 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_refine_loss": s.refine_loss if s.run_vtoken and s.refine else None,
                 "vtoken_refine_precision": _searched_in(results) if s.run_vtoken and s.refine else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
+                "vtoken_precision": s.precision if s.run_vtoken else None,
+                "vtoken_decode_precision": _one_or_each(r["settings"].get("decode_precision") for r in results
+                                                        if r["codec"] == "vtoken") if s.run_vtoken else None,
                 "threads": s.threads, "device": vdev, "metrics_device": mdev, "metrics": list(s.metrics),
                 "rgb_conversion": RGB_CONVERSION, "baselines": [sp.describe() for sp in specs]}
     if log is not None:
@@ -255,7 +259,7 @@ def _vtoken_point(s: BenchSettings, ref_path: Path, ref_rgb, ref_info: dict, cli
 
     t = ref_rgb.shape[0]
     out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine,
-                     refine_loss=s.refine_loss, chunk_frames=s.chunk_frames, bpp=target)
+                     refine_loss=s.refine_loss, chunk_frames=s.chunk_frames, bpp=target, precision=s.precision)
     if out.frames.shape != ref_rgb.shape:
         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
     rec = make_record(
@@ -283,7 +287,8 @@ def _log_settings(s: BenchSettings, vdev: str, mdev: str) -> dict:
             "metrics": list(s.metrics), "frames": s.frames, "size": [s.width, s.height], "hold": s.hold,
             "refine": s.refine, "chunk_frames": s.chunk_frames,
             # only when it is not the default, so the logs of runs from before the option still resume
-            **({"refine_loss": s.refine_loss} if s.refine and s.refine_loss != defaults.REFINE_LOSS else {})}
+            **({"refine_loss": s.refine_loss} if s.refine and s.refine_loss != defaults.REFINE_LOSS else {}),
+            **({"precision": s.precision} if s.precision != defaults.PRECISION else {})}
 
 
 def _all_logged(s: BenchSettings, log: PointLog | None, ref_info: dict) -> bool:
@@ -315,6 +320,11 @@ def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb
 def _searched_in(results: list[dict]) -> str | list[str] | None:
     """The arithmetic vtoken's search ran in, as its streams' headers say (precision.py: bf16
     where the hardware has it): one name, or each one seen."""
-    seen = sorted({str(extra["refine_precision"]) for r in results if r["codec"] == "vtoken"
-                   for extra in [(r["settings"].get("stream") or {}).get("extra") or {}] if "refine_precision" in extra})
+    return _one_or_each(((r["settings"].get("stream") or {}).get("extra") or {}).get("refine_precision")
+                        for r in results if r["codec"] == "vtoken")
+
+
+def _one_or_each(values) -> str | list[str] | None:
+    """The one value given (Nones left out), or each one, sorted; None for none."""
+    seen = sorted({str(v) for v in values if v is not None})
     return seen[0] if len(seen) == 1 else (seen or None)

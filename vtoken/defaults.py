@@ -31,7 +31,8 @@ HOLD_FULL_PLANES = 8
 # this learning rate on each latent frame's values through the sign, against the loss the
 # model was trained with (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS of the decoded frames). Off by
 # default: a step costs about 3.5 s for 33 frames at 640x360 on 2 CPU cores (a decode with its
-# backward pass, and LPIPS), where the unsearched encode takes about 0.9 s. The gain grows with
+# backward pass, and LPIPS; fp32), where the unsearched encode takes about 0.9 s; in bf16, where
+# the CPU has it (codec/precision.py), about 0.7x that. The gain grows with
 # each doubling of the steps, and a larger learning rate does not buy steps back
 # (benchmarks/results/refine_steps_cpu.md).
 REFINE = 0

@@ -150,12 +150,11 @@ def summary_markdown(run: dict) -> str:
             searched += f" `--refine-loss {loss}`"
         arithmetic = st.get("vtoken_refine_precision")  # absent in runs from before the option: fp32
         if arithmetic:
-            searched += f", in {arithmetic if isinstance(arithmetic, str) else ' and '.join(arithmetic)}"
+            searched += f", in {_names(arithmetic)}"
         decoded = st.get("vtoken_decode_precision")  # absent in runs from before the option: fp32 on a CPU
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
                      + (f", chunks of {chunk} frames" if chunk else "")
-                     + (f", decoded in {decoded if isinstance(decoded, str) else ' and '.join(decoded)}"
-                        if decoded else "")
+                     + (f", decoded in {_names(decoded)}" if decoded else "")
                      + (f", the encoder's search on every point ({searched})" if refine else ""))
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:
@@ -265,3 +264,8 @@ def write_outputs(run: dict, out_dir: str | Path, plots: bool = True) -> list[Pa
             if rd_plot(run["results"], metric, p):
                 paths.append(p)
     return paths
+
+
+def _names(value: str | list[str]) -> str:
+    """A run setting that is one name, or several (runner._one_or_each), as words."""
+    return value if isinstance(value, str) else " and ".join(value)

@@ -617,6 +617,29 @@ def test_freeze_encoder_trains_the_decoder_alone(tmp_path):
     assert any(not torch.equal(st["model"][k], before[k]) for k in dec)
 
 
+def test_train_only_teaches_new_plane_heads_on_a_fixed_model(tmp_path):
+    """train_only ["encoder.plane_heads"] on a model grafted with plane heads: every tensor of
+    the source stays exactly as it was (so the decoder and the trunk), the heads learn."""
+    from vtoken.models import Tokenizer, TokenizerConfig, save_model
+
+    torch.manual_seed(0)
+    src = Tokenizer(TokenizerConfig.from_dict(TINY_MODEL))
+    (tmp_path / "zoo").mkdir()
+    path = save_model(src, tmp_path / "zoo", "src-model")
+    cfg = {**_config(3).to_dict(), "init_from": str(path), "graft": {}, "train_only": ["encoder.plane_heads"],
+           "model": {**TINY_MODEL, "plane_heads": 3}}
+    cfg["losses"]["plane_sampling"] = "log"
+    train(TrainConfig.from_dict(cfg), tmp_path / "run", data_arrays=_arrays())
+    st = _params(tmp_path / "run")["model"]
+    before = src.state_dict()
+    assert all(torch.equal(st[k], v) for k, v in before.items())
+    heads = [k for k in st if k.startswith("encoder.plane_heads.") and k.endswith("out.conv.weight")]
+    assert len(heads) == 3 and any(st[k].abs().sum() > 0 for k in heads)  # they start at zero
+    with pytest.raises(UsageError, match="names no parameter"):
+        train(TrainConfig.from_dict({**cfg, "train_only": ["encoder.heads"]}), tmp_path / "bad",
+              data_arrays=_arrays())
+
+
 def test_freeze_names_one_half_of_a_trained_model():
     cfg = _config(2).to_dict()
     with pytest.raises(UsageError, match="freeze needs init_from"):

@@ -335,7 +335,8 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
 
     Token = sum_k bit_k * 2**k over the first `planes` bit-planes (by default the model's
     `token_bits`: 18 for the shipped model, which codes 32), so an image and a video share one
-    vocabulary of 2**planes tokens. Frames are padded to the model's
+    vocabulary of 2**planes tokens (a model with plane heads encodes for that many planes, as a
+    stream keeping them would). Frames are padded to the model's
     multiples (replicating edges), so H' = ceil(H/8) for the default model."""
     import torch
 
@@ -354,7 +355,7 @@ def tokenize(frames, *, model=None, planes: int | None = None, device: str = def
     keep = _token_planes(cfg, planes)
     padded = pad_frames(arr, cfg.temporal_factor, cfg.spatial_factor)
     with torch.inference_mode():  # a latent frame or a few per model call (slices.py): memory stays flat
-        z = slices.encode(net, padded, StreamState(), True, dev, slices.latents_per_call(dev))
+        z = slices.encode(net, padded, StreamState(), True, dev, slices.latents_per_call(dev), planes=keep)
     bits = (z[:keep] >= 0).to(torch.uint8)
     return bits_to_indices(bits.long(), dim=0).cpu().numpy().astype(np.int64)
 

@@ -162,6 +162,7 @@ def encode_chunks(
     refiner = (BitRefiner(model, refine, device, rate_weight=defaults.REFINE_RATE, loss=refine_loss,
                           precision=search_precision) if refine else None)
     first_frame, index, kept_planes = 0, 0, []
+    headed = model.has_plane_heads  # _model_latents gives its features; z is made per chunk here
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
     coded = ahead(_model_latents(read, model, device, timings, precision, [] if warnings is None else warnings,
                                  repeat, stride), name="vtoken-model")
@@ -171,16 +172,20 @@ def encode_chunks(
             clock = time.perf_counter()
             if key:
                 coder.reset()
-            # The hysteresis depends on the planes this chunk keeps: fixed, or (a rate target) as
-            # many as the last chunk kept; the first chunk is coded once on trial (state left as
-            # it was) to learn how many fit.
+            # The hysteresis and a model's plane heads depend on the planes this chunk keeps:
+            # fixed, or (a rate target) as many as the last chunk kept; the first chunk is coded
+            # once on trial (state left as it was) to learn how many fit.
             planes = rate.planes or (kept_planes[-1] if kept_planes else None)
             # Planes past those the rate control can keep are not coded (RateController.enough).
             budget = dict(pixels=n * h * w, overhead=chunk_overhead, key=key, latent_frames=z.shape[1])
             enough = partial(rate.enough, **budget)
-            if planes is None and (held.threshold > 0 or refiner is not None):
+            features = z if headed else None  # a plane-headed model's z waits for the plane count
+            if planes is None and (headed or held.threshold > 0 or refiner is not None):
+                z = latent_for(model, features, None, device, precision) if headed else z
                 trial = coder.encode(held.bits(z, key, commit=False), enough)
                 planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
+            if headed:
+                z = latent_for(model, features, planes, device, precision)
             bits = held.bits(z, key, planes)
             if refiner is not None:
                 clock = timings.add("entropy", clock)
@@ -220,6 +225,16 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
+def latent_for(model, features: np.ndarray, planes: int | None, device, precision: str) -> np.ndarray:
+    """A plane-headed model's z, float32 [K, T', H', W'], for a chunk that keeps `planes`
+    planes (None: all), from its encoder features (what _model_latents gives for it)."""
+    import torch
+
+    with torch.inference_mode(), autocast(device, precision):
+        z = model.latent_for(torch.from_numpy(features[None]).to(device), planes)[0]
+    return z.cpu().float().numpy()
+
+
 def model_input(frames: np.ndarray, key: bool, repeat: int, stride: int) -> np.ndarray:
     """The frames the model sees of a chunk: every one `repeat` times (a finer grid than the
     model's), or every `stride`-th (a coarser one, coarse.py)."""
@@ -228,8 +243,9 @@ def model_input(frames: np.ndarray, key: bool, repeat: int, stride: int) -> np.n
 
 def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
                    warnings: list[str], repeat: int = 1, stride: int = 1):
-    """(frames, key, z) per chunk, z the pre-quantization latent float32 [K, T', H', W'], the
-    tokenizer streaming from key chunk to key chunk. On GPU out-of-memory a chunk is split in
+    """(frames, key, z) per chunk, z the pre-quantization latent float32 [K, T', H', W'] (of a
+    model with plane heads: its encoder features, latent_for's input), the tokenizer streaming
+    from key chunk to key chunk. On GPU out-of-memory a chunk is split in
     two in time and retried from the state it started with (a chunk may hold fewer frames
     than the stream's maximum)."""
     import torch
@@ -252,7 +268,8 @@ def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, tim
             padded = pad_frames(seen, tf, sf, continuing=not part_key)
             try:
                 with torch.inference_mode(), autocast(device, precision):
-                    z = slices.encode(model, padded, state, part_key, device, per_call)
+                    z = slices.encode(model, padded, state, part_key, device, per_call,
+                                      features=model.has_plane_heads)
             except torch.cuda.OutOfMemoryError:
                 if len(part) <= (1 if part_key else stream_tf):
                     raise

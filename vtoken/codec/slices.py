@@ -43,10 +43,13 @@ def frame_range(a: int, b: int, key: bool, temporal_factor: int) -> tuple[int, i
     return tf * a, tf * b
 
 
-def encode(model, padded: np.ndarray, state, key: bool, device, per_call: int):
+def encode(model, padded: np.ndarray, state, key: bool, device, per_call: int, planes: int | None = None,
+           features: bool = False):
     """The pre-quantization latent [K, T', H', W'] (a tensor on `device`) of one padded chunk
-    (uint8 [T, H, W, 3], model input sizes), `state` continuing the stream. The caller holds
-    the inference and precision contexts."""
+    (uint8 [T, H, W, 3], model input sizes) for a stream keeping `planes` planes (None: all;
+    it matters to a model with plane heads), `state` continuing the stream; with `features`,
+    the encoder's features before its heads instead (Tokenizer.latent_for makes z of them).
+    The caller holds the inference and precision contexts."""
     import torch
 
     tf = model.config.temporal_factor
@@ -55,7 +58,9 @@ def encode(model, padded: np.ndarray, state, key: bool, device, per_call: int):
     parts = []
     for a, b in latent_pieces(latent, per_call):
         first, stop = frame_range(a, b, key, tf)
-        parts.append(model.encode(to_tensor(padded[first:stop], device), state=state)[0])
+        video = to_tensor(padded[first:stop], device)
+        out = model.encode_features(video, state=state) if features else model.encode(video, state=state, planes=planes)
+        parts.append(out[0])
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 

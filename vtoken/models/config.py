@@ -22,7 +22,8 @@ MAX_BITS = 128
 # Planes a token index may hold: an int64 with room to spare.
 MAX_TOKEN_BITS = 62
 # Fields added after models were shipped: left out of the JSON while at their default.
-_STORED_WHEN_USED = ("decoder_res_blocks", "decoder_channels", "decoder_temporal_blocks", "temporal_down_kernel")
+_STORED_WHEN_USED = ("decoder_res_blocks", "decoder_channels", "decoder_temporal_blocks", "temporal_down_kernel",
+                     "plane_heads")
 
 
 def _ints(value: Any) -> tuple[int, ...]:
@@ -74,6 +75,13 @@ class TokenizerConfig:
     # resolution on 48 channels: the cheap way to spend width where it buys quality.
     patch_size: int = 1
     mid_blocks: int = 0  # extra residual blocks at the latent resolution
+    # Encoder output heads by kept plane count (0: one head for all). A stream cut after any
+    # plane decodes, so one set of signs must serve every cut; the best first 8 signs of a
+    # stream that keeps 8 planes are not those of one that keeps 64 (the encoder's search finds
+    # about half its gain at 8 planes only when it searches for 8). Head b, a per-frame
+    # residual on the latent (3x3 conv, SiLU, 1x1 conv), serves the plane counts whose
+    # ceil(log2) is b (the last head also all above): 7 heads cover 1, 2, 3-4, ..., 33-64.
+    plane_heads: int = 0
     norm_groups: int = 8
     in_channels: int = 3
     entropy_group_size: int = 9  # LFQ entropy penalty computed over sub-groups of this many bits
@@ -186,6 +194,8 @@ class TokenizerConfig:
             raise ValueError(f"patch_size={self.patch_size}: allowed: 1, 2, 4, 8")
         if self.mid_blocks < 0:
             raise ValueError(f"mid_blocks={self.mid_blocks}: allowed is 0 or more")
+        if not 0 <= self.plane_heads <= 8:
+            raise ValueError(f"plane_heads={self.plane_heads}: allowed: 0..8")
         if self.norm_groups < 1:
             raise ValueError(f"norm_groups={self.norm_groups}: allowed is 1 or more")
         if self.in_channels < 1:

@@ -43,6 +43,28 @@ def _by_frames(fn, x: torch.Tensor, *conds: torch.Tensor) -> torch.Tensor:
     )
 
 
+def plane_head(planes: int, heads: int) -> int:
+    """The encoder head (TokenizerConfig.plane_heads) that serves a stream keeping `planes`
+    planes: ceil(log2 planes), the last head also every count above its range."""
+    return min(max(int(planes) - 1, 0).bit_length(), heads - 1)
+
+
+class PlaneHead(nn.Module):
+    """A correction of the latent for one range of kept plane counts: a per-frame 3x3 conv,
+    SiLU and a 1x1 conv over the encoder's last features, added to the shared head's z. Its
+    output conv starts at zero, so a model given heads codes as it did until they learn."""
+
+    def __init__(self, channels: int, bits: int):
+        super().__init__()
+        self.conv = CausalConv3d(channels, channels, (1, 3, 3))
+        self.out = CausalConv3d(channels, bits, 1)
+        nn.init.zeros_(self.out.conv.weight)
+        nn.init.zeros_(self.out.conv.bias)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.out(F.silu(self.conv(a)))
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
@@ -67,6 +89,7 @@ class Encoder(nn.Module):
         )
         self.norm_out = FrameGroupNorm(g, ch[-1], eps=1e-6)
         self.conv_out = CausalConv3d(ch[-1], cfg.bits, 1)
+        self.plane_heads = nn.ModuleList(PlaneHead(ch[-1], cfg.bits) for _ in range(cfg.plane_heads))
         self.frame_levels = cfg.per_frame_levels
 
     def _frame_head(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +105,14 @@ class Encoder(nn.Module):
     def _patchify(self, x: torch.Tensor) -> torch.Tensor:
         return space_to_depth(x, self.patch) if self.patch > 1 else x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, planes=None) -> torch.Tensor:
+        """z [B, K, T', H', W'] for a stream keeping `planes` planes (None: all K; an int, or
+        a LongTensor [B] per sample); `planes` matters only to a model with plane heads."""
+        return self.head(self.features(x), planes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's output, normalised and activated: what the heads read. It does not
+        depend on the plane count, so a codec can run it before the count is chosen."""
         p = self.frame_levels
         x = _by_frames(self._frame_head, x) if p else self.conv_in(self._patchify(x))
         for i in range(p, len(self.blocks)):
@@ -92,7 +122,24 @@ class Encoder(nn.Module):
                 x = block(x)
         for block in self.mid:
             x = block(x)
-        return self.conv_out(F.silu(self.norm_out(x)))
+        return F.silu(self.norm_out(x))
+
+    def head(self, a: torch.Tensor, planes=None) -> torch.Tensor:
+        """z from the features `a` (features()) for `planes` kept planes (see forward)."""
+        z = self.conv_out(a)
+        n = len(self.plane_heads)
+        if not n:
+            return z
+        bits = z.shape[1]
+        if planes is None or not torch.is_tensor(planes):
+            return z + self.plane_heads[plane_head(bits if planes is None else planes, n)](a)
+        heads = [plane_head(k, n) for k in planes.tolist()]
+        # Samples sharing a head go through it together.
+        out = z.clone()
+        for h in sorted(set(heads)):
+            rows = torch.tensor([i for i, g in enumerate(heads) if g == h], device=z.device)
+            out[rows] = z[rows] + self.plane_heads[h](a[rows])
+        return out
 
 
 class Decoder(StreamStart, nn.Module):
@@ -262,10 +309,25 @@ class Tokenizer(nn.Module):
             raise ValueError(f"latent must be [B, {self.bits}, T', H', W'], got shape {tuple(q.shape)}")
 
     # -- the model ---------------------------------------------------------------------------
-    def encode(self, video: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
-        """Pre-quantization latent z [B,K,T',H',W']; `state` continues a stream (see above)."""
+    def encode(self, video: torch.Tensor, state: StreamState | None = None, planes=None) -> torch.Tensor:
+        """Pre-quantization latent z [B,K,T',H',W']; `state` continues a stream (see above);
+        `planes`: the plane count the stream keeps (None: all), for a model with plane heads."""
         self._check_video(video, continuing=state is not None and state.continuing)
-        return self._run(self.encoder, video, state, "encode")
+        return self._run(self.encoder, video, state, "encode", planes=planes)
+
+    def encode_features(self, video: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        """The encoder's features before its heads (Encoder.features): latent_for turns them into z
+        once the plane count is known. Continues `state` as encode does."""
+        self._check_video(video, continuing=state is not None and state.continuing)
+        return self._run(self.encoder.features, video, state, "encode")
+
+    def latent_for(self, features: torch.Tensor, planes=None) -> torch.Tensor:
+        """z from encode_features' output for a stream keeping `planes` planes."""
+        return self.encoder.head(features, planes)
+
+    @property
+    def has_plane_heads(self) -> bool:
+        return bool(self.config.plane_heads)
 
     def quantize(self, z: torch.Tensor, planes=None, return_losses: bool | None = None) -> LFQOutput:
         return self.quantizer(z, planes=planes, return_losses=return_losses)
@@ -278,9 +340,9 @@ class Tokenizer(nn.Module):
         return self._run(self.decoder, q, state, "decode")
 
     @torch.no_grad()
-    def encode_bits(self, video: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
-        """uint8 bits [B,K,T',H',W'] in {0,1}; 1 where z >= 0 (LFQ's +1)."""
-        return (self.encode(video, state) >= 0).to(torch.uint8)
+    def encode_bits(self, video: torch.Tensor, state: StreamState | None = None, planes=None) -> torch.Tensor:
+        """uint8 bits [B,K,T',H',W'] in {0,1}; 1 where z >= 0 (LFQ's +1); `planes` as encode."""
+        return (self.encode(video, state, planes=planes) >= 0).to(torch.uint8)
 
     @torch.no_grad()
     def decode_bits(self, bits: torch.Tensor, planes: int | None = None, state: StreamState | None = None,
@@ -304,7 +366,7 @@ class Tokenizer(nn.Module):
     def forward(self, video: torch.Tensor, planes=None, signs=None) -> TokenizerOutput:
         """Training pass: LFQ losses are always computed; `planes` (int or per-sample
         LongTensor [B]) implements nested plane dropout; `signs` replaces sign(z) (LFQ)."""
-        z = self.encode(video)
+        z = self.encode(video, planes=planes)
         quant = self.quantizer(z, planes=planes, return_losses=True, signs=signs)
         recon = self.decoder(quant.quantized)
         return TokenizerOutput(recon, z, quant.quantized, quant.indices, quant.losses)

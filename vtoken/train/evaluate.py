@@ -92,7 +92,9 @@ def evaluate_model(model_spec, videos: str | os.PathLike, planes: list[int], *, 
         phases = frame_phases(len(ref), model.temporal_factor)
         rows = {}
         for k in planes:
-            rec = model.decode_bits(bits, planes=k)[0]
+            # A model with plane heads encodes for the planes kept, as the codec does.
+            coded = model.encode_bits(video, planes=k) if model.has_plane_heads else bits
+            rec = model.decode_bits(coded, planes=k)[0]
             dist = ((rec.permute(1, 2, 3, 0).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
             psnr = np.asarray(psnr_rgb(ref, dist), dtype=np.float64)
             lpips = np.asarray(lpips_frames(ref, dist, device, model=lp), dtype=np.float64)

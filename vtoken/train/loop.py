@@ -93,6 +93,9 @@ class TrainConfig:
     # alone). A frozen encoder keeps every bit, so the shipped entropy prior and predictor still
     # fit them and the run is a pure decoder upgrade; steps are cheaper (no encoder backward).
     freeze: list[str] = field(default_factory=list)
+    # Only the parameters whose names start with one of these prefixes train (empty: all but
+    # a frozen half). ["encoder.plane_heads"]: new plane heads learn on a fixed model.
+    train_only: list[str] = field(default_factory=list)
     # One half taken from another model after init_from ({"encoder": "<model>"}): joins an
     # encoder trained for rate with a decoder trained longer elsewhere. The half's
     # architecture must match the model being trained.
@@ -292,6 +295,13 @@ class Trainer:
             _load_half(model, half, spec)
         for half in cfg.freeze:
             getattr(model, half).requires_grad_(False)
+        if cfg.train_only:
+            names = [name for name, _ in model.named_parameters()]
+            unmatched = [p for p in cfg.train_only if not any(n.startswith(p) for n in names)]
+            if unmatched:
+                raise UsageError(f"train_only {unmatched} names no parameter of this model")
+            for name, param in model.named_parameters():
+                param.requires_grad_(param.requires_grad and any(name.startswith(p) for p in cfg.train_only))
         self.model = model.to(self.device)
         # Grafted parameters stay fixed for the first freeze_steps updates (graft.py).
         kept = {name for key in ("copied", "extended", "widened", "regridded")

@@ -76,12 +76,17 @@ class LossConfig:
     disc_frames: int = 0
     disc_lr: float = 1e-4
     # Nested plane dropout: with probability `all_planes_prob` keep every plane, otherwise
-    # keep k planes, k uniform in [min_planes, K].
+    # keep k planes, k uniform in [min_planes, K] ("uniform"), or log-uniform ("log": each
+    # doubling of k as likely as the next, so every plane head of a model with them trains
+    # about as often; uniform gives the head of 33-64 planes half the steps).
     plane_dropout: bool = True
     all_planes_prob: float = 0.25
     min_planes: int = 1
+    plane_sampling: str = "uniform"
 
     def __post_init__(self):
+        if self.plane_sampling not in ("uniform", "log"):
+            raise UsageError(f"losses.plane_sampling={self.plane_sampling!r}; allowed: 'uniform', 'log'")
         if self.rate < 0 or self.rate_predicted < 0:
             raise UsageError(f"losses.rate ({self.rate}) and losses.rate_predicted "
                              f"({self.rate_predicted}) must be >= 0")
@@ -111,7 +116,11 @@ def sample_planes(batch: int, bits: int, cfg: LossConfig, rng: torch.Generator, 
     if not cfg.plane_dropout:
         return None
     lo = max(1, min(cfg.min_planes, bits))
-    k = torch.randint(lo, bits + 1, (batch,), generator=rng)
+    if cfg.plane_sampling == "log":  # floor(exp(u)), u uniform in [log lo, log(bits + 1))
+        u = torch.rand(batch, generator=rng, dtype=torch.float64)
+        k = torch.exp(math.log(lo) + u * (math.log(bits + 1) - math.log(lo))).floor().long().clamp(lo, bits)
+    else:
+        k = torch.randint(lo, bits + 1, (batch,), generator=rng)
     keep_all = torch.rand(batch, generator=rng) < cfg.all_planes_prob
     return torch.where(keep_all, torch.full_like(k, bits), k).to(device)
 

@@ -290,8 +290,8 @@ def test_gpu_out_of_memory_splits_the_chunk(tmp_path, tiny_model_json, monkeypat
     model = load_model(tiny_model_json, cache=False)  # patched below: not the shared cached one
     real = model.encode
 
-    def small_memory(video, state=None):
-        z = real(video, state=state)  # the state advances before the failure, as a real OOM may leave it
+    def small_memory(video, state=None, planes=None):
+        z = real(video, state=state, planes=planes)  # the state advances before the failure, as a real OOM may leave it
         if video.shape[2] > 5:  # pretend more than 5 frames at once does not fit
             raise torch.cuda.OutOfMemoryError("simulated")
         return z

@@ -125,11 +125,11 @@ def test_a_failed_encode_stops_its_threads_before_returning(tmp_path, tiny_model
     model = vtoken.load_model(tiny_model_json, cache=False)
     real, calls = model.encode, []
 
-    def fail_second(video, state=None):
+    def fail_second(video, state=None, planes=None):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("simulated model failure")
-        return real(video, state=state)
+        return real(video, state=state, planes=planes)
 
     model.encode = fail_second
     src = make_clip(tmp_path / "long.y4m", codec="rawvideo", frames=41, size=(32, 32))

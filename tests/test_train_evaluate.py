@@ -23,7 +23,7 @@ class _SmearingModel:
     """Decodes to the source itself, except that the first frame of every latent frame
     repeats the frame before it: the defect the phase table exists to show."""
 
-    bits, temporal_factor, identity = 4, 4, None
+    bits, temporal_factor, identity, has_plane_heads = 4, 4, None, False
 
     def encode_bits(self, video):
         self.video = video

@@ -634,10 +634,16 @@ def test_train_only_teaches_new_plane_heads_on_a_fixed_model(tmp_path):
     before = src.state_dict()
     assert all(torch.equal(st[k], v) for k, v in before.items())
     heads = [k for k in st if k.startswith("encoder.plane_heads.") and k.endswith("out.conv.weight")]
-    assert len(heads) == 3 and any(st[k].abs().sum() > 0 for k in heads)  # they start at zero
+    # they start at zero; the steps' plane counts reached more than one head
+    assert len(heads) == 3 and sum(bool(st[k].abs().sum() > 0) for k in heads) >= 2
     with pytest.raises(UsageError, match="names no parameter"):
         train(TrainConfig.from_dict({**cfg, "train_only": ["encoder.heads"]}), tmp_path / "bad",
               data_arrays=_arrays())
+    for bad in ("encoder.plane_heads", [""], [3]):  # a string would match by its letters
+        with pytest.raises(UsageError, match="train_only"):
+            TrainConfig.from_dict({**cfg, "train_only": bad})
+    with pytest.raises(UsageError, match="leaves nothing to train"):
+        train(TrainConfig.from_dict({**cfg, "freeze": ["encoder"]}), tmp_path / "frozen", data_arrays=_arrays())
 
 
 def test_freeze_names_one_half_of_a_trained_model():

@@ -174,18 +174,20 @@ def encode_chunks(
                 coder.reset()
             # The hysteresis and a model's plane heads depend on the planes this chunk keeps:
             # fixed, or (a rate target) as many as the last chunk kept; the first chunk is coded
-            # once on trial (state left as it was) to learn how many fit.
+            # once on trial (state left as it was) to learn how many fit. Under a rate target
+            # the head is the expected count's: a chunk that then keeps a count of another head's
+            # range is not coded again.
             planes = rate.planes or (kept_planes[-1] if kept_planes else None)
             # Planes past those the rate control can keep are not coded (RateController.enough).
             budget = dict(pixels=n * h * w, overhead=chunk_overhead, key=key, latent_frames=z.shape[1])
             enough = partial(rate.enough, **budget)
             features = z if headed else None  # a plane-headed model's z waits for the plane count
             if planes is None and (headed or held.threshold > 0 or refiner is not None):
-                z = latent_for(model, features, None, device, precision) if headed else z
+                z = _headed_latent(model, features, None, device, precision) if headed else z
                 trial = coder.encode(held.bits(z, key, commit=False), enough)
                 planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
             if headed:
-                z = latent_for(model, features, planes, device, precision)
+                z = _headed_latent(model, features, planes, device, precision)
             bits = held.bits(z, key, planes)
             if refiner is not None:
                 clock = timings.add("entropy", clock)
@@ -225,7 +227,7 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
-def latent_for(model, features: np.ndarray, planes: int | None, device, precision: str) -> np.ndarray:
+def _headed_latent(model, features: np.ndarray, planes: int | None, device, precision: str) -> np.ndarray:
     """A plane-headed model's z, float32 [K, T', H', W'], for a chunk that keeps `planes`
     planes (None: all), from its encoder features (what _model_latents gives for it)."""
     import torch
@@ -244,7 +246,7 @@ def model_input(frames: np.ndarray, key: bool, repeat: int, stride: int) -> np.n
 def _model_latents(chunks: Iterable[tuple[np.ndarray, bool]], model, device, timings: Timings, precision: str,
                    warnings: list[str], repeat: int = 1, stride: int = 1):
     """(frames, key, z) per chunk, z the pre-quantization latent float32 [K, T', H', W'] (of a
-    model with plane heads: its encoder features, latent_for's input), the tokenizer streaming
+    model with plane heads: its encoder features, _headed_latent's input), the tokenizer streaming
     from key chunk to key chunk. On GPU out-of-memory a chunk is split in
     two in time and retried from the state it started with (a chunk may hold fewer frames
     than the stream's maximum)."""

@@ -48,7 +48,8 @@ def encode(model, padded: np.ndarray, state, key: bool, device, per_call: int, p
     """The pre-quantization latent [K, T', H', W'] (a tensor on `device`) of one padded chunk
     (uint8 [T, H, W, 3], model input sizes) for a stream keeping `planes` planes (None: all;
     it matters to a model with plane heads), `state` continuing the stream; with `features`,
-    the encoder's features before its heads instead (Tokenizer.latent_for makes z of them).
+    the encoder's features before its heads instead (Tokenizer.latent_for makes z of them;
+    `planes` is then not used).
     The caller holds the inference and precision contexts."""
     import torch
 

@@ -77,7 +77,7 @@ class TokenizerConfig:
     mid_blocks: int = 0  # extra residual blocks at the latent resolution
     # Encoder output heads by kept plane count (0: one head for all). A stream cut after any
     # plane decodes, so one set of signs must serve every cut; heads let the encoder send
-    # other signs for a stream it knows keeps 8 planes than for one that keeps 64. Head b, a
+    # other signs for a stream it expects to keep 8 planes than for one keeping 64. Head b, a
     # per-frame residual on the latent (3x3 conv, SiLU, 1x1 conv), serves the plane counts
     # whose ceil(log2) is b (the last head also all above): 7 heads cover 1, 2, 3-4, ..., 33-64.
     # Measured on the default model (model card, levers 83 and 83b): no gain, and the

@@ -138,6 +138,9 @@ class TrainConfig:
             if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 1000:
                 raise UsageError(f"graft new_lr_scale={scale!r}; allowed: a number in (0, 1000]")
         _check_one_half(cfg, "freeze", list(cfg.freeze), "a frozen half must come from a trained model")
+        if not isinstance(cfg.train_only, list) or not all(isinstance(p, str) and p for p in cfg.train_only):
+            raise UsageError(f"train_only={cfg.train_only!r}; allowed: a list of parameter-name prefixes, "
+                             'e.g. ["encoder.plane_heads"]')
         _check_one_half(cfg, "init_halves", sorted(cfg.init_halves), "the other half comes from that model")
         for name in ("hold_max", "hold_prev_weight"):
             if not 0 <= getattr(cfg, name) < float("inf"):
@@ -302,6 +305,8 @@ class Trainer:
                 raise UsageError(f"train_only {unmatched} names no parameter of this model")
             for name, param in model.named_parameters():
                 param.requires_grad_(param.requires_grad and any(name.startswith(p) for p in cfg.train_only))
+            if not any(param.requires_grad for param in model.parameters()):
+                raise UsageError(f"train_only {cfg.train_only} leaves nothing to train (the rest is frozen)")
         self.model = model.to(self.device)
         # Grafted parameters stay fixed for the first freeze_steps updates (graft.py).
         kept = {name for key in ("copied", "extended", "widened", "regridded")

@@ -79,7 +79,7 @@ class LossConfig:
     # keep k planes, k uniform in [min_planes, K] ("uniform"), or log-uniform ("log": k =
     # floor(exp(u)), about as likely in each doubling, so every plane head of a model with them
     # trains about as often, 10-17 % of the steps each for 7 heads; uniform gives the head of
-    # 33-64 planes half the steps).
+    # 33-64 planes half the steps or more).
     plane_dropout: bool = True
     all_planes_prob: float = 0.25
     min_planes: int = 1

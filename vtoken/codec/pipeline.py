@@ -181,13 +181,13 @@ def encode_chunks(
             # Planes past those the rate control can keep are not coded (RateController.enough).
             budget = dict(pixels=n * h * w, overhead=chunk_overhead, key=key, latent_frames=z.shape[1])
             enough = partial(rate.enough, **budget)
-            features = z if headed else None  # a plane-headed model's z waits for the plane count
+            # z for a plane count: a plane-headed model's z waits for it (z is its features here)
+            z_for = (partial(_headed_latent, model, z, device=device, precision=precision) if headed
+                     else lambda _planes, z=z: z)
             if planes is None and (headed or held.threshold > 0 or refiner is not None):
-                z = _headed_latent(model, features, None, device, precision) if headed else z
-                trial = coder.encode(held.bits(z, key, commit=False), enough)
+                trial = coder.encode(held.bits(z_for(None), key, commit=False), enough)
                 planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
-            if headed:
-                z = _headed_latent(model, features, planes, device, precision)
+            z = z_for(planes)
             bits = held.bits(z, key, planes)
             if refiner is not None:
                 clock = timings.add("entropy", clock)
@@ -227,7 +227,7 @@ def encode_chunks(
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
 
 
-def _headed_latent(model, features: np.ndarray, planes: int | None, device, precision: str) -> np.ndarray:
+def _headed_latent(model, features: np.ndarray, planes: int | None, *, device, precision: str) -> np.ndarray:
     """A plane-headed model's z, float32 [K, T', H', W'], for a chunk that keeps `planes`
     planes (None: all), from its encoder features (what _model_latents gives for it)."""
     import torch

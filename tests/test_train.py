@@ -1045,3 +1045,36 @@ def test_search_steps_train_the_encoder_toward_searched_signs(tmp_path):
             TrainConfig.from_dict({**cfg, "search_steps": bad})
     with pytest.raises(UsageError, match="search_lr"):
         TrainConfig.from_dict({**cfg, "search_lr": 0})
+
+
+def test_rate_plane_ref_scales_each_samples_charge_by_its_plane_count():
+    """rate_plane_ref charges a sample keeping k planes min(1, ref / k) of its rate; the logged
+    bpp_est stays the unweighted estimate."""
+    from vtoken.models.lfq import LFQLosses
+    from vtoken.models.tokenizer import TokenizerOutput
+    from vtoken.train.losses import rate_scale
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randint(0, 2, (2, 8, 2, 4, 4), generator=g).float() * 2 - 1
+    q[0, 2:] = 0   # sample 0 keeps 2 planes, sample 1 all 8
+    assert torch.equal(rate_scale(q, 4), torch.tensor([1.0, 0.5]))
+    video = torch.zeros(2, 3, 5, 16, 16)
+    zero = torch.zeros(())
+    out = TokenizerOutput(reconstruction=video.clone(), z=q, quantized=q, indices=None,
+                          losses=LFQLosses(zero, zero, zero, zero, zero))
+
+    def run(ref):
+        loss = TokenizerLoss(LossConfig(l1=0, perceptual=0, commitment=0, entropy=0, rate=1.0,
+                                        rate_plane_ref=ref), bits=8)
+        with torch.no_grad():
+            loss.rate.logits.normal_(generator=torch.Generator().manual_seed(1))
+        per_sample = loss.rate.sample_frame_bits(q).sum(dim=1) / (2 * 5 * 16 * 16)
+        total, terms = loss(video, out, 0, g)
+        return total, terms["bpp_est"], per_sample
+
+    total0, bpp0, per_sample = run(0)
+    total4, bpp4, _ = run(4)
+    assert torch.allclose(total0, per_sample.sum()) and torch.allclose(bpp4, bpp0)
+    assert torch.allclose(total4, per_sample[0] + 0.5 * per_sample[1])
+    with pytest.raises(UsageError, match="rate_plane_ref"):
+        LossConfig(rate_plane_ref=-1)

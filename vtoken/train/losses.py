@@ -52,6 +52,12 @@ class LossConfig:
     # latent frame), and a predicted bit that repeats its context costs the coder little.
     # bpp_est stays the unweighted estimate.
     rate_predicted: float = 1.0
+    # A variable-rate objective: a sample that keeps k planes is charged its rate
+    # min(1, rate_plane_ref / k) times (0 = every count alike). One rate weight for every
+    # count prices a bit of the 64th plane as one of the 4th, so the top planes, which buy
+    # less distortion per bit, are squeezed toward carrying nothing; a codec's higher rate
+    # points are optimised at a smaller lambda. bpp_est stays the unweighted estimate.
+    rate_plane_ref: int = 0
     # Hysteresis the encoder learns: a bit of a predicted latent frame whose abs(z) is below
     # `hold_margin` is pushed to the side of the previous latent frame's bit (hold_loss). On
     # still training clips 35-54 % of the bits that change between latent frames had
@@ -91,6 +97,8 @@ class LossConfig:
         if self.rate < 0 or self.rate_predicted < 0:
             raise UsageError(f"losses.rate ({self.rate}) and losses.rate_predicted "
                              f"({self.rate_predicted}) must be >= 0")
+        if self.rate_plane_ref < 0:
+            raise UsageError(f"losses.rate_plane_ref ({self.rate_plane_ref}) must be >= 0")
         if self.search < 0 or self.search_margin <= 0:
             raise UsageError(f"losses.search ({self.search}) must be >= 0 and losses.search_margin "
                              f"({self.search_margin}) > 0")
@@ -124,6 +132,13 @@ def sample_planes(batch: int, bits: int, cfg: LossConfig, rng: torch.Generator, 
         k = torch.randint(lo, bits + 1, (batch,), generator=rng)
     keep_all = torch.rand(batch, generator=rng) < cfg.all_planes_prob
     return torch.where(keep_all, torch.full_like(k, bits), k).to(device)
+
+
+def rate_scale(quantized: torch.Tensor, ref: int) -> torch.Tensor:
+    """min(1, ref / k) [B] for each sample of straight-through `quantized` [B, K, ...], k its
+    kept planes (nested dropout leaves the dropped ones 0 everywhere)."""
+    kept = (quantized.detach().flatten(2) != 0).any(dim=2).sum(dim=1).clamp(min=1)
+    return (ref / kept.float()).clamp(max=1.0)
 
 
 # -- perceptual -------------------------------------------------------------------------------
@@ -284,9 +299,13 @@ class TokenizerLoss(nn.Module):
             terms["codebook_entropy"] = lq.codebook_entropy.detach().float()
             if self.rate is not None:
                 b, _, t, h, w = x.shape
-                frame_bits = self.rate.frame_bits(out.quantized) / (b * t * h * w)
+                sample_bits = self.rate.sample_frame_bits(out.quantized) / (b * t * h * w)  # [B, T']
+                frame_bits = sample_bits.sum(dim=0)
                 terms["bpp_est"] = frame_bits.sum()
                 terms["bpp_est_key"] = frame_bits[0].detach()
+                if c.rate_plane_ref > 0:
+                    sample_bits = sample_bits * rate_scale(out.quantized, c.rate_plane_ref).unsqueeze(1)
+                    frame_bits = sample_bits.sum(dim=0)
                 charged = frame_bits[0] + c.rate_predicted * frame_bits[1:].sum()
                 total = total + c.rate * charged
             if c.hold > 0:

@@ -112,6 +112,11 @@ class BitRateModel(nn.Module):
     def frame_bits(self, quantized: torch.Tensor) -> torch.Tensor:
         """Estimated bits [T'] of each latent frame of `quantized`, summed over the batch,
         the planes and the positions: frame 0 is the key frame, the rest are predicted."""
+        return self.sample_frame_bits(quantized).sum(dim=0)
+
+    def sample_frame_bits(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Estimated bits [B, T'] of each sample's latent frames, summed over the planes and
+        the positions."""
         with torch.autocast(device_type=quantized.device.type, enabled=False):
             q = quantized.float()
             kept = (q.detach() != 0).float()
@@ -125,4 +130,4 @@ class BitRateModel(nn.Module):
                 logit = logit + self._cross_score(q.detach())
             # -log2 p(b): softplus(-l) for b = 1, softplus(l) for b = 0, linear in b
             nats = bits * F.softplus(-logit) + (1 - bits) * F.softplus(logit)
-            return (nats * kept).sum(dim=(0, 1, 3, 4)) / torch.log(torch.tensor(2.0))
+            return (nats * kept).sum(dim=(1, 3, 4)) / torch.log(torch.tensor(2.0))

@@ -31,7 +31,6 @@ def main(argv=None) -> int:
 
     from vtoken.codec.frames import to_tensor
     from vtoken.entropy import coder_for
-    from vtoken.metrics.bdrate import bd_metric, bd_rate
     from vtoken.models import load_model
     from vtoken.train import checkpoint as ckpt
     from vtoken.train.losses import load_lpips
@@ -71,10 +70,8 @@ def main(argv=None) -> int:
                 print(lines[-1], flush=True)
         base = curves["default"]
         for label, c in list(curves.items())[1:]:
-            args_bd = ([s for _, s, _ in base], [q for _, _, q in base], [s for _, s, _ in c], [q for _, _, q in c])
-            rate = bd_rate(*args_bd, higher_is_better=False)
-            show = f"{rate.value:+.1f} %" if rate.value is not None else f"undefined ({rate.reason})"
-            summary.append(f"| {name} | {label} | {show} | {bd_metric(*args_bd).value:+.4f} |")
+            show, metric = refine_probe.bd_cells(base, c)
+            summary.append(f"| {name} | {label} | {show} | {metric:+.4f} |")
     lines += ["", "## Against the default's one-pass bits (LPIPS; negative is better)", "",
               "| clip | series | BD-rate | BD-metric |", "|---|---|---|---|"] + summary
     return clip_probe.finish(lines, args.out)

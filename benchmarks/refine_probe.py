@@ -68,6 +68,17 @@ def curve(model, coder_for, video, ref, bits, planes, device):
     return out
 
 
+def bd_cells(before, after) -> tuple[str, float]:
+    """LPIPS BD-rate of curve `after` against `before` (each [(planes, bytes, LPIPS)]) as a
+    table cell, and the BD-metric."""
+    from vtoken.metrics.bdrate import bd_metric, bd_rate
+
+    curves = ([s for _, s, _ in before], [q for _, _, q in before], [s for _, s, _ in after], [q for _, _, q in after])
+    rate = bd_rate(*curves, higher_is_better=False)
+    show = f"{rate.value:+.1f} %" if rate.value is not None else f"undefined ({rate.reason})"
+    return show, bd_metric(*curves).value
+
+
 def main(argv=None) -> int:
     ap = clip_probe.parser(__doc__)
     ap.add_argument("--steps", type=int, default=20)
@@ -80,7 +91,6 @@ def main(argv=None) -> int:
 
     from vtoken.codec.frames import to_tensor
     from vtoken.entropy import coder_for
-    from vtoken.metrics.bdrate import bd_metric, bd_rate
     from vtoken.models import load_model
     from vtoken.train.losses import load_lpips
 
@@ -110,12 +120,8 @@ def main(argv=None) -> int:
             flipped = float((b0[:, :k] != b1[:, :k]).float().mean())
             lines.append(f"| {name} | {k} | {s0} | {s1} | {q0:.4f} | {q1:.4f} | {100 * flipped:.1f} % |")
             print(lines[-1], flush=True)
-        rate = bd_rate([s for _, s, _ in before], [q for _, _, q in before],
-                       [s for _, s, _ in after], [q for _, _, q in after], higher_is_better=False)
-        metric = bd_metric([s for _, s, _ in before], [q for _, _, q in before],
-                           [s for _, s, _ in after], [q for _, _, q in after])
-        show = f"{rate.value:+.1f} %" if rate.value is not None else f"undefined ({rate.reason})"
-        summary.append(f"| {name} | {show} | {metric.value:+.4f} | {seconds:.0f} s |")
+        show, metric = bd_cells(before, after)
+        summary.append(f"| {name} | {show} | {metric:+.4f} | {seconds:.0f} s |")
     lines += ["", "## Refined against original (LPIPS; negative is better)", "",
               "| clip | BD-rate | BD-metric | refinement time |", "|---|---|---|---|"] + summary
     return clip_probe.finish(lines, args.out)

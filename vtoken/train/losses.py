@@ -305,8 +305,7 @@ class TokenizerLoss(nn.Module):
                 terms["bpp_est"] = frame_bits.sum()
                 terms["bpp_est_key"] = frame_bits[0].detach()
                 if c.rate_plane_ref > 0:
-                    sample_bits = sample_bits * rate_scale(out.quantized, c.rate_plane_ref).unsqueeze(1)
-                    frame_bits = sample_bits.sum(dim=0)
+                    frame_bits = (sample_bits * rate_scale(out.quantized, c.rate_plane_ref).unsqueeze(1)).sum(dim=0)
                 charged = frame_bits[0] + c.rate_predicted * frame_bits[1:].sum()
                 total = total + c.rate * charged
             if c.hold > 0:

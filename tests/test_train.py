@@ -866,12 +866,14 @@ def test_torchrun_two_processes_train_and_resume(tmp_path):
     cfg = _config(2).to_dict()
     cfg["data"]["roots"] = [str(media)]
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    base = [torchrun, "--nproc_per_node=2", "-m", "vtoken.train.cli", "--config", str(tmp_path / "cfg.json"),
-            "--out", str(tmp_path / "run"), "--device", "cpu"]
+    # --standalone puts the rendezvous on a free port: the fixed default (29500) can be taken or
+    # still in TIME_WAIT on a shared CI machine, which failed this test once there.
+    base = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "vtoken.train.cli",
+            "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run"), "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(base, check=True, env=env, capture_output=True, timeout=120)
-    subprocess.run(base + ["--resume", "--steps", "4", "--max-minutes", "5"], check=True, env=env,
-                   capture_output=True, timeout=120)
+    for args in (base, base + ["--resume", "--steps", "4", "--max-minutes", "5"]):
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"torchrun exited {done.returncode}:\n{done.stderr[-4000:]}"
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step-00000002", "step-00000004"]
 
 

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The GPU machine's steps for issues 2 and 6, one device call each (10 minutes at most).
+# The GPU machine's steps: the checks, speed and training of a GPU session, each one device call (10 minutes at most).
 # See DEVELOPERS.md "A GPU session". Runs in the repository root on the GPU machine:
 #
 #   setup        carry ["wheels", "data/eval"] (made here by `make gpu-wheels eval-data EVAL_VIDEOS=DIR`): install
 #   checks       GPU test + each eval clip encoded and decoded on CUDA; the .mvt files, a log and
 #                their bit hashes to $OUT (compare: python benchmarks/stream_hashes.py here)
 #   speed [ARGS] benchmarks/speed.py on CUDA, one configuration per run (ARGS: its switches)
+#   train [ARGS] carry ["data/gpu-train", "vtoken/metrics/weights", the safetensors wheel] (made here
+#                by `vtoken train pack-data`; ARGS: `--data data/gpu-train` and any other switch of
+#                the train command): CONFIG (patch-h100.json) from the default's weights for
+#                MINUTES (6), resuming runs/gpu where a warm machine kept it; its EMA weights
+#                (`vtoken train slim`) and log to $OUT, for `vtoken train export` here
 #
 # Installed packages stay while the machine is warm, so setup runs once per warm machine.
 set -euo pipefail
@@ -13,7 +18,7 @@ OUT=${OUT:-out/gpu}
 DEVICE=${DEVICE:-cuda}        # cpu to rehearse a step here
 CLIPS=${CLIPS:-data/eval/video}
 mkdir -p "$OUT"
-step=${1:?usage: gpu_session.sh setup|checks|speed [speed.py switches]}
+step=${1:?usage: gpu_session.sh setup|checks|speed [speed.py switches]|train [train switches]}
 shift
 
 case "$step" in
@@ -49,6 +54,20 @@ print("{0}: {1[width]}x{1[height]} {2[frames]} frames -> {3[frames]} decoded, {2
     ;;
 speed)
     python benchmarks/speed.py --device "$DEVICE" "$@"
+    ;;
+train)
+    # Training needs neither av (the loader reads videos with cv2 where av is missing) nor the
+    # coder, so it runs on a fresh machine from this carry alone: only safetensors is installed.
+    export PIP_BREAK_SYSTEM_PACKAGES=1 PYTHONPATH=$PWD
+    python -c "import safetensors" 2>/dev/null || pip install -q --no-deps wheels/safetensors-*.whl
+    run=runs/gpu
+    resume=()
+    [ -d "$run/checkpoints" ] && resume=(--resume)
+    python -m vtoken.train.cli --config "${CONFIG:-vtoken/train/configs/patch-h100.json}" --out "$run" \
+        --device "$DEVICE" --max-minutes "${MINUTES:-6}" "${resume[@]}" "$@" 2>&1 | tail -3
+    # The EMA weights are what survives a machine that goes cold: write them every call.
+    python -m vtoken.train.cli slim "$run" "$OUT/ema"
+    cp "$run/train.jsonl" "$OUT/"
     ;;
 *)
     echo "unknown step $step" >&2

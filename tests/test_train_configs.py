@@ -50,6 +50,13 @@ def test_the_gpu_recipe_starts_from_a_shipped_model():
     assert CONFIG_DIR / "patch-h100.json" in FROM_ZOO
 
 
+def test_the_gpu_recipe_keeps_the_rate_term():
+    # Every default since stage 9d was trained with the rate term over the coder's cross-plane
+    # contexts; a GPU stretch without it would pull the bits back toward uniform use.
+    losses = TrainConfig.load(CONFIG_DIR / "patch-h100.json").losses
+    assert losses.rate > 0 and losses.rate_crossplane
+
+
 @pytest.mark.parametrize("path", FROM_ZOO, ids=lambda p: p.stem)
 def test_config_fits_the_model_it_starts_from(path):
     cfg = TrainConfig.load(path)

@@ -6,11 +6,11 @@
 #   checks       GPU test + each eval clip encoded and decoded on CUDA; the .mvt files, a log and
 #                their bit hashes to $OUT (compare: python benchmarks/stream_hashes.py here)
 #   speed [ARGS] benchmarks/speed.py on CUDA, one configuration per run (ARGS: its switches)
-#   train [ARGS] carry ["data/gpu-train", "vtoken/metrics/weights", the safetensors wheel] (made here
-#                by `vtoken train pack-data`; ARGS: `--data data/gpu-train` and any other switch of
-#                the train command): CONFIG (patch-h100.json) from the default's weights for
-#                MINUTES (6), resuming runs/gpu where a warm machine kept it; its EMA weights
-#                (`vtoken train slim`) and log to $OUT, for `vtoken train export` here
+#   train [ARGS] after setup on the same warm machine; carry ["data/gpu-train", "vtoken/metrics/weights"]
+#                (made here by `vtoken train pack-data`; ARGS: `--data data/gpu-train` and any other
+#                switch of the train command): CONFIG (patch-h100.json) from the default's weights
+#                for MINUTES (6), resuming runs/gpu where the machine kept it; its EMA weights
+#                (`vtoken train slim`), log and train.jsonl to $OUT, for `vtoken train export` here
 #
 # Installed packages stay while the machine is warm, so setup runs once per warm machine.
 set -euo pipefail
@@ -56,18 +56,25 @@ speed)
     python benchmarks/speed.py --device "$DEVICE" "$@"
     ;;
 train)
-    # Training needs neither av (the loader reads videos with cv2 where av is missing) nor the
-    # coder, so it runs on a fresh machine from this carry alone: only safetensors is installed.
-    export PIP_BREAK_SYSTEM_PACKAGES=1 PYTHONPATH=$PWD
-    python -c "import safetensors" 2>/dev/null || pip install -q --no-deps wheels/safetensors-*.whl
+    # vtoken.train imports the codec, so av and constriction must be installed (setup, on this
+    # warm machine); fail at once rather than minutes into the call.
+    python -c "import av, constriction, safetensors" 2>/dev/null \
+        || { echo "train: run setup on this machine first (vtoken.train needs av, constriction, safetensors)" >&2; exit 2; }
     run=runs/gpu
     resume=()
     [ -d "$run/checkpoints" ] && resume=(--resume)
+    status=0
     python -m vtoken.train.cli --config "${CONFIG:-vtoken/train/configs/patch-h100.json}" --out "$run" \
-        --device "$DEVICE" --max-minutes "${MINUTES:-6}" "${resume[@]}" "$@" 2>&1 | tail -3
-    # The EMA weights are what survives a machine that goes cold: write them every call.
-    python -m vtoken.train.cli slim "$run" "$OUT/ema"
-    cp "$run/train.jsonl" "$OUT/"
+        --device "$DEVICE" --max-minutes "${MINUTES:-6}" ${resume[@]+"${resume[@]}"} "$@" > "$OUT/train.log" 2>&1 \
+        || status=$?
+    tail -3 "$OUT/train.log"
+    # The EMA weights are what survives a machine that goes cold: write them every call, also
+    # after a failed run that left a checkpoint.
+    if [ -d "$run/checkpoints" ]; then
+        python -m vtoken.train.cli slim "$run" "$OUT/ema"
+        cp "$run/train.jsonl" "$OUT/"
+    fi
+    exit "$status"
     ;;
 *)
     echo "unknown step $step" >&2

@@ -1080,3 +1080,17 @@ def test_rate_plane_ref_scales_each_samples_charge_by_its_plane_count():
     assert torch.allclose(total4, per_sample[0] + 0.5 * per_sample[1])
     with pytest.raises(UsageError, match="rate_plane_ref"):
         LossConfig(rate_plane_ref=-1)
+
+
+def test_module_entry_point_gives_the_one_line_error(tmp_path):
+    """`python -m vtoken.train.cli` (what torchrun and the GPU session run) reports a bad config
+    as `vtoken train` does: one line and a non-zero exit, no traceback."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "vtoken.train.cli", "--config", str(tmp_path / "missing.json"),
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [f"vtoken: error: training config {tmp_path / 'missing.json'} does not exist"]
+    assert not (tmp_path / "run").exists()

@@ -141,4 +141,8 @@ def evaluate_cmd(model_spec, videos, planes, frames, size, device):
 
 
 if __name__ == "__main__":
-    train()
+    # torchrun and the GPU session run this module: through the top-level group, so that a bad
+    # config is the same one-line error and exit code as with `vtoken train`.
+    from vtoken.cli import main
+
+    main(["train", *sys.argv[1:]], prog_name="vtoken")

@@ -62,3 +62,33 @@ def test_map_bits_is_the_order0_code_length(probe):
 
 def test_latent_of_frames_is_the_causal_grouping(probe):
     assert probe.latent_of_frames(9, 4).tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2]
+
+
+def test_mixed_latent_takes_each_blocks_bits_and_zeroes_past_its_count(probe):
+    k, t, h, w = 4, 2, 4, 6
+    gen = np.random.default_rng(0)
+    bits = {1: gen.integers(0, 2, (k, t, h, w), dtype=np.uint8), 3: gen.integers(0, 2, (k, t, h, w), dtype=np.uint8)}
+    choice = np.array([[[0, 1, 0], [1, 1, 0]], [[1, 0, 1], [0, 0, 0]]])  # [T', BY, BX] over 2 x 2 blocks
+    q = probe.mixed_latent(bits, [1, 3], choice, (2, 2))
+    for ti in range(t):
+        for y in range(h):
+            for x in range(w):
+                c = choice[ti, y // 2, x // 2]
+                planes = [1, 3][c]
+                sign = bits[[1, 3][c]][:, ti, y, x].astype(np.float32) * 2 - 1
+                np.testing.assert_array_equal(q[:planes, ti, y, x], sign[:planes])
+                assert not q[planes:, ti, y, x].any()
+
+
+class _HalfCoder:
+    """Every bit at probability 1/2: one bit of code length each."""
+
+    def probabilities(self, bits):
+        return np.full(bits.shape, 0.5)
+
+
+def test_block_code_lengths_sum_the_kept_planes_per_block(probe):
+    bits = np.zeros((8, 3, 10, 15), dtype=np.uint8)
+    got = probe.block_code_lengths(_HalfCoder(), bits, 5, (5, 5))
+    assert got.shape == (3, 2, 3)
+    np.testing.assert_allclose(got, 5 * 25)

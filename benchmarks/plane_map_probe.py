@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import clip_probe
+import refine_probe
 
 
 def block_lpips(lpips, ref_feats, video, grid: tuple[int, int]) -> np.ndarray:
@@ -79,25 +80,20 @@ def front(points: list[tuple]) -> list[tuple]:
     return [r["point"] for r in pareto_front(recs, "lpips")]
 
 
-def x265_curve(csv_path: Path, clip: str) -> tuple[list[float], list[float]]:
-    """(bytes, LPIPS) of the hevc rows of `clip` in a bench's results.csv."""
+def x265_curve(csv_path: Path, clip: str) -> list[tuple]:
+    """[(crf, bytes, LPIPS)] of the hevc rows of `clip` in a bench's results.csv, by bytes."""
     import csv
 
     with open(csv_path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["codec"] == "hevc" and r["clip"] == clip]
     if not rows:
         raise SystemExit(f"plane_map_probe: no hevc rows for {clip} in {csv_path}")
-    rows.sort(key=lambda r: float(r["bytes"]))
-    return [float(r["bytes"]) for r in rows], [float(r["lpips"]) for r in rows]
+    return sorted(((r["quality"], float(r["bytes"]), float(r["lpips"])) for r in rows), key=lambda p: p[1])
 
 
-def bd_cells(anchor, test) -> str:
-    """'BD-rate, BD-metric' of LPIPS curve `test` against `anchor` (each (bytes, LPIPS))."""
-    from vtoken.metrics.bdrate import bd_metric, bd_rate
-
-    rate = bd_rate(*anchor, *test, higher_is_better=False)
-    show = f"{rate.value:+.1f} %" if rate.value is not None else f"undefined ({rate.reason})"
-    metric = bd_metric(*anchor, *test).value
+def bd_cell(anchor: list[tuple], test: list[tuple]) -> str:
+    """'BD-rate, BD-metric' of LPIPS curve `test` against `anchor` (each [(_, bytes, LPIPS)])."""
+    show, metric = refine_probe.bd_cells(anchor, test)
     return f"{show}, {metric:+.4f}" if metric is not None else show
 
 
@@ -221,13 +217,11 @@ def main(argv=None) -> int:
         # Each curve's front (no cheaper point as good), as the bench's best-of series: a
         # uniform cut can be worse than a cheaper one, which a BD fit refuses.
         uni, mix = front(uniform), front(mixed)
-        curves = (([s for _, s, _ in uni], [q for _, _, q in uni]), ([s for _, s, _ in mix], [q for _, _, q in mix]))
         against_x265 = ""
         if args.x265:
             x265 = x265_curve(args.x265, name)
-            cells = [bd_cells(x265, ([s for _, s, _ in c], [q for _, _, q in c])) for c in (uni, mix)]
-            against_x265 = " | " + " | ".join(cells)
-        summary.append(f"| {name} | {bd_cells(*curves)} | {coded_bytes} / {uniform[-1][1]:.0f} | "
+            against_x265 = " | " + " | ".join(bd_cell(x265, c) for c in (uni, mix))
+        summary.append(f"| {name} | {bd_cell(uni, mix)} | {coded_bytes} / {uniform[-1][1]:.0f} | "
                        f"{time.perf_counter() - start:.0f} s{against_x265} |")
     x265_head = (" | uniform vs x265 | mixed vs x265", "|---|---") if args.x265 else ("", "")
     lines += ["", "## Mixed against uniform (LPIPS BD-rate, BD-metric; negative is better)", "",

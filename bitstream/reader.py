@@ -262,7 +262,7 @@ class MvtReader:
         stored = len(ch.segments)
         if cut:
             self.truncated = True
-            end, stored = pos + RECORD_HEAD.size + ch.size, 0
+            end, stored = pos + RECORD_HEAD.size + ch.size + ch.map_size, 0
             for seg_len, _, _ in ch.segments:
                 if end + seg_len > self._size:
                     break
@@ -323,6 +323,14 @@ class MvtReader:
             raise CorruptChunkError(f"chunk {i}: header disagrees with the index", chunk=i)
         segments: list[bytes] = []
         pos = e.offset + RECORD_HEAD.size + ch.size
+        plane_map = None
+        if ch.plane_map is not None:
+            _, map_len, map_crc = ch.plane_map
+            plane_map = self._read(pos, map_len) if pos + map_len <= self._size else b""
+            if len(plane_map) != map_len or crc32(plane_map) != map_crc:
+                # without its map no plane of the chunk can be placed
+                raise CorruptChunkError(f"chunk {i}: plane map damaged (CRC mismatch)", chunk=i)
+            pos += map_len
         for k, (seg_len, _, seg_crc) in enumerate(ch.segments[:e.planes_stored]):
             if pos + seg_len > self._size:
                 break  # a cut file: the scan already warned
@@ -337,9 +345,10 @@ class MvtReader:
                 break
             segments.append(data)
             pos += seg_len
-        n = ch.latent_shape[0] * ch.latent_shape[1] * ch.latent_shape[2]
         return Chunk(i, ch.first_frame, ch.frame_count, ch.key, ch.latent_shape,
-                     ch.planes_coded, segments, [n] * len(segments), planes_listed=len(ch.segments))
+                     ch.planes_coded, segments, [s[1] for s in ch.segments[:len(segments)]],
+                     planes_listed=len(ch.segments), plane_map=plane_map,
+                     map_block=ch.plane_map[0] if ch.plane_map else 0)
 
     @_guarded
     def segment_ends(self, i: int) -> list[int]:
@@ -350,7 +359,7 @@ class MvtReader:
         ch = self._chunk_head(e.offset, head[1]) if head is not None else "record header damaged"
         if isinstance(ch, str):
             raise CorruptChunkError(f"chunk {i}: {ch}", chunk=i)
-        ends, pos = [], e.offset + RECORD_HEAD.size + ch.size
+        ends, pos = [], e.offset + RECORD_HEAD.size + ch.size + ch.map_size
         for seg_len, _, _ in ch.segments:
             pos += seg_len
             ends.append(pos)

@@ -15,6 +15,7 @@ from .limits import Limits
 
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
+MAP_MINOR = 1  # a stream of entropy version 3 may hold chunks with plane maps (SPEC 4.1)
 
 # PNG-style magic: the high byte and CR LF / SUB catch 7-bit and newline-mangling transfers.
 MAGIC = b"\x8aMVT\r\n\x1a\n"
@@ -40,6 +41,8 @@ U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 
 FLAG_KEY = 1
+FLAG_MAP = 2  # the chunk carries a plane map (format 1.1, entropy format 3)
+MAP_DESC = struct.Struct("<B3xII")  # block side, byte length, crc32
 
 
 def crc32(data: bytes) -> int:
@@ -101,12 +104,19 @@ class Chunk:
     # Segments the chunk header lists (what the encoder kept). A reader sets it; fewer
     # `segments` than this means a cut or damaged chunk, not rate control.
     planes_listed: int | None = None
+    # A plane map (entropy format 3): how many planes each block of map_block x map_block
+    # latent positions of each latent frame sends, coded by vtoken.entropy.plane_map; the
+    # segments then hold only the bits it sends (symbol_counts say how many).
+    plane_map: bytes | None = None
+    map_block: int = 0
 
     def __post_init__(self):
         self.latent_shape = tuple(int(v) for v in self.latent_shape)
         if self.symbol_counts is None:
             n = self.latent_shape[0] * self.latent_shape[1] * self.latent_shape[2]
             self.symbol_counts = [n] * len(self.segments)
+        if (self.plane_map is None) != (self.map_block == 0) or not 0 <= self.map_block <= 255:
+            raise ValueError(f"a plane map needs a block side of 1..255, got {self.map_block}")
 
     @property
     def planes(self) -> int:
@@ -144,7 +154,8 @@ def pack_header(h: StreamHeader) -> bytes:
         ),
         U32.pack(len(extra)), extra,
     ])
-    head = HEADER_PREFIX.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR, len(body)) + body
+    minor = MAP_MINOR if h.entropy_version >= 3 else FORMAT_MINOR
+    head = HEADER_PREFIX.pack(MAGIC, FORMAT_MAJOR, minor, len(body)) + body
     return head + U32.pack(crc32(head))
 
 
@@ -257,12 +268,17 @@ def unpack_record_head(raw: bytes) -> tuple[int, int] | None:
 
 def pack_chunk(c: Chunk) -> bytes:
     t, h, w = c.latent_shape
-    head = CHUNK_FIXED.pack(c.index, c.first_frame, c.frame_count, FLAG_KEY if c.key else 0,
+    flags = (FLAG_KEY if c.key else 0) | (FLAG_MAP if c.plane_map is not None else 0)
+    head = CHUNK_FIXED.pack(c.index, c.first_frame, c.frame_count, flags,
                             c.planes_coded, len(c.segments), t, h, w)
     descs = b"".join(SEGMENT_DESC.pack(len(s), n, crc32(s))
                      for s, n in zip(c.segments, c.symbol_counts))
     head += descs
-    return head + U32.pack(crc32(head)) + b"".join(bytes(s) for s in c.segments)
+    plane_map = b""
+    if c.plane_map is not None:
+        plane_map = bytes(c.plane_map)
+        head += MAP_DESC.pack(c.map_block, len(plane_map), crc32(plane_map))
+    return head + U32.pack(crc32(head)) + plane_map + b"".join(bytes(s) for s in c.segments)
 
 
 @dataclass
@@ -275,10 +291,15 @@ class ChunkHead:
     latent_shape: tuple[int, int, int]
     segments: list[tuple[int, int, int]]  # (length, symbols, crc)
     size: int  # bytes of the chunk header itself
+    plane_map: tuple[int, int, int] | None = None  # (block side, length, crc): it follows the header
+
+    @property
+    def map_size(self) -> int:
+        return self.plane_map[1] if self.plane_map else 0
 
     @property
     def payload_size(self) -> int:
-        return self.size + sum(s[0] for s in self.segments)
+        return self.size + self.map_size + sum(s[0] for s in self.segments)
 
 
 def parse_chunk_head(raw: bytes, header: StreamHeader, limits: Limits) -> ChunkHead | str:
@@ -286,13 +307,17 @@ def parse_chunk_head(raw: bytes, header: StreamHeader, limits: Limits) -> ChunkH
     if len(raw) < CHUNK_FIXED.size:
         return "chunk header cut short"
     idx, first, count, flags, coded, nseg, t, h, w = CHUNK_FIXED.unpack_from(raw)
-    size = CHUNK_FIXED.size + nseg * SEGMENT_DESC.size + 4
+    mapped = bool(flags & FLAG_MAP)
+    size = CHUNK_FIXED.size + nseg * SEGMENT_DESC.size + (MAP_DESC.size if mapped else 0) + 4
     if len(raw) < size:
         return "chunk header cut short"
     if crc32(raw[:size - 4]) != U32.unpack_from(raw, size - 4)[0]:
         return "chunk header CRC mismatch"
     segs = [SEGMENT_DESC.unpack_from(raw, CHUNK_FIXED.size + k * SEGMENT_DESC.size)
             for k in range(nseg)]
+    plane_map = MAP_DESC.unpack_from(raw, size - 4 - MAP_DESC.size) if mapped else None
+    if plane_map is not None and not plane_map[0]:
+        return "plane map with a block side of 0"
     if not 1 <= count <= header.frames_per_chunk:
         return f"frame count {count} outside 1..{header.frames_per_chunk}"
     if first + count > limits.max_frames:
@@ -308,9 +333,10 @@ def parse_chunk_head(raw: bytes, header: StreamHeader, limits: Limits) -> ChunkH
     if symbols > limits.max_symbols:
         return f"{symbols} symbols per plane exceed the limit {limits.max_symbols}"
     for k, (_, n, _) in enumerate(segs):
-        if n != symbols:
+        # with a plane map, a plane holds the bits the map sends: checked once it is decoded
+        if n != symbols and not (plane_map is not None and n <= symbols):
             return f"plane {k} holds {n} symbols, latent shape gives {symbols}"
-    return ChunkHead(idx, first, count, bool(flags & FLAG_KEY), coded, (t, h, w), segs, size)
+    return ChunkHead(idx, first, count, bool(flags & FLAG_KEY), coded, (t, h, w), segs, size, plane_map)
 
 
 def pack_audio(data: bytes, description: str) -> bytes:
@@ -335,10 +361,11 @@ def pack_footer(index_offset: int, count: int) -> bytes:
 # ---------------------------------------------------------------- sizes, for rate control
 
 
-def chunk_overhead(planes: int) -> int:
+def chunk_overhead(planes: int, plane_map: int | None = None) -> int:
     """Bytes a chunk with `planes` segments costs beyond its segments: record head, chunk
-    header (with its CRC) and its index entry."""
-    return RECORD_HEAD.size + CHUNK_FIXED.size + planes * SEGMENT_DESC.size + 4 + INDEX_ENTRY.size
+    header (with its CRC) and its index entry; and a plane map of `plane_map` bytes."""
+    mapped = 0 if plane_map is None else MAP_DESC.size + plane_map
+    return RECORD_HEAD.size + CHUNK_FIXED.size + planes * SEGMENT_DESC.size + 4 + INDEX_ENTRY.size + mapped
 
 
 def stream_overhead(header: StreamHeader) -> int:

@@ -26,7 +26,8 @@ def truncate_planes(src_fileobj, dst_fileobj, planes: int) -> dict:
     for i in range(len(reader.entries)):
         c = reader.read_chunk(i)
         writer.write_chunk(Chunk(c.index, c.first_frame, c.frame_count, c.key, c.latent_shape,
-                                 c.planes_coded, c.segments[:planes], c.symbol_counts[:planes]))
+                                 c.planes_coded, c.segments[:planes], c.symbol_counts[:planes],
+                                 plane_map=c.plane_map, map_block=c.map_block))
     if audio is not None and not audio_first:
         writer.write_audio(*audio)
     writer.close()

@@ -64,8 +64,8 @@ class MvtWriter:
             raise ValueError(f"{len(chunk.segments)} segments, {chunk.planes_coded} planes "
                              f"coded, {h.bits} bits per token")
         if len(chunk.symbol_counts) != len(chunk.segments) or any(
-                n != symbols for n in chunk.symbol_counts):
-            raise ValueError(f"symbol counts must all equal T'*H'*W' = {symbols}")
+                n != symbols and not (chunk.plane_map is not None and 0 <= n <= symbols) for n in chunk.symbol_counts):
+            raise ValueError(f"symbol counts must all equal T'*H'*W' = {symbols} (at most that with a plane map)")
         if not all(0 < v <= 0xFFFF for v in chunk.latent_shape) or \
                 symbols > self._limits.max_symbols:
             raise ValueError(f"latent shape {chunk.latent_shape} out of limits")

@@ -95,6 +95,7 @@ def encode(
     hold: float = defaults.HOLD,
     refine: int = defaults.REFINE,
     refine_loss: str = defaults.REFINE_LOSS,
+    plane_map: bool = False,
 ) -> EncodeResult:
     """Encode a video or image file `src` into the .mvt file `dst`.
 
@@ -121,7 +122,9 @@ def encode(
     unsearched trials among the model's grid and coarser ones, then the stream is searched).
     `refine_loss`: what the search minimises, "lpips" (L1 + LPIPS, the training loss) or "l1"
     (L1 alone: pixel fidelity, MS-SSIM and PSNR, in about three quarters of the time); one
-    other than "lpips" needs `refine` > 0."""
+    other than "lpips" needs `refine` > 0.
+    `plane_map`: each chunk spends its bytes block by block where they buy the most LPIPS
+    (vtoken.codec.plane_choice: about 12 decodes of every chunk; entropy format 3)."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings
     from .fsutil import atomic_path, check_input_path, check_output_path
@@ -132,7 +135,7 @@ def encode(
     encode_options(src=src, dst=dst, planes=planes, quality=quality, bpp=bpp, device=device,
                    chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                    overwrite=overwrite, progress=progress, temporal_factor=temporal_factor, hold=hold,
-                   refine=refine, refine_loss=refine_loss)
+                   refine=refine, refine_loss=refine_loss, plane_map=plane_map)
     check_input_path(src, "video file or folder of images", folder_ok=True)
     check_output_path(dst, overwrite, inputs=[src])
     dev = resolve_device(device)
@@ -151,7 +154,7 @@ def encode(
                                   chunk_frames=chunk_frames, key_interval=key_interval, precision=precision,
                                   audio=audio, source=str(src), timings=timings, on_chunk=bar.update,
                                   temporal_factor=temporal_factor, hold=hold, refine=refine, refine_loss=refine_loss,
-                                  total_frames=total)
+                                  total_frames=total, plane_map=plane_map)
     seconds = time.perf_counter() - started
     size = done.bytes  # as written: a pipe or device written through has no size afterwards
     ident = codec.model.identity

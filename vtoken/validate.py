@@ -137,7 +137,7 @@ def temporal_factor_option(value, bpp) -> None:
 
 def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames, key_interval, precision,
                    overwrite, progress, temporal_factor=None, hold=0.0, refine=0,
-                   refine_loss=REFINE_LOSS) -> None:
+                   refine_loss=REFINE_LOSS, plane_map=False) -> None:
     """Every encode argument, range-checked before anything is opened or loaded."""
     path("src", src)
     path("dst", dst)
@@ -154,9 +154,18 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     hold_threshold(hold)
     refine_steps(refine)
     refine_loss_name(refine_loss, refine=refine)
+    plane_map_option(plane_map, refine)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)
+
+
+def plane_map_option(value, refine=0, name: str = "plane_map") -> None:
+    """Plane maps (a flag) do not combine with the encoder's search yet: each would choose
+    the bits the other measured."""
+    flag(name, value)
+    if value and refine:
+        raise UsageError(f"{name} and refine do not combine yet: choose one")
 
 
 def hold_threshold(value, name: str = "hold") -> float:

@@ -15,7 +15,7 @@ import click
 
 from .. import defaults
 from ..errors import UsageError
-from ..validate import hold_threshold, refine_loss_name, refine_steps
+from ..validate import hold_threshold, plane_map_option, refine_loss_name, refine_steps
 from . import baselines as bl
 
 log = logging.getLogger("vtoken.bench")
@@ -153,6 +153,7 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
                    "chooses the grid unsearched, then searches the stream.")
 @click.option("--refine-loss", type=click.Choice(list(defaults.REFINE_LOSSES)), default=defaults.REFINE_LOSS,
               show_default=True, help="What vtoken's search minimises (vtoken encode --refine-loss).")
+@click.option("--plane-map", is_flag=True, help="vtoken's plane maps (vtoken encode --plane-map).")
 @click.option("--precision", type=click.Choice(defaults.PRECISIONS), default=defaults.PRECISION, show_default=True,
               help="vtoken's arithmetic, encode and decode (vtoken encode / decode --precision; auto decodes in bf16 "
                    "on CUDA and on CPUs with bf16 instructions; fp32 reproduces runs from before that).")
@@ -166,7 +167,7 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
               help="Go on from the vtoken points a stopped run with the same settings logged in --out "
                    "(each point is logged there as it finishes).")
 def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets, config, out_dir, device, cache_dir,
-          no_cache, suite_path, no_vtoken, model, hold, refine, refine_loss, precision, chunk_frames, threads, nice,
+          no_cache, suite_path, no_vtoken, model, hold, refine, refine_loss, plane_map, precision, chunk_frames, threads, nice,
           no_plots, resume):
     """Compare vtoken with HEVC (x265), VVC (vvenc) and AV1 (SVT-AV1) through ffmpeg:
     rate, PSNR, MS-SSIM, LPIPS, BD-rates, speed and memory. With neither --suite nor
@@ -202,6 +203,7 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
     hold_threshold(hold, "--hold")  # before any baseline is run
     refine_steps(refine, "--refine")
     refine_loss_name(refine_loss, "--refine-loss", refine=refine)
+    plane_map_option(plane_map, refine, "--plane-map")
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.
@@ -210,7 +212,8 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
             configs=configs, frames=frames or int(suite.get("frames", defaults.BENCH_FRAMES)), width=w, height=h,
             qualities=quals, vtoken_planes=planes, vtoken_temporal_factors=factors, vtoken_bpp_targets=targets,
             run_vtoken=not no_vtoken,
-            device=device, model=model, hold=hold, refine=refine, refine_loss=refine_loss, precision=precision,
+            device=device, model=model, hold=hold, refine=refine, refine_loss=refine_loss, plane_map=plane_map,
+            precision=precision,
             chunk_frames=chunk_frames,
             cache_dir=cache, threads=threads or int(suite.get("threads", defaults.BENCH_THREADS)), nice=nice,
             pictures_dir=None if no_plots else Path(out_dir) / "pictures", log_dir=Path(out_dir), resume=resume)

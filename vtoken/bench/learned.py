@@ -59,13 +59,14 @@ def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, dev
                model: str | None = None, temporal_factor: int | str | None = None,
                hold: float = defaults.HOLD, chunk_frames: int = defaults.CHUNK_FRAMES,
                bpp: float | None = None, refine: int = defaults.REFINE,
-               refine_loss: str = defaults.REFINE_LOSS, precision: str = defaults.PRECISION) -> LearnedOutput:
+               refine_loss: str = defaults.REFINE_LOSS, precision: str = defaults.PRECISION,
+               plane_map: bool = False) -> LearnedOutput:
     """Encode the reference y4m keeping `planes` bit-planes, or at the rate target `bpp`
     (planes None), at the stream temporal factor `temporal_factor` (None: the model's;
     "auto": chosen by the encoder's trials, which needs `bpp`), with the encoder hysteresis
     `hold`, `refine` steps of its search (minimising `refine_loss`) and chunks of `chunk_frames`,
-    in the arithmetic `precision` (vtoken.codec.precision, encode and decode); decode it back,
-    time both."""
+    in the arithmetic `precision` (vtoken.codec.precision, encode and decode), with plane maps
+    or not; decode it back, time both."""
     import vtoken
     from vtoken.codec.precision import resolve_precision
 
@@ -77,7 +78,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, dev
         t0, c0 = time.perf_counter(), time.process_time()
         enc = vtoken.encode(ref_y4m, dst, model=model, planes=planes, bpp=bpp, device=dev, overwrite=True,
                             temporal_factor=temporal_factor, hold=hold, chunk_frames=chunk_frames, refine=refine,
-                            refine_loss=refine_loss, precision=precision)
+                            refine_loss=refine_loss, precision=precision, plane_map=plane_map)
         _cuda_peak(dev)  # synchronises, so the wall clock covers the GPU work
         t_enc, c_enc = time.perf_counter() - t0, time.process_time() - c0
         enc_gpu = _cuda_peak(dev)
@@ -100,7 +101,7 @@ def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, dev
         dst.unlink(missing_ok=True)
     frames = np.concatenate(chunks, axis=0) if chunks else np.zeros((0,), np.uint8)
     settings = {"planes": planes if bpp is None else enc.planes, "model": enc.model, "hold": hold, "refine": refine,
-                **({"refine_loss": refine_loss} if refine else {}),
+                **({"refine_loss": refine_loss} if refine else {}), **({"plane_map": True} if plane_map else {}),
                 "vtoken_version": vtoken.__version__,
                 "chunk_frames": enc.chunk_frames, "key_interval": enc.key_interval, "precision": enc.precision,
                 "decode_precision": resolve_precision(precision, dev, "decode"),

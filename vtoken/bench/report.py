@@ -155,7 +155,8 @@ def summary_markdown(run: dict) -> str:
         lines.append(f"- vtoken model {'; '.join(names)}, planes sweep {st.get('vtoken_planes')}"
                      + (f", chunks of {chunk} frames" if chunk else "")
                      + (f", decoded in {_names(decoded)}" if decoded else "")
-                     + (f", the encoder's search on every point ({searched})" if refine else ""))
+                     + (f", the encoder's search on every point ({searched})" if refine else "")
+                     + (", plane maps on every point (`--plane-map`)" if st.get("vtoken_plane_map") else ""))
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:
             lines.append("- vtoken at other temporal factors (series vtoken-t<f>; finer than the model's: every frame "

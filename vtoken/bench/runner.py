@@ -54,6 +54,7 @@ class BenchSettings:
     hold: float = defaults.HOLD  # vtoken's encoder hysteresis (vtoken.codec.hold)
     refine: int = defaults.REFINE  # vtoken's encoder search steps (vtoken.codec.refine)
     refine_loss: str = defaults.REFINE_LOSS  # what the search minimises (defaults.REFINE_LOSSES)
+    plane_map: bool = False  # vtoken's plane maps (vtoken.codec.plane_choice)
     chunk_frames: int = defaults.CHUNK_FRAMES  # vtoken's chunk length (a coarse grid may need longer ones)
     precision: str = defaults.PRECISION  # vtoken's arithmetic, encode and decode (vtoken.codec.precision)
     cache_dir: Path | None = None
@@ -237,6 +238,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_refine": s.refine if s.run_vtoken else None,
                 "vtoken_refine_loss": s.refine_loss if s.run_vtoken and s.refine else None,
                 "vtoken_refine_precision": _searched_in(results) if s.run_vtoken and s.refine else None,
+                "vtoken_plane_map": s.plane_map if s.run_vtoken else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "vtoken_precision": s.precision if s.run_vtoken else None,
                 "vtoken_decode_precision": _one_or_each(r["settings"].get("decode_precision") for r in results
@@ -259,7 +261,8 @@ def _vtoken_point(s: BenchSettings, ref_path: Path, ref_rgb, ref_info: dict, cli
 
     t = ref_rgb.shape[0]
     out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine,
-                     refine_loss=s.refine_loss, chunk_frames=s.chunk_frames, bpp=target, precision=s.precision)
+                     refine_loss=s.refine_loss, chunk_frames=s.chunk_frames, bpp=target, precision=s.precision,
+                     plane_map=s.plane_map)
     if out.frames.shape != ref_rgb.shape:
         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
     rec = make_record(
@@ -288,7 +291,8 @@ def _log_settings(s: BenchSettings, vdev: str, mdev: str) -> dict:
             "refine": s.refine, "chunk_frames": s.chunk_frames,
             # only when it is not the default, so the logs of runs from before the option still resume
             **({"refine_loss": s.refine_loss} if s.refine and s.refine_loss != defaults.REFINE_LOSS else {}),
-            **({"precision": s.precision} if s.precision != defaults.PRECISION else {})}
+            **({"precision": s.precision} if s.precision != defaults.PRECISION else {}),
+            **({"plane_map": True} if s.plane_map else {})}
 
 
 def _all_logged(s: BenchSettings, log: PointLog | None, ref_info: dict) -> bool:

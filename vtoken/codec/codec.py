@@ -34,7 +34,9 @@ from ..errors import InputError, ModelError, StreamError, UsageError
 from . import factor_choice
 from .frames import frame_repeat, frame_stride, model_frames, stream_factors
 from .metadata import color_code_points
-from .pipeline import DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks, stream_chunks
+from .pipeline import (DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks,
+                       read_bits, stream_chunks)
+from .plane_choice import check_grid
 from .preflight import check_container_header, check_stream
 from .precision import resolve_precision
 from .rate import RateController, planes_for_quality
@@ -69,7 +71,7 @@ class Codec:
                       key_interval: int = defaults.KEY_INTERVAL, source: str | None = None,
                       rate: dict | None = None, temporal_factor: int | None = None,
                       hold: float = 0.0, refine: int = 0, refine_loss: str = defaults.REFINE_LOSS,
-                      search_precision: str = "fp32") -> StreamHeader:
+                      search_precision: str = "fp32", plane_map: bool = False) -> StreamHeader:
         """The header of a stream coding a video described by `info` (a media VideoInfo), with
         `temporal_factor` frames per latent frame (frames.stream_factors; None: the model's)."""
         from ..entropy import format_version
@@ -96,7 +98,7 @@ class Codec:
                     if refine else {})
         if refine and refine_loss == "lpips":
             searched["refine_lpips_stride"] = scored_stride(refine)
-        extra = {"rate": rate or {}, "hold": float(hold), **searched}
+        extra = {"rate": rate or {}, "hold": float(hold), **searched, **({"plane_map": True} if plane_map else {})}
         if source is not None:
             extra = {"source": Path(source).name, **extra}
         return StreamHeader(
@@ -104,7 +106,7 @@ class Codec:
             width=info.width, height=info.height, fps_num=info.fps.numerator, fps_den=info.fps.denominator,
             frame_count=info.frame_count or 0, bits=cfg.bits, spatial_factor=cfg.spatial_factor,
             temporal_factor=tf, frames_per_chunk=chunk_frames, key_interval=key_interval,
-            entropy_version=format_version(net.entropy_predictor), **color_code_points(info), extra=extra)
+            entropy_version=format_version(net.entropy_predictor, plane_map), **color_code_points(info), extra=extra)
 
     def check_header(self, header: StreamHeader, src="stream") -> None:
         """Refuse a stream this codec cannot decode: entropy format, frame and chunk size (the
@@ -118,7 +120,7 @@ class Codec:
         from ..entropy import format_version
 
         want = format_version(self.model.entropy_predictor)
-        if header.entropy_version != want:
+        if header.entropy_version != want and not (want == 2 and header.entropy_version == 3):  # 3: 2 with maps
             raise StreamError(f"{src}: entropy coder version {header.entropy_version}, but model {header.model_name} "
                               f"codes version {want}: the file is damaged")
         cfg = self.config
@@ -155,7 +157,7 @@ class Codec:
                  source: str | None = None, timings: Timings | None = None, on_chunk=None,
                  temporal_factor: int | str | None = None, hold: float = defaults.HOLD,
                  refine: int = defaults.REFINE, refine_loss: str = defaults.REFINE_LOSS,
-                 total_frames: int | None = None) -> Compressed:
+                 total_frames: int | None = None, plane_map: bool = False) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
         `out` (a binary file), with `audio` (data, description) carried as is. A
         `temporal_factor` below the model's gives every frame more latent frames: the model
@@ -169,7 +171,9 @@ class Codec:
         encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials among
         the model's grid and coarser ones, factor_choice.searched_finest, then searches its
         stream), minimising `refine_loss` (defaults.REFINE_LOSSES). `total_frames`: the
-        input's length where `info` does not say it (a rate target budgets by it; rate.py)."""
+        input's length where `info` does not say it (a rate target budgets by it; rate.py).
+        `plane_map`: each chunk spends its bytes where they buy the most LPIPS, block by block
+        (plane_choice.py; entropy format 3; with "auto", the grid is chosen without maps)."""
         from ..validate import refine_loss_name, refine_steps
 
         rate = self.rate(planes, quality, bpp)
@@ -196,7 +200,7 @@ class Codec:
                 chunk_frames, key_interval = best.chunk_frames, best.key_interval
             kept = streams.get((best.factor, best.chunk_frames)) if best else None
             after = next(frames, None)
-            if after is None and audio is None and not refine and kept is not None:
+            if after is None and audio is None and not refine and not plane_map and kept is not None:
                 # The input was this one chunk: the chosen trial coded it exactly as the stream
                 # would (same header, same budget, unsearched), so its bytes are the stream.
                 data, done = kept
@@ -208,7 +212,10 @@ class Codec:
         header = self.stream_header(info, chunk_frames=chunk_frames, key_interval=key_interval, source=source,
                                     rate={"planes": rate.planes, "bpp": None if bpp is None else float(bpp)},
                                     temporal_factor=temporal_factor,
-                                    hold=hold, refine=refine, refine_loss=refine_loss, search_precision=search_mode)
+                                    hold=hold, refine=refine, refine_loss=refine_loss, search_precision=search_mode,
+                                    plane_map=plane_map)
+        if plane_map:
+            check_grid(self.model, header.temporal_factor)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
         rate.total_pixels = (info.frame_count or total_frames or 0) * info.width * info.height
@@ -221,7 +228,8 @@ class Codec:
                                precision=mode, on_chunk=on_chunk, warnings=warnings,
                                repeat=frame_repeat(self.config.temporal_factor, header.temporal_factor),
                                stride=frame_stride(self.config.temporal_factor, header.temporal_factor), hold=hold,
-                               refine=refine, refine_loss=refine_loss, search_precision=search_mode)
+                               refine=refine, refine_loss=refine_loss, search_precision=search_mode,
+                               plane_map=plane_map)
         if totals["frames"] == 0:
             raise InputError(f"{source or 'input'}: no frames could be decoded")
         if audio is not None:
@@ -270,7 +278,8 @@ class Codec:
 
     def entropy_bits(self, reader: MvtReader) -> Iterator[tuple[int, np.ndarray]]:
         """(chunk index, uint8 bits [planes, T', H', W']) of every stored chunk, entropy
-        decoded in order: what the decoder's model receives (for cross-machine checks)."""
+        decoded in order: what the decoder's model receives (for cross-machine checks; where a
+        plane map withholds a bit, the coder's prediction that stands for it)."""
         from ..entropy import coder_for
 
         self.check_header(reader.header)
@@ -278,5 +287,4 @@ class Codec:
         for entry in reader.entries:
             if entry.key:
                 coder.reset()
-            chunk = reader.read_chunk(entry.index)
-            yield entry.index, coder.decode(list(chunk.segments), tuple(chunk.latent_shape))
+            yield entry.index, read_bits(reader, coder, entry.index, entry, reader.header)[1]

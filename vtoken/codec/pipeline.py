@@ -19,6 +19,7 @@ through the model, since each carries the causal state of the next.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections import defaultdict
@@ -31,11 +32,13 @@ import numpy as np
 from .. import defaults
 from ..bitstream import Chunk, MvtReader, MvtWriter, chunk_overhead
 from ..entropy import BitplaneCoder, coder_for
+from ..entropy.plane_map import decode_map, encode_map, expand as expand_map, grid as map_grid
 from ..errors import CorruptChunkError, InputError, UsageError
 from .coarse import coded_indices, fill
 from .frames import frame_repeat, frame_stride, pad_frames, repeat_frames
 from .hold import BitHold
 from .overlap import ahead
+from .plane_choice import PlaneMapper
 from .precision import autocast
 from .rate import RateController
 from .refine import BitRefiner
@@ -148,12 +151,13 @@ def encode_chunks(
     refine: int = defaults.REFINE,
     refine_loss: str = defaults.REFINE_LOSS,
     search_precision: str = "fp32",
+    plane_map: bool = False,
 ) -> dict:
     """Code every (frames, key) chunk (see stream_chunks) into `writer`, the model seeing every
     frame `repeat` times (frames.repeat_frames) or every `stride`-th frame (coarse.py), its
     bits held with threshold `hold` (hold.py), then refined by `refine` steps of the encoder's
     search (refine.py, minimising `refine_loss`, in `search_precision`) against the frames the
-    model saw. Returns totals.
+    model saw, or (`plane_map`) given a plane map per chunk (plane_choice.py). Returns totals.
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
@@ -161,6 +165,7 @@ def encode_chunks(
     held = BitHold(hold)  # this stream's hysteresis: it remembers the last latent frame coded
     refiner = (BitRefiner(model, refine, device, rate_weight=defaults.REFINE_RATE, loss=refine_loss,
                           precision=search_precision) if refine else None)
+    mapper = PlaneMapper(model, device, precision) if plane_map else None
     first_frame, index, kept_planes = 0, 0, []
     headed = model.has_plane_heads  # _model_latents gives its features; z is made per chunk here
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
@@ -174,20 +179,33 @@ def encode_chunks(
                 coder.reset()
             # The hysteresis and a model's plane heads depend on the planes this chunk keeps:
             # fixed, or (a rate target) as many as the last chunk kept; the first chunk is coded
-            # once on trial (state left as it was) to learn how many fit. Under a rate target
+            # once on trial (state left as it was) to learn how many fit (every chunk with plane
+            # maps: a map's planes are not a uniform count). Under a rate target
             # the head is the expected count's: a chunk that then keeps a count of another head's
             # range is not coded again.
-            planes = rate.planes or (kept_planes[-1] if kept_planes else None)
+            planes = rate.planes or (kept_planes[-1] if kept_planes and mapper is None else None)
             # Planes past those the rate control can keep are not coded (RateController.enough).
             budget = dict(pixels=n * h * w, overhead=chunk_overhead, key=key, latent_frames=z.shape[1])
             enough = partial(rate.enough, **budget)
             # z for a plane count: a plane-headed model's z waits for it (z is its features here)
             z_for = (partial(_headed_latent, model, z, device=device, precision=precision) if headed
                      else lambda _planes, z=z: z)
-            if planes is None and (headed or held.threshold > 0 or refiner is not None):
+            if planes is None and (headed or held.threshold > 0 or refiner is not None or mapper is not None):
                 trial = coder.encode(held.bits(z_for(None), key, commit=False), enough)
                 planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
             z = z_for(planes)
+            if mapper is not None:
+                clock = timings.add("entropy", clock)
+                chunk = _mapped_chunk(mapper, coder, held, rate, frames, key, z, planes, budget, stride)
+                clock = timings.add("plane map", clock)
+                writer.write_chunk(dataclasses.replace(chunk, index=index, first_frame=first_frame))
+                timings.add("write", clock)
+                kept_planes.append(chunk.planes)
+                first_frame += n
+                index += 1
+                if on_chunk is not None:
+                    on_chunk(n)
+                continue
             bits = held.bits(z, key, planes)
             if refiner is not None:
                 clock = timings.add("entropy", clock)
@@ -225,6 +243,29 @@ def encode_chunks(
         coded.close()
         read.close()
     return {"frames": first_frame, "chunks": index, "planes": kept_planes}
+
+
+def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate: RateController, frames: np.ndarray,
+                  key: bool, z: np.ndarray, planes: int, budget: dict, stride: int) -> Chunk:
+    """A chunk coded with a plane map at the bytes of `planes` planes everywhere (its index
+    and first frame left 0 for the caller); the coder, hysteresis, rate control and mapper
+    move on as a decoder of it will."""
+    bits, limit, counts = mapper.choose(model_input(frames, key, 1, stride), z, key, planes, held, coder)
+    held.replace(bits, z)
+    plane_map = encode_map(counts, bits.shape[0])
+    top = int(counts.max())
+    segments = coder.encode(bits, limit=limit)[:top]  # planes no block keeps are empty
+    sizes = [len(s) for s in segments]
+    kept = rate.choose(sizes, **{**budget, "overhead": partial(chunk_overhead, plane_map=len(plane_map))})
+    if rate.planes is not None:
+        kept = top  # the map spends the bytes of `planes` planes: it keeps its planes
+    held.sent(kept)
+    coder.commit(bits, kept, limit)
+    mapper.sent(bits[:kept], limit, key)
+    return Chunk(index=0, first_frame=0, frame_count=len(frames), key=key, latent_shape=tuple(bits.shape[1:]),
+                 planes_coded=bits.shape[0], segments=list(segments[:kept]),
+                 symbol_counts=[int((limit > k).sum()) for k in range(kept)], plane_map=plane_map,
+                 map_block=mapper.block)
 
 
 def _headed_latent(model, features: np.ndarray, planes: int | None, *, device, precision: str) -> np.ndarray:
@@ -298,20 +339,22 @@ class DecodedChunk:
 
 
 def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision: str, warnings: list[str],
-                 state, key: bool, per_call: int) -> np.ndarray:
+                 state, key: bool, per_call: int, limit: np.ndarray | None = None) -> np.ndarray:
     """The `frames` frames the model decodes of one chunk (on a coarser grid than the
     model's, its coded frames only), continuing `state`, `per_call` latent frames per model
-    call (slices.py). On GPU out-of-memory the chunk is decoded on the CPU instead (the
-    stream fixes the chunk's shape, so it cannot be split the way the encoder splits)."""
+    call (slices.py), with the chunk's plane map `limit` if it has one. On GPU out-of-memory
+    the chunk is decoded on the CPU instead (the stream fixes the chunk's shape, so it cannot
+    be split the way the encoder splits)."""
     import torch
 
     x = torch.from_numpy(bits).unsqueeze(0)
+    lim = None if limit is None else torch.from_numpy(limit).unsqueeze(0)
     r = frame_repeat(model.config.temporal_factor, header.temporal_factor)
     snapshot = state.copy()
     try:
         with torch.inference_mode(), autocast(device, precision):
             return slices.decode(model, x.to(device), len(bits), state, key, r, header.height, header.width,
-                                 per_call)[:frames]
+                                 per_call, lim)[:frames]
     except torch.cuda.OutOfMemoryError:
         if getattr(device, "type", "") != "cuda":
             raise
@@ -321,20 +364,35 @@ def _decode_bits(model, bits: np.ndarray, frames: int, header, device, precision
         cpu_state = snapshot.to("cpu")  # from before the failed call, which may have advanced it
         with torch.inference_mode(), autocast("cpu", "fp32"):
             out = slices.decode(cpu_model, x, len(bits), cpu_state, key, r, header.height, header.width,
-                                slices.latents_per_call("cpu"))[:frames]
+                                slices.latents_per_call("cpu"), lim)[:frames]
         state.assign(cpu_state.to(device))  # the next chunk continues on the GPU
         return out
 
 
-def _read_bits(reader: MvtReader, coder: BitplaneCoder, i: int, entry, header):
-    """Chunk `i` and its entropy-decoded bits; CorruptChunkError for anything damaged."""
+def read_bits(reader: MvtReader, coder: BitplaneCoder, i: int, entry, header):
+    """Chunk `i`, its entropy-decoded bits and its plane map's per-position limit (None
+    without one); CorruptChunkError for anything damaged."""
     chunk = reader.read_chunk(i)
     shape = tuple(chunk.latent_shape)
     want = expected_latent_shape(entry.frame_count, header.height, header.width, header, key=entry.key)
     if shape != want:
         # Never let a header make the model decode more than the video's own size.
         raise CorruptChunkError(f"chunk {i}: latent shape {shape} does not match the video ({want})", chunk=i)
-    return chunk, coder.decode(list(chunk.segments), shape)
+    limit = None
+    if chunk.plane_map is not None:
+        if header.entropy_version < 3:
+            raise CorruptChunkError(f"chunk {i}: a plane map in a stream of entropy version {header.entropy_version}",
+                                    chunk=i)
+        try:
+            counts = decode_map(chunk.plane_map, (shape[0], *map_grid(shape[1:], chunk.map_block)), chunk.planes_coded)
+        except CorruptChunkError as exc:
+            raise CorruptChunkError(f"chunk {i}: {exc}", chunk=i) from exc
+        limit = expand_map(counts, chunk.map_block, shape[1:])
+        sent = [int((limit > k).sum()) for k in range(len(chunk.segments))]
+        if sent != list(chunk.symbol_counts):
+            raise CorruptChunkError(f"chunk {i}: its plane map sends {sent[:4]}... bits per plane, the segments "
+                                    f"hold {list(chunk.symbol_counts)[:4]}...", chunk=i)
+    return chunk, coder.decode(list(chunk.segments), shape, limit), limit
 
 
 @dataclass
@@ -346,6 +404,7 @@ class _CodedChunk:
     entry: object
     bits: np.ndarray | None
     use: int
+    limit: np.ndarray | None = None  # the chunk's plane map, per position
 
 
 def _entropy_decoded(reader: MvtReader, coder: BitplaneCoder, cfg, begin: int, stop: int, trusted: int,
@@ -363,7 +422,7 @@ def _entropy_decoded(reader: MvtReader, coder: BitplaneCoder, cfg, begin: int, s
             coder.reset()
             trusted = cfg.bits
         try:
-            chunk, bits = _read_bits(reader, coder, i, entry, header)
+            chunk, bits, limit = read_bits(reader, coder, i, entry, header)
         except CorruptChunkError as exc:
             if not tolerant:
                 raise
@@ -383,7 +442,7 @@ def _entropy_decoded(reader: MvtReader, coder: BitplaneCoder, cfg, begin: int, s
             # A stored chunk with no usable plane only happens in a damaged stream.
             raise CorruptChunkError(f"chunk {i} has no decodable plane", chunk=i)
         timings.add("entropy", clock)
-        yield _CodedChunk(i, entry, bits[:use] if use else None, use)
+        yield _CodedChunk(i, entry, bits[:use] if use else None, use, limit)
 
 
 def decode_window(reader: MvtReader, start: int, count: int | None) -> tuple[int, int] | None:
@@ -456,7 +515,7 @@ def decode_chunks(
                 # its causal state.
                 modelled = n if stride == 1 else len(coded_indices(n, stride, entry.key))
                 frames = _decode_bits(model, item.bits, modelled, header, device, precision, warnings, state, entry.key,
-                                      per_call)
+                                      per_call, item.limit)
                 if stride > 1:
                     frames = fill(frames, n, stride, entry.key, previous)
                 timings.add("model", clock)

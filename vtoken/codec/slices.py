@@ -66,14 +66,16 @@ def encode(model, padded: np.ndarray, state, key: bool, device, per_call: int, p
 
 
 def decode(model, bits, planes: int, state, key: bool, repeat: int, height: int, width: int,
-           per_call: int) -> np.ndarray:
+           per_call: int, limit=None) -> np.ndarray:
     """The frames, uint8 [T, height, width, 3], that bits [1, k, T', H', W'] (a tensor on the
     model's device) decode to, `state` continuing the stream; with `repeat` r > 1 (a finer
-    grid than the model's) the last of each frame's r copies. The caller holds the inference
-    and precision contexts and cuts the padded frames at the end."""
+    grid than the model's) the last of each frame's r copies. `limit` [1, T', H', W']: a plane
+    map (Tokenizer.decode_bits). The caller holds the inference and precision contexts and
+    cuts the padded frames at the end."""
     out = []
     for a, b in latent_pieces(bits.shape[2], per_call):
         video = model.decode_bits(bits[:, :, a:b], planes=planes, state=state,
-                                  frames=last_copies(repeat, key and a == 0))
+                                  frames=last_copies(repeat, key and a == 0),
+                                  limit=None if limit is None else limit[:, a:b])
         out.append(to_frames(video, video.shape[2], height, width))
     return out[0] if len(out) == 1 else np.concatenate(out)

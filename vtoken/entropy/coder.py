@@ -16,12 +16,18 @@ from .walk import walk
 # Bump when the coded bytes change for the same input (contexts, counts, order, byte layout).
 # 1: the contexts of contexts.py. 2: the same times a cross-plane bucket (crossplane.py), for
 # a model that carries a predictor; a model without one still codes format 1, byte for byte.
-FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+# 3: format 2 with plane maps (plane_map.py): chunks may send each plane only in some blocks.
+FORMAT_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 
-def format_version(predictor: CrossPlanePredictor | None) -> int:
-    """The entropy format a model with this predictor (or none) codes."""
+def format_version(predictor: CrossPlanePredictor | None, plane_maps: bool = False) -> int:
+    """The entropy format a model with this predictor (or none) codes, with plane maps or not
+    (maps need the predictor's format: 3 extends 2)."""
+    if plane_maps:
+        if predictor is None:
+            raise UsageError("plane maps need a model with a cross-plane predictor (entropy format 2)")
+        return 3
     return 1 if predictor is None else 2
 
 
@@ -51,6 +57,20 @@ def check_bits(bits: np.ndarray, max_planes: int) -> np.ndarray:
     if bits.size and bits.max() > 1:
         raise UsageError("bits must be 0 or 1")
     return np.array(bits, dtype=np.uint8, order="C", copy=True)
+
+
+def check_limit(limit: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A plane map as the walk takes it (uint8 [T, H, W], C-contiguous), or None."""
+    if limit is None:
+        return None
+    limit = np.asarray(limit)
+    if limit.shape != tuple(shape) or limit.dtype != np.uint8:
+        raise UsageError(f"a plane map must be uint8 {tuple(shape)}, got {limit.dtype} {limit.shape}")
+    return np.ascontiguousarray(limit)
+
+
+def _same_limit(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
 class BitplaneCoder:
@@ -103,13 +123,17 @@ class BitplaneCoder:
         before = None if old is None else old[1][: kept.shape[0]]
         self._tail = (before, kept[:, 0].copy())
 
-    def encode(self, bits: np.ndarray, enough: Callable[[list[int]], bool] | None = None) -> list[bytes]:
+    def encode(self, bits: np.ndarray, enough: Callable[[list[int]], bool] | None = None,
+               limit: np.ndarray | None = None) -> list[bytes]:
         """[K', T, H, W] uint8 -> one segment per plane. The coder's state is not changed.
 
         `enough(sizes)`, called with the segment sizes so far after each plane, may end the
         coding there (True): a rate control that cannot keep more planes than it has seen
-        need not pay for the rest. The segments coded are those it would have had."""
+        need not pay for the rest. The segments coded are those it would have had.
+        `limit` (uint8 [T, H, W], a plane map) sends plane k only where it is above k (walk.py)."""
         out = check_bits(bits, self.bits)
+        limit = check_limit(limit, out.shape[1:])
+        given = out.copy() if limit is not None else out  # the walk fills the bits a limit withholds
         counts = self._counts.copy()
         pending: list[tuple[np.ndarray, np.ndarray]] = []
         segments: list[bytes] = []
@@ -130,34 +154,41 @@ class BitplaneCoder:
             snapshots.append((counts.own[k].copy(), counts.last_pooled))
             return enough is not None and enough([len(x) for x in segments])
 
-        walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane, self.predictor, known=True)
-        self._cache = (out, snapshots, counts)
+        walk(counts, self._prev_for(out.shape), out, out.shape[0], sink, on_plane, self.predictor, known=True,
+             limit=limit)
+        self._cache = (given, limit, out, snapshots, counts)
         return segments
 
-    def commit(self, bits: np.ndarray, planes: int) -> None:
-        """Advance the state as a decoder that received the first `planes` planes of `bits`."""
+    def commit(self, bits: np.ndarray, planes: int, limit: np.ndarray | None = None) -> None:
+        """Advance the state as a decoder that received the first `planes` planes of `bits`
+        (coded with `limit`, as encode was given it)."""
         bits = check_bits(bits, self.bits)
+        limit = check_limit(limit, bits.shape[1:])
         if not 0 <= planes <= bits.shape[0]:
             raise UsageError(f"planes must be in 0..{bits.shape[0]}, got {planes}")
         cache, self._cache = self._cache, None
         if planes == 0:
             self._tail = None
             return
-        if cache is not None and cache[0].shape == bits.shape and np.array_equal(cache[0], bits):
-            snapshots, final = cache[1], cache[2]
+        if (cache is not None and cache[0].shape == bits.shape and np.array_equal(cache[0], bits)
+                and _same_limit(cache[1], limit) and planes <= len(cache[3])):
+            _, _, walked, snapshots, final = cache
             self._counts = final if planes == len(snapshots) else self._counts.replayed(snapshots[:planes])
         else:
-            walk(self._counts, self._prev_for(bits.shape), bits, planes, lambda k, n, s: s, predictor=self.predictor,
-                 known=True)
-        self._advance_tail(bits[:planes])
+            walked = bits
+            walk(self._counts, self._prev_for(bits.shape), walked, planes, lambda k, n, s: s,
+                 predictor=self.predictor, known=True, limit=limit)
+        self._advance_tail(walked[:planes])
 
-    def decode(self, segments: list[bytes], shape: tuple[int, int, int]) -> np.ndarray:
-        """Segments of planes 0..len-1 -> uint8 [len(segments), T, H, W]; commits itself."""
+    def decode(self, segments: list[bytes], shape: tuple[int, int, int], limit: np.ndarray | None = None) -> np.ndarray:
+        """Segments of planes 0..len-1 -> uint8 [len(segments), T, H, W]; commits itself.
+        With `limit` (a plane map), a bit it withholds holds the coder's prediction (walk.py)."""
         if len(segments) > self.bits:
             raise UsageError(f"{len(segments)} segments but the coder was built for {self.bits} planes")
         t_len, h, w = (int(v) for v in shape)
         if min(t_len, h, w) < 1:
             raise UsageError(f"shape must be positive (T, H, W), got {shape}")
+        limit = check_limit(limit, (t_len, h, w))
         self._cache = None
         out = np.zeros((len(segments), t_len, h, w), dtype=np.uint8)
         decoders = [constriction.stream.queue.RangeDecoder(_bytes_to_words(s)) for s in segments]
@@ -169,7 +200,7 @@ class BitplaneCoder:
                 raise CorruptChunkError(f"entropy-coded plane {k} does not decode: {e}") from e
 
         prev = self._prev_for(out.shape)
-        walk(self._counts, prev, out, len(segments), sink, predictor=self.predictor)
+        walk(self._counts, prev, out, len(segments), sink, predictor=self.predictor, limit=limit)
         self._advance_tail(out)
         return out
 

@@ -17,6 +17,9 @@ import numpy as np
 from . import contexts as cx
 from . import motion as mo
 from .crossplane import CrossPlanePredictor, neighbour_signs
+from .model import ONE
+
+HALF = ONE >> 1  # a numerator at or above this predicts a 1
 
 # Cumulative fractions of a pass after which the counts are updated (format-defining).
 GROUP_SPLITS = (1, 2, 4, 8, 16)  # out of 16
@@ -51,6 +54,7 @@ def walk(
     predictor: CrossPlanePredictor | None = None,
     known: bool = False,
     probe: Callable[[int, int, np.ndarray, np.ndarray], None] | None = None,
+    limit: np.ndarray | None = None,
 ) -> int:
     """Code planes [0, planes) of `out` (uint8 [K', T, H, W], C-contiguous) in coding order,
     or fewer: after each plane k, `on_plane(k)` returning True stops the walk there. Returns
@@ -63,11 +67,18 @@ def walk(
     in one product instead of plane by plane as a decoder must (the same buckets).
     `probe(k, t, positions, n)`, where given, sees each batch's numerators and where in latent
     frame t (flat indices) they fall: what the coder predicts where, for estimates.
+
+    `limit` (uint8 [T, H, W], a plane map: entropy format 3) codes plane k only at the
+    positions whose limit is above k. Elsewhere the bit is not sent: both sides set it to the
+    value the coder predicts there (probability of a 1 at least one half), so that the
+    contexts of the coded bits around it read a likely bit rather than a hole, and the counts
+    learn nothing from it. The model reads such a bit as absent (0), not as that value.
     """
     _, t_len, h, w = out.shape
     # signs (2 * bit - 1) of the planes coded so far and their neighbour sums: the predictor's input
     signs = neighbours = all_buckets = None
-    if predictor is not None and known:
+    if predictor is not None and known and limit is None:
+        # (with a limit, the filled bits are known only as the walk makes them: plane by plane)
         signs = out[:planes].reshape(planes, -1).astype(predictor.dtype) * 2 - 1
         neighbours = neighbour_signs(signs.reshape(planes, t_len, h, w)).reshape(planes, -1)
         all_buckets = predictor.all_buckets(signs, neighbours).reshape(planes, t_len, h * w)
@@ -85,6 +96,13 @@ def walk(
         for a, b in bounds:
             p, c = pos[a:b], ctx[a:b]
             n = counts.probabilities(k, c)
+            if limit_t is not None:
+                sent = limit_t[p] > k
+                if not sent.all():
+                    flat[p[~sent]] = n[~sent] >= HALF  # not sent: the predicted bit
+                    p, c, n = p[sent], c[sent], n[sent]
+                    if not p.size:
+                        continue
             if probe is not None:
                 probe(k, t, p, n)
             sym = sink(k, n, flat[p])
@@ -107,6 +125,7 @@ def walk(
             bucket = predictor.buckets(k, signs, neighbours).reshape(t_len, h * w)
         for t in range(t_len):
             bucket_t = bucket[t]
+            limit_t = None if limit is None else limit[t].reshape(-1)
             cur = plane[t]
             flat = cur.reshape(-1)
             below = out[k - 1, t] if k > 0 else None

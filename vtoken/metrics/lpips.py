@@ -118,6 +118,16 @@ class LPIPS(nn.Module):
             total = total + getattr(self, f"lin{i}")((a - b) ** 2).mean(dim=(1, 2, 3))
         return total
 
+    def block_distance(self, f0: list[torch.Tensor], f1: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
+        """LPIPS per block [N, BY, BX] of a grid over the image: each layer's distance map
+        pooled to the grid before the layers are summed, so the blocks' mean is `distance`
+        (exactly where each map's size is a multiple of the grid; otherwise blocks that
+        share a row or column of a map weigh it a little differently)."""
+        total = 0
+        for i, (a, b) in enumerate(zip(f0, f1)):
+            total = total + F.adaptive_avg_pool2d(getattr(self, f"lin{i}")((a - b) ** 2), grid)
+        return total[:, 0]
+
 
 @functools.lru_cache(maxsize=2)
 def _cached_model(device: str) -> LPIPS:
@@ -181,6 +191,14 @@ class ReferenceLPIPS:
         """float64 [T] LPIPS of `dist` against the reference."""
         if self._feats is None:
             return lpips_frames(self.ref, dist, batch=self.batch, model=self.model)
+        return self._each(dist, self.model.distance)
+
+    def blocks(self, dist: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        """float64 [T, BY, BX]: the LPIPS of `dist` per block of a BY x BX grid over each
+        frame (LPIPS.block_distance); the mean over the blocks is the frame's LPIPS."""
+        return self._each(dist, lambda f0, f1: self.model.block_distance(f0, f1, grid))
+
+    def _each(self, dist: np.ndarray, measure) -> np.ndarray:
         from .psnr import check_pair
 
         check_pair(self.ref, dist)
@@ -188,5 +206,7 @@ class ReferenceLPIPS:
         with torch.inference_mode():
             for j, i in enumerate(range(0, len(dist), self.batch)):
                 d = self.model.features(frames_to_tensor(dist[i:i + self.batch], self.device))
-                out.append(self.model.distance(self._feats[j], d).double().cpu().numpy())
+                f0 = self._feats[j] if self._feats is not None else \
+                    self.model.features(frames_to_tensor(self.ref[i:i + self.batch], self.device))
+                out.append(measure(f0, d).double().cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)

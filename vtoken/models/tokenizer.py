@@ -346,10 +346,12 @@ class Tokenizer(nn.Module):
 
     @torch.no_grad()
     def decode_bits(self, bits: torch.Tensor, planes: int | None = None, state: StreamState | None = None,
-                    frames: slice | None = None) -> torch.Tensor:
+                    frames: slice | None = None, limit: torch.Tensor | None = None) -> torch.Tensor:
         """Video in [-1,1] from bits [B,k,T',H',W'] with k <= K: planes >= `planes` (default:
         all given) and the K - k missing planes are fed to the decoder as 0. `frames` (a
-        slice of the chunk's output frames): only those, at less cost (Decoder.forward)."""
+        slice of the chunk's output frames): only those, at less cost (Decoder.forward).
+        `limit` ([B, T', H', W'] integers, a plane map): at each position, planes >= its
+        value are fed as 0 too."""
         if bits.ndim != 5 or not 1 <= bits.shape[1] <= self.bits:
             raise ValueError(f"bits must be [B, k, T', H', W'] with 1 <= k <= {self.bits}, got shape {tuple(bits.shape)}")
         given = bits.shape[1]
@@ -361,6 +363,9 @@ class Tokenizer(nn.Module):
         b, _, t, h, w = bits.shape
         q = torch.zeros((b, self.bits, t, h, w), device=param.device, dtype=param.dtype)
         q[:, :kept] = bits[:, :kept].to(device=param.device, dtype=param.dtype) * 2 - 1
+        if limit is not None:
+            rank = torch.arange(self.bits, device=param.device).view(1, -1, 1, 1, 1)
+            q = q * (rank < limit.to(param.device).unsqueeze(1)).to(q.dtype)
         return self._run(self.decoder, q, state, "decode", frames=frames).clamp(-1, 1)
 
     def forward(self, video: torch.Tensor, planes=None, signs=None) -> TokenizerOutput:

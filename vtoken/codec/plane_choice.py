@@ -1,0 +1,169 @@
+"""The encoder's plane maps (entropy format 3): where in the picture a chunk spends its planes.
+
+A uniform cut keeps the same k planes at every latent position, though a flat sky is
+finished at 2 planes and a face still gains from 24. With a plane map each block of
+BLOCK x BLOCK latent positions of each latent frame keeps its own count from LADDER, chosen
+to minimise the chunk's LPIPS at the bytes the rate control gave k planes everywhere: the
+same rate, spent where it buys the most (`--plane-map`, an effort setting).
+
+Per chunk, for every count c of the ladder: the bits a stream keeping c planes sends (the
+hysteresis, hold.py, depends on c), their code length per block under the coder's state
+(what they would cost), and the frames they decode to from the decoder's causal state,
+whose LPIPS against the frames the model saw is pooled to the blocks (what they would buy).
+Then a Lagrangian: each block takes the count minimising LPIPS + lambda x bits, lambda the
+smallest whose total, the map's own bytes included, fits the budget. Blocks are chosen
+alone (a block's count changes its neighbours' contexts and pictures a little; the coded
+bytes are what the rate control counts). Each count is a decode and an LPIPS pass of the
+chunk: about len(LADDER) times the decoder's work.
+
+Measured before this was a stream option (benchmarks/plane_map_probe.py, the default model
+on the eval clips at the codec's hold): LPIPS BD-rate -6 / -13 / -22 % against uniform cuts;
+no rule without decodes (the most planes whose bits fit a cap) beat uniform cuts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..entropy.plane_map import encode_map, expand, grid as map_grid
+from .frames import frame_repeat
+
+LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+BLOCK = 5  # latent positions: 40 x 40 pixels with the 8x model
+
+
+def latent_owner(frames: int, factor: int, key: bool) -> np.ndarray:
+    """The latent frame each of a chunk's model frames belongs to: in a key chunk frame 0
+    alone, then groups of `factor`; in a continuing chunk groups of `factor`."""
+    i = np.arange(frames)
+    return np.where(i == 0, 0, 1 + (i - 1) // factor) if key else i // factor
+
+
+def block_sums(per_position: np.ndarray, block: int) -> np.ndarray:
+    """[T, H, W] -> [T, ceil(H/B), ceil(W/B)] sums over blocks (edge blocks cut)."""
+    t, h, w = per_position.shape
+    gh, gw = map_grid((h, w), block)
+    padded = np.zeros((t, gh * block, gw * block), dtype=np.float64)
+    padded[:, :h, :w] = per_position
+    return padded.reshape(t, gh, block, gw, block).sum(axis=(2, 4))
+
+
+def code_lengths(coder, bits: np.ndarray, planes: int, block: int) -> np.ndarray:
+    """float64 [T', GH, GW]: bits the coder (its state as it is) spends on each block's first
+    `planes` planes of `bits` [K, T', H', W']."""
+    kept = np.ascontiguousarray(bits[:planes])
+    p1 = np.clip(coder.probabilities(kept), 1e-9, 1 - 1e-9)
+    return block_sums(-np.log2(np.where(kept == 1, p1, 1 - p1)).sum(axis=0), block)
+
+
+def allocate(dist: np.ndarray, rate: np.ndarray, budget: float, iterations: int = 60) -> np.ndarray:
+    """Candidate index per block [T', GH, GW] minimising sum(dist) with sum(rate) <= budget
+    (dist, rate: [C, T', GH, GW], candidates in increasing rate): the Lagrangian choice at the
+    smallest lambda that fits, by bisection on log lambda; the cheapest candidate everywhere
+    when nothing fits."""
+    def choice(lam: float) -> np.ndarray:
+        return np.argmin(dist + lam * rate, axis=0)
+
+    def cost(c: np.ndarray) -> float:
+        return float(np.take_along_axis(rate, c[None], 0).sum())
+
+    best = choice(0.0)
+    if cost(best) <= budget:
+        return best
+    lo, hi = 1e-12, 1.0
+    while cost(choice(hi)) > budget and hi < 1e12:
+        lo, hi = hi, hi * 16
+    if cost(choice(hi)) > budget:
+        return np.zeros(rate.shape[1:], dtype=np.int64)
+    for _ in range(iterations):
+        mid = np.sqrt(lo * hi)
+        lo, hi = (lo, mid) if cost(choice(mid)) <= budget else (mid, hi)
+    return choice(hi)
+
+
+class PlaneMapper:
+    """Chooses the plane maps of one stream's chunks, in order. One per stream: it keeps the
+    decoder's causal state of the chunks chosen so far (a chunk's frames depend on it)."""
+
+    def __init__(self, model, device, precision: str = "fp32", ladder=LADDER, block: int = BLOCK):
+        from ..models.stream import StreamState
+        from . import slices
+
+        self.model, self.device, self.precision, self.block = model, device, precision, int(block)
+        self.static = True
+        self.ladder = [c for c in ladder if c <= model.config.bits]
+        self.per_call = slices.latents_per_call(device)
+        self._state = StreamState()
+        self._pending: tuple[np.ndarray, np.ndarray, bool] | None = None  # sent, not yet through the state
+
+    def _decode(self, bits: np.ndarray, limit: np.ndarray | None, key: bool, state, height: int, width: int) -> np.ndarray:
+        import torch
+
+        from . import slices
+        from .precision import autocast
+
+        x = torch.from_numpy(np.ascontiguousarray(bits))[None].to(self.device)
+        lim = None if limit is None else torch.from_numpy(limit)[None]
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return slices.decode(self.model, x, len(bits), state, key, 1, height, width, self.per_call, lim)
+
+    def choose(self, seen: np.ndarray, z: np.ndarray, key: bool, planes: int, held, coder
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bits uint8 [K, T', H', W'], limit uint8 [T', H', W'], block counts uint8
+        [T', GH, GW]) for a chunk whose model saw frames `seen` (uint8 [n, H, W, 3]) and gave
+        latents z, at the bytes of `planes` planes everywhere under `coder`'s state, `held`
+        the stream's hysteresis (neither is changed)."""
+        from ..metrics.lpips import ReferenceLPIPS
+        from ..models.stream import StreamState
+
+        if key:
+            self._state, self._pending = StreamState(), None
+        elif self._pending is not None:
+            sent, limit, was_key = self._pending
+            self._decode(sent, limit, was_key, self._state, *seen.shape[1:3])
+            self._pending = None
+        n, height, width = seen.shape[:3]
+        _, t_len, h, w = z.shape
+        gh, gw = map_grid((h, w), self.block)
+        owner = latent_owner(n, self.model.config.temporal_factor, key)
+        lpips = ReferenceLPIPS(seen, self.device)
+        cands = sorted(set(self.ladder) | {planes})
+        bits, rate, dist = {}, [], []
+        for c in cands:
+            bits[c] = held.bits(z, key, c, commit=False)
+            rate.append(code_lengths(coder, bits[c], c, self.block))
+            frames = self._decode(bits[c][:c], None, key, self._state.copy(), height, width)
+            per_frame = lpips.blocks(frames[:n], (gh, gw))  # [n, GH, GW]
+            dist.append(np.stack([per_frame[owner == t].sum(axis=0) for t in range(t_len)]))
+        rate, dist = np.stack(rate), np.stack(dist)
+        budget = float(rate[cands.index(planes)].sum())
+        if self.static:
+            rate, dist = rate.sum(axis=1, keepdims=True), dist.sum(axis=1, keepdims=True)
+        choice = allocate(dist, rate, budget)
+        counts = np.array(cands, dtype=np.uint8)[choice]
+        map_bits = 8 * len(encode_map(np.broadcast_to(counts, (t_len, gh, gw)).copy(), max(cands)))
+        if map_bits:  # the map is paid from the same budget
+            choice = allocate(dist, rate, budget - map_bits)
+        choice = np.broadcast_to(choice, (t_len, gh, gw))
+        counts = np.array(cands, dtype=np.uint8)[choice]
+        limit = expand(counts, self.block, (h, w))
+        mixed = np.zeros_like(bits[cands[0]])
+        for i, c in enumerate(cands):
+            where = expand((choice == i).astype(np.uint8), self.block, (h, w)).astype(bool)
+            mixed[:, where] = bits[c][:, where]
+        return mixed, limit, counts
+
+    def sent(self, bits: np.ndarray, limit: np.ndarray, key: bool) -> None:
+        """The chunk just chosen went out with these planes (bits [kept, T', H', W']): the
+        next chunk's decodes continue from it (decoded then, when there is a next chunk)."""
+        self._pending = (np.ascontiguousarray(bits), limit, key)
+
+
+def check_grid(model, temporal_factor: int) -> None:
+    """Plane maps score the frames the model decodes: refused on a finer time grid than the
+    model's, where each frame is decoded several times over."""
+    from ..errors import UsageError
+
+    if frame_repeat(model.config.temporal_factor, temporal_factor) > 1:
+        raise UsageError("--plane-map needs the model's time grid or a coarser one "
+                         f"(--temporal-factor {model.config.temporal_factor} or more)")

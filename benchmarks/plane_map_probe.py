@@ -44,19 +44,14 @@ def block_lpips(lpips, ref_feats, video, grid: tuple[int, int]) -> np.ndarray:
     of one block, within a few percent where a map's size is not a multiple of the grid and
     neighbouring blocks share a row or column."""
     import torch
-    import torch.nn.functional as F
 
     from vtoken.metrics.lpips import fold_frames
 
     out = []
     with torch.inference_mode():
         for i, f0 in enumerate(ref_feats):
-            x = fold_frames(video[:, :, i * 8:(i + 1) * 8])
-            f1 = lpips.features(x.clamp(-1, 1))
-            total = 0
-            for j, (a, b) in enumerate(zip(f0, f1)):
-                total = total + F.adaptive_avg_pool2d(getattr(lpips, f"lin{j}")((a - b) ** 2), grid)
-            out.append(total[:, 0].double().cpu().numpy())
+            f1 = lpips.features(fold_frames(video[:, :, i * 8:(i + 1) * 8]).clamp(-1, 1))
+            out.append(lpips.block_distance(f0, f1, grid).double().cpu().numpy())
     return np.concatenate(out)
 
 

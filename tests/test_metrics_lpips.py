@@ -81,6 +81,23 @@ def test_a_reference_scored_many_times_keeps_its_features_and_the_same_values(mo
 
 
 @needs_weights
+def test_block_lpips_averages_to_the_frames_lpips():
+    """ReferenceLPIPS.blocks (the plane maps' measure): one block is the frame's LPIPS; the
+    mean of a 2 x 2 grid is too, here where every layer's map divides evenly; more blocks see
+    where the damage is."""
+    from vtoken.metrics.lpips import ReferenceLPIPS
+
+    ref, dist = pairs()
+    for max_mib in (512, 0.01):  # features kept, or recomputed
+        reference = ReferenceLPIPS(ref, batch=2, max_mib=max_mib)
+        assert reference.blocks(dist, (1, 1))[:, 0, 0] == pytest.approx(PINNED, rel=1e-5, abs=1e-7)
+    hurt = ref.copy()
+    hurt[:, : ref.shape[1] // 2, : ref.shape[2] // 2] = 0  # the top-left quarter only
+    grid = reference.blocks(hurt, (2, 2))
+    assert (grid[:, 0, 0] > 3 * grid[:, 1, 1]).all()
+
+
+@needs_weights
 def test_identity_and_symmetry():
     from vtoken.metrics import lpips_frames
 

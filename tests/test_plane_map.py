@@ -325,9 +325,6 @@ def test_plane_maps_refuse_what_they_cannot_do(tmp_path, tiny_model_json, xp_mod
         vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, planes=2, plane_map=True, device="cpu")
     with pytest.raises(UsageError, match="refine do not combine"):
         vtoken.encode(src, tmp_path / "b.mvt", model=xp_model, planes=2, plane_map=True, refine=2, device="cpu")
-    with pytest.raises(UsageError, match="time grid"):
-        vtoken.encode(src, tmp_path / "c.mvt", model=xp_model, planes=2, plane_map=True, temporal_factor=2,
-                      device="cpu")
     assert not any(tmp_path.glob("*.mvt"))  # nothing written for a refused encode
 
 
@@ -351,3 +348,24 @@ def test_cli_encode_plane_map_flag(tmp_path, xp_model):
     r = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "x.mvt"), "--model", str(xp_model),
                                   "--plane-map", "--refine", "2"])
     assert r.exit_code == 2 and "do not combine" in r.output and "Traceback" not in r.output
+
+
+def test_latent_owner_follows_the_last_copy_of_each_frame():
+    from vtoken.codec.plane_choice import latent_owner
+
+    assert latent_owner(9, 4, key=True).tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert latent_owner(8, 4, key=False).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    # grid 2 with a 4x model: each frame seen twice (a key chunk's first once); 2 frames per latent frame
+    assert latent_owner(5, 4, key=True, repeat=2).tolist() == [0, 1, 1, 2, 2]
+    assert latent_owner(4, 4, key=False, repeat=2).tolist() == [0, 0, 1, 1]
+    assert latent_owner(3, 4, key=True, repeat=4).tolist() == [0, 1, 2]
+
+
+def test_plane_maps_on_finer_and_coarser_grids_decode(tmp_path, xp_model):
+    src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(48, 40))
+    for factor in (2, 8):
+        mvt = tmp_path / f"g{factor}.mvt"
+        vtoken.encode(src, mvt, model=xp_model, planes=3, plane_map=True, temporal_factor=factor, device="cpu")
+        header, chunks = _chunks_with_maps(mvt)
+        assert header.temporal_factor == factor and chunks[0].plane_map is not None
+        assert sum(len(c) for c in vtoken.decode_frames(mvt, model=xp_model, device="cpu")) == 17

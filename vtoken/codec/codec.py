@@ -36,7 +36,6 @@ from .frames import frame_repeat, frame_stride, model_frames, stream_factors
 from .metadata import color_code_points
 from .pipeline import (DecodedChunk, Timings, check_chunk_size, check_frame_area, decode_chunks, encode_chunks,
                        read_bits, stream_chunks)
-from .plane_choice import check_grid
 from .preflight import check_container_header, check_stream
 from .precision import resolve_precision
 from .rate import RateController, planes_for_quality
@@ -214,8 +213,6 @@ class Codec:
                                     temporal_factor=temporal_factor,
                                     hold=hold, refine=refine, refine_loss=refine_loss, search_precision=search_mode,
                                     plane_map=plane_map)
-        if plane_map:
-            check_grid(self.model, header.temporal_factor)
         # A rate target counts the whole file: headers, index and the carried audio too.
         rate.fixed_bytes = stream_overhead(header) + (audio_record_size(*audio) if audio is not None else 0)
         rate.total_pixels = (info.frame_count or total_frames or 0) * info.width * info.height

@@ -196,7 +196,7 @@ def encode_chunks(
             z = z_for(planes)
             if mapper is not None:
                 clock = timings.add("entropy", clock)
-                chunk = _mapped_chunk(mapper, coder, held, rate, frames, key, z, planes, budget, stride)
+                chunk = _mapped_chunk(mapper, coder, held, rate, frames, key, z, planes, budget, repeat, stride)
                 clock = timings.add("plane map", clock)
                 writer.write_chunk(dataclasses.replace(chunk, index=index, first_frame=first_frame))
                 timings.add("write", clock)
@@ -246,11 +246,12 @@ def encode_chunks(
 
 
 def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate: RateController, frames: np.ndarray,
-                  key: bool, z: np.ndarray, planes: int, budget: dict, stride: int) -> Chunk:
+                  key: bool, z: np.ndarray, planes: int, budget: dict, repeat: int, stride: int) -> Chunk:
     """A chunk coded with a plane map at the bytes of `planes` planes everywhere (its index
     and first frame left 0 for the caller); the coder, hysteresis, rate control and mapper
     move on as a decoder of it will."""
-    bits, limit, counts = mapper.choose(model_input(frames, key, 1, stride), z, key, planes, held, coder)
+    coded = frames[coded_indices(len(frames), stride, key)] if stride > 1 else frames  # what the decoder shows
+    bits, limit, counts = mapper.choose(coded, z, key, planes, held, coder, repeat)
     held.replace(bits, z)
     plane_map = encode_map(counts, bits.shape[0])
     top = int(counts.max())

@@ -32,7 +32,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..entropy.plane_map import encode_map, expand, grid as map_grid
-from .frames import frame_repeat
 
 LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 BLOCK = 5  # latent positions: 40 x 40 pixels with the 8x model
@@ -45,11 +44,13 @@ SEGMENT_BYTES = 12  # a plane segment's descriptor in the chunk header (SPEC 4.1
 SPAN = 2
 
 
-def latent_owner(frames: int, factor: int, key: bool) -> np.ndarray:
-    """The latent frame each of a chunk's model frames belongs to: in a key chunk frame 0
-    alone, then groups of `factor`; in a continuing chunk groups of `factor`."""
-    i = np.arange(frames)
-    return np.where(i == 0, 0, 1 + (i - 1) // factor) if key else i // factor
+def latent_owner(frames: int, factor: int, key: bool, repeat: int = 1) -> np.ndarray:
+    """The latent frame each of a chunk's `frames` decoded frames belongs to, the model
+    seeing each `repeat` times (frames.repeat_frames; a key chunk's first frame once) and
+    `factor` frames per latent frame after a key chunk's first: that of its last copy, the
+    one the decoder shows."""
+    last = np.arange(frames) * repeat + (0 if key else repeat - 1)  # the model frame of each last copy
+    return np.where(last == 0, 0, 1 + (last - 1) // factor) if key else last // factor
 
 
 def block_sums(per_position: np.ndarray, block: int) -> np.ndarray:
@@ -108,7 +109,8 @@ class PlaneMapper:
         self._state = StreamState()
         self._pending: tuple[np.ndarray, np.ndarray, bool] | None = None  # sent, not yet through the state
 
-    def _decode(self, bits: np.ndarray, limit: np.ndarray | None, key: bool, state, height: int, width: int) -> np.ndarray:
+    def _decode(self, bits: np.ndarray, limit: np.ndarray | None, key: bool, state, height: int, width: int,
+                repeat: int) -> np.ndarray:
         import torch
 
         from . import slices
@@ -117,14 +119,15 @@ class PlaneMapper:
         x = torch.from_numpy(np.ascontiguousarray(bits))[None].to(self.device)
         lim = None if limit is None else torch.from_numpy(limit)[None]
         with torch.inference_mode(), autocast(self.device, self.precision):
-            return slices.decode(self.model, x, len(bits), state, key, 1, height, width, self.per_call, lim)
+            return slices.decode(self.model, x, len(bits), state, key, repeat, height, width, self.per_call, lim)
 
-    def choose(self, seen: np.ndarray, z: np.ndarray, key: bool, planes: int, held, coder
+    def choose(self, seen: np.ndarray, z: np.ndarray, key: bool, planes: int, held, coder, repeat: int = 1
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bits uint8 [K, T', H', W'], limit uint8 [T', H', W'], block counts uint8
-        [T', GH, GW]) for a chunk whose model saw frames `seen` (uint8 [n, H, W, 3]) and gave
-        latents z, at the bytes of `planes` planes everywhere under `coder`'s state, `held`
-        the stream's hysteresis (neither is changed)."""
+        [T', GH, GW]) for a chunk whose coded frames are `seen` (uint8 [n, H, W, 3]; on a
+        finer grid than the model's, `repeat` > 1, the model saw each that many times) and
+        gave latents z, at the bytes of `planes` planes everywhere under `coder`'s state,
+        `held` the stream's hysteresis (neither is changed)."""
         from ..metrics.lpips import ReferenceLPIPS
         from ..models.stream import StreamState
 
@@ -132,19 +135,19 @@ class PlaneMapper:
             self._state, self._pending = StreamState(), None
         elif self._pending is not None:
             sent, limit, was_key = self._pending
-            self._decode(sent, limit, was_key, self._state, *seen.shape[1:3])
+            self._decode(sent, limit, was_key, self._state, *seen.shape[1:3], repeat)
             self._pending = None
         n, height, width = seen.shape[:3]
         _, t_len, h, w = z.shape
         gh, gw = map_grid((h, w), self.block)
-        owner = latent_owner(n, self.model.config.temporal_factor, key)
+        owner = latent_owner(n, self.model.config.temporal_factor, key, repeat)
         lpips = ReferenceLPIPS(seen, self.device)
         cands = sorted({c for c in self.ladder if planes <= SPAN * c and c <= SPAN * planes} | {planes})
         bits, rate, dist = {}, [], []
         for c in cands:
             bits[c] = held.bits(z, key, c, commit=False)
             rate.append(code_lengths(coder, bits[c], c, self.block))
-            frames = self._decode(bits[c][:c], None, key, self._state.copy(), height, width)
+            frames = self._decode(bits[c][:c], None, key, self._state.copy(), height, width, repeat)
             per_frame = lpips.blocks(frames[:n], (gh, gw))  # [n, GH, GW]
             dist.append(np.stack([per_frame[owner == t].sum(axis=0) for t in range(t_len)]))
         # One count per block for the whole chunk (see the module docstring): summed over time.
@@ -167,13 +170,3 @@ class PlaneMapper:
         """The chunk just chosen went out with these planes (bits [kept, T', H', W']): the
         next chunk's decodes continue from it (decoded then, when there is a next chunk)."""
         self._pending = (np.ascontiguousarray(bits), limit, key)
-
-
-def check_grid(model, temporal_factor: int) -> None:
-    """Plane maps score the frames the model decodes: refused on a finer time grid than the
-    model's, where each frame is decoded several times over."""
-    from ..errors import UsageError
-
-    if frame_repeat(model.config.temporal_factor, temporal_factor) > 1:
-        raise UsageError("--plane-map needs the model's time grid or a coarser one "
-                         f"(--temporal-factor {model.config.temporal_factor} or more)")

@@ -255,13 +255,14 @@ def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate
     held.replace(bits, z)
     plane_map = encode_map(counts, bits.shape[0])
     top = int(counts.max())
-    segments = coder.encode(bits, limit=limit)[:top]  # planes no block keeps are empty
+    sent = np.ascontiguousarray(bits[:top])  # planes no block keeps are neither coded nor walked
+    segments = coder.encode(sent, limit=limit)
     sizes = [len(s) for s in segments]
     kept = rate.choose(sizes, **{**budget, "overhead": partial(chunk_overhead, plane_map=len(plane_map))})
     if rate.planes is not None:
         kept = top  # the map spends the bytes of `planes` planes: it keeps its planes
     held.sent(kept)
-    coder.commit(bits, kept, limit)
+    coder.commit(sent, kept, limit)
     mapper.sent(bits[:kept], limit, key)
     return Chunk(index=0, first_frame=0, frame_count=len(frames), key=key, latent_shape=tuple(bits.shape[1:]),
                  planes_coded=bits.shape[0], segments=list(segments[:kept]),

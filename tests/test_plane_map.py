@@ -350,17 +350,6 @@ def test_cli_encode_plane_map_flag(tmp_path, xp_model):
     assert r.exit_code == 2 and "do not combine" in r.output and "Traceback" not in r.output
 
 
-def test_latent_owner_follows_the_last_copy_of_each_frame():
-    from vtoken.codec.plane_choice import latent_owner
-
-    assert latent_owner(9, 4, key=True).tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2]
-    assert latent_owner(8, 4, key=False).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
-    # grid 2 with a 4x model: each frame seen twice (a key chunk's first once); 2 frames per latent frame
-    assert latent_owner(5, 4, key=True, repeat=2).tolist() == [0, 1, 1, 2, 2]
-    assert latent_owner(4, 4, key=False, repeat=2).tolist() == [0, 0, 1, 1]
-    assert latent_owner(3, 4, key=True, repeat=4).tolist() == [0, 1, 2]
-
-
 def test_plane_maps_on_finer_and_coarser_grids_decode(tmp_path, xp_model):
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=17, size=(48, 40))
     for factor in (2, 8):

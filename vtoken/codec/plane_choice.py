@@ -9,13 +9,14 @@ where it buys the most (`--plane-map`, an effort setting).
 The format allows a count per block per latent frame; this encoder gives a block one count
 for the whole chunk. Where a block's count rises from one latent frame to the next, the
 coder's temporal context for the planes it gains is the previous frame's predicted (not
-sent) bits, a poor guess: per-frame maps cost 5,431 bytes where their estimate was 3,609 (VID_20191220_170832
-at the bytes of 4 planes, hold 0.5), one map per chunk 4,248 for 4,079 estimated.
+sent) bits, a poor guess: per-frame maps cost 5,431 bytes where their estimate was 3,609
+(VID_20191220_170832 at the bytes of 4 planes, hold 0.5), one map per chunk 4,248 for 4,079.
 
-Per chunk, for every count c of the ladder within SPAN of the uniform cut's: the bits a stream keeping c planes sends (the
-hysteresis, hold.py, depends on c), their code length per block under the coder's state
-(what they would cost), and the frames they decode to from the decoder's causal state,
-whose LPIPS against the frames the model saw is pooled to the blocks (what they would buy).
+Per chunk, for every count c of the ladder within SPAN of the uniform cut's: the bits a
+stream keeping c planes sends (the hysteresis, hold.py, depends on c), their code length per
+block under the coder's state (what they would cost), and the frames they decode to from the
+decoder's causal state, whose LPIPS against the frames shown is pooled to the blocks and
+summed over the chunk (what they would buy).
 Then a Lagrangian: each block takes the count minimising LPIPS + lambda x bits, lambda the
 smallest whose total, the map's own bytes included, fits the budget. Blocks are chosen
 alone (a block's count changes its neighbours' contexts and pictures a little; the coded
@@ -42,15 +43,6 @@ SEGMENT_BYTES = 12  # a plane segment's descriptor in the chunk header (SPEC 4.1
 # 0.2138 (0.2004 predicted), counts within 2x 0.2087 (0.2013 predicted); uniform 0.2093.
 # It also bounds the decodes: 4 to 5 counts a chunk instead of 12.
 SPAN = 2
-
-
-def latent_owner(frames: int, factor: int, key: bool, repeat: int = 1) -> np.ndarray:
-    """The latent frame each of a chunk's `frames` decoded frames belongs to, the model
-    seeing each `repeat` times (frames.repeat_frames; a key chunk's first frame once) and
-    `factor` frames per latent frame after a key chunk's first: that of its last copy, the
-    one the decoder shows."""
-    last = np.arange(frames) * repeat + (0 if key else repeat - 1)  # the model frame of each last copy
-    return np.where(last == 0, 0, 1 + (last - 1) // factor) if key else last // factor
 
 
 def block_sums(per_position: np.ndarray, block: int) -> np.ndarray:
@@ -140,7 +132,6 @@ class PlaneMapper:
         n, height, width = seen.shape[:3]
         _, t_len, h, w = z.shape
         gh, gw = map_grid((h, w), self.block)
-        owner = latent_owner(n, self.model.config.temporal_factor, key, repeat)
         lpips = ReferenceLPIPS(seen, self.device)
         cands = sorted({c for c in self.ladder if planes <= SPAN * c and c <= SPAN * planes} | {planes})
         bits, rate, dist = {}, [], []
@@ -148,14 +139,14 @@ class PlaneMapper:
             bits[c] = held.bits(z, key, c, commit=False)
             rate.append(code_lengths(coder, bits[c], c, self.block))
             frames = self._decode(bits[c][:c], None, key, self._state.copy(), height, width, repeat)
-            per_frame = lpips.blocks(frames[:n], (gh, gw))  # [n, GH, GW]
-            dist.append(np.stack([per_frame[owner == t].sum(axis=0) for t in range(t_len)]))
-        # One count per block for the whole chunk (see the module docstring): summed over time.
-        rate, dist = np.stack(rate).sum(axis=1), np.stack(dist).sum(axis=1)  # [C, GH, GW]
+            dist.append(lpips.blocks(frames[:n], (gh, gw)).sum(axis=0))  # [GH, GW], over the chunk's frames
+        # One count per block for the whole chunk (see the module docstring).
+        rate, dist = np.stack(rate).sum(axis=1), np.stack(dist)  # [C, GH, GW]
         budget = float(rate[cands.index(planes)].sum())
         choice = allocate(dist, rate, budget)
         # The map and the segments past `planes` (their descriptors) are paid from the same budget.
-        extra = len(encode_map(np.broadcast_to(np.array(cands, np.uint8)[choice], (t_len, gh, gw)).copy(), max(cands)))
+        extra = len(encode_map(np.broadcast_to(np.array(cands, np.uint8)[choice], (t_len, gh, gw)).copy(),
+                               self.model.config.bits))
         extra += SEGMENT_BYTES * max(0, cands[int(choice.max())] - planes)
         choice = np.broadcast_to(allocate(dist, rate, budget - 8 * extra), (t_len, gh, gw))
         counts = np.array(cands, dtype=np.uint8)[choice]

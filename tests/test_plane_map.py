@@ -323,7 +323,7 @@ def test_plane_maps_refuse_what_they_cannot_do(tmp_path, tiny_model_json, xp_mod
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=5, size=(48, 40))
     with pytest.raises(UsageError, match="cross-plane predictor"):
         vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, planes=2, plane_map=True, device="cpu")
-    with pytest.raises(UsageError, match="refine do not combine"):
+    with pytest.raises(UsageError, match=r"search \(refine\) do not combine"):
         vtoken.encode(src, tmp_path / "b.mvt", model=xp_model, planes=2, plane_map=True, refine=2, device="cpu")
     assert not any(tmp_path.glob("*.mvt"))  # nothing written for a refused encode
 

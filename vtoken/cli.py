@@ -177,8 +177,9 @@ def _show_progress(flag: bool | None) -> bool:
               "three quarters of the time).")
 @click.option("--plane-map", is_flag=True,
               help="Spend each chunk's bytes where they buy the most: every 40x40-pixel block keeps its own number "
-              "of bit-planes, chosen by decoding the chunk at each count (better quality per byte, about 12 decodes "
-              "of every chunk: roughly 1 fps at 640x360 on 2 CPU cores; a .mvt of format 1.1 / entropy version 3).")
+              "of bit-planes, chosen by decoding the chunk at 4-5 counts (better quality per byte; 0.5-4 fps at "
+              "640x360 on 2 CPU cores with --temporal-factor auto; a .mvt of format 1.1 / entropy version 3; not with "
+              "--refine).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")

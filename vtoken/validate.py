@@ -165,7 +165,7 @@ def plane_map_option(value, refine=0, name: str = "plane_map") -> None:
     the bits the other measured."""
     flag(name, value)
     if value and refine:
-        raise UsageError(f"{name} and refine do not combine yet: choose one")
+        raise UsageError(f"{name} and the encoder's search (refine) do not combine yet: choose one")
 
 
 def hold_threshold(value, name: str = "hold") -> float:

@@ -358,3 +358,30 @@ def test_plane_maps_on_finer_and_coarser_grids_decode(tmp_path, xp_model):
         header, chunks = _chunks_with_maps(mvt)
         assert header.temporal_factor == factor and chunks[0].plane_map is not None
         assert sum(len(c) for c in vtoken.decode_frames(mvt, model=xp_model, device="cpu")) == 17
+
+
+def test_damaged_mapped_streams_fail_cleanly_or_decode(mapped, xp_model, tmp_path):
+    """Random byte damage anywhere in a stream with plane maps: a decode ends in a vtoken
+    error or in frames, never in another exception, tolerant or not (how many frames a
+    tolerant decode conceals depends on what the damage left of the index: the container's
+    business, tested in test_bitstream*)."""
+    from vtoken.errors import VtokenError
+
+    _, mvt, _ = mapped
+    clean = mvt.read_bytes()
+    rng = np.random.default_rng(7)
+    for trial in range(12):
+        data = bytearray(clean)
+        for at in rng.integers(0, len(data), size=3):
+            data[at] ^= int(rng.integers(1, 256))
+        bad = tmp_path / f"bad{trial}.mvt"
+        bad.write_bytes(bytes(data))
+        try:
+            list(vtoken.decode_frames(bad, model=xp_model, device="cpu"))
+        except VtokenError:
+            pass
+        try:
+            frames = list(vtoken.decode_frames(bad, model=xp_model, device="cpu", tolerant=True))
+        except VtokenError:
+            continue  # the header itself was hit: nothing to conceal from
+        assert frames and all(c.shape[1:] == (48, 96, 3) for c in frames)

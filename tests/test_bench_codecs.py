@@ -101,7 +101,7 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     chunks, searches = [], []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         chunks.append(chunk_frames)
         searches.append((refine, refine_loss, precision))
@@ -157,7 +157,7 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
     calls = []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         calls.append((temporal_factor, planes, bpp))
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
@@ -309,7 +309,7 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     from vtoken.bench.report import write_outputs
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})
@@ -346,7 +346,7 @@ def test_a_stopped_bench_resumes_from_the_points_it_logged(clip_dir, tmp_path, m
     coded = []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
-                 bpp=None, refine=0, refine_loss="lpips", precision="auto"):
+                 bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         if stop_after is not None and len(coded) == stop_after:
             raise KeyboardInterrupt
         coded.append(planes)

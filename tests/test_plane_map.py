@@ -385,3 +385,14 @@ def test_damaged_mapped_streams_fail_cleanly_or_decode(mapped, xp_model, tmp_pat
         except VtokenError:
             continue  # the header itself was hit: nothing to conceal from
         assert frames and all(c.shape[1:] == (48, 96, 3) for c in frames)
+
+
+def test_allocate_fits_the_budget_and_spends_it_where_it_buys_the_most():
+    from vtoken.codec.plane_choice import allocate
+
+    rate = np.array([[1.0, 1.0], [2.0, 2.0], [4.0, 4.0]])  # 3 counts x 2 blocks
+    dist = np.array([[0.5, 0.5], [0.2, 0.45], [0.1, 0.44]])  # block 0 gains from planes, block 1 hardly
+    assert allocate(dist, rate, 100).tolist() == [2, 2]  # no constraint: the lowest LPIPS
+    assert allocate(dist, rate, 5).tolist() == [2, 0]  # the bytes go to block 0
+    assert allocate(dist, rate, 3).tolist() == [1, 0]
+    assert allocate(dist, rate, 1).tolist() == [0, 0]  # nothing fits: the cheapest everywhere

@@ -63,8 +63,8 @@ def code_lengths(coder, bits: np.ndarray, planes: int, block: int) -> np.ndarray
 
 
 def allocate(dist: np.ndarray, rate: np.ndarray, budget: float, iterations: int = 60) -> np.ndarray:
-    """Candidate index per block [T', GH, GW] minimising sum(dist) with sum(rate) <= budget
-    (dist, rate: [C, T', GH, GW], candidates in increasing rate): the Lagrangian choice at the
+    """Candidate index per block (shape rate.shape[1:]) minimising sum(dist) with sum(rate) <=
+    budget (dist, rate: [C, blocks...], candidates in increasing rate): the Lagrangian choice at the
     smallest lambda that fits, by bisection on log lambda; the cheapest candidate everywhere
     when nothing fits."""
     def choice(lam: float) -> np.ndarray:

@@ -345,6 +345,7 @@ def test_cli_encode_plane_map_flag(tmp_path, xp_model):
     r = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "o.mvt"), "--model", str(xp_model), "--planes",
                                   "2", "--plane-map", "--device", "cpu"])
     assert r.exit_code == 0, r.output
+    assert "planes per block (plane maps)" in r.output
     r = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "x.mvt"), "--model", str(xp_model),
                                   "--plane-map", "--refine", "2"])
     assert r.exit_code == 2 and "do not combine" in r.output and "Traceback" not in r.output

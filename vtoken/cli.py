@@ -135,6 +135,14 @@ def _show_progress(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
 
+def _planes_said(planes: list[int], plane_map: bool) -> str:
+    """The planes an encode kept, as its summary line says them: with plane maps a chunk's
+    count is the most any of its blocks keeps."""
+    if plane_map:
+        return f"up to {max(planes)} planes per block (plane maps)"
+    return f"planes {min(planes)}-{max(planes)}"
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("-d", "--out-dir", type=click.Path(file_okay=False), help="Encode every input into this folder as NAME.mvt.")
@@ -262,7 +270,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
                 _say(f"vtoken: warning: {src}: {warning}", to_stderr=True)
             if not as_json:
                 _say(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height}, {res.bytes} bytes, "
-                     f"{res.bpp:.4f} bpp, planes {min(res.planes)}-{max(res.planes)}, {res.fps:.1f} fps on {res.device}",
+                     f"{res.bpp:.4f} bpp, {_planes_said(res.planes, plane_map)}, {res.fps:.1f} fps on {res.device}",
                      to_stderr=_stdout_output(dst))
                 if res.factor_trials:
                     tried = "; ".join(f"{t['factor']}" + (f" in {t['chunk_frames']}-frame key chunks"

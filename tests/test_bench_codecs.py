@@ -98,13 +98,14 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     the record, BD-rate against the baseline and the summary must work for it."""
     import vtoken.bench.learned as learned
 
-    chunks, searches = [], []
+    chunks, searches, maps = [], [], []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
                  bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         chunks.append(chunk_frames)
         searches.append((refine, refine_loss, precision))
+        maps.append(plane_map)
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
         return LearnedOutput(100 * planes, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
@@ -143,6 +144,14 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     run = rn.run_benchmark(s)
     assert searches == [(2, "l1", "fp32")] and run["settings"]["vtoken_refine_loss"] == "l1"
     assert run["settings"]["vtoken_precision"] == "fp32"
+    # Plane maps too, and the summary says so.
+    assert not any(maps)
+    maps.clear()
+    run = rn.run_benchmark(_settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2, 4],
+                                     qualities={"hevc": [24, 34, 44]}, plane_map=True))
+    assert maps == [True, True] and run["settings"]["vtoken_plane_map"] is True
+    from vtoken.bench.report import summary_markdown
+    assert "plane maps on every point (`--plane-map`)" in summary_markdown({**run, "bd": []})
 
 
 @needs_ffmpeg

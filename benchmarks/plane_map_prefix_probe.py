@@ -30,15 +30,11 @@ import refine_probe
 def mapped_chunk(held, z: np.ndarray, counts: np.ndarray, block: int):
     """(bits uint8 [K, T', H', W'], limit uint8 [T', H', W']) of a chunk whose block counts
     are `counts` [GH, GW] in every latent frame: each block's bits those of its count."""
+    from vtoken.codec.plane_choice import mixed_bits
     from vtoken.entropy.plane_map import expand
 
-    t_len = z.shape[1]
-    limit = expand(np.broadcast_to(counts, (t_len, *counts.shape)).copy(), block, z.shape[2:])
-    bits = np.zeros(z.shape, np.uint8)
-    for c in np.unique(counts):
-        where = limit == c
-        bits[:, where] = held.bits(z, True, int(c), commit=False)[:, where]
-    return bits, limit
+    limit = expand(np.broadcast_to(counts, (z.shape[1], *counts.shape)).copy(), block, z.shape[2:])
+    return mixed_bits(limit, lambda c: held.bits(z, True, c, commit=False)), limit
 
 
 def main(argv=None) -> int:

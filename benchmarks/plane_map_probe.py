@@ -95,9 +95,9 @@ def bd_cell(anchor: list[tuple], test: list[tuple]) -> str:
 def block_code_lengths(coder, bits: np.ndarray, planes: int, block: tuple[int, int]) -> np.ndarray:
     """float64 [T', BY, BX]: the code length in bits of each block's first `planes` planes of
     `bits` [K, T', H', W'] under the coder's probabilities (its state as given)."""
-    kept = np.ascontiguousarray(bits[:planes])
-    p1 = np.clip(coder.probabilities(kept), 1e-9, 1 - 1e-9)
-    cost = -np.log2(np.where(kept == 1, p1, 1 - p1)).sum(axis=0)  # [T', H', W']
+    from vtoken.codec.plane_choice import position_code_lengths
+
+    cost = position_code_lengths(coder, bits, planes)  # [T', H', W']
     t, h, w = cost.shape
     return cost.reshape(t, h // block[0], block[0], w // block[1], block[1]).sum(axis=(2, 4))
 

@@ -116,10 +116,10 @@ class Codec:
             raise ModelError(
                 f"this file needs model {header.model_name} (sha256 {header.sha256_hex[:16]}...), "
                 f"not {ident.name} (sha256 {ident.sha256[:16]}...)")
-        from ..entropy import format_version
+        from ..entropy import decodable_versions, format_version
 
         want = format_version(self.model.entropy_predictor)
-        if header.entropy_version != want and not (want == 2 and header.entropy_version == 3):  # 3: 2 with maps
+        if header.entropy_version not in decodable_versions(self.model.entropy_predictor):
             raise StreamError(f"{src}: entropy coder version {header.entropy_version}, but model {header.model_name} "
                               f"codes version {want}: the file is damaged")
         cfg = self.config

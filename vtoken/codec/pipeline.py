@@ -19,7 +19,6 @@ through the model, since each carries the causal state of the next.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import threading
 import time
 from collections import defaultdict
@@ -194,45 +193,30 @@ def encode_chunks(
                 trial = coder.encode(held.bits(z_for(None), key, commit=False), enough)
                 planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
             z = z_for(planes)
+            place = dict(index=index, first_frame=first_frame, frame_count=n, key=key)
             if mapper is not None:
                 clock = timings.add("entropy", clock)
-                chunk = _mapped_chunk(mapper, coder, held, rate, frames, key, z, planes, budget, repeat, stride)
+                chunk = _mapped_chunk(mapper, coder, held, rate, frames, z, planes, budget, repeat, stride, place)
                 clock = timings.add("plane map", clock)
-                writer.write_chunk(dataclasses.replace(chunk, index=index, first_frame=first_frame))
-                timings.add("write", clock)
-                kept_planes.append(chunk.planes)
-                first_frame += n
-                index += 1
-                if on_chunk is not None:
-                    on_chunk(n)
-                continue
-            bits = held.bits(z, key, planes)
-            if refiner is not None:
+            else:
+                bits = held.bits(z, key, planes)
+                if refiner is not None:
+                    clock = timings.add("entropy", clock)
+                    p1 = coder.probabilities(bits[:planes]) if refiner.rate_weight else None
+                    bits = refiner.refine(model_input(frames, key, repeat, stride), z, bits, key, planes, p1)
+                    held.replace(bits, z)
+                    clock = timings.add("refine", clock)
+                segments = coder.encode(bits, enough)
+                kept = rate.choose([len(s) for s in segments], **budget)
+                held.sent(kept)
+                coder.commit(bits, kept)
                 clock = timings.add("entropy", clock)
-                p1 = coder.probabilities(bits[:planes]) if refiner.rate_weight else None
-                bits = refiner.refine(model_input(frames, key, repeat, stride), z, bits, key, planes, p1)
-                held.replace(bits, z)
-                clock = timings.add("refine", clock)
-            segments = coder.encode(bits, enough)
-            kept = rate.choose([len(s) for s in segments], **budget)
-            held.sent(kept)
-            coder.commit(bits, kept)
-            clock = timings.add("entropy", clock)
-
-            writer.write_chunk(
-                Chunk(
-                    index=index,
-                    first_frame=first_frame,
-                    frame_count=n,
-                    key=key,
-                    latent_shape=tuple(bits.shape[1:]),
-                    planes_coded=bits.shape[0],  # the model's; those past `enough` are not entropy coded
-                    segments=list(segments[:kept]),
-                    symbol_counts=[int(np.prod(bits.shape[1:]))] * kept,
-                )
-            )
+                chunk = Chunk(**place, latent_shape=tuple(bits.shape[1:]),
+                              planes_coded=bits.shape[0],  # the model's; those past `enough` are not entropy coded
+                              segments=list(segments[:kept]), symbol_counts=[int(np.prod(bits.shape[1:]))] * kept)
+            writer.write_chunk(chunk)
             timings.add("write", clock)
-            kept_planes.append(kept)
+            kept_planes.append(chunk.planes)
             first_frame += n
             index += 1
             if on_chunk is not None:
@@ -246,10 +230,11 @@ def encode_chunks(
 
 
 def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate: RateController, frames: np.ndarray,
-                  key: bool, z: np.ndarray, planes: int, budget: dict, repeat: int, stride: int) -> Chunk:
-    """A chunk coded with a plane map at the bytes of `planes` planes everywhere (its index
-    and first frame left 0 for the caller); the coder, hysteresis, rate control and mapper
-    move on as a decoder of it will."""
+                  z: np.ndarray, planes: int, budget: dict, repeat: int, stride: int, place: dict) -> Chunk:
+    """The chunk of `frames` (its index, first frame, frame count and key flag in `place`)
+    coded with a plane map at the bytes of `planes` planes everywhere; the coder, hysteresis,
+    rate control and mapper move on as a decoder of it will."""
+    key = place["key"]
     coded = frames[coded_indices(len(frames), stride, key)] if stride > 1 else frames  # what the decoder shows
     bits, limit, counts = mapper.choose(coded, z, key, planes, held, coder, repeat)
     held.replace(bits, z)
@@ -264,8 +249,7 @@ def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate
     held.sent(kept)
     coder.commit(sent, kept, limit)
     mapper.sent(bits[:kept], limit, key)
-    return Chunk(index=0, first_frame=0, frame_count=len(frames), key=key, latent_shape=tuple(bits.shape[1:]),
-                 planes_coded=bits.shape[0], segments=list(segments[:kept]),
+    return Chunk(**place, latent_shape=tuple(bits.shape[1:]), planes_coded=bits.shape[0], segments=list(segments[:kept]),
                  symbol_counts=[int((limit > k).sum()) for k in range(kept)], plane_map=plane_map,
                  map_block=mapper.block)
 

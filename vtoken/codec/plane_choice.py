@@ -54,12 +54,25 @@ def block_sums(per_position: np.ndarray, block: int) -> np.ndarray:
     return padded.reshape(t, gh, block, gw, block).sum(axis=(2, 4))
 
 
-def code_lengths(coder, bits: np.ndarray, planes: int, block: int) -> np.ndarray:
-    """float64 [T', GH, GW]: bits the coder (its state as it is) spends on each block's first
-    `planes` planes of `bits` [K, T', H', W']."""
+def position_code_lengths(coder, bits: np.ndarray, planes: int) -> np.ndarray:
+    """float64 [T', H', W']: bits the coder (its state as it is) spends on each position's
+    first `planes` planes of `bits` [K, T', H', W']."""
     kept = np.ascontiguousarray(bits[:planes])
     p1 = np.clip(coder.probabilities(kept), 1e-9, 1 - 1e-9)
-    return block_sums(-np.log2(np.where(kept == 1, p1, 1 - p1)).sum(axis=0), block)
+    return -np.log2(np.where(kept == 1, p1, 1 - p1)).sum(axis=0)
+
+
+def mixed_bits(limit: np.ndarray, bits_for) -> np.ndarray:
+    """uint8 [K, T', H', W']: at each position the bits of the stream that keeps its count in
+    `limit` [T', H', W'], `bits_for(count)` giving that stream's bits (the hysteresis depends
+    on the count)."""
+    out = None
+    for c in np.unique(limit):
+        bits = bits_for(int(c))
+        out = np.zeros_like(bits) if out is None else out
+        where = limit == c
+        out[:, where] = bits[:, where]
+    return out
 
 
 def allocate(dist: np.ndarray, rate: np.ndarray, budget: float, iterations: int = 60) -> np.ndarray:
@@ -137,7 +150,7 @@ class PlaneMapper:
         bits, rate, dist = {}, [], []
         for c in cands:
             bits[c] = held.bits(z, key, c, commit=False)
-            rate.append(code_lengths(coder, bits[c], c, self.block))
+            rate.append(block_sums(position_code_lengths(coder, bits[c], c), self.block))
             frames = self._decode(bits[c][:c], None, key, self._state.copy(), height, width, repeat)
             dist.append(lpips.blocks(frames[:n], (gh, gw)).sum(axis=0))  # [GH, GW], over the chunk's frames
         # One count per block for the whole chunk (see the module docstring).
@@ -151,11 +164,7 @@ class PlaneMapper:
         choice = np.broadcast_to(allocate(dist, rate, budget - 8 * extra), (t_len, gh, gw))
         counts = np.array(cands, dtype=np.uint8)[choice]
         limit = expand(counts, self.block, (h, w))
-        mixed = np.zeros_like(bits[cands[0]])
-        for i, c in enumerate(cands):
-            where = expand((choice == i).astype(np.uint8), self.block, (h, w)).astype(bool)
-            mixed[:, where] = bits[c][:, where]
-        return mixed, limit, counts
+        return mixed_bits(limit, bits.__getitem__), limit, counts
 
     def sent(self, bits: np.ndarray, limit: np.ndarray, key: bool) -> None:
         """The chunk just chosen went out with these planes (bits [kept, T', H', W']): the

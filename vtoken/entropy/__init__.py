@@ -11,10 +11,10 @@ Modules: contexts (features of a bit), crossplane (what earlier planes at a posi
 probabilities), walk (coding order), coder (BitplaneCoder), prior (fit_prior, estimate_bits).
 """
 
-from .coder import FORMAT_VERSION, SUPPORTED_VERSIONS, BitplaneCoder, coder_for, format_version
+from .coder import FORMAT_VERSION, SUPPORTED_VERSIONS, BitplaneCoder, coder_for, decodable_versions, format_version
 from .contexts import N_CONTEXTS
 from .crossplane import CrossPlanePredictor, fit_crossplane
 from .prior import estimate_bits, fit_prior
 
 __all__ = ["BitplaneCoder", "coder_for", "fit_prior", "fit_crossplane", "estimate_bits", "CrossPlanePredictor",
-           "FORMAT_VERSION", "SUPPORTED_VERSIONS", "format_version", "N_CONTEXTS"]
+           "FORMAT_VERSION", "SUPPORTED_VERSIONS", "decodable_versions", "format_version", "N_CONTEXTS"]

@@ -31,17 +31,23 @@ def format_version(predictor: CrossPlanePredictor | None, plane_maps: bool = Fal
     return 1 if predictor is None else 2
 
 
+def decodable_versions(predictor: CrossPlanePredictor | None) -> tuple[int, ...]:
+    """The entropy formats a model with this predictor (or none) decodes: the one it codes,
+    and with a predictor also its plane-mapped extension."""
+    return (1,) if predictor is None else (2, 3)
+
+
 def coder_for(model) -> "BitplaneCoder":
     """A fresh coder for a loaded model: its planes, entropy prior and cross-plane predictor."""
     return BitplaneCoder(model.config.bits, model.entropy_prior, getattr(model, "entropy_predictor", None))
 
 
-def _words_to_bytes(words: np.ndarray) -> bytes:
+def words_to_bytes(words: np.ndarray) -> bytes:
     # Trailing zero bytes carry nothing: the decoder pads them back (missing words read as 0).
     return words.astype("<u4").tobytes().rstrip(b"\0")
 
 
-def _bytes_to_words(data: bytes) -> np.ndarray:
+def bytes_to_words(data: bytes) -> np.ndarray:
     pad = (-len(data)) % 4
     return np.frombuffer(bytes(data) + b"\0" * pad, dtype="<u4").astype(np.uint32)
 
@@ -149,7 +155,7 @@ class BitplaneCoder:
                 sym = np.concatenate([s for s, _ in pending]).astype(np.int32)
                 p = as_float(np.concatenate([n for _, n in pending]))
                 enc.encode(sym, self._family, p)
-            segments.append(_words_to_bytes(enc.get_compressed()))
+            segments.append(words_to_bytes(enc.get_compressed()))
             pending.clear()
             snapshots.append((counts.own[k].copy(), counts.last_pooled))
             return enough is not None and enough([len(x) for x in segments])
@@ -191,7 +197,7 @@ class BitplaneCoder:
         limit = check_limit(limit, (t_len, h, w))
         self._cache = None
         out = np.zeros((len(segments), t_len, h, w), dtype=np.uint8)
-        decoders = [constriction.stream.queue.RangeDecoder(_bytes_to_words(s)) for s in segments]
+        decoders = [constriction.stream.queue.RangeDecoder(bytes_to_words(s)) for s in segments]
 
         def sink(k: int, n: np.ndarray, known: np.ndarray) -> np.ndarray:
             try:

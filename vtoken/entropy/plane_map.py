@@ -25,7 +25,8 @@ import numpy as np
 import constriction
 
 from ..errors import CorruptChunkError, UsageError
-from .model import ONE
+from .coder import bytes_to_words, words_to_bytes
+from .model import ONE, as_float
 
 
 def grid(latent_hw: tuple[int, int], block: int) -> tuple[int, int]:
@@ -106,25 +107,23 @@ def encode_map(counts: np.ndarray, top: int) -> bytes:
 
     def coder(n, bits):
         if n.size:
-            enc.encode(bits.astype(np.int32), family, n.astype(np.float64) / ONE)
+            enc.encode(bits.astype(np.int32), family, as_float(n))
         return bits
 
     _code(counts, top, coder)
-    return enc.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+    return words_to_bytes(enc.get_compressed())
 
 
 def decode_map(data: bytes, shape: tuple[int, int, int], top: int) -> np.ndarray:
     """Bytes -> block counts uint8 [T', MH, MW]; CorruptChunkError when they do not decode."""
-    pad = (-len(data)) % 4
-    dec = constriction.stream.queue.RangeDecoder(
-        np.frombuffer(bytes(data) + b"\0" * pad, dtype="<u4").astype(np.uint32))
+    dec = constriction.stream.queue.RangeDecoder(bytes_to_words(data))
     family = constriction.stream.model.Bernoulli(perfect=False)
 
     def coder(n, _bits):
         if not n.size:
             return n
         try:
-            return np.asarray(dec.decode(family, n.astype(np.float64) / ONE), dtype=np.int64)
+            return np.asarray(dec.decode(family, as_float(n)), dtype=np.int64)
         except Exception as e:  # constriction reports malformed data as a plain exception
             raise CorruptChunkError(f"plane map does not decode: {e}") from e
 

@@ -189,8 +189,6 @@ class ReferenceLPIPS:
 
     def __call__(self, dist: np.ndarray) -> np.ndarray:
         """float64 [T] LPIPS of `dist` against the reference."""
-        if self._feats is None:
-            return lpips_frames(self.ref, dist, batch=self.batch, model=self.model)
         return self._each(dist, self.model.distance)
 
     def blocks(self, dist: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

@@ -83,6 +83,16 @@ def test_a_dry_run_choice_leaves_the_budget_as_it_was():
     assert [tried.choose(sizes, pixels=1000) for _ in range(4)] == [fresh.choose(sizes, pixels=1000) for _ in range(4)]
 
 
+def test_room_is_the_budget_over_a_prefix_and_follows_what_was_spent():
+    rc = RateController(4, bpp=1.5)  # 150 bytes for a chunk of 800 pixels
+    sizes = [100, 100, 100, 100]
+    assert rc.room(sizes, 1, pixels=800) == pytest.approx(1.5)
+    assert rc.room(sizes, 2, pixels=800) == pytest.approx(0.75)
+    rc.choose(sizes, pixels=800)  # keeps 1 plane: 50 bytes left over for the next chunk
+    assert rc.room(sizes, 2, pixels=800) == pytest.approx(1.0)
+    assert RateController(4, planes=2).room(sizes, 2, pixels=800) == 1.0  # a fixed count has no budget
+
+
 def _grouped(bits, bpp, groups, key_px=1000, inter_px=800, key_interval=4):
     rc = RateController(bits, bpp=bpp)
     rc.key_interval, rc.inter_pixels = key_interval, inter_px

@@ -20,15 +20,17 @@ from vtoken.models import load_model
 from clips import make_clip, moving_pattern
 
 
-def _objective(model, refiner, frames, bits, planes):
-    """The search's loss (5 L1 + 8 LPIPS) of a key chunk decoded from `bits` at `planes`."""
+def _objective(model, refiner, frames, bits, planes, limit=None):
+    """The search's loss (5 L1 + 8 LPIPS) of a key chunk decoded from `bits` at `planes`
+    (and the plane map `limit` [T', H', W'], where given)."""
     import torch
 
     cfg = model.config
     n, h, w, _ = frames.shape
     x = to_tensor(pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor), "cpu")[:, :, :n, :h, :w]
+    lim = None if limit is None else torch.from_numpy(limit[None].astype(np.int64))
     with torch.inference_mode():
-        y = model.decode_bits(torch.from_numpy(bits[None]), planes=planes)[:, :, :n, :h, :w]
+        y = model.decode_bits(torch.from_numpy(bits[None]), planes=planes, limit=lim)[:, :, :n, :h, :w]
         lp = refiner.lpips(y[0].transpose(0, 1), x[0].transpose(0, 1)).mean()
     return float(defaults.REFINE_L1 * (y - x).abs().mean() + defaults.REFINE_LPIPS * lp)
 
@@ -57,6 +59,34 @@ def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_mod
     after = _objective(model, refiner, frames, refined, planes)
     assert after < before - 0.01, (before, after)
     assert all(p.grad is None for p in model.parameters())  # the shared model collects no gradient
+
+
+def test_with_a_plane_map_the_search_moves_only_the_bits_the_map_sends(tiny_model_json):
+    import torch
+
+    from vtoken.models.stream import StreamState
+
+    model = load_model(tiny_model_json)
+    frames, z, bits = _key_chunk(model, 4)
+    k, t, h, w = bits.shape
+    limit = np.ones((t, h, w), np.uint8)
+    limit[:, :, w // 2:] = k  # the left half keeps one plane, the right half every plane
+    before = _objective(model, BitRefiner(model, 0, "cpu"), frames, bits, k, limit)
+    refiner = BitRefiner(model, 6, "cpu")
+    refined = refiner.refine(frames, z, bits, key=True, planes=k, limit=limit)
+    withheld = np.arange(k)[:, None, None, None] >= limit[None]
+    assert np.array_equal(refined[withheld], bits[withheld])  # not sent: left as they were
+    assert (refined[~withheld] != bits[~withheld]).any()
+    assert _objective(model, refiner, frames, refined, k, limit) < before - 0.01
+    # the search's causal state moved on with the map: the decoder's, with the planes withheld
+    state = StreamState()
+    with torch.inference_mode():
+        model.decode_bits(torch.from_numpy(refined[None]), state=state,
+                          limit=torch.from_numpy(limit[None].astype(np.int64)))
+    ours = {n: v for n, v in refiner.state._slots.items() if torch.is_tensor(v)}
+    theirs = {n: v for n, v in state._slots.items() if torch.is_tensor(v)}
+    assert ours.keys() == theirs.keys() and ours
+    assert all(torch.allclose(ours[n], theirs[n], atol=1e-5) for n in ours)
 
 
 def test_a_bf16_search_lowers_its_loss_too(tiny_model_json):

@@ -186,8 +186,8 @@ def _planes_said(planes: list[int], plane_map: bool) -> str:
 @click.option("--plane-map", is_flag=True,
               help="Spend each chunk's bytes where they buy the most: every 40x40-pixel block keeps its own number "
               "of bit-planes, chosen by decoding the chunk at 4-5 counts (better quality per byte; 0.5-4 fps at "
-              "640x360 on 2 CPU cores with --temporal-factor auto; a .mvt of format 1.1 / entropy version 3; not with "
-              "--refine).")
+              "640x360 on 2 CPU cores with --temporal-factor auto; a .mvt of format 1.1 / entropy version 3; with "
+              "--refine, the search then works on the bits each block sends).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
@@ -220,12 +220,11 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
             raise UsageError("give --bpp or --bitrate, not both")
         if not bitrate > 0:
             raise UsageError(f"bitrate must be positive, got {bitrate}")
-    from .validate import hold_threshold, plane_map_option, refine_loss_name, refine_steps
+    from .validate import hold_threshold, refine_loss_name, refine_steps
 
     hold_threshold(hold, "--hold")  # once, before any worker starts
     refine_steps(refine, "--refine")
     refine_loss_name(refine_loss, "--refine-loss", refine=refine)
-    plane_map_option(plane_map, refine, "--plane-map")
     results, failures = [], []
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")

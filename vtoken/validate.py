@@ -154,18 +154,10 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     hold_threshold(hold)
     refine_steps(refine)
     refine_loss_name(refine_loss, refine=refine)
-    plane_map_option(plane_map, refine)
+    flag("plane_map", plane_map)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
     flag("progress", progress)
-
-
-def plane_map_option(value, refine=0, name: str = "plane_map") -> None:
-    """Plane maps (a flag) do not combine with the encoder's search yet: each would choose
-    the bits the other measured."""
-    flag(name, value)
-    if value and refine:
-        raise UsageError(f"{name} and the encoder's search (refine) do not combine yet: choose one")
 
 
 def hold_threshold(value, name: str = "hold") -> float:

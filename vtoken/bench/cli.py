@@ -15,7 +15,7 @@ import click
 
 from .. import defaults
 from ..errors import UsageError
-from ..validate import hold_threshold, plane_map_option, refine_loss_name, refine_steps
+from ..validate import hold_threshold, refine_loss_name, refine_steps
 from . import baselines as bl
 
 log = logging.getLogger("vtoken.bench")
@@ -203,7 +203,6 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
     hold_threshold(hold, "--hold")  # before any baseline is run
     refine_steps(refine, "--refine")
     refine_loss_name(refine_loss, "--refine-loss", refine=refine)
-    plane_map_option(plane_map, refine, "--plane-map")
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.

@@ -34,10 +34,11 @@ from ..entropy import BitplaneCoder, coder_for
 from ..entropy.plane_map import decode_map, encode_map, expand as expand_map, grid as map_grid
 from ..errors import CorruptChunkError, InputError, UsageError
 from .coarse import coded_indices, fill
+from .factor_choice import searched_reach
 from .frames import frame_repeat, frame_stride, pad_frames, repeat_frames
 from .hold import BitHold
 from .overlap import ahead
-from .plane_choice import PlaneMapper
+from .plane_choice import SEGMENT_BYTES, PlaneMapper
 from .precision import autocast
 from .rate import RateController
 from .refine import BitRefiner
@@ -156,7 +157,8 @@ def encode_chunks(
     frame `repeat` times (frames.repeat_frames) or every `stride`-th frame (coarse.py), its
     bits held with threshold `hold` (hold.py), then refined by `refine` steps of the encoder's
     search (refine.py, minimising `refine_loss`, in `search_precision`) against the frames the
-    model saw, or (`plane_map`) given a plane map per chunk (plane_choice.py). Returns totals.
+    model saw; with `plane_map`, given a plane map per chunk first (plane_choice.py), the
+    search then working on the bits the map sends. Returns totals.
 
     Three stages overlap (overlap.py): reading the next chunks, the model on the chunk after
     this one, and entropy coding + writing of this one (in the calling thread)."""
@@ -165,6 +167,10 @@ def encode_chunks(
     refiner = (BitRefiner(model, refine, device, rate_weight=defaults.REFINE_RATE, loss=refine_loss,
                           precision=search_precision) if refine else None)
     mapper = PlaneMapper(model, device, precision) if plane_map else None
+    # Under a rate target a searched chunk's map is chosen at the chunk's budget over what the
+    # search will add to its bytes: first auto's estimate, then what the last chunk's search added.
+    searched_budget = refiner is not None and mapper is not None and rate.planes is None
+    growth, room = (searched_reach(refine) if searched_budget else 1.0), 1.0
     first_frame, index, kept_planes = 0, 0, []
     headed = model.has_plane_heads  # _model_latents gives its features; z is made per chunk here
     read = ahead(timed(chunks, timings, "read"), name="vtoken-read")
@@ -190,14 +196,17 @@ def encode_chunks(
             z_for = (partial(_headed_latent, model, z, device=device, precision=precision) if headed
                      else lambda _planes, z=z: z)
             if planes is None and (headed or held.threshold > 0 or refiner is not None or mapper is not None):
-                trial = coder.encode(held.bits(z_for(None), key, commit=False), enough)
-                planes = rate.choose([len(s) for s in trial], dry_run=True, **budget)
+                trial = [len(s) for s in coder.encode(held.bits(z_for(None), key, commit=False), enough)]
+                planes = rate.choose(trial, dry_run=True, **budget)
+                room = rate.room(trial, planes, **budget) if searched_budget else 1.0
             z = z_for(planes)
             place = dict(index=index, first_frame=first_frame, frame_count=n, key=key)
             if mapper is not None:
                 clock = timings.add("entropy", clock)
-                chunk = _mapped_chunk(mapper, coder, held, rate, frames, z, planes, budget, repeat, stride, place)
-                clock = timings.add("plane map", clock)
+                chunk, grew = _mapped_chunk(mapper, coder, held, rate, frames, z, planes, budget, repeat, stride,
+                                            place, refiner, growth / room, timings)
+                growth = grew if searched_budget else growth
+                clock = time.perf_counter()
             else:
                 bits = held.bits(z, key, planes)
                 if refiner is not None:
@@ -230,28 +239,43 @@ def encode_chunks(
 
 
 def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate: RateController, frames: np.ndarray,
-                  z: np.ndarray, planes: int, budget: dict, repeat: int, stride: int, place: dict) -> Chunk:
+                  z: np.ndarray, planes: int, budget: dict, repeat: int, stride: int, place: dict,
+                  refiner: BitRefiner | None = None, growth: float = 1.0, timings: Timings | None = None
+                  ) -> tuple[Chunk, float]:
     """The chunk of `frames` (its index, first frame, frame count and key flag in `place`)
-    coded with a plane map at the bytes of `planes` planes everywhere; the coder, hysteresis,
-    rate control and mapper move on as a decoder of it will."""
+    coded with a plane map at the bytes of `planes` planes everywhere over `growth` (what
+    the search will add, per the room the budget leaves), its bits then searched by `refiner`
+    where given; the coder,
+    hysteresis, rate control, mapper and refiner move on as a decoder of it will. Returns the
+    chunk and how many times the map's estimated bytes it coded."""
+    timings = timings or Timings()
+    clock = time.perf_counter()
     key = place["key"]
     coded = frames[coded_indices(len(frames), stride, key)] if stride > 1 else frames  # what the decoder shows
-    bits, limit, counts = mapper.choose(coded, z, key, planes, held, coder, repeat)
+    bits, limit, counts = mapper.choose(coded, z, key, planes, held, coder, repeat, growth)
+    clock = timings.add("plane map", clock)
+    top = int(counts.max())
+    if refiner is not None:  # the map chosen on the model's bits; the search then works on the bits it sends
+        p1 = coder.probabilities(np.ascontiguousarray(bits[:top])) if refiner.rate_weight else None
+        bits = refiner.refine(model_input(frames, key, repeat, stride), z, bits, key, top, p1, limit)
+        clock = timings.add("refine", clock)
     held.replace(bits, z)
     plane_map = encode_map(counts, bits.shape[0])
-    top = int(counts.max())
     sent = np.ascontiguousarray(bits[:top])  # planes no block keeps are neither coded nor walked
     segments = coder.encode(sent, limit=limit)
     sizes = [len(s) for s in segments]
+    coded_bytes = sum(sizes) + len(plane_map) + SEGMENT_BYTES * max(0, top - planes)
     kept = rate.choose(sizes, **{**budget, "overhead": partial(chunk_overhead, plane_map=len(plane_map))})
     if rate.planes is not None:
         kept = top  # the map spends the bytes of `planes` planes: it keeps its planes
     held.sent(kept)
     coder.commit(sent, kept, limit)
     mapper.sent(bits[:kept], limit, key)
-    return Chunk(**place, latent_shape=tuple(bits.shape[1:]), planes_coded=bits.shape[0], segments=list(segments[:kept]),
-                 symbol_counts=[int((limit > k).sum()) for k in range(kept)], plane_map=plane_map,
-                 map_block=mapper.block)
+    timings.add("entropy", clock)
+    chunk = Chunk(**place, latent_shape=tuple(bits.shape[1:]), planes_coded=bits.shape[0],
+                  segments=list(segments[:kept]), symbol_counts=[int((limit > k).sum()) for k in range(kept)],
+                  plane_map=plane_map, map_block=mapper.block)
+    return chunk, coded_bytes / max(mapper.estimate, 1.0)
 
 
 def _headed_latent(model, features: np.ndarray, planes: int | None, *, device, precision: str) -> np.ndarray:

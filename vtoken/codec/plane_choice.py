@@ -113,6 +113,7 @@ class PlaneMapper:
         self.per_call = slices.latents_per_call(device)
         self._state = StreamState()
         self._pending: tuple[np.ndarray, np.ndarray, bool] | None = None  # sent, not yet through the state
+        self.estimate = 0.0  # bytes of the last map chosen, as choose estimated them
 
     def _decode(self, bits: np.ndarray, limit: np.ndarray | None, key: bool, state, height: int, width: int,
                 repeat: int) -> np.ndarray:
@@ -126,13 +127,15 @@ class PlaneMapper:
         with torch.inference_mode(), autocast(self.device, self.precision):
             return slices.decode(self.model, x, len(bits), state, key, repeat, height, width, self.per_call, lim)
 
-    def choose(self, seen: np.ndarray, z: np.ndarray, key: bool, planes: int, held, coder, repeat: int = 1
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def choose(self, seen: np.ndarray, z: np.ndarray, key: bool, planes: int, held, coder, repeat: int = 1,
+               growth: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bits uint8 [K, T', H', W'], limit uint8 [T', H', W'], block counts uint8
         [T', GH, GW]) for a chunk whose coded frames are `seen` (uint8 [n, H, W, 3]; on a
         finer grid than the model's, `repeat` > 1, the model saw each that many times) and
         gave latents z, at the bytes of `planes` planes everywhere under `coder`'s state,
-        `held` the stream's hysteresis (neither is changed)."""
+        `held` the stream's hysteresis (neither is changed); divided by `growth` where a later
+        stage (the encoder's search) will make the chosen bits cost that many times more.
+        `estimate` is then the chosen map's bytes as estimated here."""
         from ..metrics.lpips import ReferenceLPIPS
         from ..models.stream import StreamState
 
@@ -155,13 +158,15 @@ class PlaneMapper:
             dist.append(lpips.blocks(frames[:n], (gh, gw)).sum(axis=0))  # [GH, GW], over the chunk's frames
         # One count per block for the whole chunk (see the module docstring).
         rate, dist = np.stack(rate).sum(axis=1), np.stack(dist)  # [C, GH, GW]
-        budget = float(rate[cands.index(planes)].sum())
+        budget = float(rate[cands.index(planes)].sum()) / growth
         choice = allocate(dist, rate, budget)
         # The map and the segments past `planes` (their descriptors) are paid from the same budget.
         extra = len(encode_map(np.broadcast_to(np.array(cands, np.uint8)[choice], (t_len, gh, gw)).copy(),
                                self.model.config.bits))
         extra += SEGMENT_BYTES * max(0, cands[int(choice.max())] - planes)
-        choice = np.broadcast_to(allocate(dist, rate, budget - 8 * extra), (t_len, gh, gw))
+        chosen = allocate(dist, rate, budget - 8 * extra)
+        self.estimate = float(np.take_along_axis(rate, chosen[None], 0).sum()) / 8 + extra
+        choice = np.broadcast_to(chosen, (t_len, gh, gw))
         counts = np.array(cands, dtype=np.uint8)[choice]
         limit = expand(counts, self.block, (h, w))
         return mixed_bits(limit, bits.__getitem__), limit, counts

@@ -134,6 +134,17 @@ class RateController:
         values, budget, _ = self._target(costs, pixels, key, self._grouped(key, costs), latent_frames)
         return values[-1] > budget
 
+    def room(self, segment_sizes: list[int], planes: int, pixels: int, overhead=lambda planes: 0,
+             key: bool | None = None, latent_frames: int = 0) -> float:
+        """How many times what this chunk's first `planes` segments count for the budget gives
+        it (1 with a fixed number of planes): where a later stage changes the chunk's bytes,
+        what it may spend without the prefix choice (`choose`)."""
+        if self.planes is not None:
+            return 1.0
+        costs = _costs(segment_sizes, overhead)
+        values, budget, _ = self._target(costs, pixels, key, self._grouped(key, costs), latent_frames)
+        return max(budget, 0.0) / max(values[planes - 1], 1.0)
+
     def _grouped(self, key: bool | None, costs: list[int]) -> bool:
         return bool(key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs)
 

@@ -67,14 +67,16 @@ class BitRefiner:
         self.state = None  # the decoder's StreamState after the refined chunks so far (a key chunk starts it)
 
     def refine(self, frames: np.ndarray, z: np.ndarray, bits: np.ndarray, key: bool, planes: int,
-               p1: np.ndarray | None = None) -> np.ndarray:
+               p1: np.ndarray | None = None, limit: np.ndarray | None = None) -> np.ndarray:
         """Refined uint8 bits [K, T', H', W'] of the chunk whose frames the model saw as
         `frames` (uint8 [n, H, W, 3]: a coarse grid's coded frames, a fine grid's repeated
         ones), given its latents z [K, T', H', W'] and the bits the hysteresis made of them, for
         a stream that keeps `planes` planes (planes above are left as they were). On a coarse
         grid the frames the decoder blends between coded ones are not weighed. `p1`: the coder's
         probability of a 1 for each kept bit ([planes, T', H', W'], BitplaneCoder.probabilities
-        of the unrefined bits), for the rate term (rate_weight > 0)."""
+        of the unrefined bits), for the rate term (rate_weight > 0). `limit` (uint8 [T', H', W'],
+        a plane map, plane_choice.py): at each position only the planes below its count are
+        sent, so only they are searched, and the decoder sees the others as absent."""
         import torch
 
         from ..models.stream import StreamState
@@ -86,7 +88,9 @@ class BitRefiner:
         target = to_tensor(pad_frames(frames, cfg.temporal_factor, cfg.spatial_factor, continuing=not key), self.device)
         start = np.where(bits == (z >= 0), np.abs(z), HELD_START) * (bits.astype(np.float32) * 2 - 1)
         out = bits.copy()
-        mask = (torch.arange(bits.shape[0], device=self.device) < planes).view(1, -1, 1, 1, 1).float()
+        rank = torch.arange(bits.shape[0], device=self.device).view(1, -1, 1, 1, 1)
+        mask = (rank < planes).float()
+        lim = None if limit is None else torch.from_numpy(np.ascontiguousarray(limit, dtype=np.int64))[None]
         for a, b in latent_pieces(bits.shape[1], latents_per_call(self.device)):
             first, stop = frame_range(a, b, key, cfg.temporal_factor)
             real = max(0, min(stop, n) - first)  # the slice's frames that are the input's, not padding
@@ -94,14 +98,15 @@ class BitRefiner:
             x = target[:, :, first:first + real, :h, :w]
             slope = None if p1 is None or not self.rate_weight else self._rate_slope(p1[:planes, a:b], bits[:planes, a:b])
             rate = None if slope is None else (lambda q: (slope * (q[0, :planes] + 1) / 2).sum())
+            piece = mask if lim is None else mask * (rank < lim[:, None, a:b].to(self.device)).float()
             with autocast(self.device, self.precision):
                 u = sign_search(u, lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w], x,
-                                mask, self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate,
+                                piece, self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate,
                                 self.lpips_stride)
             out[:, a:b] = (u[0] >= 0).to(torch.uint8).cpu().numpy()
             with torch.inference_mode():  # the decoder's state moves on with the bits sent
                 self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,
-                                       state=self.state)
+                                       state=self.state, limit=None if lim is None else lim[:, a:b])
         return out
 
     def _rate_slope(self, p1: np.ndarray, bits: np.ndarray):

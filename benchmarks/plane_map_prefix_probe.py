@@ -41,6 +41,8 @@ def main(argv=None) -> int:
     ap = clip_probe.parser(__doc__)
     ap.add_argument("--prefixes", default="1,2,9", help="latent frames the choice decodes (9: a 33-frame chunk's all)")
     ap.add_argument("--planes", default="2,3,4,6,8,12,16,24,32")
+    ap.add_argument("--passes", type=int, default=None, help="PlaneMapper's passes (default: the codec's; 1: each "
+                    "block measured beside neighbours at its own count only)")
     args = ap.parse_args(argv)
     import torch
 
@@ -85,7 +87,9 @@ def main(argv=None) -> int:
             for p in prefixes:
                 start = time.perf_counter()
                 n = min(len(ref), 1 + tf * (p - 1))
-                _, _, counts = PlaneMapper(model, args.device).choose(
+                mapper = PlaneMapper(model, args.device) if args.passes is None else \
+                    PlaneMapper(model, args.device, passes=args.passes)
+                _, _, counts = mapper.choose(
                     ref[:n], np.ascontiguousarray(z[:, :p]), True, k, held, coder_for(model))
                 took = time.perf_counter() - start
                 bits, limit = mapped_chunk(held, z, counts[0], BLOCK)

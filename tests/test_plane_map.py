@@ -430,3 +430,32 @@ def test_allocate_fits_the_budget_and_spends_it_where_it_buys_the_most():
     assert allocate(dist, rate, 3).tolist() == [1, 0]
     assert allocate(dist, rate, 1).tolist() == [0, 0]  # nothing fits: the cheapest everywhere
 
+
+def test_a_second_pass_measures_each_block_beside_its_neighbours_counts(xp_model):
+    """With every block's first choice at count c, the second pass's measure of count c is the
+    uniform cut's (the same bits, limits and frames); at another count it differs."""
+    import torch
+
+    from vtoken.codec.frames import pad_frames, to_tensor
+    from vtoken.codec.hold import BitHold
+    from vtoken.codec.plane_choice import PlaneMapper
+    from vtoken.metrics.lpips import ReferenceLPIPS
+    from vtoken.models import load_model
+    from vtoken.models.stream import StreamState
+
+    from clips import moving_pattern
+
+    model = load_model(xp_model)
+    frames = moving_pattern(9, 48, 96, seed=2)
+    with torch.inference_mode():
+        z = model.encode(to_tensor(pad_frames(frames, 4, model.config.spatial_factor), "cpu"))[0].numpy()
+    mapper = PlaneMapper(model, "cpu", block=2, passes=2)
+    cands, held = [1, 2, 3], BitHold(0.5)
+    bits = {c: held.bits(z, True, c, commit=False) for c in cands}
+    lpips = ReferenceLPIPS(frames, "cpu")
+    gh, gw = -(-z.shape[2] // 2), -(-z.shape[3] // 2)
+    assert gh * gw >= 4  # a checkerboard of both colours
+    dist = mapper._beside_neighbours(lpips, bits, cands, np.full((gh, gw), 1), True, frames.shape, z.shape, 1)
+    uniform = mapper._decode(bits[2][:2], None, True, StreamState(), 48, 96, 1)
+    np.testing.assert_allclose(dist[1], lpips.blocks(uniform[:9], (gh, gw)).sum(axis=0), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(dist[0], dist[1])

@@ -124,7 +124,7 @@ def encode(
     (L1 alone: pixel fidelity, MS-SSIM and PSNR, in about three quarters of the time); one
     other than "lpips" needs `refine` > 0.
     `plane_map`: each chunk spends its bytes block by block where they buy the most LPIPS
-    (vtoken.codec.plane_choice: 4-5 decodes of every chunk; entropy format 3); with `refine`, the map
+    (vtoken.codec.plane_choice: 12-15 decodes of every chunk; entropy format 3); with `refine`, the map
     is chosen first and the search works on the bits it sends."""
     from .codec.codec import Codec
     from .codec.pipeline import Timings

@@ -185,7 +185,7 @@ def _planes_said(planes: list[int], plane_map: bool) -> str:
               "three quarters of the time).")
 @click.option("--plane-map", is_flag=True,
               help="Spend each chunk's bytes where they buy the most: every 40x40-pixel block keeps its own number "
-              "of bit-planes, chosen by decoding the chunk at 4-5 counts (better quality per byte; 0.5-4 fps at "
+              "of bit-planes, chosen by decoding the chunk 12-15 times (better quality per byte; 0.3-3 fps at "
               "640x360 on 2 CPU cores with --temporal-factor auto; a .mvt of format 1.1 / entropy version 3; with "
               "--refine, the search then works on the bits each block sends).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")

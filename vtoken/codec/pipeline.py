@@ -245,9 +245,8 @@ def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate
     """The chunk of `frames` (its index, first frame, frame count and key flag in `place`)
     coded with a plane map at the bytes of `planes` planes everywhere over `growth` (what
     the search will add, per the room the budget leaves), its bits then searched by `refiner`
-    where given; the coder,
-    hysteresis, rate control, mapper and refiner move on as a decoder of it will. Returns the
-    chunk and how many times the map's estimated bytes it coded."""
+    where given; the coder, hysteresis, rate control, mapper and refiner move on as a decoder
+    of it will. Returns the chunk and how many times the map's estimated bytes it coded."""
     timings = timings or Timings()
     clock = time.perf_counter()
     key = place["key"]

@@ -18,10 +18,12 @@ block under the coder's state (what they would cost), and the frames they decode
 decoder's causal state, whose LPIPS against the frames shown is pooled to the blocks and
 summed over the chunk (what they would buy).
 Then a Lagrangian: each block takes the count minimising LPIPS + lambda x bits, lambda the
-smallest whose total, the map's own bytes included, fits the budget. Blocks are chosen
-alone (a block's count changes its neighbours' contexts and pictures a little; the coded
-bytes are what the rate control counts). Each count is a decode and an LPIPS pass of the
-chunk: 4 to 5 times the decoder's work.
+smallest whose total, the map's own bytes included, fits the budget. A block's count
+changes its neighbours' pictures (and contexts a little; the coded bytes are what the rate
+control counts), so a second pass measures each block again at every count beside a
+checkerboard of neighbours at their first counts, and chooses again (PASSES). Each count is
+a decode and an LPIPS pass of the chunk in the first pass, two in the second: 12 to 15 times
+the decoder's work.
 
 Measured before this was a stream option (benchmarks/plane_map_probe.py, the default model
 on the eval clips at the codec's hold): LPIPS BD-rate -6 / -13 / -22 % against uniform cuts;
@@ -43,6 +45,13 @@ SEGMENT_BYTES = 12  # a plane segment's descriptor in the chunk header (SPEC 4.1
 # 0.2138 (0.2004 predicted), counts within 2x 0.2087 (0.2013 predicted); uniform 0.2093.
 # It also bounds the decodes: 4 to 5 counts a chunk instead of 12.
 SPAN = 2
+# Choices made per chunk: the first measures each block beside neighbours at its own count; a
+# second measures it beside a checkerboard of neighbours at their first counts (two decodes per
+# candidate) and chooses again. One key chunk, 2-32 planes (benchmarks/plane_map_prefix_probe.py
+# --passes 1 / 2, results/plane_map_passes_cpu.md): LPIPS BD-rate against uniform cuts -11.6 /
+# -19.7 % on VID_20191220_170832, -6.1 / -11.8 % on cockatoo; at 8 planes one pass was worse
+# than uniform on both. The choice takes about 2.5x as long.
+PASSES = 2
 
 
 def block_sums(per_position: np.ndarray, block: int) -> np.ndarray:
@@ -104,11 +113,12 @@ class PlaneMapper:
     """Chooses the plane maps of one stream's chunks, in order. One per stream: it keeps the
     decoder's causal state of the chunks chosen so far (a chunk's frames depend on it)."""
 
-    def __init__(self, model, device, precision: str = "fp32", ladder=LADDER, block: int = BLOCK):
+    def __init__(self, model, device, precision: str = "fp32", ladder=LADDER, block: int = BLOCK, passes: int = PASSES):
         from ..models.stream import StreamState
         from . import slices
 
         self.model, self.device, self.precision, self.block = model, device, precision, int(block)
+        self.passes = int(passes)  # choices; each after the first measures blocks beside their neighbours' counts
         self.ladder = [c for c in ladder if c <= model.config.bits]
         self.per_call = slices.latents_per_call(device)
         self._state = StreamState()
@@ -165,11 +175,35 @@ class PlaneMapper:
                                self.model.config.bits))
         extra += SEGMENT_BYTES * max(0, cands[int(choice.max())] - planes)
         chosen = allocate(dist, rate, budget - 8 * extra)
+        for _ in range(self.passes - 1):
+            dist = self._beside_neighbours(lpips, bits, cands, chosen, key, seen.shape, z.shape, repeat)
+            chosen = allocate(dist, rate, budget - 8 * extra)
         self.estimate = float(np.take_along_axis(rate, chosen[None], 0).sum()) / 8 + extra
         choice = np.broadcast_to(chosen, (t_len, gh, gw))
         counts = np.array(cands, dtype=np.uint8)[choice]
         limit = expand(counts, self.block, (h, w))
         return mixed_bits(limit, bits.__getitem__), limit, counts
+
+    def _beside_neighbours(self, lpips, bits: dict, cands: list, chosen: np.ndarray, key: bool, seen_shape,
+                           z_shape, repeat: int) -> np.ndarray:
+        """float64 [C, GH, GW]: each block's LPIPS over the chunk at each candidate count with
+        the blocks of the other colour of a checkerboard at their `chosen` counts (a block
+        measured alone, beside neighbours at its own count, misjudges what it buys)."""
+        n, height, width = seen_shape[:3]
+        _, t_len, h, w = z_shape
+        gh, gw = chosen.shape
+        colour = np.add.outer(np.arange(gh), np.arange(gw)) % 2
+        now = np.array(cands)[chosen]
+        dist = np.zeros((len(cands), gh, gw))
+        for i, c in enumerate(cands):
+            for side in (0, 1):
+                counts = np.where(colour == side, c, now).astype(np.uint8)
+                limit = expand(np.broadcast_to(counts, (t_len, gh, gw)).copy(), self.block, (h, w))
+                top = int(counts.max())
+                frames = self._decode(mixed_bits(limit, bits.__getitem__)[:top], limit, key, self._state.copy(),
+                                      height, width, repeat)
+                dist[i][colour == side] = lpips.blocks(frames[:n], (gh, gw)).sum(axis=0)[colour == side]
+        return dist
 
     def sent(self, bits: np.ndarray, limit: np.ndarray, key: bool) -> None:
         """The chunk just chosen went out with these planes (bits [kept, T', H', W']): the

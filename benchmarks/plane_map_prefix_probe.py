@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--planes", default="2,3,4,6,8,12,16,24,32")
     ap.add_argument("--passes", type=int, default=None, help="PlaneMapper's passes (default: the codec's; 1: each "
                     "block measured beside neighbours at its own count only)")
+    ap.add_argument("--span", type=float, default=None, help="PlaneMapper's span (default: the codec's): a block's "
+                    "count within this factor of the uniform cut's")
     args = ap.parse_args(argv)
     import torch
 
@@ -87,8 +89,9 @@ def main(argv=None) -> int:
             for p in prefixes:
                 start = time.perf_counter()
                 n = min(len(ref), 1 + tf * (p - 1))
-                mapper = PlaneMapper(model, args.device) if args.passes is None else \
-                    PlaneMapper(model, args.device, passes=args.passes)
+                options = {name: value for name, value in (("passes", args.passes), ("span", args.span))
+                           if value is not None}
+                mapper = PlaneMapper(model, args.device, **options)
                 _, _, counts = mapper.choose(
                     ref[:n], np.ascontiguousarray(z[:, :p]), True, k, held, coder_for(model))
                 took = time.perf_counter() - start

@@ -43,7 +43,10 @@ SEGMENT_BYTES = 12  # a plane segment's descriptor in the chunk header (SPEC 4.1
 # with its neighbours at its own count, and next to a block of far fewer planes it is worse
 # than measured. On VID_20191220_170832 at the bytes of 8 planes, the whole ladder gave LPIPS
 # 0.2138 (0.2004 predicted), counts within 2x 0.2087 (0.2013 predicted); uniform 0.2093.
-# It also bounds the decodes: 4 to 5 counts a chunk instead of 12.
+# It also bounds the decodes: 4 to 5 counts a chunk instead of 12. With the second choice
+# (PASSES) counts within 3x did worse than within 2x on one key chunk at 2-32 planes: LPIPS
+# BD-rate against uniform cuts -17.8 / -9.0 % against -19.7 / -11.8 % on VID_20191220_170832 /
+# cockatoo (results/plane_map_passes_cpu.md).
 SPAN = 2
 # Choices made per chunk: the first measures each block beside neighbours at its own count; a
 # second measures it beside a checkerboard of neighbours at their first counts (two decodes per
@@ -113,12 +116,14 @@ class PlaneMapper:
     """Chooses the plane maps of one stream's chunks, in order. One per stream: it keeps the
     decoder's causal state of the chunks chosen so far (a chunk's frames depend on it)."""
 
-    def __init__(self, model, device, precision: str = "fp32", ladder=LADDER, block: int = BLOCK, passes: int = PASSES):
+    def __init__(self, model, device, precision: str = "fp32", ladder=LADDER, block: int = BLOCK, passes: int = PASSES,
+                 span: float = SPAN):
         from ..models.stream import StreamState
         from . import slices
 
         self.model, self.device, self.precision, self.block = model, device, precision, int(block)
         self.passes = int(passes)  # choices; each after the first measures blocks beside their neighbours' counts
+        self.span = float(span)  # a block's count within this factor of the uniform cut's
         self.ladder = [c for c in ladder if c <= model.config.bits]
         self.per_call = slices.latents_per_call(device)
         self._state = StreamState()
@@ -159,7 +164,7 @@ class PlaneMapper:
         _, t_len, h, w = z.shape
         gh, gw = map_grid((h, w), self.block)
         lpips = ReferenceLPIPS(seen, self.device)
-        cands = sorted({c for c in self.ladder if planes <= SPAN * c and c <= SPAN * planes} | {planes})
+        cands = sorted({c for c in self.ladder if planes <= self.span * c and c <= self.span * planes} | {planes})
         bits, rate, dist = {}, [], []
         for c in cands:
             bits[c] = held.bits(z, key, c, commit=False)

@@ -205,7 +205,8 @@ def encode_chunks(
                 clock = timings.add("entropy", clock)
                 chunk, grew = _mapped_chunk(mapper, coder, held, rate, frames, z, planes, budget, repeat, stride,
                                             place, refiner, growth / room, timings)
-                growth = grew if searched_budget else growth
+                if searched_budget:
+                    growth = grew
                 clock = time.perf_counter()
             else:
                 bits = held.bits(z, key, planes)
@@ -240,14 +241,12 @@ def encode_chunks(
 
 def _mapped_chunk(mapper: PlaneMapper, coder: BitplaneCoder, held: BitHold, rate: RateController, frames: np.ndarray,
                   z: np.ndarray, planes: int, budget: dict, repeat: int, stride: int, place: dict,
-                  refiner: BitRefiner | None = None, growth: float = 1.0, timings: Timings | None = None
-                  ) -> tuple[Chunk, float]:
+                  refiner: BitRefiner | None, growth: float, timings: Timings) -> tuple[Chunk, float]:
     """The chunk of `frames` (its index, first frame, frame count and key flag in `place`)
     coded with a plane map at the bytes of `planes` planes everywhere over `growth` (what
     the search will add, per the room the budget leaves), its bits then searched by `refiner`
     where given; the coder, hysteresis, rate control, mapper and refiner move on as a decoder
     of it will. Returns the chunk and how many times the map's estimated bytes it coded."""
-    timings = timings or Timings()
     clock = time.perf_counter()
     key = place["key"]
     coded = frames[coded_indices(len(frames), stride, key)] if stride > 1 else frames  # what the decoder shows

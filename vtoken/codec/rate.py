@@ -131,7 +131,7 @@ class RateController:
         costs = _costs(segment_sizes, overhead)
         if not costs:
             return False
-        values, budget, _ = self._target(costs, pixels, key, self._grouped(key, costs), latent_frames)
+        values, budget = self._held_to(costs, pixels, key, latent_frames)
         return values[-1] > budget
 
     def room(self, segment_sizes: list[int], planes: int, pixels: int, overhead=lambda planes: 0,
@@ -141,9 +141,14 @@ class RateController:
         what it may spend without the prefix choice (`choose`)."""
         if self.planes is not None:
             return 1.0
-        costs = _costs(segment_sizes, overhead)
-        values, budget, _ = self._target(costs, pixels, key, self._grouped(key, costs), latent_frames)
+        values, budget = self._held_to(_costs(segment_sizes, overhead), pixels, key, latent_frames)
         return max(budget, 0.0) / max(values[planes - 1], 1.0)
+
+    def _held_to(self, costs: list[int], pixels: int, key: bool | None,
+                 latent_frames: int) -> tuple[list[float], float]:
+        """(what each prefix counts for, the budget it is held to), the budget left as it was."""
+        values, budget, _ = self._target(costs, pixels, key, self._grouped(key, costs), latent_frames)
+        return values, budget
 
     def _grouped(self, key: bool | None, costs: list[int]) -> bool:
         return bool(key is not None and self.key_interval > 1 and self.inter_pixels and self.total_pixels and costs)

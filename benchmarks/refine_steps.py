@@ -2,13 +2,14 @@
 at a few step counts and learning rates, each a series of plane counts on the model's grid,
 read as BD-rates against the unsearched stream and against x265 of a `vtoken bench` run.
 
-    python benchmarks/refine_steps.py code [NAME=]CLIP.y4m [...] --steps 2 [--lr 0.08]
+    python benchmarks/refine_steps.py code [NAME=]CLIP.y4m [...] --steps 2 [--method flip] [--lr 0.08]
         [--planes 2,4,8,16,32,64] [--refine-loss lpips] [--lpips-stride 1] [--precision auto] [--model M]
         [--device cpu] --csv S.csv
     python benchmarks/refine_steps.py table BENCH/results.csv S1.csv [S2.csv ...] [--out results.md]
 
 `code` writes one row per clip and plane count (the columns of the bench's results.csv that
-metric_crosscheck.py reads, the encode's wall seconds, the steps, the learning rate, the loss and
+metric_crosscheck.py reads, the encode's wall seconds, the steps, the search's method and its
+learning rate (adam) or share of the bits flipped per step (flip), the loss and
 the precision the search ran in, vtoken encode --precision resolved);
 `table` takes the anchors from a bench run of the same clips (its unsearched model-grid
 series `vtoken` and `hevc`). `vtoken bench` leaves its references (33 frames at 640x360) in
@@ -27,19 +28,19 @@ import clip_probe
 from metric_crosscheck import series
 
 FIELDS = ["clip", "codec", "config", "bpp", "lpips", "ms_ssim", "psnr_rgb", "psnr_y", "encode_s", "steps", "lr",
-          "refine_loss", "lpips_stride", "precision"]
+          "refine_loss", "lpips_stride", "precision", "method", "flip_steps", "flip_share"]
 
 
 def code(args, clips) -> int:
     from vtoken import defaults
 
-    before = defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE
+    before = defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE, defaults.REFINE_METHOD
     # the search reads them when the encode makes its refiner
-    defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE = args.lr, args.lpips_stride
+    defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE, defaults.REFINE_METHOD = args.lr, args.lpips_stride, args.method
     try:
         _code(args, clips, [int(p) for p in args.planes.split(",")])
     finally:
-        defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE = before
+        defaults.REFINE_LR, defaults.REFINE_LPIPS_STRIDE, defaults.REFINE_METHOD = before
     return 0
 
 
@@ -48,6 +49,7 @@ def _code(args, clips, planes: list[int]) -> None:
     import numpy as np
 
     import vtoken
+    from vtoken.codec.refine import flip_share, search_split
     from vtoken.metrics.evaluation import evaluate
 
     with open(args.csv, "w", newline="") as f:
@@ -65,7 +67,10 @@ def _code(args, clips, planes: list[int]) -> None:
                                                                precision=args.precision)))
                 m = evaluate(ref, dec, args.device)["mean"]
                 w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
-                                steps=args.steps, lr=args.lr, refine_loss=args.refine_loss,
+                                steps=args.steps, lr=args.lr if search_split(args.steps)[1] else "-", method=args.method,
+                                flip_steps=search_split(args.steps)[0],
+                                flip_share=flip_share(search_split(args.steps)[0]) if args.method == "flip" else "-",
+                                refine_loss=args.refine_loss,
                                 lpips_stride=args.lpips_stride if args.refine_loss == "lpips" else "-",
                                 precision=vtoken.info(out)["extra"].get("refine_precision", "-"),
                                 **{k: m[k] for k in FIELDS[4:8]}))
@@ -88,9 +93,9 @@ def table(args, argv) -> int:
              f"- command: `python benchmarks/refine_steps.py {' '.join(argv)}`",
              "- per clip, in the order of the bench's clips; negative: fewer bits for the same LPIPS; "
              "'-' where the curves do not overlap", "",
-             "| series | steps | lr | loss | LPIPS stride | precision | encode s | vs unsearched % | vs x265 % "
-             "| BD-metric vs x265 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| series | steps | method | lr / flips a step | loss | LPIPS stride | precision | encode s "
+             "| vs unsearched % | vs x265 % | BD-metric vs x265 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in args.series:
         test = series(path, "default")
         clips = [c for c in plain if c in test and c in x265]
@@ -104,7 +109,13 @@ def table(args, argv) -> int:
         secs = [float(r["encode_s"]) for r in rows if r.get("encode_s")]
         took = f"{min(secs):.0f}-{max(secs):.0f}" if secs else "-"
         first = rows[0]
-        lines.append(f"| {Path(path).name} | {first.get('steps') or '?'} | {first.get('lr') or '?'} | "
+        method = first.get("method") or "adam"  # series from before the flips: Adam's
+        step = first.get("flip_share") if method == "flip" else first.get("lr")
+        steps = int(first.get("steps") or 0)
+        flips = int(first["flip_steps"]) if first.get("flip_steps") else steps  # before the split: all flips
+        if method == "flip" and steps > flips:  # the flips, then Adam (refine.search_split)
+            method, step = f"{flips} flip + {steps - flips} adam", f"{step} / {first.get('lr')}"
+        lines.append(f"| {Path(path).name} | {first.get('steps') or '?'} | {method} | {step or '?'} | "
                      f"{first.get('refine_loss') or 'lpips'} | {first.get('lpips_stride') or 1} | "
                      f"{first.get('precision') or 'fp32'} | {took} | "
                      f"{cell(vs_plain, '{:+.1f}')} | "
@@ -134,6 +145,8 @@ def main(argv=None) -> int:
 
     ap = clip_probe.parser(__doc__)
     ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--method", default=defaults.REFINE_METHOD, choices=defaults.REFINE_METHODS,
+                    help="the search's method (vtoken.codec.refine): flip, or adam at --lr")
     ap.add_argument("--lr", type=float, default=0.08)
     ap.add_argument("--planes", default="2,4,8,16,32,64")
     ap.add_argument("--refine-loss", default=defaults.REFINE_LOSS, choices=defaults.REFINE_LOSSES)

@@ -278,6 +278,9 @@ def test_real_vtoken_through_the_bench(clip_dir, tmp_path, tiny_model_json):
     in_bf16 = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 8,
                                                     "vtoken_refine_precision": "bf16"}, "bd": []})
     assert "the encoder's search on every point (`--refine 8`, in bf16)" in in_bf16
+    by_flips = summary_markdown({**run, "settings": {**run["settings"], "vtoken_refine": 2, "vtoken_refine_method": "flip",
+                                                     "vtoken_refine_precision": "bf16"}, "bd": []})
+    assert "the encoder's search on every point (`--refine 2`, method flip, in bf16)" in by_flips
 
 
 def test_the_run_says_what_arithmetic_the_search_ran_in_as_its_streams_say():
@@ -290,6 +293,7 @@ def test_the_run_says_what_arithmetic_the_search_ran_in_as_its_streams_say():
     assert _searched_in([point("vtoken", {"refine_precision": "bf16"}),
                          point("vtoken", {"refine_precision": "fp32"})]) == ["bf16", "fp32"]
     assert _searched_in([point("vtoken", {}), point("vtoken", None)]) is None  # unsearched, or no header read
+    assert _searched_in([point("vtoken", {"refine_method": "flip"})], "refine_method") == "flip"
 
 
 def test_real_vtoken_at_a_rate_target_with_auto(clip_dir, tmp_path, tiny_model_json):

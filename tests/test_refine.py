@@ -13,7 +13,7 @@ from vtoken.cli import main
 from vtoken.codec.frames import pad_frames, to_tensor
 from vtoken.codec.hold import BitHold
 from vtoken.codec.precision import resolve_precision
-from vtoken.codec.refine import BitRefiner
+from vtoken.codec.refine import BitRefiner, flip_share
 from vtoken.errors import UsageError
 from vtoken.models import load_model
 
@@ -45,7 +45,9 @@ def _key_chunk(model, seed):
     return frames, z, (z >= 0).astype(np.uint8)
 
 
-def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_model_json):
+@pytest.mark.parametrize("method", defaults.REFINE_METHODS)
+def test_the_search_lowers_its_loss_and_leaves_the_models_weights_alone(tiny_model_json, method, monkeypatch):
+    monkeypatch.setattr(defaults, "REFINE_METHOD", method)
     model = load_model(tiny_model_json)
     frames, z, bits = _key_chunk(model, 3)
     planes = model.bits
@@ -249,9 +251,11 @@ def test_the_l1_search_lowers_l1_without_lpips(tiny_model_json):
         BitRefiner(model, 1, "cpu", loss="mse")
 
 
-def test_the_rate_term_keeps_the_bits_the_coder_finds_cheap(tiny_model_json):
+@pytest.mark.parametrize("method", defaults.REFINE_METHODS)
+def test_the_rate_term_keeps_the_bits_the_coder_finds_cheap(tiny_model_json, method, monkeypatch):
     from vtoken.entropy import coder_for
 
+    monkeypatch.setattr(defaults, "REFINE_METHOD", method)
     model = load_model(tiny_model_json)
     frames, z, bits = _key_chunk(model, 5)
     planes = model.bits
@@ -262,10 +266,61 @@ def test_the_rate_term_keeps_the_bits_the_coder_finds_cheap(tiny_model_json):
 
     free = BitRefiner(model, 6, "cpu").refine(frames, z, bits, key=True, planes=planes, p1=p1)
     charged = BitRefiner(model, 6, "cpu", rate_weight=20.0).refine(frames, z, bits, key=True, planes=planes, p1=p1)
-    assert (free != bits).sum() > (charged != bits).sum(), ((free != bits).sum(), (charged != bits).sum())
+    if method == "adam":  # the flips flip a set share of the bits wherever they gain at all
+        assert (free != bits).sum() > (charged != bits).sum(), ((free != bits).sum(), (charged != bits).sum())
     assert cost(charged) < cost(free), (cost(bits), cost(charged), cost(free))
     with pytest.raises(ValueError, match="rate weight"):
         BitRefiner(model, 1, "cpu", rate_weight=-1.0)
+
+
+def test_the_flip_search_flips_the_surest_gains_once_each():
+    """Each step flips the set share of the kept bits where the gradient says a flip gains, the
+    bits the encoder was least sure of first when the gains are equal; a bit flipped once stays
+    flipped, though the next step's gradient would flip it back; bits outside the mask stay."""
+    import torch
+
+    from vtoken.codec.refine import flip_search
+
+    u = torch.linspace(0.01, 1.0, 200).view(1, 2, 2, 5, 10)  # every bit 1, each unsure by its size
+    mask = torch.ones(1, 2, 1, 1, 1)
+    mask[:, 1] = 0  # the second plane is not kept
+    count = round(0.1 * 100)  # fraction 0.1 of the 100 kept bits
+    # A loss whose optimum lies halfway through the first step's flips: after it, the gradient
+    # points back across every flipped bit.
+    target = 100.0 - count
+
+    def loss(q):
+        return (q[:, 0].sum() - target) ** 2
+
+    x = torch.zeros(1, 3, 1, 1, 1)
+    found = flip_search(u, lambda q: torch.zeros_like(x), x, mask, 2, 0.1, 0.0, 0.0, extra=loss)
+    flipped = (found < 0).flatten()
+    assert int(flipped.sum()) == count
+    assert torch.equal(torch.nonzero(flipped).flatten(), torch.arange(count))  # the least sure
+    assert not flipped[100:].any()  # the masked plane
+
+
+def test_more_flip_steps_share_the_same_flips(monkeypatch):
+    """The flips a search makes in all are capped: more steps choose them in smaller batches."""
+    monkeypatch.setattr(defaults, "REFINE_FLIP_FRACTION", 0.03)
+    monkeypatch.setattr(defaults, "REFINE_FLIP_TOTAL", 0.04)
+    assert flip_share(1) == 0.03 and flip_share(2) == 0.02 and flip_share(8) == 0.005
+    assert flip_share(0) == 0.03  # no steps flip nothing; the share is still defined
+
+
+def test_the_flips_come_first_then_adams_steps(monkeypatch):
+    from vtoken.codec.refine import search_split
+
+    monkeypatch.setattr(defaults, "REFINE_FLIP_STEPS", 2)
+    assert [search_split(n) for n in (0, 1, 2, 8)] == [(0, 0), (1, 0), (2, 0), (2, 6)]
+    monkeypatch.setattr(defaults, "REFINE_METHOD", "adam")
+    assert search_split(8) == (0, 8)
+
+
+def test_an_unknown_search_method_is_refused(tiny_model_json, monkeypatch):
+    monkeypatch.setattr(defaults, "REFINE_METHOD", "newton")
+    with pytest.raises(ValueError, match="search method"):
+        BitRefiner(load_model(tiny_model_json), 1, "cpu")
 
 
 def test_the_next_chunk_holds_toward_the_refined_bits():
@@ -299,6 +354,10 @@ def test_a_refined_stream_decodes_and_says_how_it_was_made(tmp_path, tiny_model_
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_loss"] == "lpips"
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_lpips_stride"] == min(defaults.REFINE_LPIPS_STRIDE, 3)
     assert vtoken.info(tmp_path / "r.mvt")["extra"]["refine_precision"] == resolve_precision("auto", "cpu", "search")
+    extra = vtoken.info(tmp_path / "r.mvt")["extra"]  # 3 steps: the flips' steps, then Adam's
+    assert extra["refine_method"] == defaults.REFINE_METHOD == "flip"
+    assert extra["refine_flip_steps"] == defaults.REFINE_FLIP_STEPS == 2
+    assert extra["refine_flip_fraction"] == flip_share(2) and extra["refine_lr"] == defaults.REFINE_LR
     assert not {"refine", "refine_loss", "refine_lpips_stride", "refine_precision"} & set(
         vtoken.info(tmp_path / "p.mvt")["extra"])
     exact = vtoken.encode(src, tmp_path / "f.mvt", refine=3, precision="fp32", **kw)

@@ -176,8 +176,9 @@ def _planes_said(planes: list[int], plane_map: bool) -> str:
               f"{defaults.HOLD_FULL_PLANES} kept planes, {defaults.HOLD_FULL_PLANES}/planes of it above; 0 codes the "
               "model's signs.")
 @click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
-              help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps (see "
-              "--refine-loss; better quality per byte, about STEPS x 0.1 s per 640x360 frame on 2 CPU cores); with "
+              help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps, the first "
+              "two flipping the bits whose flips gain most (see --refine-loss; better quality per byte, about "
+              "0.1-0.2 s per 640x360 frame and step on 2 CPU cores); with "
               "--temporal-factor auto the grid is chosen without it, among the model's grid and coarser ones; 0: off.")
 @click.option("--refine-loss", type=click.Choice(list(defaults.REFINE_LOSSES)), default=defaults.REFINE_LOSS,
               show_default=True, help="What the search minimises: lpips (L1 + LPIPS, the training loss: the "

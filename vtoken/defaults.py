@@ -27,16 +27,26 @@ HOLD = 0.5
 HOLD_PREV_WEIGHT = 0.0
 HOLD_FULL_PLANES = 8
 
-# The encoder's search (vtoken/codec/refine.py, `vtoken encode --refine N`): N Adam steps of
-# this learning rate on each latent frame's values through the sign, against the loss the
-# model was trained with (REFINE_L1 x L1 + REFINE_LPIPS x LPIPS of the decoded frames). Off by
-# default: a step costs about 3.5 s for 33 frames at 640x360 on 2 CPU cores (a decode with its
-# backward pass, and LPIPS; fp32), where the unsearched encode takes about 0.9 s; in bf16, where
-# the CPU has it (codec/precision.py), about 0.7x that. The gain grows with
-# each doubling of the steps, and a larger learning rate does not buy steps back
-# (benchmarks/results/refine_steps_cpu.md).
+# The encoder's search (vtoken/codec/refine.py, `vtoken encode --refine N`): N steps on each
+# latent frame's bits against the loss the model was trained with (REFINE_L1 x L1 + REFINE_LPIPS
+# x LPIPS of the decoded frames). Off by default: a step is a decode with its backward pass, and
+# LPIPS; 33 frames at 640x360 on 2 CPU cores took 7-10 s with 1 step and 17-25 s with 4 (bf16,
+# codec/precision.py) where the unsearched encode takes 2-3 s. The gain grows with each doubling
+# of the steps (benchmarks/results/refine_steps_cpu.md, refine_flip_cpu.md).
 REFINE = 0
 REFINE_MAX = 1000
+# How the steps choose (refine.search_split). "flip": the first REFINE_FLIP_STEPS steps flip the
+# bits whose flip lowers the loss most to first order, weighed by the encoder's doubt
+# (REFINE_FLIP_FRACTION of the kept bits a step, REFINE_FLIP_TOTAL in all, each bit once), and
+# the steps after them are Adam's; "adam": every step moves the values by Adam at REFINE_LR. On
+# the eval clips (model grid, 2-64 planes, against the unsearched stream) 1 flip step found
+# -26.1 / -27.8 / -14.5 % bits at equal LPIPS (bf16), where 1 Adam step found -13.5 / -15.0 /
+# -0.7 % (fp32) and 4 found -29.9 / -29.9 / -13.3 % (bf16; benchmarks/results/refine_flip_cpu.md).
+REFINE_METHODS = ("flip", "adam")
+REFINE_METHOD = "flip"
+REFINE_FLIP_FRACTION = 0.03
+REFINE_FLIP_TOTAL = 0.04
+REFINE_FLIP_STEPS = 2
 REFINE_LR = 0.08
 REFINE_L1 = 5.0
 REFINE_LPIPS = 8.0

@@ -148,6 +148,9 @@ def summary_markdown(run: dict) -> str:
         searched = f"`--refine {refine}`"
         if loss and loss != defaults.REFINE_LOSS:
             searched += f" `--refine-loss {loss}`"
+        method = st.get("vtoken_refine_method")  # absent in runs from before the flips: Adam's steps
+        if method:
+            searched += f", method {_names(method)}"
         arithmetic = st.get("vtoken_refine_precision")  # absent in runs from before the option: fp32
         if arithmetic:
             searched += f", in {_names(arithmetic)}"

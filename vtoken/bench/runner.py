@@ -238,6 +238,8 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 "vtoken_refine": s.refine if s.run_vtoken else None,
                 "vtoken_refine_loss": s.refine_loss if s.run_vtoken and s.refine else None,
                 "vtoken_refine_precision": _searched_in(results) if s.run_vtoken and s.refine else None,
+                "vtoken_refine_method": (_searched_in(results, "refine_method") if s.run_vtoken and s.refine
+                                         else None),
                 "vtoken_plane_map": s.plane_map if s.run_vtoken else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "vtoken_precision": s.precision if s.run_vtoken else None,
@@ -321,10 +323,11 @@ def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb
     return sbs.write_side_by_side(Path(s.pictures_dir) / f"{clip}.png", mid, ref_rgb[mid], panels)
 
 
-def _searched_in(results: list[dict]) -> str | list[str] | None:
-    """The arithmetic vtoken's search ran in, as its streams' headers say (precision.py: bf16
-    where the hardware has it): one name, or each one seen."""
-    return _one_or_each(((r["settings"].get("stream") or {}).get("extra") or {}).get("refine_precision")
+def _searched_in(results: list[dict], key: str = "refine_precision") -> str | list[str] | None:
+    """What vtoken's streams' headers say of their search under `key`: the arithmetic it ran in
+    (precision.py: bf16 where the hardware has it) or its method (refine.search_method): one
+    name, or each one seen."""
+    return _one_or_each(((r["settings"].get("stream") or {}).get("extra") or {}).get(key)
                         for r in results if r["codec"] == "vtoken")
 
 

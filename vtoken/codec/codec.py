@@ -39,7 +39,7 @@ from .pipeline import (DecodedChunk, Timings, check_chunk_size, check_frame_area
 from .preflight import check_container_header, check_stream
 from .precision import resolve_precision
 from .rate import RateController, planes_for_quality
-from .refine import scored_stride
+from .refine import refine_method_fields, scored_stride
 
 
 @dataclass
@@ -93,8 +93,8 @@ class Codec:
         # The encoder refuses to write a stream its own decoder would refuse.
         check_chunk_size(model_frames(chunk_frames, cfg.temporal_factor, tf), info.width, info.height, source or "input")
         # What chose the bits; the decoder needs none of it.
-        searched = ({"refine": int(refine), "refine_loss": refine_loss, "refine_precision": search_precision}
-                    if refine else {})
+        searched = ({"refine": int(refine), "refine_loss": refine_loss, "refine_precision": search_precision,
+                     **refine_method_fields(refine)} if refine else {})
         if refine and refine_loss == "lpips":
             searched["refine_lpips_stride"] = scored_stride(refine)
         extra = {"rate": rate or {}, "hold": float(hold), **searched, **({"plane_map": True} if plane_map else {})}

@@ -128,11 +128,23 @@ def key_spacings(chunk_frames: int, factor: int) -> list[int]:
 # such a stream's reach slightly long near the top rate.
 SEARCH_GROWTH_PER_STEP = 0.027
 SEARCH_GROWTH_STEPS = 8
+# The flip steps the default search starts with (refine.search_split): 1 / 2 of them (3 % of the
+# kept bits, then 2 % a step) add +8.2 / +11.8 % at 64 planes, the least of the eval clips
+# (cockatoo +9.6 / +13.9 %, VID_20191220_170832 +20.9 / +30.0 %; `python
+# benchmarks/refine_steps.py code ... --steps 1|2 --method flip`, benchmarks/results/refine_flip_cpu.md);
+# the Adam steps after them add about what Adam's steps alone would (cockatoo, 2 flip + 6 Adam
+# steps: +20.8 %, 8 Adam steps +21.5 %), so a search's growth is the larger of the two.
+SEARCH_GROWTH_FLIPS = {0: 0.0, 1: 0.082, 2: 0.118}
 
 
 def searched_reach(steps: int) -> float:
-    """How much further than its unsearched trial a stream searched for `steps` steps reaches."""
-    return 1.0 + SEARCH_GROWTH_PER_STEP * min(max(steps, 0), SEARCH_GROWTH_STEPS)
+    """How much further than its unsearched trial a stream searched for `steps` steps (by the
+    method defaults hold, refine.search_split) reaches."""
+    from .refine import search_split
+
+    steps = max(int(steps), 0)
+    flips = min(search_split(steps)[0], max(SEARCH_GROWTH_FLIPS))
+    return 1.0 + max(SEARCH_GROWTH_FLIPS[flips], SEARCH_GROWTH_PER_STEP * min(steps, SEARCH_GROWTH_STEPS))
 
 
 def under_reach(trial: FactorTrial, target: float, bits: int, reach: float = 1.0) -> bool:

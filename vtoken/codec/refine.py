@@ -4,10 +4,11 @@ format change: the decoder reads bits, whatever chose them).
 The encoder network predicts each latent in one pass; nothing tells it which signs the
 decoder would turn into the best frames. Here, with the decoder fixed, each latent frame's
 values u (starting from the encoder's z, or a small value of the held sign where the
-hysteresis overrode it) take `steps` Adam steps through the sign's straight-through
-estimator (forward sign(u), backward the identity) on the loss the model was trained with,
-L1 + LPIPS of the decoded frames against the source (or L1 alone: defaults.REFINE_LOSSES),
-with the planes the stream keeps. The signs of u are the bits sent. Each latent frame is
+hysteresis overrode it) take `steps` steps on the loss the model was trained with, L1 +
+LPIPS of the decoded frames against the source (or L1 alone: defaults.REFINE_LOSSES), with
+the planes the stream keeps: each step flips the bits whose flip the loss's gradient says
+gains most (flip_search, the default), or moves u by Adam through the sign's straight-through
+estimator (sign_search, defaults.REFINE_METHOD). The signs of u are the bits sent. Each latent frame is
 refined in turn, decoded from the refined bits before it (the decoder's causal state as the
 stream gives it), so memory stays that of a slice (slices.py); a latent frame's effect on the
 frames after its own is not weighed. The search may run in bf16 (precision.py: where the
@@ -29,6 +30,9 @@ from .slices import frame_range, latent_pieces, latents_per_call
 
 # A held bit's starting value: its sign, at a size the first steps can reverse.
 HELD_START = 0.05
+# The flip search's floor on how unsure a bit was (|u| + FLIP_EPS divides its gain): a bit at
+# zero is not infinitely cheap to flip. HELD_START's size, as held bits start there.
+FLIP_EPS = 0.05
 
 
 def loss_weights(loss: str) -> tuple[float, float]:
@@ -37,6 +41,43 @@ def loss_weights(loss: str) -> tuple[float, float]:
     if loss not in defaults.REFINE_LOSSES:
         raise ValueError(f"refinement loss must be one of {', '.join(defaults.REFINE_LOSSES)}, got {loss!r}")
     return defaults.REFINE_L1, defaults.REFINE_LPIPS if loss == "lpips" else 0.0
+
+
+def search_method() -> str:
+    """The search's method as defaults.REFINE_METHOD is when asked ("flip" or "adam"); the stream
+    header records it."""
+    if defaults.REFINE_METHOD not in defaults.REFINE_METHODS:
+        raise ValueError(f"search method must be one of {', '.join(defaults.REFINE_METHODS)}, "
+                         f"got {defaults.REFINE_METHOD!r}")
+    return defaults.REFINE_METHOD
+
+
+def search_split(steps: int) -> tuple[int, int]:
+    """(flip steps, Adam steps) of a search of `steps` steps by the method defaults hold: the
+    flip method flips for up to REFINE_FLIP_STEPS steps and moves by Adam for the rest."""
+    if search_method() == "adam":
+        return 0, int(steps)
+    flips = min(int(steps), int(defaults.REFINE_FLIP_STEPS))
+    return flips, int(steps) - flips
+
+
+def flip_share(steps: int) -> float:
+    """The share of the kept bits each of a flip search's `steps` steps flips (defaults as they
+    are when asked): REFINE_FLIP_FRACTION, less where the steps would flip more than
+    REFINE_FLIP_TOTAL in all."""
+    return min(float(defaults.REFINE_FLIP_FRACTION), float(defaults.REFINE_FLIP_TOTAL) / max(int(steps), 1))
+
+
+def refine_method_fields(steps: int) -> dict:
+    """What the stream header records of the search's method for `steps` steps (the decoder
+    needs none of it)."""
+    flips, moves = search_split(steps)
+    out = {"refine_method": search_method()}
+    if flips:
+        out.update(refine_flip_steps=flips, refine_flip_fraction=flip_share(flips))
+    if moves:
+        out["refine_lr"] = float(defaults.REFINE_LR)
+    return out
 
 
 def scored_stride(steps: int, stride: int | None = None) -> int:
@@ -56,9 +97,13 @@ class BitRefiner:
 
         if steps < 0 or rate_weight < 0:
             raise ValueError(f"refinement steps and rate weight must be >= 0, got {steps}, {rate_weight}")
-        # lr None: defaults.REFINE_LR as it is when the refiner is made (a probe may set it)
+        # lr None: defaults.REFINE_LR as it is when the refiner is made (a probe may set it, and
+        # the method and the flips' fraction likewise)
         self.model, self.steps, self.device = model, int(steps), device
         self.lr = float(defaults.REFINE_LR if lr is None else lr)
+        self.method = search_method()
+        self.split = search_split(self.steps)  # (flip steps, Adam steps)
+        self.fraction = flip_share(self.split[0])
         self.lpips_stride = int(defaults.REFINE_LPIPS_STRIDE)
         self.rate_weight = float(rate_weight)
         self.l1, self.perceptual = loss_weights(loss)
@@ -99,10 +144,15 @@ class BitRefiner:
             slope = None if p1 is None or not self.rate_weight else self._rate_slope(p1[:planes, a:b], bits[:planes, a:b])
             rate = None if slope is None else (lambda q: (slope * (q[0, :planes] + 1) / 2).sum())
             piece = mask if lim is None else mask * (rank < lim[:, None, a:b].to(self.device)).float()
+            decode = lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w]  # noqa: E731
+            flips, moves = self.split if real else (0, 0)
             with autocast(self.device, self.precision):
-                u = sign_search(u, lambda q: self.model.decode(q, state=self.state.copy())[:, :, :real, :h, :w], x,
-                                piece, self.steps if real else 0, self.lr, self.l1, self.perceptual, self.lpips, rate,
-                                self.lpips_stride)
+                if flips:
+                    u = flip_search(u, decode, x, piece, flips, self.fraction, self.l1, self.perceptual, self.lpips,
+                                    rate, self.lpips_stride)
+                if moves or not flips:
+                    u = sign_search(u, decode, x, piece, moves, self.lr, self.l1, self.perceptual, self.lpips, rate,
+                                    self.lpips_stride)
             out[:, a:b] = (u[0] >= 0).to(torch.uint8).cpu().numpy()
             with torch.inference_mode():  # the decoder's state moves on with the bits sent
                 self.model.decode_bits(torch.from_numpy(out[None, :, a:b]).to(self.device), planes=planes,
@@ -124,7 +174,7 @@ class BitRefiner:
 
 def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual: float, lpips=None,
                 extra=None, lpips_stride: int = 1):
-    """The search itself, shared with training (vtoken.train.searched): `steps` Adam steps of lr
+    """The search by Adam, shared with training (vtoken.train.searched): `steps` Adam steps of lr
     `lr` on the values u [B, K, T', H', W'] through the sign's straight-through estimator (forward
     sign(u) x mask, backward the identity), on l1 x L1 + perceptual x LPIPS (when `lpips` is
     given) of decode(q) against the video x [B, 3, T, H, W], plus extra(q) when given. With
@@ -134,18 +184,64 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
     collect any)."""
     import torch
 
-    from ..metrics.lpips import fold_frames
-
+    loss_at = _search_loss(decode, x, l1, perceptual, lpips, extra, steps, lpips_stride)
     u = u.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
+    for step in range(steps):
+        q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
+        (u.grad,) = torch.autograd.grad(loss_at(q, step), [u])
+        opt.step()
+    return u.detach()
+
+
+def flip_search(u, decode, x, mask, steps: int, fraction: float, l1: float, perceptual: float, lpips=None,
+                extra=None, lpips_stride: int = 1):
+    """The search by flips, the codec's (defaults.REFINE_METHOD): the same loss as sign_search,
+    its gradient g at the signs b = sign(u) from one decode and its backward pass per step. To
+    first order, flipping b_i lowers the loss by 2 b_i g_i; each step flips, among the kept bits
+    where that is positive, the `fraction` of the kept bits with the largest b_i g_i / (|u_i| +
+    FLIP_EPS): the gain weighed by how unsure the encoder was of the bit. A bit flips at most
+    once (flipped back in a later step, the search measured worse). Returns values whose signs
+    are the bits found, detached.
+
+    Adam's steps move every value by about lr, so only bits the encoder was unsure of (|u| under
+    a few lr) can flip, whatever their gain; the flips choose by both, and on the eval clips 2
+    flip steps found about what 4 to 8 Adam steps did (benchmarks/results/refine_flip_cpu.md)."""
+    import torch
+
+    loss_at = _search_loss(decode, x, l1, perceptual, lpips, extra, steps, lpips_stride)
+    u = u.detach().clone()
+    b = torch.where(u >= 0, 1.0, -1.0)
+    free = (mask > 0).expand_as(b).clone()  # kept bits not flipped yet
+    count = max(1, round(fraction * int(free.sum())))
+    for step in range(steps):
+        q = (b * mask).requires_grad_(True)
+        (g,) = torch.autograd.grad(loss_at(q, step), [q])
+        gain = b * g.float()
+        score = torch.where(free & (gain > 0), gain / (u.abs() + FLIP_EPS), torch.zeros_like(gain))
+        top = torch.topk(score.flatten(), min(count, score.numel())).indices
+        flip = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
+        flip[top] = True
+        flip = flip.view_as(score) & (score > 0)
+        b, u, free = torch.where(flip, -b, b), torch.where(flip, -u, u), free & ~flip
+    return torch.where(u == 0, b * FLIP_EPS, u).detach()
+
+
+def _search_loss(decode, x, l1: float, perceptual: float, lpips, extra, steps: int, lpips_stride: int):
+    """loss_at(q, step): the searches' loss of the signs q at step `step` (sign_search), with the
+    source's LPIPS features computed once."""
+    import torch
+
+    from ..metrics.lpips import fold_frames
+
     source_features = None
     if lpips is not None and perceptual > 0 and steps > 0:
         with torch.no_grad():  # the same at every step: computed once
             source_features = lpips.features(fold_frames(x))
     b, t = x.shape[0], x.shape[2]
     stride = scored_stride(steps, lpips_stride)
-    for step in range(steps):
-        q = (u + (torch.where(u >= 0, 1.0, -1.0) - u).detach()) * mask
+
+    def loss_at(q, step: int):
         y = decode(q).float()
         loss = l1 * (y - x).abs().mean()
         if source_features is not None:
@@ -159,9 +255,9 @@ def sign_search(u, decode, x, mask, steps: int, lr: float, l1: float, perceptual
             loss = loss + perceptual * lpips.distance(ours, theirs).mean()
         if extra is not None:
             loss = loss + extra(q)
-        (u.grad,) = torch.autograd.grad(loss, [u])
-        opt.step()
-    return u.detach()
+        return loss
+
+    return loss_at
 
 
 def _scored_frames(t: int, step: int, stride: int, device):

@@ -6,13 +6,14 @@ decoder would turn into the best frames. Here, with the decoder fixed, each late
 values u (starting from the encoder's z, or a small value of the held sign where the
 hysteresis overrode it) take `steps` steps on the loss the model was trained with, L1 +
 LPIPS of the decoded frames against the source (or L1 alone: defaults.REFINE_LOSSES), with
-the planes the stream keeps: each step flips the bits whose flip the loss's gradient says
-gains most (flip_search, the default), or moves u by Adam through the sign's straight-through
-estimator (sign_search, defaults.REFINE_METHOD). The signs of u are the bits sent. Each latent frame is
-refined in turn, decoded from the refined bits before it (the decoder's causal state as the
-stream gives it), so memory stays that of a slice (slices.py); a latent frame's effect on the
-frames after its own is not weighed. The search may run in bf16 (precision.py: where the
-hardware has it, by default); the decoder's state it moves on with stays fp32, as a decoder has it.
+the planes the stream keeps: the first steps flip the bits whose flips the loss's gradient
+says gain most (flip_search), the others move u by Adam through the sign's straight-through
+estimator (sign_search; search_split, defaults.REFINE_METHOD). The signs of u are the bits
+sent. Each latent frame is refined in turn, decoded from the refined bits before it (the
+decoder's causal state as the stream gives it), so memory stays that of a slice (slices.py);
+a latent frame's effect on the frames after its own is not weighed. The search may run in
+bf16 (precision.py: where the hardware has it, by default); the decoder's state it moves on
+with stays fp32, as a decoder has it.
 
 Measured on the eval clips (33 frames at 640x360, benchmarks/README.md): the flips cost bytes
 (the coder predicts the encoder's signs better than the refined ones) but buy more LPIPS than
@@ -205,8 +206,8 @@ def flip_search(u, decode, x, mask, steps: int, fraction: float, l1: float, perc
     are the bits found, detached.
 
     Adam's steps move every value by about lr, so only bits the encoder was unsure of (|u| under
-    a few lr) can flip, whatever their gain; the flips choose by both, and on the eval clips 2
-    flip steps found about what 4 to 8 Adam steps did (benchmarks/results/refine_flip_cpu.md)."""
+    a few lr) can flip, whatever their gain; the flips choose by both, and on the eval clips 1
+    flip step found about what 4 Adam steps did (benchmarks/results/refine_flip_cpu.md)."""
     import torch
 
     loss_at = _search_loss(decode, x, l1, perceptual, lpips, extra, steps, lpips_stride)

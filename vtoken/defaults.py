@@ -30,7 +30,7 @@ HOLD_FULL_PLANES = 8
 # The encoder's search (vtoken/codec/refine.py, `vtoken encode --refine N`): N steps on each
 # latent frame's bits against the loss the model was trained with (REFINE_L1 x L1 + REFINE_LPIPS
 # x LPIPS of the decoded frames). Off by default: a step is a decode with its backward pass, and
-# LPIPS; 33 frames at 640x360 on 2 CPU cores took 7-10 s with 1 step and 10-12 s with 2 (bf16,
+# LPIPS; 33 frames at 640x360 on 2 CPU cores took 7-10 s with 1 step and 10-13 s with 2 (bf16,
 # codec/precision.py) where the unsearched encode takes 2-3 s. The gain grows with each doubling
 # of the steps (benchmarks/results/refine_steps_cpu.md, refine_flip_cpu.md).
 REFINE = 0

@@ -52,6 +52,7 @@ def _code(args, clips, planes: list[int]) -> None:
     from vtoken.codec.refine import flip_share, search_split
     from vtoken.metrics.evaluation import evaluate
 
+    flips, moves = search_split(args.steps)
     with open(args.csv, "w", newline="") as f:
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
@@ -67,9 +68,8 @@ def _code(args, clips, planes: list[int]) -> None:
                                                                precision=args.precision)))
                 m = evaluate(ref, dec, args.device)["mean"]
                 w.writerow(dict(clip=name, codec="vtoken", config="default", bpp=res.bpp, encode_s=round(seconds, 1),
-                                steps=args.steps, lr=args.lr if search_split(args.steps)[1] else "-", method=args.method,
-                                flip_steps=search_split(args.steps)[0],
-                                flip_share=flip_share(search_split(args.steps)[0]) if args.method == "flip" else "-",
+                                steps=args.steps, lr=args.lr if moves else "-", method=args.method,
+                                flip_steps=flips, flip_share=flip_share(flips) if flips else "-",
                                 refine_loss=args.refine_loss,
                                 lpips_stride=args.lpips_stride if args.refine_loss == "lpips" else "-",
                                 precision=vtoken.info(out)["extra"].get("refine_precision", "-"),

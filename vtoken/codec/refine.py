@@ -102,8 +102,7 @@ class BitRefiner:
         # the method and the flips' fraction likewise)
         self.model, self.steps, self.device = model, int(steps), device
         self.lr = float(defaults.REFINE_LR if lr is None else lr)
-        self.method = search_method()
-        self.split = search_split(self.steps)  # (flip steps, Adam steps)
+        self.split = search_split(self.steps)  # (flip steps, Adam steps), by the method defaults hold
         self.fraction = flip_share(self.split[0])
         self.lpips_stride = int(defaults.REFINE_LPIPS_STRIDE)
         self.rate_weight = float(rate_weight)
@@ -151,7 +150,7 @@ class BitRefiner:
                 if flips:
                     u = flip_search(u, decode, x, piece, flips, self.fraction, self.l1, self.perceptual, self.lpips,
                                     rate, self.lpips_stride)
-                if moves or not flips:
+                if moves:
                     u = sign_search(u, decode, x, piece, moves, self.lr, self.l1, self.perceptual, self.lpips, rate,
                                     self.lpips_stride)
             out[:, a:b] = (u[0] >= 0).to(torch.uint8).cpu().numpy()

@@ -163,12 +163,13 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
     from vtoken.bench.curves import BEST, curves
     from vtoken.bench.report import summary_markdown
 
-    calls = []
+    calls, steps = [], []
 
     def fake_run(ref_y4m, planes, workdir, device="auto", model=None, temporal_factor=None, hold=0.0, chunk_frames=17,
                  bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         calls.append((temporal_factor, planes, bpp))
+        steps.append(refine)
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
         level = planes if bpp is None else int(bpp * 400)  # the auto points land between the swept ones
         noisy = np.clip(frames.astype(int) + np.random.default_rng(level).integers(-40 // level, 40 // level + 1,
@@ -189,6 +190,9 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
     assert s.points() == 3 + 5 + 2
     run = rn.run_benchmark(s)
     assert calls[-2:] == [("auto", None, 0.0075), ("auto", None, 0.015)]
+    # vtoken encode's defaults: the auto points searched (defaults.REFINE_AUTO), the sweeps not.
+    assert steps == [0] * 5 + [defaults.REFINE_AUTO] * 2 and defaults.REFINE_AUTO == 2
+    assert run["settings"]["vtoken_refine"] == 0 and run["settings"]["vtoken_refine_auto"] == 2
     auto = [r for r in run["results"] if r["config"] == "auto"]
     assert [(r["quality_param"], r["quality"]) for r in auto] == [("bpp_target", 0.0075), ("bpp_target", 0.015)]
     assert run["settings"]["vtoken_bpp_targets"] == [0.0075, 0.015]
@@ -198,6 +202,14 @@ def test_rate_targets_make_an_auto_series_outside_the_front(clip_dir, tmp_path, 
     assert "| vtoken-auto | bpp_target 0.0075 (grid 16, planes [3]) |" in text
     assert "| vtoken-auto | bpp_target 0.015 (grid 16, 9-frame key chunks, planes [6]) |" in text
     assert "--temporal-factor auto` at X = 0.0075, 0.015 bpp" in text
+    assert "the encoder's search on the vtoken-auto points (`--refine 2`" in text
+    assert "on every point" not in text
+    # --refine applies to every point; 0 turns the auto points' search off too.
+    steps.clear()
+    off = rn.run_benchmark(_settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2],
+                                     qualities={"hevc": [24, 34, 44]}, vtoken_bpp_targets=[0.0075], refine=0))
+    assert steps == [0, 0] and off["settings"]["vtoken_refine_auto"] is None
+    assert "the encoder's search" not in summary_markdown({**off, "bd": []})
     from vtoken.bench.report import bd_table
     assert ("vtoken-auto", "hevc") in {(r["test"], r["anchor"]) for r in bd_table(run["results"])}
     with pytest.raises(UsageError, match="--bpp-targets"):

@@ -417,7 +417,7 @@ def test_auto_chooses_the_grid_unsearched_on_the_models_grid_or_coarser_then_sea
     monkeypatch.setattr(factor_choice, "past_best", lambda trials, target: False)  # every grid is tried
     src = make_clip(tmp_path / "a.mp4", frames=17, size=(64, 48), seed=3)
     kw = dict(model=tiny_model_json, chunk_frames=17, device="cpu", bpp=0.3, temporal_factor="auto")
-    plain = vtoken.encode(src, tmp_path / "p.mvt", **kw)
+    plain = vtoken.encode(src, tmp_path / "p.mvt", refine=0, **kw)
     searched = vtoken.encode(src, tmp_path / "r.mvt", refine=3, **kw)
     # The same unsearched trials, less the grids finer than the model's (the search gains less
     # there, factor_choice.searched_finest), and the grid they choose; the bits sent are searched.
@@ -430,3 +430,33 @@ def test_auto_chooses_the_grid_unsearched_on_the_models_grid_or_coarser_then_sea
     frames = np.concatenate(list(vtoken.decode_frames(tmp_path / "r.mvt", model=tiny_model_json, device="cpu")))
     assert frames.shape == (17, 48, 64, 3)
 
+
+
+def test_auto_searches_by_default_and_a_fixed_grid_does_not(tmp_path, tiny_model_json):
+    src = make_clip(tmp_path / "a.mp4", frames=17, size=(64, 48), seed=8)
+    kw = dict(model=tiny_model_json, chunk_frames=17, device="cpu", bpp=0.3)
+
+    def extra(name):
+        return vtoken.info(tmp_path / name)["extra"]
+
+    vtoken.encode(src, tmp_path / "a.mvt", temporal_factor="auto", **kw)
+    assert extra("a.mvt")["refine"] == defaults.REFINE_AUTO == 2 and extra("a.mvt")["refine_method"] == "flip"
+    vtoken.encode(src, tmp_path / "o.mvt", temporal_factor="auto", refine=0, **kw)  # told: off
+    vtoken.encode(src, tmp_path / "f.mvt", **kw)  # the model's grid
+    assert "refine" not in extra("o.mvt") and "refine" not in extra("f.mvt") and defaults.REFINE == 0
+    cli = ["--model", str(tiny_model_json), "--device", "cpu", "--bpp", "0.3", "--chunk-frames", "17"]
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "c.mvt"), "--temporal-factor", "auto", *cli])
+    assert run.exit_code == 0, run.output
+    assert extra("c.mvt")["refine"] == 2
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "d.mvt"), "--temporal-factor", "auto",
+                                    "--refine", "0", *cli])
+    assert run.exit_code == 0, run.output
+    assert "refine" not in extra("d.mvt")
+    # The default search takes a loss; without auto there is none to take it.
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "l.mvt"), "--temporal-factor", "auto",
+                                    "--refine-loss", "l1", *cli])
+    assert run.exit_code == 0, run.output
+    assert extra("l.mvt")["refine_loss"] == "l1"
+    run = CliRunner().invoke(main, ["encode", str(src), str(tmp_path / "m.mvt"), "--refine-loss", "l1", *cli])
+    assert run.exit_code == 2 and "--refine-loss l1 needs the search" in run.output
+    assert not (tmp_path / "m.mvt").exists()

@@ -162,14 +162,15 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
     """temporal_factor="auto" with a bpp target: the first chunk is coded on every grid the
     chunk length allows, and the stream uses the grid choose() picks from those trials; each
     trial codes the first chunk as a plain encode at that grid does (its key chunk budgeted for
-    the group it starts)."""
+    the group it starts). Unsearched (refine=0): a searched auto tries no grid finer than the
+    model's (test_refine.py)."""
     from vtoken.bitstream import open_mvt
     from vtoken.bitstream.records import INDEX_ENTRY
     from vtoken.codec.factor_choice import FactorTrial, choose
 
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=15, size=(48, 40))
     res = vtoken.encode(src, tmp_path / "a.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
-                        temporal_factor="auto")
+                        temporal_factor="auto", refine=0)
     trials = [FactorTrial(**t) for t in res.factor_trials]
     _tried_in_order(trials, 0.5)
     assert res.temporal_factor == choose(trials, 0.5)
@@ -189,24 +190,25 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
     # A target the trials land well under (one plane each): each is read at the target
     # between its plane and the next, and the stream takes the grid those readings pick.
     mid = vtoken.encode(src, tmp_path / "mid.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.07,
-                        temporal_factor="auto")
+                        temporal_factor="auto", refine=0)
     trials = [FactorTrial(**t) for t in mid.factor_trials]
     _tried_in_order(trials, 0.07)
     assert all(t.at_target is not None for t in trials if t.bpp < 0.07 / 1.1)
     assert mid.temporal_factor == choose(trials, 0.07)
     # A target below one plane of the coarsest grid: the finer grids are not tried.
     low = vtoken.encode(src, tmp_path / "low.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.001,
-                        temporal_factor="auto")
+                        temporal_factor="auto", refine=0)
     assert [t["factor"] for t in low.factor_trials] == [8] and low.factor_trials[0]["planes"] == 1
     assert low.temporal_factor == 8 and low.warnings
     with pytest.raises(UsageError, match="auto needs a bpp"):
-        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", planes=3, temporal_factor="auto")
+        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", planes=3, temporal_factor="auto", refine=0)
     assert not (tmp_path / "b.mvt").exists()
 
 
 def test_auto_on_a_one_chunk_input_keeps_the_chosen_trial_as_the_stream(tmp_path, tiny_model_json, monkeypatch):
     """A clip that is one chunk was coded whole by its trials: the chosen trial's bytes are the
-    stream, the same bytes as a plain encode at that grid, with no further coding."""
+    stream, the same bytes as a plain encode at that grid, with no further coding (unsearched:
+    a searched stream is coded after its trials)."""
     from vtoken.codec import codec as codec_module
 
     src = make_clip(tmp_path / "in.y4m", codec="rawvideo", frames=9, size=(48, 40))
@@ -216,7 +218,7 @@ def test_auto_on_a_one_chunk_input_keeps_the_chosen_trial_as_the_stream(tmp_path
     for bpp in (0.07, 0.5):
         calls.clear()
         res = vtoken.encode(src, tmp_path / "auto.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=bpp,
-                            temporal_factor="auto", overwrite=True)
+                            temporal_factor="auto", refine=0, overwrite=True)
         points = len(calls)  # every trial point, and no encode after them
         assert points == len(res.factor_trials) + sum(t["at_target"] is not None for t in res.factor_trials)
         plain = vtoken.encode(src, tmp_path / "plain.mvt", model=tiny_model_json, chunk_frames=9, device="cpu",
@@ -227,7 +229,7 @@ def test_auto_on_a_one_chunk_input_keeps_the_chosen_trial_as_the_stream(tmp_path
     src = make_clip(tmp_path / "in10.y4m", codec="rawvideo", frames=10, size=(48, 40))
     calls.clear()
     res = vtoken.encode(src, tmp_path / "auto10.mvt", model=tiny_model_json, chunk_frames=9, device="cpu", bpp=0.5,
-                        temporal_factor="auto")
+                        temporal_factor="auto", refine=0)
     assert len(calls) == len(res.factor_trials) + sum(t["at_target"] is not None for t in res.factor_trials) + 1
     assert len(np.concatenate(list(vtoken.decode_frames(tmp_path / "auto10.mvt", device="cpu")))) == 10
 
@@ -277,7 +279,7 @@ def test_auto_spends_a_target_over_the_grids_reach_on_shorter_key_chunks(tmp_pat
     # On the model's grid alone (the coarser ones have fewer spacings: none for 32 with 33 frames),
     # at 20 bpp every plane is under the target.
     monkeypatch.setattr(factor_choice, "candidate_factors", lambda model_factor, chunk_frames: [model_factor])
-    kw = dict(model=tiny_model_json, device="cpu", bpp=20.0, temporal_factor="auto")
+    kw = dict(model=tiny_model_json, device="cpu", bpp=20.0, temporal_factor="auto", refine=0)
     res = vtoken.encode(src, tmp_path / "hi.mvt", **kw)
     trials = [FactorTrial(**t) for t in res.factor_trials]
     grids = [t for t in trials if t.chunk_frames is None]

@@ -93,7 +93,7 @@ def encode(
     progress: bool = False,
     temporal_factor: int | str | None = None,
     hold: float = defaults.HOLD,
-    refine: int = defaults.REFINE,
+    refine: int | None = None,
     refine_loss: str = defaults.REFINE_LOSS,
     plane_map: bool = False,
 ) -> EncodeResult:
@@ -118,8 +118,10 @@ def encode(
     (vtoken.codec.hold; 0 codes the model's signs as they are).
     `refine`: steps of the encoder's search (vtoken.codec.refine): each latent frame's bits
     refined against the decoder for the loss `refine_loss` names, at about `refine` x 0.1 s
-    per 640x360 frame on 2 CPU cores (0: off; with temporal factor auto the grid is chosen on
-    unsearched trials among the model's grid and coarser ones, then the stream is searched).
+    per 640x360 frame on 2 CPU cores (0: off; None: defaults.REFINE_AUTO, 2 steps, with temporal
+    factor auto, whose trials take most of its time, and 0 on a fixed grid; with auto the grid is
+    chosen on unsearched trials among the model's grid and coarser ones, then the stream is
+    searched).
     `refine_loss`: what the search minimises, "lpips" (L1 + LPIPS, the training loss) or "l1"
     (L1 alone: pixel fidelity, MS-SSIM and PSNR, in about three quarters of the time); one
     other than "lpips" needs `refine` > 0.

@@ -175,7 +175,8 @@ def _planes_said(planes: list[int], plane_map: bool) -> str:
               "this of zero keeps the previous frame's bit (fewer bytes on still scenes); in full up to "
               f"{defaults.HOLD_FULL_PLANES} kept planes, {defaults.HOLD_FULL_PLANES}/planes of it above; 0 codes the "
               "model's signs.")
-@click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
+@click.option("--refine", type=int, default=None, metavar="STEPS",
+              show_default=f"{defaults.REFINE_AUTO} with --temporal-factor auto, else {defaults.REFINE}",
               help="Encoder search: refine each latent frame's bits against the decoder for STEPS steps, the first "
               "two flipping the bits whose flips gain most (see --refine-loss; better quality per byte, about "
               "0.1-0.2 s per 640x360 frame and step on 2 CPU cores); with "
@@ -224,8 +225,7 @@ def encode(paths, out_dir, quality, planes, bpp, bitrate, model, device, chunk_f
     from .validate import hold_threshold, refine_loss_name, refine_steps
 
     hold_threshold(hold, "--hold")  # once, before any worker starts
-    refine_steps(refine, "--refine")
-    refine_loss_name(refine_loss, "--refine-loss", refine=refine)
+    refine_loss_name(refine_loss, "--refine-loss", refine=refine_steps(refine, "--refine", temporal_factor))
     results, failures = [], []
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")

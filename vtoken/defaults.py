@@ -29,11 +29,20 @@ HOLD_FULL_PLANES = 8
 
 # The encoder's search (vtoken/codec/refine.py, `vtoken encode --refine N`): N steps on each
 # latent frame's bits against the loss the model was trained with (REFINE_L1 x L1 + REFINE_LPIPS
-# x LPIPS of the decoded frames). Off by default: a step is a decode with its backward pass, and
-# LPIPS; 33 frames at 640x360 on 2 CPU cores took 7-10 s with 1 step and 10-13 s with 2 (bf16,
-# codec/precision.py) where the unsearched encode takes 2-3 s. The gain grows with each doubling
-# of the steps (benchmarks/results/refine_steps_cpu.md, refine_flip_cpu.md).
+# x LPIPS of the decoded frames). Off by default on a fixed grid: a step is a decode with its
+# backward pass, and LPIPS; 33 frames at 640x360 on 2 CPU cores took 7-10 s with 1 step and 10-13 s
+# with 2 (bf16, codec/precision.py) where the unsearched encode takes 2-3 s. The gain grows with
+# each doubling of the steps (benchmarks/results/refine_steps_cpu.md, refine_flip_cpu.md).
 REFINE = 0
+# With `--temporal-factor auto` an encode searches REFINE_AUTO steps unless told otherwise
+# (validate.refine_default). Auto's trials code the first chunk on several grids, most of its
+# time, and a searched auto skips the grids finer than the model's, so the search costs little
+# there: cockatoo at 0.016 / 0.1 bpp took 21.9 / 35.7 s unsearched, 22.9 / 27.9 s with 2 steps
+# (33 frames at 640x360, the 2-core CPU, wall clock with the model's load). On the eval bench
+# the bits auto needs beyond x265's for the same LPIPS fell from +171.8 % to +111.8 % with 1
+# step (BD-metric +0.134 -> +0.099) and +105.7 % with 2 (+0.092; 23 % more encode time than 1
+# step over its 21 points; benchmarks/results/eval-cpu-auto-refine{1,2}-flip/).
+REFINE_AUTO = 2
 REFINE_MAX = 1000
 # How the steps choose (refine.search_split). "flip": the first REFINE_FLIP_STEPS steps flip the
 # bits whose flip lowers the loss most to first order, weighed by the encoder's doubt

@@ -8,7 +8,7 @@ import numbers
 import os
 import re
 
-from .defaults import PRECISIONS, REFINE_LOSS, REFINE_LOSSES, REFINE_MAX
+from .defaults import PRECISIONS, REFINE, REFINE_AUTO, REFINE_LOSS, REFINE_LOSSES, REFINE_MAX
 from .errors import UsageError
 from .models.config import MAX_BITS
 
@@ -136,7 +136,7 @@ def temporal_factor_option(value, bpp) -> None:
 
 
 def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames, key_interval, precision,
-                   overwrite, progress, temporal_factor=None, hold=0.0, refine=0,
+                   overwrite, progress, temporal_factor=None, hold=0.0, refine=None,
                    refine_loss=REFINE_LOSS, plane_map=False) -> None:
     """Every encode argument, range-checked before anything is opened or loaded."""
     path("src", src)
@@ -152,8 +152,7 @@ def encode_options(*, src, dst, planes, quality, bpp, device: str, chunk_frames,
     integer("key interval", key_interval, 1, 0xFFFFFFFF)
     temporal_factor_option(temporal_factor, bpp)
     hold_threshold(hold)
-    refine_steps(refine)
-    refine_loss_name(refine_loss, refine=refine)
+    refine_loss_name(refine_loss, refine=refine_steps(refine, temporal_factor=temporal_factor))
     flag("plane_map", plane_map)
     choice("precision", precision, PRECISIONS)
     flag("overwrite", overwrite)
@@ -167,10 +166,21 @@ def hold_threshold(value, name: str = "hold") -> float:
     return float(value)
 
 
-def refine_steps(value, name: str = "refine") -> int:
-    """The encoder's search steps as an int in 0..REFINE_MAX (0: off)."""
+def refine_steps(value, name: str = "refine", temporal_factor=None) -> int:
+    """The encoder's search steps as an int in 0..REFINE_MAX (0: off); None: the default for
+    `temporal_factor` (refine_default)."""
+    if value is None:
+        return refine_default(temporal_factor)
     integer(name, value, 0, REFINE_MAX)
     return int(value)
+
+
+def refine_default(temporal_factor) -> int:
+    """The search steps an encode takes unless told: REFINE_AUTO with temporal factor "auto"
+    (whose trials are most of its time already), REFINE on a fixed grid."""
+    from .codec.factor_choice import AUTO
+
+    return REFINE_AUTO if temporal_factor == AUTO else REFINE
 
 
 def refine_loss_name(value, name: str = "refine_loss", refine=None) -> str:

@@ -17,6 +17,7 @@ from .. import defaults
 from ..errors import UsageError
 from ..validate import hold_threshold, refine_loss_name, refine_steps
 from . import baselines as bl
+from .curves import AUTO
 
 log = logging.getLogger("vtoken.bench")
 
@@ -148,9 +149,11 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.option("--model", default=None, help="vtoken model name or path (default: the shipped model).")
 @click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
               help="vtoken's encoder hysteresis threshold (vtoken encode --hold; 0: off).")
-@click.option("--refine", type=int, default=defaults.REFINE, show_default=True, metavar="STEPS",
-              help="vtoken's encoder search steps (vtoken encode --refine; 0: off); with --bpp-targets, auto "
-                   "chooses the grid unsearched, then searches the stream.")
+@click.option("--refine", type=int, default=None, metavar="STEPS",
+              show_default=f"vtoken encode's: {defaults.REFINE_AUTO} on the vtoken-auto points, {defaults.REFINE} on the "
+                           "plane sweeps",
+              help="vtoken's encoder search steps on every vtoken point (vtoken encode --refine; 0: off); with "
+                   "--bpp-targets, auto chooses the grid unsearched, then searches the stream.")
 @click.option("--refine-loss", type=click.Choice(list(defaults.REFINE_LOSSES)), default=defaults.REFINE_LOSS,
               show_default=True, help="What vtoken's search minimises (vtoken encode --refine-loss).")
 @click.option("--plane-map", is_flag=True, help="vtoken's plane maps (vtoken encode --plane-map).")
@@ -202,7 +205,9 @@ def bench(codecs, videos, frames, size, qualities, temporal_factors, bpp_targets
         _check_chunk_frames(chunk_frames, factors, _model_factor(model))
     hold_threshold(hold, "--hold")  # before any baseline is run
     refine_steps(refine, "--refine")
-    refine_loss_name(refine_loss, "--refine-loss", refine=refine)
+    # --refine-loss needs a search on some point: --refine's, else the vtoken-auto points' default one
+    searched = max(refine_steps(refine, temporal_factor=tf) for tf in ([None, AUTO] if targets else [None]))
+    refine_loss_name(refine_loss, "--refine-loss", refine=searched)
     cache = None if no_cache else Path(cache_dir) if cache_dir else DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="vtoken-samples-") as tmp:
         # The generated clip lives in the cache (made once), or only for this run.

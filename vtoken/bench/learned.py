@@ -58,19 +58,22 @@ def resolve(device: str) -> str:
 def run_vtoken(ref_y4m: str | Path, planes: int | None, workdir: str | Path, device: str = "auto",
                model: str | None = None, temporal_factor: int | str | None = None,
                hold: float = defaults.HOLD, chunk_frames: int = defaults.CHUNK_FRAMES,
-               bpp: float | None = None, refine: int = defaults.REFINE,
+               bpp: float | None = None, refine: int | None = None,
                refine_loss: str = defaults.REFINE_LOSS, precision: str = defaults.PRECISION,
                plane_map: bool = False) -> LearnedOutput:
     """Encode the reference y4m keeping `planes` bit-planes, or at the rate target `bpp`
     (planes None), at the stream temporal factor `temporal_factor` (None: the model's;
     "auto": chosen by the encoder's trials, which needs `bpp`), with the encoder hysteresis
-    `hold`, `refine` steps of its search (minimising `refine_loss`) and chunks of `chunk_frames`,
+    `hold`, `refine` steps of its search (minimising `refine_loss`; None: vtoken.encode's default
+    for the factor) and chunks of `chunk_frames`,
     in the arithmetic `precision` (vtoken.codec.precision, encode and decode), with plane maps
     or not; decode it back, time both."""
     import vtoken
     from vtoken.codec.precision import resolve_precision
+    from vtoken.validate import refine_steps
 
     dev = resolve(device)
+    refine = refine_steps(refine, temporal_factor=temporal_factor)  # the settings record the steps taken
     dst = Path(workdir) / f"{Path(ref_y4m).stem}-{f'p{planes}' if bpp is None else f'b{bpp:g}'}.mvt"
     try:
         reset_peak_rss()

@@ -144,8 +144,9 @@ def summary_markdown(run: dict) -> str:
         names = model if isinstance(model, list) else [model]
         chunk = st.get("vtoken_chunk_frames")  # absent in runs from before the option: 17
         refine = st.get("vtoken_refine")
+        refine_auto = st.get("vtoken_refine_auto")  # absent in runs from before auto searched by default
         loss = st.get("vtoken_refine_loss")  # absent in runs from before the option: lpips
-        searched = f"`--refine {refine}`"
+        searched = f"`--refine {refine_auto or refine}`"
         if loss and loss != defaults.REFINE_LOSS:
             searched += f" `--refine-loss {loss}`"
         method = st.get("vtoken_refine_method")  # absent in runs from before the flips: Adam's steps
@@ -159,6 +160,8 @@ def summary_markdown(run: dict) -> str:
                      + (f", chunks of {chunk} frames" if chunk else "")
                      + (f", decoded in {_names(decoded)}" if decoded else "")
                      + (f", the encoder's search on every point ({searched})" if refine else "")
+                     + (f", the encoder's search on the vtoken-auto points ({searched}, vtoken encode's default "
+                        "with `--temporal-factor auto`)" if refine_auto and not refine else "")
                      + (", plane maps on every point (`--plane-map`)" if st.get("vtoken_plane_map") else ""))
         other = {tf: planes for tf, planes in (st.get("vtoken_temporal_factors") or {}).items() if tf != "model"}
         if other:

@@ -13,6 +13,7 @@ from typing import Callable
 from .. import defaults
 from ..errors import UsageError
 from ..metrics.registry import METRICS
+from ..validate import refine_steps
 from . import baselines as bl
 from .cache import BaselineCache, settings_key
 from .curves import AUTO
@@ -52,7 +53,8 @@ class BenchSettings:
     device: str = "auto"
     model: str | None = None
     hold: float = defaults.HOLD  # vtoken's encoder hysteresis (vtoken.codec.hold)
-    refine: int = defaults.REFINE  # vtoken's encoder search steps (vtoken.codec.refine)
+    # vtoken's encoder search steps (vtoken.codec.refine); None: each point's default (refine_for)
+    refine: int | None = None
     refine_loss: str = defaults.REFINE_LOSS  # what the search minimises (defaults.REFINE_LOSSES)
     plane_map: bool = False  # vtoken's plane maps (vtoken.codec.plane_choice)
     chunk_frames: int = defaults.CHUNK_FRAMES  # vtoken's chunk length (a coarse grid may need longer ones)
@@ -67,6 +69,20 @@ class BenchSettings:
     # logged), and whether to go on from the points an earlier run of the same settings logged.
     log_dir: Path | None = None
     resume: bool = False
+
+    def refine_for(self, tf) -> int:
+        """The search steps of a point at temporal factor `tf` (AUTO for the vtoken-auto
+        points): `refine` where given, else vtoken encode's default for that factor."""
+        return refine_steps(self.refine, temporal_factor=tf)
+
+    def refine_auto(self) -> int | None:
+        """The vtoken-auto points' search steps, where they differ from the plane sweeps'."""
+        steps = self.refine_for(AUTO)
+        return steps if self.vtoken_bpp_targets and steps != self.refine_for(None) else None
+
+    def searched(self) -> bool:
+        """Whether any vtoken point is searched."""
+        return self.run_vtoken and bool(self.refine_for(None) or self.refine_auto())
 
     def check(self) -> None:
         if any(not 0 < b < float("inf") for b in self.vtoken_bpp_targets):
@@ -235,11 +251,11 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                                             if s.run_vtoken else {}),
                 "vtoken_bpp_targets": s.vtoken_bpp_targets if s.run_vtoken else [],
                 "vtoken_hold": s.hold if s.run_vtoken else None,
-                "vtoken_refine": s.refine if s.run_vtoken else None,
-                "vtoken_refine_loss": s.refine_loss if s.run_vtoken and s.refine else None,
-                "vtoken_refine_precision": _searched_in(results) if s.run_vtoken and s.refine else None,
-                "vtoken_refine_method": (_searched_in(results, "refine_method") if s.run_vtoken and s.refine
-                                         else None),
+                "vtoken_refine": s.refine_for(None) if s.run_vtoken else None,
+                "vtoken_refine_auto": s.refine_auto() if s.run_vtoken else None,
+                "vtoken_refine_loss": s.refine_loss if s.searched() else None,
+                "vtoken_refine_precision": _searched_in(results) if s.searched() else None,
+                "vtoken_refine_method": _searched_in(results, "refine_method") if s.searched() else None,
                 "vtoken_plane_map": s.plane_map if s.run_vtoken else None,
                 "vtoken_chunk_frames": s.chunk_frames if s.run_vtoken else None,
                 "vtoken_precision": s.precision if s.run_vtoken else None,
@@ -262,7 +278,7 @@ def _vtoken_point(s: BenchSettings, ref_path: Path, ref_rgb, ref_info: dict, cli
     from .learned import run_vtoken
 
     t = ref_rgb.shape[0]
-    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine,
+    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine_for(tf),
                      refine_loss=s.refine_loss, chunk_frames=s.chunk_frames, bpp=target, precision=s.precision,
                      plane_map=s.plane_map)
     if out.frames.shape != ref_rgb.shape:
@@ -290,9 +306,10 @@ def _log_settings(s: BenchSettings, vdev: str, mdev: str) -> dict:
     ident = model_identity(s.model)
     return {"model": f"{ident.name} sha256:{ident.sha256}", "device": vdev, "metrics_device": mdev,
             "metrics": list(s.metrics), "frames": s.frames, "size": [s.width, s.height], "hold": s.hold,
-            "refine": s.refine, "chunk_frames": s.chunk_frames,
+            "refine": s.refine_for(None), "chunk_frames": s.chunk_frames,
             # only when it is not the default, so the logs of runs from before the option still resume
-            **({"refine_loss": s.refine_loss} if s.refine and s.refine_loss != defaults.REFINE_LOSS else {}),
+            **({"refine_auto": s.refine_auto()} if s.refine_auto() is not None else {}),
+            **({"refine_loss": s.refine_loss} if s.searched() and s.refine_loss != defaults.REFINE_LOSS else {}),
             **({"precision": s.precision} if s.precision != defaults.PRECISION else {}),
             **({"plane_map": True} if s.plane_map else {})}
 

@@ -155,7 +155,7 @@ class Codec:
                  precision: str = defaults.PRECISION, audio: tuple[bytes, str] | None = None,
                  source: str | None = None, timings: Timings | None = None, on_chunk=None,
                  temporal_factor: int | str | None = None, hold: float = defaults.HOLD,
-                 refine: int = defaults.REFINE, refine_loss: str = defaults.REFINE_LOSS,
+                 refine: int | None = None, refine_loss: str = defaults.REFINE_LOSS,
                  total_frames: int | None = None, plane_map: bool = False) -> Compressed:
         """Code uint8 [H, W, 3] `frames` of a video described by `info` into the .mvt stream
         `out` (a binary file), with `audio` (data, description) carried as is. A
@@ -166,17 +166,17 @@ class Codec:
         coding the first chunk on each grid, and where the best grid keeps every plane under the
         target, on shorter key chunks too (factor_choice.py; the stream then has those). `hold`:
         the threshold of the encoder's hysteresis on predicted latent frames (hold.py; 0 codes
-        the model's signs as they are). `refine`: steps of the
-        encoder's search (refine.py; 0: off; "auto" chooses the grid on unsearched trials among
-        the model's grid and coarser ones, factor_choice.searched_finest, then searches its
-        stream), minimising `refine_loss` (defaults.REFINE_LOSSES). `total_frames`: the
+        the model's signs as they are). `refine`: steps of the encoder's search (refine.py; 0:
+        off; None: defaults.REFINE_AUTO with "auto", else 0; "auto" chooses the grid on
+        unsearched trials among the model's grid and coarser ones, factor_choice.searched_finest,
+        then searches its stream), minimising `refine_loss` (defaults.REFINE_LOSSES). `total_frames`: the
         input's length where `info` does not say it (a rate target budgets by it; rate.py).
         `plane_map`: each chunk spends its bytes where they buy the most LPIPS, block by block
         (plane_choice.py; entropy format 3; with "auto", the grid is chosen without maps)."""
         from ..validate import refine_loss_name, refine_steps
 
         rate = self.rate(planes, quality, bpp)
-        refine_steps(refine)  # for callers that come without vtoken.encode's checks
+        refine = refine_steps(refine, temporal_factor=temporal_factor)  # for callers without vtoken.encode's checks
         refine_loss_name(refine_loss, refine=refine)
         mode = resolve_precision(precision, self.device, "encode")
         search_mode = resolve_precision(precision, self.device, "search")

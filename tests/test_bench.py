@@ -342,6 +342,9 @@ def test_shipped_eval_suite_is_consistent():
             q = suite["qualities"][codec]
             assert q == sorted(q) and 0 <= q[0] and q[-1] <= 63
     assert suite["vtoken_temporal_factors"] == {"2": [8, 18, 32, 64], "1": [8, 18, 32, 64]}
+    # The eval bench shows what a user gets at a rate target over the range a codec needs.
+    targets = load_suite(REPO_ROOT / "benchmarks" / "suites" / "eval.json")["vtoken_bpp_targets"]
+    assert targets == sorted(targets) and targets[0] <= 0.005 and targets[-1] >= 0.08
 
 
 def test_default_vtoken_sweep_follows_the_model_planes():

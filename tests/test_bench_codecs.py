@@ -337,7 +337,8 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
                  bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         from vtoken.bench.yuv import read_y4m, yuv420_to_rgb
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
-        return LearnedOutput(200 * planes, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": planes})
+        level = planes or {0.001: 2, 0.5: 16}[bpp]  # an auto point codes like that many planes
+        return LearnedOutput(200 * level, frames // 2, 0.5, 0.25, 300.0, 200.0, None, None, "cpu", {"planes": level})
 
     monkeypatch.setattr(learned, "run_vtoken", fake_run)
     monkeypatch.setattr(learned, "warm_up", lambda *a, **k: None)
@@ -356,6 +357,19 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     assert img.shape[1] > 2 * img.shape[0]   # three panels in a row
     write_outputs(run, tmp_path / "out", plots=False)
     assert "pictures/pattern.png" in (tmp_path / "out" / "summary.md").read_text()
+    # With rate targets, what a user gets at a target too: the vtoken-auto point nearest vtoken's rate.
+    titles = []
+    real = sbs.write_side_by_side
+    monkeypatch.setattr(sbs, "write_side_by_side", lambda path, index, source, panels, **kw: (
+        titles.append([t for t, _ in panels]) or real(path, index, source, panels, **kw)))
+    run = rn.run_benchmark(_settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[1, 4, 16],
+                                     qualities={"hevc": [24, 34, 44]}, vtoken_bpp_targets=[0.001, 0.5],
+                                     pictures_dir=tmp_path / "out" / "pictures"))
+    assert len(titles) == 1 and len(titles[0]) == 3
+    assert titles[0][0].startswith("vtoken planes=4:\n") and titles[0][1].startswith("vtoken-auto bpp_target=0.001:\n")
+    assert titles[0][2].startswith("hevc ")
+    img = mpimg.imread(tmp_path / "out" / "pictures" / "pattern.png")
+    assert img.shape[1] > 3 * img.shape[0]   # four panels in a row
 
 
 @needs_ffmpeg
@@ -374,32 +388,34 @@ def test_a_stopped_bench_resumes_from_the_points_it_logged(clip_dir, tmp_path, m
                  bpp=None, refine=0, refine_loss="lpips", precision="auto", plane_map=False):
         if stop_after is not None and len(coded) == stop_after:
             raise KeyboardInterrupt
-        coded.append(planes)
+        coded.append(planes or bpp)
+        level = planes or 8  # an auto point codes like 8 planes
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
-        return LearnedOutput(200 * planes, frames // planes, 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
-                             {"planes": planes})
+        return LearnedOutput(200 * level, frames // level, 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
+                             {"planes": level})
 
     monkeypatch.setattr(learned, "run_vtoken", fake_run)
     monkeypatch.setattr(learned, "warm_up", lambda *a, **k: None)
     monkeypatch.setattr(learned, "resolve", lambda d: "cpu")
     out = tmp_path / "out"
+    # The picture shows the auto point at 0.02 (logged before the stop) beside the grid's 4 planes.
     settings = dict(run_vtoken=True, vtoken_planes=[1, 4, 16], qualities={"hevc": [24, 34, 44]},
-                    pictures_dir=out / "pictures", log_dir=out)
-    stop_after = 2
+                    vtoken_bpp_targets=[0.02, 0.04], pictures_dir=out / "pictures", log_dir=out)
+    stop_after = 4
     with pytest.raises(KeyboardInterrupt):
         rn.run_benchmark(_settings(clip_dir, tmp_path, **settings))
-    assert coded == [1, 4] and (out / LOG_NAME).is_file()
+    assert coded == [1, 4, 16, 0.02] and (out / LOG_NAME).is_file()
     stop_after = None
     with pytest.raises(UsageError, match="other settings"):
         rn.run_benchmark(_settings(clip_dir, tmp_path, hold=0.25, resume=True, **settings))
     resumed = rn.run_benchmark(_settings(clip_dir, tmp_path, resume=True, **settings))
-    assert coded == [1, 4, 16]                      # only the point the stopped run lacked
-    assert [r.get("resumed", False) for r in resumed["results"] if r["codec"] == "vtoken"] == [True, True, False]
+    assert coded == [1, 4, 16, 0.02, 0.04]          # only the point the stopped run lacked
+    assert [r.get("resumed", False) for r in resumed["results"] if r["codec"] == "vtoken"] == [True] * 4 + [False]
     assert not (out / LOG_NAME).exists() and not (out / "points.partial").exists()
     picture = (out / "pictures" / "pattern.png").read_bytes()
     coded.clear()
     fresh = rn.run_benchmark(_settings(clip_dir, tmp_path, **settings))
-    assert coded == [1, 4, 16]
+    assert coded == [1, 4, 16, 0.02, 0.04]
     strip = lambda run: [{k: v for k, v in r.items() if k not in ("resumed", "measured_on")} for r in run["results"]]
     assert strip(fresh) == strip(resumed) and fresh["pictures"] == resumed["pictures"] == ["pattern.png"]
     assert (out / "pictures" / "pattern.png").read_bytes() == picture

@@ -224,19 +224,22 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
                 if not warmed and not _all_logged(s, log, ref_info):
                     warm_up(ref_path, s.vtoken_planes[0], tmp, vdev, s.model)
                     warmed = True
-                shown: dict[int, object] = {}  # a plane count's middle frame, for the picture
+                # The middle frames of the model grid's sweep and of the auto points, for the picture,
+                # by (config, quality).
+                shown: dict[tuple[str, object], object] = {}
                 for tf, p, target in s.vtoken_points():
                     key = point_key(ref_info["y4m_sha256"], tf, p, target)
+                    pictured = tf is None or tf == AUTO
                     rec = log.get(key) if log is not None else None
                     if rec is not None:
-                        middle = log.frame(key) if tf is None else None
+                        middle = log.frame(key) if pictured else None
                     else:
                         rec, middle = _vtoken_point(s, ref_path, ref_rgb, ref_info, clip, tf, p, target, tmp,
                                                     vdev, mdev, here)
                         if log is not None:
-                            log.put(key, rec, middle if tf is None else None)
-                    if middle is not None and s.pictures_dir is not None:
-                        shown[p] = middle
+                            log.put(key, rec, middle if pictured else None)
+                    if middle is not None and pictured and s.pictures_dir is not None:
+                        shown[(rec["config"], rec["quality"])] = middle
                     results.append(rec)
                     if on_point:
                         on_point(rec)
@@ -322,21 +325,32 @@ def _all_logged(s: BenchSettings, log: PointLog | None, ref_info: dict) -> bool:
 
 def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb, vtoken_frames: dict,
                   results: list[dict], tmp: Path) -> Path | None:
-    """The clip's picture: the middle vtoken point beside x265 (in the run's first config) at
-    the nearest rate, re-encoded here because cached baseline records keep no frames. None
-    when the run has no x265 point for the clip."""
+    """The clip's picture: the middle point of vtoken's sweep on the model's grid, the
+    vtoken-auto point at the nearest rate where the run has them (what a user gets at a
+    target), and x265 (in the run's first config) at the rate nearest the first, re-encoded
+    here because cached baseline records keep no frames. `vtoken_frames`: middle frames by
+    (config, quality). None when the run has no x265 point for the clip."""
     from . import sidebyside as sbs
 
-    mine = [r for r in results if r["clip"] == clip and r["codec"] == "vtoken" and r["config"] == "default"]
+    def vtoken_points(config):
+        return [r for r in results if r["clip"] == clip and r["codec"] == "vtoken" and r["config"] == config
+                and (config, r["quality"]) in vtoken_frames]  # a logged point may have lost its frame
+
+    mine, auto = vtoken_points("default"), vtoken_points(AUTO)
     x265 = [r for r in results if r["clip"] == clip and r["codec"] == "hevc" and r["config"] == s.configs[0]]
-    vt = sbs.pick_vtoken_point(mine)
-    hv = sbs.nearest_rate(x265, vt["bpp"])
-    if hv is None or vt["quality"] not in vtoken_frames:  # no x265 point, or a logged point lost its frame
+    vt = sbs.pick_vtoken_point(mine) if mine else sbs.pick_vtoken_point(auto) if auto else None
+    hv = sbs.nearest_rate(x265, vt["bpp"]) if vt is not None else None
+    if hv is None:
         return None
+    au = sbs.nearest_rate(auto, vt["bpp"]) if mine else None
     spec = bl.make_spec("hevc", s.configs[0], s.threads)
     out = bl.run_baseline(exe, spec, hv["quality"], ref_path, s.width, s.height, tmp, nice=s.nice)
     mid = ref_rgb.shape[0] // 2
-    panels = [(sbs.label(vt), vtoken_frames[vt["quality"]]), (sbs.label(hv), yuv420_to_rgb(out.planes)[mid])]
+    panels = [(sbs.label(vt, "vtoken" if vt["config"] == "default" else "vtoken-auto"),
+               vtoken_frames[(vt["config"], vt["quality"])])]
+    if au is not None:
+        panels.append((sbs.label(au, "vtoken-auto"), vtoken_frames[(AUTO, au["quality"])]))
+    panels.append((sbs.label(hv), yuv420_to_rgb(out.planes)[mid]))
     return sbs.write_side_by_side(Path(s.pictures_dir) / f"{clip}.png", mid, ref_rgb[mid], panels)
 
 

@@ -1,9 +1,11 @@
 """Side-by-side pictures: the same frame from the source, vtoken and x265 at about the same
 rate, as a crop at full size (no scaling), so a reader judges the codecs by looking.
 
-For each clip the benchmark picks one vtoken point and the x265 point whose bpp is nearest to
-it, re-encodes that x265 point (its frames are not kept in the cache), and writes one PNG:
-three crops in a row, each titled with its codec, rate and LPIPS."""
+For each clip the benchmark picks one vtoken point (the middle of its plane sweep), the
+vtoken-auto point nearest its rate where the run has rate targets, and the x265 point whose
+bpp is nearest the first, re-encodes that x265 point (its frames are not kept in the cache),
+and writes one PNG: the source's crop and theirs in a row, each titled with its codec, rate
+and LPIPS."""
 
 from __future__ import annotations
 
@@ -62,13 +64,13 @@ def write_side_by_side(path: str | Path, frame_index: int, source: np.ndarray,
     top, left = busiest_crop(source, size)
     crops = [("source", source)] + panels
     n = len(crops)
-    fig, axes = plt.subplots(1, n, figsize=(n * size / 100 + 0.4, size / 100 + 0.6), dpi=100)
+    fig, axes = plt.subplots(1, n, figsize=(n * size / 100 + 0.4, size / 100 + 0.8), dpi=100)
     for ax, (title, frame) in zip(np.atleast_1d(axes), crops):
         ax.imshow(frame[top:top + size, left:left + size], interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.suptitle(f"frame {frame_index}, crop {size}x{size} at ({left}, {top}), full size", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # the two-line panel titles stay clear of the suptitle
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -76,8 +78,9 @@ def write_side_by_side(path: str | Path, frame_index: int, source: np.ndarray,
     return path
 
 
-def label(record: dict) -> str:
-    """'<codec> <param>=<q>: <bpp> bpp, LPIPS <x>' for a panel title."""
+def label(record: dict, name: str | None = None) -> str:
+    """'<name> <param>=<q>:' over '<bpp> bpp, LPIPS <x>', a panel's title in two lines that fit
+    its crop (name: the record's codec unless given, e.g. a vtoken series)."""
     m = record["metrics"]
     lp = f", LPIPS {m['lpips']:.3f}" if "lpips" in m else ""
-    return f"{record['codec']} {record['quality_param']}={record['quality']}: {record['bpp']:.4f} bpp{lp}"
+    return f"{name or record['codec']} {record['quality_param']}={record['quality']}:\n{record['bpp']:.4f} bpp{lp}"

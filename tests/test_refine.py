@@ -431,7 +431,6 @@ def test_auto_chooses_the_grid_unsearched_on_the_models_grid_or_coarser_then_sea
     assert frames.shape == (17, 48, 64, 3)
 
 
-
 def test_auto_searches_by_default_and_a_fixed_grid_does_not(tmp_path, tiny_model_json):
     src = make_clip(tmp_path / "a.mp4", frames=17, size=(64, 48), seed=8)
     kw = dict(model=tiny_model_json, chunk_frames=17, device="cpu", bpp=0.3)

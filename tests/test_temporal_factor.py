@@ -201,7 +201,7 @@ def test_auto_temporal_factor_keeps_the_grid_whose_first_chunk_scored_best(tmp_p
     assert [t["factor"] for t in low.factor_trials] == [8] and low.factor_trials[0]["planes"] == 1
     assert low.temporal_factor == 8 and low.warnings
     with pytest.raises(UsageError, match="auto needs a bpp"):
-        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", planes=3, temporal_factor="auto", refine=0)
+        vtoken.encode(src, tmp_path / "b.mvt", model=tiny_model_json, device="cpu", planes=3, temporal_factor="auto")
     assert not (tmp_path / "b.mvt").exists()
 
 

@@ -26,6 +26,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model")
     ap.add_argument("--chunk-frames", type=int, default=None,
                     help="frames per chunk (vtoken encode --chunk-frames; 33 lets auto try factor 32)")
+    ap.add_argument("--refine", type=int, default=0,
+                    help="the encoder's search steps, both encodes (0, as the results this made: auto's choice "
+                         "alone against the model's grid; vtoken encode searches auto by default)")
     args = ap.parse_args(argv)
     from vtoken import defaults
 
@@ -33,17 +36,17 @@ def main(argv=None) -> int:
     clips = clip_probe.named_clips(ap, args)
     lines = clip_probe.header("--temporal-factor auto against the model's grid at a bpp target", "temporal_auto.py",
                               argv, args.device, f"model {args.model or 'the default'}; chunks of "
-                              f"{args.chunk_frames or defaults.CHUNK_FRAMES} frames")
+                              f"{args.chunk_frames or defaults.CHUNK_FRAMES} frames; --refine {args.refine}")
     lines += ["", "| clip | target bpp | grid | bpp | LPIPS | encode s | auto's trials on the first chunk (grid: bpp, "
               "LPIPS) |", "|---|---|---|---|---|---|---|"]
-    chunks = {"chunk_frames": args.chunk_frames} if args.chunk_frames else {}
+    options = {"refine": args.refine, **({"chunk_frames": args.chunk_frames} if args.chunk_frames else {})}
     with tempfile.TemporaryDirectory() as tmp:
         for name, clip in clips:
             ref = clip_probe.frames(clip)
             for target in targets:
                 for factor in (None, "auto"):
                     res, _, score = clip_probe.coded(clip, ref, Path(tmp) / "x.mvt", args.device, model=args.model,
-                                                     bpp=target, temporal_factor=factor, **chunks)
+                                                     bpp=target, temporal_factor=factor, **options)
                     seconds = res.seconds  # the encode alone (the decode and scoring here are not its cost)
                     grid = f"auto: {res.temporal_factor}" if factor else str(res.temporal_factor)
                     tried = ", ".join(f"{t['factor']}: {t['bpp']:.4f}, {t['lpips']:.3f}" for t in res.factor_trials)

@@ -106,10 +106,11 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
         chunks.append(chunk_frames)
         searches.append((refine, refine_loss, precision))
         maps.append(plane_map)
+        level = planes or 4  # an auto point codes like 4 planes
         frames = yuv420_to_rgb(read_y4m(ref_y4m)[1])
-        noisy = np.clip(frames.astype(int) + np.random.default_rng(planes).integers(-40 // planes, 40 // planes + 1, frames.shape), 0, 255)
-        return LearnedOutput(100 * planes, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
-                             {"planes": planes})
+        noisy = np.clip(frames.astype(int) + np.random.default_rng(level).integers(-40 // level, 40 // level + 1, frames.shape), 0, 255)
+        return LearnedOutput(100 * level, noisy.astype(np.uint8), 0.5, 0.25, 300.0, 200.0, None, None, "cpu",
+                             {"planes": level})
 
     monkeypatch.setattr(learned, "run_vtoken", fake_run)
     monkeypatch.setattr(learned, "warm_up", lambda *a, **k: None)
@@ -144,6 +145,13 @@ def test_vtoken_points_share_the_record_shape(clip_dir, tmp_path, monkeypatch):
     run = rn.run_benchmark(s)
     assert searches == [(2, "l1", "fp32")] and run["settings"]["vtoken_refine_loss"] == "l1"
     assert run["settings"]["vtoken_precision"] == "fp32"
+    # With the default steps the loss reaches the searched auto points only: a sweep point is
+    # unsearched, and an unsearched encode takes no loss.
+    searches.clear()
+    run = rn.run_benchmark(_settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[2],
+                                     qualities={"hevc": [24, 34, 44]}, vtoken_bpp_targets=[0.01], refine_loss="l1"))
+    assert searches == [(0, "lpips", "auto"), (defaults.REFINE_AUTO, "l1", "auto")]
+    assert run["settings"]["vtoken_refine_loss"] == "l1"
     # Plane maps too, and the summary says so.
     assert not any(maps)
     maps.clear()
@@ -370,6 +378,13 @@ def test_side_by_side_picture_per_clip(clip_dir, tmp_path, monkeypatch):
     assert titles[0][2].startswith("hevc ")
     img = mpimg.imread(tmp_path / "out" / "pictures" / "pattern.png")
     assert img.shape[1] > 3 * img.shape[0]   # four panels in a row
+    # Rate targets alone (no plane sweep): the auto point nearest the middle one takes vtoken's place.
+    titles.clear()
+    run = rn.run_benchmark(_settings(clip_dir, tmp_path, run_vtoken=True, vtoken_planes=[],
+                                     qualities={"hevc": [24, 34, 44]}, vtoken_bpp_targets=[0.001, 0.5],
+                                     pictures_dir=tmp_path / "out" / "pictures"))
+    assert run["pictures"] == ["pattern.png"] and len(titles) == 1 and len(titles[0]) == 2
+    assert titles[0][0].startswith("vtoken-auto bpp_target=0.5:\n") and titles[0][1].startswith("hevc ")
 
 
 @needs_ffmpeg

@@ -124,7 +124,7 @@ def encode(
     searched).
     `refine_loss`: what the search minimises, "lpips" (L1 + LPIPS, the training loss) or "l1"
     (L1 alone: pixel fidelity, MS-SSIM and PSNR, in about three quarters of the time); one
-    other than "lpips" needs `refine` > 0.
+    other than "lpips" needs a search (`refine` > 0, or None with temporal factor auto).
     `plane_map`: each chunk spends its bytes block by block where they buy the most LPIPS
     (vtoken.codec.plane_choice: 12-15 decodes of every chunk; entropy format 3); with `refine`, the map
     is chosen first and the search works on the bits it sends."""

@@ -222,7 +222,7 @@ def run_benchmark(s: BenchSettings, workdir: str | Path | None = None,
             if s.run_vtoken:
                 from .learned import warm_up
                 if not warmed and not _all_logged(s, log, ref_info):
-                    warm_up(ref_path, s.vtoken_planes[0], tmp, vdev, s.model)
+                    warm_up(ref_path, s.vtoken_planes[0] if s.vtoken_planes else 1, tmp, vdev, s.model)
                     warmed = True
                 # The middle frames of the model grid's sweep and of the auto points, for the picture,
                 # by (config, quality).
@@ -281,9 +281,10 @@ def _vtoken_point(s: BenchSettings, ref_path: Path, ref_rgb, ref_info: dict, cli
     from .learned import run_vtoken
 
     t = ref_rgb.shape[0]
-    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=s.refine_for(tf),
-                     refine_loss=s.refine_loss, chunk_frames=s.chunk_frames, bpp=target, precision=s.precision,
-                     plane_map=s.plane_map)
+    steps = s.refine_for(tf)  # a sweep point may be unsearched where the auto points search: no loss for it
+    out = run_vtoken(ref_path, p, tmp, vdev, s.model, temporal_factor=tf, hold=s.hold, refine=steps,
+                     refine_loss=s.refine_loss if steps else defaults.REFINE_LOSS, chunk_frames=s.chunk_frames,
+                     bpp=target, precision=s.precision, plane_map=s.plane_map)
     if out.frames.shape != ref_rgb.shape:
         raise UsageError(f"vtoken decoded frames {out.frames.shape} of {clip}, expected {ref_rgb.shape}")
     rec = make_record(
@@ -325,24 +326,28 @@ def _all_logged(s: BenchSettings, log: PointLog | None, ref_info: dict) -> bool:
 
 def _side_by_side(s: BenchSettings, exe: str, clip: str, ref_path: Path, ref_rgb, vtoken_frames: dict,
                   results: list[dict], tmp: Path) -> Path | None:
-    """The clip's picture: the middle point of vtoken's sweep on the model's grid, the
-    vtoken-auto point at the nearest rate where the run has them (what a user gets at a
-    target), and x265 (in the run's first config) at the rate nearest the first, re-encoded
-    here because cached baseline records keep no frames. `vtoken_frames`: middle frames by
-    (config, quality). None when the run has no x265 point for the clip."""
+    """The clip's picture: the middle point of vtoken's sweep on the model's grid (of the
+    vtoken-auto points when the run has no sweep), the vtoken-auto point at the nearest rate
+    where the run has both (what a user gets at a target), and x265 (in the run's first
+    config) at the rate nearest the first, re-encoded here because cached baseline records keep
+    no frames. `vtoken_frames`: middle frames by (config, quality). None when the run has no
+    x265 point for the clip, or the first point's frame was lost."""
     from . import sidebyside as sbs
 
     def vtoken_points(config):
-        return [r for r in results if r["clip"] == clip and r["codec"] == "vtoken" and r["config"] == config
-                and (config, r["quality"]) in vtoken_frames]  # a logged point may have lost its frame
+        return [r for r in results if r["clip"] == clip and r["codec"] == "vtoken" and r["config"] == config]
+
+    def shown(record):
+        return record is not None and (record["config"], record["quality"]) in vtoken_frames
 
     mine, auto = vtoken_points("default"), vtoken_points(AUTO)
     x265 = [r for r in results if r["clip"] == clip and r["codec"] == "hevc" and r["config"] == s.configs[0]]
     vt = sbs.pick_vtoken_point(mine) if mine else sbs.pick_vtoken_point(auto) if auto else None
     hv = sbs.nearest_rate(x265, vt["bpp"]) if vt is not None else None
-    if hv is None:
+    if hv is None or not shown(vt):  # no x265 point, or a logged point lost its frame
         return None
     au = sbs.nearest_rate(auto, vt["bpp"]) if mine else None
+    au = au if shown(au) else None  # (a log from before the auto panel kept no auto frames)
     spec = bl.make_spec("hevc", s.configs[0], s.threads)
     out = bl.run_baseline(exe, spec, hv["quality"], ref_path, s.width, s.height, tmp, nice=s.nice)
     mid = ref_rgb.shape[0] // 2

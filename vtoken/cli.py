@@ -188,8 +188,8 @@ def _planes_said(planes: list[int], plane_map: bool) -> str:
 @click.option("--plane-map", is_flag=True,
               help="Spend each chunk's bytes where they buy the most: every 40x40-pixel block keeps its own number "
               "of bit-planes, chosen by decoding the chunk 12-15 times (better quality per byte; 0.3-3 fps at "
-              "640x360 on 2 CPU cores with --temporal-factor auto --refine 0; a .mvt of format 1.1 / entropy version 3; with "
-              "--refine, the search then works on the bits each block sends).")
+              "640x360 on 2 CPU cores with --temporal-factor auto --refine 0; a .mvt of format 1.1 / entropy "
+              "version 3; with --refine, the search then works on the bits each block sends).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")

@@ -150,8 +150,8 @@ def _videos(videos: str | None, suite: dict, samples_dir: Path) -> list[Path]:
 @click.option("--hold", type=float, default=defaults.HOLD, show_default=True,
               help="vtoken's encoder hysteresis threshold (vtoken encode --hold; 0: off).")
 @click.option("--refine", type=int, default=None, metavar="STEPS",
-              show_default=f"vtoken encode's: {defaults.REFINE_AUTO} on the vtoken-auto points, {defaults.REFINE} on the "
-                           "plane sweeps",
+              show_default=f"vtoken encode's: {defaults.REFINE_AUTO} on the vtoken-auto points, "
+                           f"{defaults.REFINE} on the plane sweeps",
               help="vtoken's encoder search steps on every vtoken point (vtoken encode --refine; 0: off); with "
                    "--bpp-targets, auto chooses the grid unsearched, then searches the stream.")
 @click.option("--refine-loss", type=click.Choice(list(defaults.REFINE_LOSSES)), default=defaults.REFINE_LOSS,

@@ -308,11 +308,12 @@ def _log_settings(s: BenchSettings, vdev: str, mdev: str) -> dict:
     from ..models.store import model_identity
 
     ident = model_identity(s.model)
+    auto = s.refine_auto()
     return {"model": f"{ident.name} sha256:{ident.sha256}", "device": vdev, "metrics_device": mdev,
             "metrics": list(s.metrics), "frames": s.frames, "size": [s.width, s.height], "hold": s.hold,
             "refine": s.refine_for(None), "chunk_frames": s.chunk_frames,
             # only when it is not the default, so the logs of runs from before the option still resume
-            **({"refine_auto": s.refine_auto()} if s.refine_auto() is not None else {}),
+            **({"refine_auto": auto} if auto is not None else {}),
             **({"refine_loss": s.refine_loss} if s.searched() and s.refine_loss != defaults.REFINE_LOSS else {}),
             **({"precision": s.precision} if s.precision != defaults.PRECISION else {}),
             **({"plane_map": True} if s.plane_map else {})}

@@ -169,8 +169,9 @@ class Codec:
         the model's signs as they are). `refine`: steps of the encoder's search (refine.py; 0:
         off; None: defaults.REFINE_AUTO with "auto", else 0; "auto" chooses the grid on
         unsearched trials among the model's grid and coarser ones, factor_choice.searched_finest,
-        then searches its stream), minimising `refine_loss` (defaults.REFINE_LOSSES). `total_frames`: the
-        input's length where `info` does not say it (a rate target budgets by it; rate.py).
+        then searches its stream), minimising `refine_loss` (defaults.REFINE_LOSSES).
+        `total_frames`: the input's length where `info` does not say it (a rate target budgets by
+        it; rate.py).
         `plane_map`: each chunk spends its bytes where they buy the most LPIPS, block by block
         (plane_choice.py; entropy format 3; with "auto", the grid is chosen without maps)."""
         from ..validate import refine_loss_name, refine_steps
